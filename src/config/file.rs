@@ -1,0 +1,171 @@
+//! The TOML file's shapes, exactly as an operator writes them.
+//!
+//! Every table denies unknown fields so a typo is an error, not a silently ignored setting.
+//! Defaults live here, next to the field they belong to; `conf/tollgate.toml` documents each one.
+//! Validation and conversion into runtime types happen in [`super::load`].
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub providers: Vec<ProviderSection>,
+    #[serde(default)]
+    pub models: Vec<ModelSection>,
+    #[serde(default)]
+    pub consumers: Vec<ConsumerSection>,
+}
+
+/// `[server]`: listeners and process-wide settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// API listener (OpenAI/Anthropic-compatible endpoints).
+    pub listen: String,
+    /// Admin listener: `/metrics`, `/healthz`, `/readyz`.
+    pub admin_listen: String,
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// Largest request body accepted; larger ones get 413 before they are buffered.
+    pub max_body_bytes: usize,
+    /// Pingora's pid file (used by `-d` and graceful upgrade).
+    pub pid_file: String,
+    /// Pingora's upgrade socket (the listener hand-over during `-u`).
+    pub upgrade_sock: String,
+    /// Seconds a draining process keeps serving requests in flight.
+    pub grace_period_seconds: u64,
+    /// Seconds after which a draining process exits regardless.
+    pub graceful_shutdown_timeout_seconds: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: "127.0.0.1:9090".into(),
+            threads: 2,
+            max_body_bytes: 32 * 1024 * 1024,
+            pid_file: "/tmp/tollgate.pid".into(),
+            upgrade_sock: "/tmp/tollgate-upgrade.sock".into(),
+            grace_period_seconds: 30,
+            graceful_shutdown_timeout_seconds: 60,
+        }
+    }
+}
+
+/// `[log]`: the access log and the process log level.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `"stdout"`, `"off"`, or a file path. One JSON line per request.
+    pub access_log: String,
+    /// Process log level when `RUST_LOG` is not set: error, warn, info, debug, trace.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            access_log: "stdout".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+/// `[[providers]]`: one backend service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    pub name: String,
+    /// `"openai"` (any OpenAI-compatible API) or `"mock"` (the built-in simulator).
+    pub kind: String,
+    /// Base URL including the API version prefix, e.g. `https://api.openai.com/v1`.
+    /// Optional for `kind = "mock"`: without it the built-in mock serves the provider.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the backend credential, injected as `Authorization: Bearer`.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest wait for any single read from the upstream: the first byte and every stream chunk.
+    #[serde(default = "default_read_timeout_ms")]
+    pub read_timeout_ms: u64,
+    /// Extra headers sent to this provider on every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    2000
+}
+fn default_read_timeout_ms() -> u64 {
+    60_000
+}
+
+/// `[[models]]`: one virtual model name and where it goes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub name: String,
+    /// `"weighted"` (proportional) or `"priority"` (primary, then backups in order).
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    pub targets: Vec<TargetSection>,
+    #[serde(default)]
+    pub fallbacks: Vec<TargetSection>,
+    /// Upper bound on upstream attempts for one request (first try included).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: usize,
+    /// Upstream statuses that send the request to the next candidate (before any byte reached the client).
+    #[serde(default = "default_retry_on_status")]
+    pub retry_on_status: Vec<u16>,
+}
+
+fn default_strategy() -> String {
+    "weighted".into()
+}
+fn default_max_attempts() -> usize {
+    3
+}
+fn default_retry_on_status() -> Vec<u16> {
+    vec![429, 500, 502, 503, 504]
+}
+
+/// One entry of `targets` or `fallbacks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    pub provider: String,
+    /// The model name the provider knows; the request's `model` is rewritten to it.
+    pub model: String,
+    #[serde(default = "default_weight")]
+    pub weight: i64,
+}
+
+fn default_weight() -> i64 {
+    1
+}
+
+/// `[[consumers]]`: an application and its keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSection {
+    pub name: String,
+    /// `sha256:<64 hex>` digests of the client keys (`tollgate --new-key` prints one).
+    pub keys: Vec<String>,
+    /// Virtual model names this consumer may use, or `["*"]`.
+    #[serde(default = "default_models")]
+    pub models: Vec<String>,
+}
+
+fn default_models() -> Vec<String> {
+    vec!["*".into()]
+}

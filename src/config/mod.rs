@@ -1,0 +1,532 @@
+//! Configuration: read the TOML file, check all of it, and build the runtime [`Config`].
+//!
+//! [`load`] and [`parse`] report **every** problem, each with its dotted path
+//! (`models[1].targets[0].weight must be > 0`), and never panic. The runtime types here are
+//! what the rest of the gateway reads; the file shapes stay in [`file`].
+
+pub mod file;
+
+use crate::auth::{parse_key_digest, KeyDigest};
+use file::{FileConfig, TargetSection};
+use http::{HeaderName, HeaderValue};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every problem found in a config file, one per line.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub errors: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.errors.join("\n"))
+    }
+}
+
+/// A credential that must never be printed.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The validated, runtime form of the file.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub log: LogSettings,
+    pub providers: Vec<Arc<Provider>>,
+    /// Virtual models in file order (the order `/v1/models` lists them).
+    pub models: Vec<Arc<Model>>,
+    pub consumers: Vec<Arc<Consumer>>,
+}
+
+impl Config {
+    pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
+        self.models.iter().find(|m| m.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub listen: String,
+    pub admin_listen: String,
+    pub threads: usize,
+    pub max_body_bytes: usize,
+    pub pid_file: String,
+    pub upgrade_sock: String,
+    pub grace_period_seconds: u64,
+    pub graceful_shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccessLogTarget {
+    Stdout,
+    Off,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub access_log: AccessLogTarget,
+    pub level: log::LevelFilter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible API (OpenAI, vLLM, SGLang, MindIE, TGI...).
+    OpenAi,
+    /// The built-in simulator (or a `tollgate-mock` at `base_url`), speaking OpenAI's wire format.
+    Mock,
+}
+
+impl ProviderKind {
+    /// The `gen_ai.provider.name`-style label.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Mock => "mock",
+        }
+    }
+}
+
+/// Where a provider lives.
+#[derive(Debug, Clone)]
+pub enum Upstream {
+    /// The in-process mock server, bound when the server is built.
+    BuiltinMock,
+    Url {
+        tls: bool,
+        host: String,
+        port: u16,
+        /// Path prefix without a trailing slash, e.g. `/v1`.
+        base_path: String,
+    },
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub upstream: Upstream,
+    pub api_key: Option<Secret>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Weighted,
+    Priority,
+}
+
+/// A concrete (provider, upstream model) pair a virtual model can send to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub provider: Arc<Provider>,
+    pub model: String,
+    pub weight: u32,
+}
+
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub strategy: Strategy,
+    pub targets: Vec<Target>,
+    pub fallbacks: Vec<Target>,
+    pub max_attempts: usize,
+    pub retry_on_status: Vec<u16>,
+}
+
+#[derive(Debug)]
+pub struct Consumer {
+    pub name: String,
+    pub keys: Vec<KeyDigest>,
+    /// `None` means every model.
+    pub models: Option<HashSet<String>>,
+}
+
+impl Consumer {
+    pub fn may_use(&self, model: &str) -> bool {
+        self.models.as_ref().is_none_or(|m| m.contains(model))
+    }
+}
+
+/// Read and validate a config file.
+pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        errors: vec![format!("cannot read {}: {e}", path.display())],
+    })?;
+    parse(&text)
+}
+
+/// Validate config text, reading provider keys from the process environment.
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    parse_with_env(text, &|name| std::env::var(name).ok())
+}
+
+/// Validate config text with an explicit environment (tests use this).
+pub fn parse_with_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let file = deserialize(text).map_err(|e| ConfigError { errors: vec![e] })?;
+    let mut errs = Vec::new();
+    let config = build(file, env, &mut errs);
+    if errs.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError { errors: errs })
+    }
+}
+
+fn deserialize(text: &str) -> Result<FileConfig, String> {
+    let de = toml::de::Deserializer::parse(text).map_err(|e| describe_toml_error(text, &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.message().trim_end().to_string();
+        let line = inner
+            .span()
+            .map(|s| format!(" (line {})", line_of(text, s.start)))
+            .unwrap_or_default();
+        if path == "." || path.is_empty() {
+            format!("{msg}{line}")
+        } else {
+            format!("{path}: {msg}{line}")
+        }
+    })
+}
+
+fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let line = e
+        .span()
+        .map(|s| format!(" at line {}", line_of(text, s.start)))
+        .unwrap_or_default();
+    format!("TOML syntax error{line}: {}", e.message().trim_end())
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<String>) -> Config {
+    let server = build_server(file.server, errs);
+    let log = build_log(file.log, errs);
+
+    let mut providers: Vec<Arc<Provider>> = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, p) in file.providers.into_iter().enumerate() {
+        let at = format!("providers[{i}]");
+        if !seen.insert(p.name.clone()) {
+            errs.push(format!("{at}.name `{}` is defined twice", p.name));
+        }
+        if let Some(provider) = build_provider(&at, p, env, errs) {
+            providers.push(Arc::new(provider));
+        }
+    }
+    let by_name: HashMap<&str, &Arc<Provider>> =
+        providers.iter().map(|p| (p.name.as_str(), p)).collect();
+
+    let mut models = Vec::new();
+    let mut model_names = HashSet::new();
+    for (i, m) in file.models.into_iter().enumerate() {
+        let at = format!("models[{i}]");
+        if m.name.is_empty() || m.name == "*" {
+            errs.push(format!("{at}.name must be a non-empty name other than `*`"));
+        }
+        if !model_names.insert(m.name.clone()) {
+            errs.push(format!("{at}.name `{}` is defined twice", m.name));
+        }
+        let strategy = match m.strategy.as_str() {
+            "weighted" => Strategy::Weighted,
+            "priority" => Strategy::Priority,
+            other => {
+                errs.push(format!(
+                    "{at}.strategy must be \"weighted\" or \"priority\", not \"{other}\""
+                ));
+                Strategy::Weighted
+            }
+        };
+        if m.targets.is_empty() {
+            errs.push(format!("{at}.targets must list at least one target"));
+        }
+        if m.max_attempts == 0 {
+            errs.push(format!("{at}.max_attempts must be > 0"));
+        }
+        for (j, s) in m.retry_on_status.iter().enumerate() {
+            if !(400..=599).contains(s) {
+                errs.push(format!(
+                    "{at}.retry_on_status[{j}] must be an HTTP error status (400-599), not {s}"
+                ));
+            }
+        }
+        let targets = build_targets(&format!("{at}.targets"), &m.targets, &by_name, errs);
+        let fallbacks = build_targets(&format!("{at}.fallbacks"), &m.fallbacks, &by_name, errs);
+        models.push(Arc::new(Model {
+            name: m.name,
+            strategy,
+            targets,
+            fallbacks,
+            max_attempts: m.max_attempts,
+            retry_on_status: m.retry_on_status,
+        }));
+    }
+
+    let mut consumers = Vec::new();
+    let mut consumer_names = HashSet::new();
+    let mut all_keys = HashMap::new();
+    for (i, c) in file.consumers.into_iter().enumerate() {
+        let at = format!("consumers[{i}]");
+        if !consumer_names.insert(c.name.clone()) {
+            errs.push(format!("{at}.name `{}` is defined twice", c.name));
+        }
+        if c.keys.is_empty() {
+            errs.push(format!("{at}.keys must list at least one key digest"));
+        }
+        let mut keys = Vec::new();
+        for (j, k) in c.keys.iter().enumerate() {
+            match parse_key_digest(k) {
+                Ok(d) => {
+                    if let Some(other) = all_keys.insert(d, format!("{at}.keys[{j}]")) {
+                        errs.push(format!("{at}.keys[{j}] is the same key as {other}"));
+                    }
+                    keys.push(d);
+                }
+                Err(why) => errs.push(format!("{at}.keys[{j}] {why}")),
+            }
+        }
+        let models_allowed = if c.models.iter().any(|m| m == "*") {
+            None
+        } else {
+            for (j, m) in c.models.iter().enumerate() {
+                if !model_names.contains(m) {
+                    errs.push(format!("{at}.models[{j}] names unknown model `{m}`"));
+                }
+            }
+            Some(c.models.into_iter().collect())
+        };
+        consumers.push(Arc::new(Consumer {
+            name: c.name,
+            keys,
+            models: models_allowed,
+        }));
+    }
+
+    Config {
+        server,
+        log,
+        providers,
+        models,
+        consumers,
+    }
+}
+
+fn build_server(s: file::ServerSection, errs: &mut Vec<String>) -> ServerSettings {
+    for (field, value) in [("listen", &s.listen), ("admin_listen", &s.admin_listen)] {
+        if value.parse::<SocketAddr>().is_err() {
+            errs.push(format!(
+                "server.{field} must be an address like 127.0.0.1:8080, not \"{value}\""
+            ));
+        }
+    }
+    if s.listen == s.admin_listen {
+        errs.push("server.admin_listen must differ from server.listen".into());
+    }
+    if s.threads == 0 {
+        errs.push("server.threads must be > 0".into());
+    }
+    if s.max_body_bytes == 0 {
+        errs.push("server.max_body_bytes must be > 0".into());
+    }
+    ServerSettings {
+        listen: s.listen,
+        admin_listen: s.admin_listen,
+        threads: s.threads.max(1),
+        max_body_bytes: s.max_body_bytes,
+        pid_file: s.pid_file,
+        upgrade_sock: s.upgrade_sock,
+        grace_period_seconds: s.grace_period_seconds,
+        graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
+    }
+}
+
+fn build_log(l: file::LogSection, errs: &mut Vec<String>) -> LogSettings {
+    let access_log = match l.access_log.as_str() {
+        "stdout" => AccessLogTarget::Stdout,
+        "off" => AccessLogTarget::Off,
+        "" => {
+            errs.push("log.access_log must be \"stdout\", \"off\" or a file path".into());
+            AccessLogTarget::Off
+        }
+        path => AccessLogTarget::File(PathBuf::from(path)),
+    };
+    let level = l.level.parse().unwrap_or_else(|_| {
+        errs.push(format!(
+            "log.level must be one of error, warn, info, debug, trace, not \"{}\"",
+            l.level
+        ));
+        log::LevelFilter::Info
+    });
+    LogSettings { access_log, level }
+}
+
+fn build_provider(
+    at: &str,
+    p: file::ProviderSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> Option<Provider> {
+    let start = errs.len();
+    if p.name.is_empty() {
+        errs.push(format!("{at}.name must not be empty"));
+    }
+    let kind = match p.kind.as_str() {
+        "openai" => ProviderKind::OpenAi,
+        "mock" => ProviderKind::Mock,
+        other => {
+            errs.push(format!(
+                "{at}.kind must be \"openai\" or \"mock\", not \"{other}\""
+            ));
+            ProviderKind::OpenAi
+        }
+    };
+    let upstream = match (&p.base_url, kind) {
+        (None, ProviderKind::Mock) => Upstream::BuiltinMock,
+        (None, _) => {
+            errs.push(format!("{at}.base_url is required for kind \"{}\"", p.kind));
+            Upstream::BuiltinMock
+        }
+        (Some(url), _) => match parse_base_url(url) {
+            Ok(u) => u,
+            Err(why) => {
+                errs.push(format!("{at}.base_url {why}"));
+                Upstream::BuiltinMock
+            }
+        },
+    };
+    let api_key = match &p.api_key_env {
+        None => None,
+        Some(var) => match env(var) {
+            Some(v) if !v.is_empty() => Some(Secret(v)),
+            _ => {
+                errs.push(format!(
+                    "{at}.api_key_env: environment variable {var} is not set"
+                ));
+                None
+            }
+        },
+    };
+    if p.connect_timeout_ms == 0 {
+        errs.push(format!("{at}.connect_timeout_ms must be > 0"));
+    }
+    if p.read_timeout_ms == 0 {
+        errs.push(format!("{at}.read_timeout_ms must be > 0"));
+    }
+    let mut headers = Vec::new();
+    for (k, v) in &p.headers {
+        match (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            (Ok(name), Ok(value)) => headers.push((name, value)),
+            _ => errs.push(format!("{at}.headers.{k} is not a valid HTTP header")),
+        }
+    }
+    if errs.len() > start {
+        return None;
+    }
+    Some(Provider {
+        name: p.name,
+        kind,
+        upstream,
+        api_key,
+        connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+        read_timeout: Duration::from_millis(p.read_timeout_ms),
+        headers,
+    })
+}
+
+/// Split `http(s)://host[:port][/prefix]` into its parts.
+fn parse_base_url(url: &str) -> Result<Upstream, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("\"{url}\" is not a valid URL"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("\"{url}\" must start with http:// or https://")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("\"{url}\" has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if uri.query().is_some() {
+        return Err(format!("\"{url}\" must not carry a query string"));
+    }
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok(Upstream::Url {
+        tls,
+        host,
+        port,
+        base_path,
+    })
+}
+
+fn build_targets(
+    at: &str,
+    targets: &[TargetSection],
+    providers: &HashMap<&str, &Arc<Provider>>,
+    errs: &mut Vec<String>,
+) -> Vec<Target> {
+    let mut out = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let here = format!("{at}[{i}]");
+        if t.weight <= 0 {
+            errs.push(format!("{here}.weight must be > 0"));
+        } else if t.weight > u32::MAX as i64 {
+            errs.push(format!("{here}.weight must be at most {}", u32::MAX));
+        }
+        if t.model.is_empty() {
+            errs.push(format!("{here}.model must not be empty"));
+        }
+        match providers.get(t.provider.as_str()) {
+            None => errs.push(format!(
+                "{here}.provider names unknown provider `{}`",
+                t.provider
+            )),
+            Some(p) => out.push(Target {
+                provider: Arc::clone(p),
+                model: t.model.clone(),
+                weight: t.weight.clamp(1, u32::MAX as i64) as u32,
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+use super::*;
+
+const KEY: &str = "sha256:c45e76e88b4379cdf3b212a6d61c2be7d5ee1755fee3025f1e73408b986c8b44";
+
+fn env(name: &str) -> Option<String> {
+    (name == "SET_KEY").then(|| "sk-test".to_string())
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse_with_env(text, &env) {
+        Ok(_) => vec![],
+        Err(e) => e.errors,
+    }
+}
+
+#[test]
+fn embedded_quick_start_is_valid() {
+    let c = parse_with_env(crate::EMBEDDED_CONFIG, &env).unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:8080");
+    assert!(matches!(c.providers[0].upstream, Upstream::BuiltinMock));
+    assert!(c.model("chat").is_some());
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_path() {
+    let text = format!(
+        r#"
+[server]
+threads = 0
+[[providers]]
+name = "a"
+kind = "openai"
+[[providers]]
+name = "b"
+kind = "openai"
+base_url = "ftp://x"
+api_key_env = "UNSET_KEY"
+[[models]]
+name = "m"
+strategy = "random"
+targets = [{{ provider = "a", model = "x", weight = 1 }}, {{ provider = "zz", model = "y", weight = 0 }}]
+[[models]]
+name = "m"
+targets = []
+retry_on_status = [200]
+[[consumers]]
+name = "c"
+keys = ["{KEY}", "plain-key", "{KEY}"]
+models = ["nope"]
+"#
+    );
+    let errs = errors(&text);
+    let expect = [
+        "server.threads must be > 0",
+        "providers[0].base_url is required",
+        "providers[1].base_url \"ftp://x\" must start with http:// or https://",
+        "providers[1].api_key_env: environment variable UNSET_KEY is not set",
+        "models[0].strategy must be \"weighted\" or \"priority\"",
+        "models[0].targets[1].weight must be > 0",
+        "models[0].targets[1].provider names unknown provider `zz`",
+        "models[1].name `m` is defined twice",
+        "models[1].targets must list at least one target",
+        "models[1].retry_on_status[0] must be an HTTP error status",
+        "consumers[0].keys[1] must be `sha256:",
+        "consumers[0].keys[2] is the same key as consumers[0].keys[0]",
+        "consumers[0].models[0] names unknown model `nope`",
+    ];
+    for e in expect {
+        assert!(
+            errs.iter().any(|x| x.starts_with(e)),
+            "missing `{e}` in {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_name_their_path() {
+    let errs = errors(
+        "[[models]]\nname = \"m\"\ntargets = [{ provider = \"p\", model = \"x\", wieght = 2 }]\n",
+    );
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("models[0].targets[0]"), "{errs:?}");
+    assert!(errs[0].contains("wieght"), "{errs:?}");
+    let errs = errors("[server]\nthreads = \"two\"\n");
+    assert!(errs[0].starts_with("server.threads"), "{errs:?}");
+    assert!(errs[0].contains("line 2"), "{errs:?}");
+    let errs = errors("[server\n");
+    assert!(
+        errs[0].starts_with("TOML syntax error at line 1"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn base_urls_split_into_parts_and_keys_resolve_from_env() {
+    let c = parse_with_env(
+        "[[providers]]\nname = \"o\"\nkind = \"openai\"\nbase_url = \"https://api.example.com:8443/v1/\"\napi_key_env = \"SET_KEY\"\n",
+        &env,
+    )
+    .unwrap();
+    match &c.providers[0].upstream {
+        Upstream::Url {
+            tls,
+            host,
+            port,
+            base_path,
+        } => {
+            assert!(*tls);
+            assert_eq!(
+                (host.as_str(), *port, base_path.as_str()),
+                ("api.example.com", 8443, "/v1")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.providers[0].api_key.as_ref().unwrap().expose(), "sk-test");
+    assert_eq!(format!("{:?}", c.providers[0].api_key), "Some(Secret(***))");
+}

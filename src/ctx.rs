@@ -1,0 +1,244 @@
+//! `RequestCtx`: everything one request carries through the stages, a section per stage.
+//!
+//! The methods here are the stage logic shared by both I/O paths (Pingora's phases and the
+//! large-body forwarder): starting an attempt, recording how it ended, committing a response,
+//! metering each body chunk, and settling the usage at the end.
+
+use crate::access_log::AttemptEntry;
+use crate::config::{Consumer, Target};
+use crate::error::{Dialect, GatewayError};
+use crate::meter::{JsonMeter, SseMeter, Usage, UsageSource};
+use crate::metrics::{InflightGuard, METRICS};
+use crate::protocol::ParsedRequest;
+use crate::routing::Plan;
+use crate::server::Runtime;
+use crate::tokens;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How the response body is metered.
+#[derive(Debug)]
+pub enum BodyMeter {
+    Sse(SseMeter),
+    Json(JsonMeter),
+}
+
+/// The response the client is receiving (set once an upstream answer is committed).
+#[derive(Debug)]
+pub struct Committed {
+    pub status: u16,
+    pub meter: BodyMeter,
+    /// The body is rewritten on its way to the client, so its length changes.
+    pub rewrites: bool,
+    pub first_token_at: Option<Duration>,
+}
+
+pub struct RequestCtx {
+    pub started: Instant,
+    pub request_id: String,
+    pub dialect: Dialect,
+    /// The config snapshot this request runs on, start to finish.
+    pub runtime: Option<Arc<Runtime>>,
+    pub consumer: Option<Arc<Consumer>>,
+    pub request: Option<ParsedRequest>,
+    pub plan: Option<Plan>,
+    /// Index into the plan of the current attempt.
+    pub attempt: usize,
+    pub attempts: Vec<AttemptEntry>,
+    /// The body the current attempt sends, and whether it was handed to Pingora yet.
+    pub attempt_body: Bytes,
+    pub attempt_body_sent: bool,
+    /// Set when a retryable status was turned into an error, so `error_while_proxy` retries.
+    pub retry_status_pending: bool,
+    pub response: Option<Committed>,
+    /// The error response the gateway itself sent, if any.
+    pub gateway_error: Option<GatewayError>,
+    /// The upstream failed after the response started.
+    pub upstream_cut: Option<&'static str>,
+    /// The client went away before the response finished.
+    pub client_gone: bool,
+    _inflight: InflightGuard,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: new_request_id(),
+            dialect: Dialect::OpenAi,
+            runtime: None,
+            consumer: None,
+            request: None,
+            plan: None,
+            attempt: 0,
+            attempts: Vec::new(),
+            attempt_body: Bytes::new(),
+            attempt_body_sent: false,
+            retry_status_pending: false,
+            response: None,
+            gateway_error: None,
+            upstream_cut: None,
+            client_gone: false,
+            _inflight: InflightGuard::new(),
+        }
+    }
+
+    /// The target of the current attempt.
+    pub fn target(&self) -> Option<&Target> {
+        self.plan.as_ref()?.candidate(self.attempt)
+    }
+
+    /// Start the current attempt: log it and prepare its body.
+    pub fn begin_attempt(&mut self) -> Result<Target, GatewayError> {
+        let target = self.target().cloned().ok_or_else(|| {
+            GatewayError::NoCandidate(
+                self.request
+                    .as_ref()
+                    .map_or(String::new(), |r| r.model.clone()),
+            )
+        })?;
+        let request = self.request.as_ref().ok_or(GatewayError::Internal)?;
+        self.attempt_body = request.upstream_body(&target.model);
+        self.attempt_body_sent = false;
+        self.attempts.push(AttemptEntry {
+            provider: target.provider.name.clone(),
+            upstream_model: target.model.clone(),
+            outcome: "pending".into(),
+            status: None,
+        });
+        Ok(target)
+    }
+
+    /// Record how the current attempt ended.
+    pub fn end_attempt(&mut self, outcome: &str, status: Option<u16>) {
+        if let Some(a) = self.attempts.last_mut() {
+            METRICS
+                .upstream_attempts
+                .with_label_values(&[a.provider.as_str(), outcome])
+                .inc();
+            a.outcome = outcome.to_string();
+            a.status = status;
+        }
+    }
+
+    /// A failed attempt: move to the next candidate if there is one. Returns whether it did.
+    pub fn fail_over(&mut self, outcome: &str, status: Option<u16>) -> bool {
+        self.end_attempt(outcome, status);
+        let next = self.plan.as_ref().is_some_and(|p| p.has_next(self.attempt));
+        if next {
+            self.attempt += 1;
+        }
+        next
+    }
+
+    /// Whether an upstream `status` on the current attempt should go to the next candidate.
+    pub fn should_retry_status(&self, status: u16) -> bool {
+        self.plan
+            .as_ref()
+            .is_some_and(|p| p.retries_status(status, self.attempt))
+    }
+
+    /// The upstream's answer is final: it goes to the client. Returns whether the body is
+    /// rewritten (then its length changes and `Content-Length` must go).
+    pub fn commit(&mut self, status: u16, content_type: Option<&str>) -> bool {
+        self.end_attempt(if status < 400 { "ok" } else { "status" }, Some(status));
+        let sse = content_type.is_some_and(|c| c.starts_with("text/event-stream"));
+        let strip = sse
+            && self
+                .request
+                .as_ref()
+                .is_some_and(ParsedRequest::injects_usage);
+        let meter = if sse {
+            BodyMeter::Sse(SseMeter::new(strip))
+        } else {
+            BodyMeter::Json(JsonMeter::default())
+        };
+        self.response = Some(Committed {
+            status,
+            meter,
+            rewrites: strip,
+            first_token_at: None,
+        });
+        strip
+    }
+
+    /// The client-facing edits to a committed upstream response header.
+    pub fn shape_response_header(&self, header: &mut ResponseHeader) -> pingora::Result<()> {
+        if self.response.as_ref().is_some_and(|c| c.rewrites) {
+            header.remove_header(&http::header::CONTENT_LENGTH);
+        }
+        header.insert_header("x-request-id", &self.request_id)?;
+        Ok(())
+    }
+
+    /// Meter one body chunk. Returns replacement bytes when the stream is rewritten.
+    pub fn meter_chunk(&mut self, chunk: &[u8]) -> Option<Bytes> {
+        let elapsed = self.started.elapsed();
+        let c = self.response.as_mut()?;
+        match &mut c.meter {
+            BodyMeter::Sse(m) => {
+                let out = m.feed(chunk);
+                if c.first_token_at.is_none() && m.saw_content() {
+                    c.first_token_at = Some(elapsed);
+                }
+                out
+            }
+            BodyMeter::Json(m) => {
+                m.feed(chunk);
+                None
+            }
+        }
+    }
+
+    /// The end of the upstream body. Returns bytes held back by a rewriting meter.
+    pub fn meter_end(&mut self) -> Option<Bytes> {
+        match &mut self.response.as_mut()?.meter {
+            BodyMeter::Sse(m) => m.finish().filter(|b| !b.is_empty()),
+            BodyMeter::Json(_) => None,
+        }
+    }
+
+    /// Whether the committed response is an event stream.
+    pub fn is_sse(&self) -> bool {
+        matches!(
+            self.response.as_ref().map(|c| &c.meter),
+            Some(BodyMeter::Sse(_))
+        )
+    }
+
+    /// The request's usage: the provider's figures, or an estimate when it gave none.
+    pub fn settle_usage(&mut self) -> Option<(Usage, UsageSource)> {
+        let request = self.request.as_ref()?;
+        let committed = self.response.as_mut()?;
+        let (reported, deltas, text_bytes) = match &mut committed.meter {
+            BodyMeter::Sse(m) => (m.usage, m.deltas, m.text_bytes),
+            BodyMeter::Json(m) => (m.finish(), 0, 0),
+        };
+        match reported {
+            Some(u) => Some((u, UsageSource::Provider)),
+            None if committed.status >= 400 => None,
+            None => Some((
+                Usage {
+                    input: request.prompt_tokens_estimate,
+                    output: tokens::estimate_output(deltas, text_bytes),
+                },
+                UsageSource::Estimated,
+            )),
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn new_request_id() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 12];
+    rand::rng().fill_bytes(&mut b);
+    format!("req_{}", hex::encode(b))
+}

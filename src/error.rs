@@ -1,0 +1,261 @@
+//! Every error the gateway itself makes, and how each becomes a response.
+//!
+//! One enum; each variant decides its HTTP status, its body in the client's dialect, whether
+//! the client should retry, and its outcome label for metrics and the access log. Responses
+//! built here carry `x-tollgate-error: true` so clients can tell our errors from a provider's.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use serde_json::json;
+
+/// Which wire dialect the client speaks, and so which error shape it expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    #[default]
+    OpenAi,
+    Anthropic,
+}
+
+impl Dialect {
+    pub fn label(self) -> &'static str {
+        match self {
+            Dialect::OpenAi => "openai",
+            Dialect::Anthropic => "anthropic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GatewayError {
+    #[error("You didn't provide an API key. Provide it as `Authorization: Bearer <key>` or `x-api-key: <key>`.")]
+    MissingKey,
+    #[error("Incorrect API key provided.")]
+    InvalidKey,
+    #[error("Unknown request URL: {method} {path}.")]
+    UnknownRoute { method: String, path: String },
+    #[error("Method {method} is not allowed on {path}.")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("We could not parse the JSON body of your request: {0}")]
+    InvalidJson(String),
+    #[error("{message}")]
+    InvalidField {
+        param: &'static str,
+        message: String,
+    },
+    #[error("Request body is larger than the limit of {limit} bytes.")]
+    BodyTooLarge { limit: usize },
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    ModelNotFound(String),
+    #[error("No upstream is available for model `{0}`.")]
+    NoCandidate(String),
+    #[error("The upstream service could not be reached.")]
+    UpstreamConnect,
+    #[error("The upstream service did not answer in time.")]
+    UpstreamTimeout,
+    #[error("The upstream service failed: {0}")]
+    UpstreamBroken(&'static str),
+    #[error("Internal gateway error.")]
+    Internal,
+}
+
+impl GatewayError {
+    pub fn status(&self) -> u16 {
+        use GatewayError::*;
+        match self {
+            MissingKey | InvalidKey => 401,
+            UnknownRoute { .. } | ModelNotFound(_) => 404,
+            MethodNotAllowed { .. } => 405,
+            InvalidJson(_) | InvalidField { .. } => 400,
+            BodyTooLarge { .. } => 413,
+            NoCandidate(_) => 503,
+            UpstreamConnect | UpstreamBroken(_) => 502,
+            UpstreamTimeout => 504,
+            Internal => 500,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    fn openai_type(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => {
+                "invalid_request_error"
+            }
+            InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => {
+                "invalid_request_error"
+            }
+            NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) => {
+                "upstream_error"
+            }
+            Internal => "server_error",
+        }
+    }
+
+    /// Anthropic's `error.type`.
+    fn anthropic_type(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            MissingKey | InvalidKey => "authentication_error",
+            UnknownRoute { .. } | ModelNotFound(_) => "not_found_error",
+            MethodNotAllowed { .. } | InvalidJson(_) | InvalidField { .. } => {
+                "invalid_request_error"
+            }
+            BodyTooLarge { .. } => "request_too_large",
+            NoCandidate(_) => "overloaded_error",
+            UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) | Internal => "api_error",
+        }
+    }
+
+    /// OpenAI's `error.code`.
+    pub fn code(&self) -> Option<&'static str> {
+        use GatewayError::*;
+        match self {
+            MissingKey => None,
+            InvalidKey => Some("invalid_api_key"),
+            UnknownRoute { .. } => Some("unknown_url"),
+            MethodNotAllowed { .. } => Some("method_not_allowed"),
+            InvalidJson(_) => Some("invalid_json"),
+            InvalidField { .. } => Some("invalid_value"),
+            BodyTooLarge { .. } => Some("request_too_large"),
+            ModelNotFound(_) => Some("model_not_found"),
+            NoCandidate(_) => Some("no_upstream_available"),
+            UpstreamConnect => Some("upstream_connect_error"),
+            UpstreamTimeout => Some("upstream_timeout"),
+            UpstreamBroken(_) => Some("upstream_error"),
+            Internal => Some("internal_error"),
+        }
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::InvalidField { param, .. } => Some(param),
+            GatewayError::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// Whether a client retry may succeed; sent as `x-should-retry`.
+    pub fn should_retry(&self) -> bool {
+        use GatewayError::*;
+        match self {
+            NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) | Internal => {
+                true
+            }
+            MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => false,
+            InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
+        }
+    }
+
+    /// The access-log `outcome` and metric label.
+    pub fn outcome(&self) -> &'static str {
+        use GatewayError::*;
+        match self {
+            MissingKey | InvalidKey => "unauthorized",
+            UnknownRoute { .. } | MethodNotAllowed { .. } => "bad_route",
+            InvalidJson(_) | InvalidField { .. } => "bad_request",
+            BodyTooLarge { .. } => "body_too_large",
+            ModelNotFound(_) => "model_not_found",
+            NoCandidate(_) => "no_upstream",
+            UpstreamConnect => "upstream_connect_error",
+            UpstreamTimeout => "upstream_timeout",
+            UpstreamBroken(_) => "upstream_error",
+            Internal => "internal_error",
+        }
+    }
+
+    /// The JSON body in the client's dialect.
+    pub fn body(&self, dialect: Dialect) -> Bytes {
+        let message = self.to_string();
+        let value = match dialect {
+            Dialect::OpenAi => json!({"error": {
+                "message": message,
+                "type": self.openai_type(),
+                "param": self.param(),
+                "code": self.code(),
+            }}),
+            Dialect::Anthropic => json!({"type": "error", "error": {
+                "type": self.anthropic_type(),
+                "message": message,
+            }}),
+        };
+        Bytes::from(value.to_string())
+    }
+
+    /// The in-stream form sent after a 200 stream has started: the SDKs raise on it.
+    pub fn sse_event(&self, dialect: Dialect) -> Bytes {
+        let body = self.body(dialect);
+        let mut out = Vec::with_capacity(body.len() + 24);
+        if dialect == Dialect::Anthropic {
+            out.extend_from_slice(b"event: error\n");
+        }
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&body);
+        out.extend_from_slice(b"\n\n");
+        Bytes::from(out)
+    }
+
+    /// A complete response header for this error; the body is [`Self::body`].
+    pub fn response_header(&self, body_len: usize) -> ResponseHeader {
+        let mut h = ResponseHeader::build(self.status(), Some(6)).expect("valid status code");
+        let _ = h.insert_header("content-type", "application/json");
+        let _ = h.insert_header("content-length", body_len.to_string());
+        let _ = h.insert_header("x-tollgate-error", "true");
+        let _ = h.insert_header(
+            "x-should-retry",
+            if self.should_retry() { "true" } else { "false" },
+        );
+        if self.status() == 503 {
+            let _ = h.insert_header("retry-after", "1");
+            let _ = h.insert_header("retry-after-ms", "1000");
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(b: Bytes) -> serde_json::Value {
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    #[test]
+    fn openai_shape_has_all_four_fields() {
+        let e = GatewayError::ModelNotFound("gpt-x".into());
+        let v = parse(e.body(Dialect::OpenAi));
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"].as_str().unwrap().contains("`gpt-x`"));
+        let v = parse(GatewayError::MissingKey.body(Dialect::OpenAi));
+        assert!(v["error"]["code"].is_null());
+        assert!(v["error"]["param"].is_null());
+    }
+
+    #[test]
+    fn anthropic_shape_uses_anthropic_types() {
+        let v = parse(GatewayError::InvalidKey.body(Dialect::Anthropic));
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "authentication_error");
+        let ev = GatewayError::UpstreamTimeout.sse_event(Dialect::Anthropic);
+        assert!(ev.starts_with(b"event: error\ndata: {"));
+    }
+
+    #[test]
+    fn messages_escape_client_text() {
+        let e = GatewayError::ModelNotFound("a\"b\n".into());
+        let v = parse(e.body(Dialect::OpenAi));
+        assert!(v["error"]["message"].as_str().unwrap().contains("a\"b\n"));
+    }
+
+    #[test]
+    fn header_marks_gateway_errors() {
+        let e = GatewayError::NoCandidate("m".into());
+        let h = e.response_header(10);
+        assert_eq!(h.status.as_u16(), 503);
+        assert_eq!(h.headers["x-tollgate-error"], "true");
+        assert_eq!(h.headers["retry-after"], "1");
+        assert_eq!(h.headers["x-should-retry"], "true");
+    }
+}

@@ -1,0 +1,123 @@
+//! Admission: what `request_filter` decides before any upstream is touched.
+//!
+//! In order: match the route, authenticate the key, read the body within `max_body_bytes`,
+//! parse it, check the model exists and the consumer may use it, and plan the candidates.
+//! Every refusal is a [`GatewayError`]; nothing here talks to an upstream.
+
+use crate::auth;
+use crate::ctx::RequestCtx;
+use crate::error::GatewayError;
+use crate::protocol::{self, Operation};
+use crate::routing::Plan;
+use crate::server::Runtime;
+use bytes::{Bytes, BytesMut};
+use pingora::proxy::Session;
+use serde_json::json;
+
+/// What admission concluded.
+pub enum Admitted {
+    /// Proxy the request to its plan.
+    Proxy,
+    /// Answer locally with this JSON body (e.g. `GET /v1/models`).
+    Local(Bytes),
+}
+
+pub async fn admit(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+) -> Result<Admitted, GatewayError> {
+    let method = session.req_header().method.clone();
+    let path = session.req_header().uri.path().to_string();
+    let operation = match (method.as_str(), path.trim_end_matches('/')) {
+        ("GET", "/v1/models") => None,
+        (_, "/v1/models") => return Err(not_allowed(&method, &path)),
+        (m, _) => match Operation::from_path(&path) {
+            Some(op) if m == "POST" => Some(op),
+            Some(_) => return Err(not_allowed(&method, &path)),
+            None => {
+                return Err(GatewayError::UnknownRoute {
+                    method: method.to_string(),
+                    path,
+                })
+            }
+        },
+    };
+
+    let key = auth::presented_key(&session.req_header().headers).ok_or(GatewayError::MissingKey)?;
+    let consumer = runtime
+        .keys
+        .authenticate(key)
+        .ok_or(GatewayError::InvalidKey)?;
+    ctx.consumer = Some(consumer.clone());
+
+    let Some(operation) = operation else {
+        let data: Vec<_> = runtime
+            .config
+            .models
+            .iter()
+            .filter(|m| consumer.may_use(&m.name))
+            .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}))
+            .collect();
+        return Ok(Admitted::Local(Bytes::from(
+            json!({"object": "list", "data": data}).to_string(),
+        )));
+    };
+
+    let body = read_body(session, runtime.config.server.max_body_bytes).await?;
+    let request = protocol::parse(operation, body)?;
+    let model = runtime
+        .config
+        .model(&request.model)
+        .filter(|m| consumer.may_use(&m.name))
+        .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
+    let plan = Plan::new(model.clone(), &mut rand::rng());
+    if plan.is_empty() {
+        return Err(GatewayError::NoCandidate(request.model.clone()));
+    }
+    ctx.request = Some(request);
+    ctx.plan = Some(plan);
+    Ok(Admitted::Proxy)
+}
+
+fn not_allowed(method: &http::Method, path: &str) -> GatewayError {
+    GatewayError::MethodNotAllowed {
+        method: method.to_string(),
+        path: path.to_string(),
+    }
+}
+
+/// Read the whole body, refusing anything over `limit` before buffering it. Keeps Pingora's
+/// retry buffer on so bodies up to 64 KiB can be replayed by the proxy phases.
+async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        session.set_keepalive(None);
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    session.enable_retry_buffering();
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(8 * 1024).min(limit));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    session.set_keepalive(None);
+                    return Err(GatewayError::BodyTooLarge { limit });
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) => {
+                session.set_keepalive(None);
+                return Err(GatewayError::InvalidJson(
+                    "the request body could not be read".into(),
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Tollgate: an AI gateway on Pingora.
+//!
+//! One OpenAI-compatible door to every model service: client keys, virtual models with
+//! weighted or priority routing and failover, backend credentials injected per target, and
+//! token metering of streaming and JSON responses. The request flow and which module owns each
+//! stage is written once, in [`proxy`]'s module doc.
+
+pub mod access_log;
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod ctx;
+pub mod error;
+pub mod forward;
+pub mod intake;
+pub mod meter;
+pub mod metrics;
+pub mod mock;
+pub mod protocol;
+pub mod proxy;
+pub mod report;
+pub mod routing;
+pub mod server;
+pub mod tokens;
+pub mod upstream;
+
+/// The quick-start config, compiled in so the binary runs anywhere without `-c`.
+pub const EMBEDDED_CONFIG: &str = include_str!("../conf/tollgate.toml");

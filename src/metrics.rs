@@ -1,0 +1,116 @@
+//! Every Prometheus metric, in one registry, with bounded labels only.
+//!
+//! Labels carry config names (virtual model, provider, consumer) or fixed vocabularies
+//! (status, outcome, token type); a client-supplied model name that is not configured is
+//! recorded as `unknown`, and no key, user or prompt ever becomes a label.
+
+use once_cell::sync::Lazy;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub tokens: IntCounterVec,
+    pub upstream_attempts: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub ttft: HistogramVec,
+    pub inflight: IntGauge,
+}
+
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0,
+];
+const TTFT_BUCKETS: [f64; 16] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new();
+    let requests = IntCounterVec::new(
+        Opts::new(
+            "tollgate_requests_total",
+            "Requests answered, by virtual model, provider and status.",
+        ),
+        &["model", "provider", "status"],
+    )?;
+    let tokens = IntCounterVec::new(
+        Opts::new(
+            "tollgate_tokens_total",
+            "Tokens used, by consumer, virtual model and type (input|output).",
+        ),
+        &["consumer", "model", "type"],
+    )?;
+    let upstream_attempts = IntCounterVec::new(
+        Opts::new(
+            "tollgate_upstream_attempts_total",
+            "Upstream attempts by provider and outcome.",
+        ),
+        &["provider", "outcome"],
+    )?;
+    let request_duration = HistogramVec::new(
+        HistogramOpts::new(
+            "tollgate_request_duration_seconds",
+            "Time from request start to the last byte sent.",
+        )
+        .buckets(LATENCY_BUCKETS.to_vec()),
+        &["model"],
+    )?;
+    let ttft = HistogramVec::new(
+        HistogramOpts::new(
+            "tollgate_time_to_first_token_seconds",
+            "Time from request start to the first streamed token.",
+        )
+        .buckets(TTFT_BUCKETS.to_vec()),
+        &["model"],
+    )?;
+    let inflight = IntGauge::new("tollgate_inflight_requests", "Requests being served now.")?;
+    registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(tokens.clone()))?;
+    registry.register(Box::new(upstream_attempts.clone()))?;
+    registry.register(Box::new(request_duration.clone()))?;
+    registry.register(Box::new(ttft.clone()))?;
+    registry.register(Box::new(inflight.clone()))?;
+    Ok(Metrics {
+        registry,
+        requests,
+        tokens,
+        upstream_attempts,
+        request_duration,
+        ttft,
+        inflight,
+    })
+}
+
+/// The process's metrics. Global so that they survive config reloads.
+pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
+    build().unwrap_or_else(|e| panic!("metric definitions are static and valid: {e}"))
+});
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("metrics encoding failed: {e}");
+        }
+        out
+    }
+}
+
+/// Counts a request as in flight for as long as it lives; released on every exit path.
+pub struct InflightGuard(());
+
+impl InflightGuard {
+    pub fn new() -> InflightGuard {
+        METRICS.inflight.inc();
+        InflightGuard(())
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        METRICS.inflight.dec();
+    }
+}

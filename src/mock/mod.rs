@@ -1,0 +1,352 @@
+//! The mock LLM upstream: OpenAI's wire format (JSON and SSE) with timing and scripted faults.
+//!
+//! It backs the built-in `mock` provider, the `tollgate-mock` binary, the tests and the
+//! benchmarks. It is a deliberately small HTTP/1.1 server on raw tokio sockets so that faults
+//! (refuse, hang, cut mid-stream, reset) are exact. Every request is recorded for tests.
+//! Scripts: see [`script`].
+
+mod http1;
+pub mod openai;
+pub mod script;
+
+use bytes::Bytes;
+use http1::{read_request, ChunkedWriter, RawRequest};
+use script::{Fault, Script};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+
+/// A request as the mock received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+}
+
+const MAX_RECORDED: usize = 10_000;
+
+/// Shared state of one mock server.
+#[derive(Default)]
+pub struct MockState {
+    defaults: Script,
+    requests: Mutex<Vec<RecordedRequest>>,
+    /// Requests seen per path prefix, for `times=N` scripts.
+    per_prefix: Mutex<HashMap<String, u64>>,
+    next_id: AtomicU64,
+}
+
+impl MockState {
+    pub fn new(defaults: Script) -> Arc<Self> {
+        Arc::new(MockState {
+            defaults,
+            ..Default::default()
+        })
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// Accept connections until the listener fails.
+pub async fn serve(listener: TcpListener, state: Arc<MockState>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(serve_connection(stream, Arc::clone(&state)));
+            }
+            Err(e) => {
+                log::warn!("mock upstream accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(mut stream: TcpStream, state: Arc<MockState>) {
+    let mut buf = Vec::new();
+    loop {
+        let req = match read_request(&mut stream, &mut buf).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = http1::write_json(&mut stream, 400, &[], &serde_json::json!({"error": {"message": e, "type": "invalid_request_error", "param": null, "code": null}}), true).await;
+                return;
+            }
+        };
+        let keep_alive = req.keep_alive;
+        match handle(&mut stream, req, &state).await {
+            Ok(true) if keep_alive => continue,
+            _ => return,
+        }
+    }
+}
+
+/// Answer one request. Returns whether the connection may be reused.
+async fn handle(
+    stream: &mut TcpStream,
+    req: RawRequest,
+    state: &MockState,
+) -> std::io::Result<bool> {
+    let (prefix, path) = script::split_path(&req.path);
+    let path = path.split('?').next().unwrap_or("/").to_string();
+    let mut script = state.defaults.clone();
+    let parsed = prefix
+        .map_or(Ok(()), |p| script.apply(p))
+        .and_then(|_| req.header("x-mock").map_or(Ok(()), |h| script.apply(h)));
+    if let Err(e) = parsed {
+        let body = serde_json::json!({"error": {"message": e, "type": "invalid_request_error", "param": null, "code": "bad_mock_script"}});
+        return http1::write_json(stream, 400, &[], &body, req.keep_alive)
+            .await
+            .map(|_| true);
+    }
+    let seen = {
+        let key = prefix.unwrap_or("").to_string();
+        let mut counts = state
+            .per_prefix
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
+        let n = counts.entry(key).or_insert(0);
+        *n += 1;
+        *n
+    };
+    if script.times.is_some_and(|t| seen > t) {
+        script = script.healthy();
+    }
+    if let Ok(mut r) = state.requests.lock() {
+        if r.len() < MAX_RECORDED {
+            r.push(RecordedRequest {
+                method: req.method.clone(),
+                path: path.clone(),
+                headers: req.headers.clone(),
+                body: req.body.clone(),
+            });
+        }
+    }
+    let id = format!(
+        "chatcmpl-mock-{}",
+        state.next_id.fetch_add(1, Ordering::Relaxed)
+    );
+
+    match script.fault {
+        Some(Fault::Refuse) => return Ok(false),
+        Some(Fault::Hang) => {
+            let mut sink = [0u8; 1024];
+            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            return Ok(false);
+        }
+        _ => {}
+    }
+    if let Some(status) = script.status {
+        tokio::time::sleep(script.ttft).await;
+        let extra: &[(&str, &str)] = if status == 429 {
+            &[("retry-after", "1"), ("retry-after-ms", "1000")]
+        } else {
+            &[]
+        };
+        return http1::write_json(
+            stream,
+            status,
+            extra,
+            &openai::error(status),
+            req.keep_alive,
+        )
+        .await
+        .map(|_| true);
+    }
+
+    if req.method == "GET" && path == "/v1/models" {
+        let body = serde_json::json!({"object": "list", "data": [{"id": "mock-small", "object": "model", "created": 0, "owned_by": "tollgate-mock"}]});
+        return http1::write_json(stream, 200, &[], &body, req.keep_alive)
+            .await
+            .map(|_| true);
+    }
+    let chat = match (req.method.as_str(), path.as_str()) {
+        ("POST", "/v1/chat/completions") => true,
+        ("POST", "/v1/completions") => false,
+        ("POST", "/v1/embeddings") => return embeddings(stream, &req, &script).await,
+        _ => {
+            let body = serde_json::json!({"error": {"message": format!("Unknown request URL: {} {}", req.method, path), "type": "invalid_request_error", "param": null, "code": "unknown_url"}});
+            return http1::write_json(stream, 404, &[], &body, req.keep_alive)
+                .await
+                .map(|_| true);
+        }
+    };
+    let body: Value = match serde_json::from_slice(&req.body) {
+        Ok(v) => v,
+        Err(e) => {
+            let body = serde_json::json!({"error": {"message": format!("invalid JSON: {e}"), "type": "invalid_request_error", "param": null, "code": null}});
+            return http1::write_json(stream, 400, &[], &body, req.keep_alive)
+                .await
+                .map(|_| true);
+        }
+    };
+    let model = body["model"].as_str().unwrap_or("mock").to_string();
+    let tokens = body["max_tokens"]
+        .as_u64()
+        .or(body["max_completion_tokens"].as_u64())
+        .map_or(script.tokens, |m| m.min(script.tokens));
+    let prompt = script
+        .prompt_tokens
+        .unwrap_or_else(|| (req.body.len() as u64 / 4).max(1));
+    tokio::time::sleep(script.ttft).await;
+    if body["stream"].as_bool() != Some(true) {
+        let usage = script.usage.then(|| openai::usage(prompt, tokens));
+        let v = if chat {
+            openai::chat_completion(&id, &model, tokens, usage)
+        } else {
+            openai::text_completion(&id, &model, tokens, usage)
+        };
+        return http1::write_json(stream, 200, &[], &v, req.keep_alive)
+            .await
+            .map(|_| true);
+    }
+    let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+    let mut w = ChunkedWriter::start(stream, script.split).await?;
+    if script.fault == Some(Fault::FirstError) {
+        w.event(&openai::error(503)).await?;
+        w.done().await?;
+        return Ok(req.keep_alive);
+    }
+    let cut_at =
+        matches!(script.fault, Some(Fault::Cut | Fault::Reset)).then_some(script.cut_after);
+    let mut sent = 0u64;
+    let mut events = vec![];
+    if chat {
+        events.push(openai::chunk(
+            &id,
+            &model,
+            true,
+            Some(serde_json::json!({"role": "assistant", "content": ""})),
+            None,
+            None,
+            include_usage,
+        ));
+    }
+    for i in 0..tokens {
+        let delta = chat.then(|| serde_json::json!({"content": openai::token(i)}));
+        events.push(openai::chunk(
+            &id,
+            &model,
+            chat,
+            delta,
+            Some(openai::token(i)),
+            None,
+            include_usage,
+        ));
+    }
+    events.push(openai::chunk(
+        &id,
+        &model,
+        chat,
+        None,
+        Some(""),
+        Some("stop"),
+        include_usage,
+    ));
+    if include_usage && script.usage {
+        events.push(openai::usage_chunk(
+            &id,
+            &model,
+            chat,
+            openai::usage(prompt, tokens),
+        ));
+    }
+    for (i, ev) in events.iter().enumerate() {
+        if cut_at == Some(sent) {
+            if script.fault == Some(Fault::Reset) {
+                w.reset()?;
+            }
+            return Ok(false);
+        }
+        if i > 0 {
+            tokio::time::sleep(script.itl).await;
+        }
+        w.event(ev).await?;
+        sent += 1;
+    }
+    w.done().await?;
+    Ok(req.keep_alive)
+}
+
+async fn embeddings(
+    stream: &mut TcpStream,
+    req: &RawRequest,
+    script: &Script,
+) -> std::io::Result<bool> {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let inputs = body["input"].as_array().map_or(1, Vec::len);
+    let prompt = script
+        .prompt_tokens
+        .unwrap_or_else(|| (req.body.len() as u64 / 4).max(1));
+    tokio::time::sleep(script.ttft).await;
+    let model = body["model"].as_str().unwrap_or("mock");
+    let v = openai::embeddings(model, inputs, prompt, script.usage);
+    http1::write_json(stream, 200, &[], &v, req.keep_alive)
+        .await
+        .map(|_| true)
+}
+
+/// A mock server on its own thread and runtime, for tests and benchmarks.
+pub struct MockServer {
+    pub addr: SocketAddr,
+    pub state: Arc<MockState>,
+}
+
+impl MockServer {
+    /// Start on 127.0.0.1 with an OS-chosen port.
+    pub fn start(defaults: Script) -> std::io::Result<MockServer> {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let state = MockState::new(defaults);
+        let served = Arc::clone(&state);
+        std::thread::Builder::new()
+            .name("mock-upstream".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return log::error!("mock runtime: {e}"),
+                };
+                rt.block_on(async move {
+                    match TcpListener::from_std(std_listener) {
+                        Ok(l) => serve(l, served).await,
+                        Err(e) => log::error!("mock listener: {e}"),
+                    }
+                });
+            })?;
+        Ok(MockServer { addr, state })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state.requests()
+    }
+}

@@ -1,0 +1,144 @@
+//! The mock's OpenAI wire format: completion, chunk, embedding and error bodies.
+
+use serde_json::{json, Value};
+
+const WORDS: [&str; 12] = [
+    "Hello",
+    " from",
+    " the",
+    " Tollgate",
+    " mock",
+    " model",
+    ",",
+    " streaming",
+    " one",
+    " token",
+    " at",
+    " a time.",
+];
+
+/// The text of generated token `i`.
+pub fn token(i: u64) -> &'static str {
+    WORDS[(i % WORDS.len() as u64) as usize]
+}
+
+pub fn full_text(tokens: u64) -> String {
+    (0..tokens).map(token).collect()
+}
+
+pub fn usage(prompt: u64, completion: u64) -> Value {
+    json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
+}
+
+pub fn chat_completion(id: &str, model: &str, tokens: u64, usage_value: Option<Value>) -> Value {
+    let mut v = json!({
+        "id": id, "object": "chat.completion", "created": now(), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": full_text(tokens)},
+                     "logprobs": null, "finish_reason": "stop"}],
+    });
+    if let Some(u) = usage_value {
+        v["usage"] = u;
+    }
+    v
+}
+
+pub fn text_completion(id: &str, model: &str, tokens: u64, usage_value: Option<Value>) -> Value {
+    let mut v = json!({
+        "id": id, "object": "text_completion", "created": now(), "model": model,
+        "choices": [{"index": 0, "text": full_text(tokens), "logprobs": null, "finish_reason": "stop"}],
+    });
+    if let Some(u) = usage_value {
+        v["usage"] = u;
+    }
+    v
+}
+
+pub fn embeddings(model: &str, inputs: usize, prompt: u64, with_usage: bool) -> Value {
+    let data: Vec<Value> = (0..inputs)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": [0.25, -0.5, 0.125, 1.0]}))
+        .collect();
+    let mut v = json!({"object": "list", "data": data, "model": model});
+    if with_usage {
+        v["usage"] = json!({"prompt_tokens": prompt, "total_tokens": prompt});
+    }
+    v
+}
+
+/// One streaming chunk. `delta` is a chat delta object or, for completions, the text.
+pub fn chunk(
+    id: &str,
+    model: &str,
+    chat: bool,
+    delta: Option<Value>,
+    text: Option<&str>,
+    finish: Option<&str>,
+    with_usage_null: bool,
+) -> Value {
+    let choice = if chat {
+        json!({"index": 0, "delta": delta.unwrap_or_else(|| json!({})), "logprobs": null, "finish_reason": finish})
+    } else {
+        json!({"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish})
+    };
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    let mut v =
+        json!({"id": id, "object": object, "created": now(), "model": model, "choices": [choice]});
+    if with_usage_null {
+        v["usage"] = Value::Null;
+    }
+    v
+}
+
+pub fn usage_chunk(id: &str, model: &str, chat: bool, usage_value: Value) -> Value {
+    let object = if chat {
+        "chat.completion.chunk"
+    } else {
+        "text_completion"
+    };
+    json!({"id": id, "object": object, "created": now(), "model": model, "choices": [], "usage": usage_value})
+}
+
+pub fn error(status: u16) -> Value {
+    let (kind, code, message) = match status {
+        429 => (
+            "requests",
+            "rate_limit_exceeded",
+            "Rate limit reached (mock).",
+        ),
+        400 => (
+            "invalid_request_error",
+            "invalid_value",
+            "Bad request (mock).",
+        ),
+        401 => (
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided (mock).",
+        ),
+        404 => (
+            "invalid_request_error",
+            "model_not_found",
+            "The model does not exist (mock).",
+        ),
+        503 | 529 => (
+            "server_error",
+            "overloaded",
+            "The server is overloaded (mock).",
+        ),
+        _ => (
+            "server_error",
+            "server_error",
+            "The server had an error (mock).",
+        ),
+    };
+    json!({"error": {"message": message, "type": kind, "param": null, "code": code}})
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,281 @@
+//! Client requests: which operation, what the body says, and the body each upstream attempt sends.
+//!
+//! Parsing validates the whole JSON body once and remembers where the fields the gateway
+//! rewrites sit in the original bytes. Rewriting for an attempt (the upstream model name, and
+//! `stream_options.include_usage` for metering) is then a splice of those spans, so a 1 MiB
+//! agent history is copied once per attempt, never re-serialised.
+
+use crate::error::GatewayError;
+use crate::tokens;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::ops::Range;
+
+/// The OpenAI-compatible operations the gateway proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Chat,
+    Completion,
+    Embeddings,
+}
+
+impl Operation {
+    /// Match a request path (already stripped of its query).
+    pub fn from_path(path: &str) -> Option<Operation> {
+        match path.trim_end_matches('/') {
+            "/v1/chat/completions" => Some(Operation::Chat),
+            "/v1/completions" => Some(Operation::Completion),
+            "/v1/embeddings" => Some(Operation::Embeddings),
+            _ => None,
+        }
+    }
+
+    /// Path below the provider's base URL.
+    pub fn upstream_path(self) -> &'static str {
+        match self {
+            Operation::Chat => "/chat/completions",
+            Operation::Completion => "/completions",
+            Operation::Embeddings => "/embeddings",
+        }
+    }
+
+    /// `gen_ai.operation.name`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::Completion => "text_completion",
+            Operation::Embeddings => "embeddings",
+        }
+    }
+
+    fn streams(self) -> bool {
+        !matches!(self, Operation::Embeddings)
+    }
+}
+
+/// What the gateway needs to know about a request body.
+#[derive(Debug, Clone)]
+pub struct ParsedRequest {
+    pub operation: Operation,
+    /// The client's original body.
+    pub body: Bytes,
+    /// The virtual model the client asked for.
+    pub model: String,
+    pub stream: bool,
+    /// The client itself asked for `stream_options.include_usage`.
+    pub client_wants_usage: bool,
+    /// `max_tokens` or `max_completion_tokens`, when given.
+    pub max_tokens: Option<u64>,
+    /// A cheap estimate of the prompt's tokens (used when the upstream reports no usage).
+    pub prompt_tokens_estimate: u64,
+    model_span: Range<usize>,
+    stream_options: Option<(
+        Range<usize>,
+        Option<serde_json::Map<String, serde_json::Value>>,
+    )>,
+}
+
+/// The fields the gateway reads, kept raw (a JSON `null` stays `Some("null")`, so its span
+/// is known and a rewrite replaces it instead of adding a duplicate key).
+#[derive(Deserialize)]
+struct Fields<'a> {
+    #[serde(borrow, default, deserialize_with = "raw")]
+    model: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    stream: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    stream_options: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    messages: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    prompt: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    input: Option<&'a RawValue>,
+}
+
+fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Deepest nesting accepted (as serde_json's own limit for the values it builds).
+const MAX_DEPTH: usize = 128;
+
+/// Reject bodies nested deeper than [`MAX_DEPTH`]; fields the gateway skips are otherwise
+/// never depth-checked, and later stages (translators, upstreams) should not see them.
+fn check_depth(body: &[u8]) -> Result<(), GatewayError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(GatewayError::InvalidJson(format!(
+                        "the body is nested deeper than {MAX_DEPTH} levels"
+                    )));
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn span_of(body: &[u8], raw: &RawValue) -> Range<usize> {
+    let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+    start..start + raw.get().len()
+}
+
+fn invalid(param: &'static str, message: impl Into<String>) -> GatewayError {
+    GatewayError::InvalidField {
+        param,
+        message: message.into(),
+    }
+}
+
+/// Validate and read a request body for `operation`.
+pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, GatewayError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(GatewayError::InvalidJson(
+            "the body must be a JSON object".into(),
+        ));
+    }
+    check_depth(&body)?;
+    let fields: Fields =
+        serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+
+    let model_raw = fields
+        .model
+        .ok_or_else(|| invalid("model", "you must provide a model parameter"))?;
+    let model: String = serde_json::from_str(model_raw.get())
+        .map_err(|_| invalid("model", "model must be a string"))?;
+    if model.is_empty() {
+        return Err(invalid("model", "you must provide a model parameter"));
+    }
+    let model_span = span_of(&body, model_raw);
+
+    let stream = match fields.stream.map(|r| r.get()) {
+        None | Some("null") | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(invalid("stream", "stream must be a boolean")),
+    };
+    if stream && !operation.streams() {
+        return Err(invalid("stream", "this endpoint does not stream"));
+    }
+
+    let mut client_wants_usage = false;
+    let stream_options = match fields.stream_options {
+        None => None,
+        Some(raw) => {
+            let span = span_of(&body, raw);
+            let map: Option<serde_json::Map<String, serde_json::Value>> =
+                serde_json::from_str(raw.get())
+                    .map_err(|_| invalid("stream_options", "stream_options must be an object"))?;
+            if let Some(m) = &map {
+                match m.get("include_usage") {
+                    None | Some(serde_json::Value::Null) => {}
+                    Some(serde_json::Value::Bool(b)) => client_wants_usage = *b,
+                    Some(_) => {
+                        return Err(invalid(
+                            "stream_options",
+                            "stream_options.include_usage must be a boolean",
+                        ))
+                    }
+                }
+            }
+            Some((span, map))
+        }
+    };
+
+    let max_tokens = match fields.max_completion_tokens.or(fields.max_tokens) {
+        None => None,
+        Some(raw) if raw.get() == "null" => None,
+        Some(raw) => Some(
+            serde_json::from_str::<u64>(raw.get())
+                .map_err(|_| invalid("max_tokens", "max_tokens must be a non-negative integer"))?,
+        ),
+    };
+
+    let prompt = match operation {
+        Operation::Chat => fields.messages,
+        Operation::Completion => fields.prompt,
+        Operation::Embeddings => fields.input,
+    };
+    let prompt_tokens_estimate =
+        tokens::estimate_from_json_len(prompt.map_or(0, |r| r.get().len()));
+
+    Ok(ParsedRequest {
+        operation,
+        body,
+        model,
+        stream,
+        client_wants_usage,
+        max_tokens,
+        prompt_tokens_estimate,
+        model_span,
+        stream_options,
+    })
+}
+
+impl ParsedRequest {
+    /// The gateway adds `include_usage` upstream so it can meter the stream, and strips the
+    /// extra usage chunk before the client sees it.
+    pub fn injects_usage(&self) -> bool {
+        self.stream && !self.client_wants_usage && self.operation.streams()
+    }
+
+    /// The body for one upstream attempt: `model` set to `upstream_model`, plus
+    /// `include_usage` when [`Self::injects_usage`].
+    pub fn upstream_body(&self, upstream_model: &str) -> Bytes {
+        let model_json = serde_json::Value::from(upstream_model).to_string();
+        let mut edits: Vec<(Range<usize>, String)> = vec![(self.model_span.clone(), model_json)];
+        if self.injects_usage() {
+            match &self.stream_options {
+                Some((span, map)) => {
+                    let mut m = map.clone().unwrap_or_default();
+                    m.insert("include_usage".into(), serde_json::Value::Bool(true));
+                    edits.push((span.clone(), serde_json::Value::Object(m).to_string()));
+                }
+                None => {
+                    let open = self.body.iter().position(|&b| b == b'{').unwrap_or(0) + 1;
+                    edits.push((
+                        open..open,
+                        "\"stream_options\":{\"include_usage\":true},".to_string(),
+                    ));
+                }
+            }
+        }
+        edits.sort_by_key(|(r, _)| r.start);
+        let extra: usize = edits.iter().map(|(_, s)| s.len()).sum();
+        let mut out = Vec::with_capacity(self.body.len() + extra);
+        let mut at = 0;
+        for (range, text) in edits {
+            out.extend_from_slice(&self.body[at..range.start]);
+            out.extend_from_slice(text.as_bytes());
+            at = range.end;
+        }
+        out.extend_from_slice(&self.body[at..]);
+        Bytes::from(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

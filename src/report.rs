@@ -1,0 +1,91 @@
+//! The last stage: settle the request's usage, then record metrics and its access-log line.
+//!
+//! Called from Pingora's `logging` phase, which runs once for every request on every path
+//! (success, gateway error, upstream failure, client disconnect), so each request is counted
+//! exactly once.
+
+use crate::access_log::{now_rfc3339, AccessLog, AccessRecord};
+use crate::ctx::RequestCtx;
+use crate::meter::UsageSource;
+use crate::metrics::METRICS;
+
+/// The outcome label for a finished request.
+fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
+    if let Some(e) = &ctx.gateway_error {
+        return e.outcome();
+    }
+    if let Some(reason) = ctx.upstream_cut {
+        return if reason == "timeout" {
+            "upstream_idle_timeout"
+        } else {
+            "upstream_cut"
+        };
+    }
+    if ctx.client_gone {
+        return "client_disconnect";
+    }
+    match status {
+        0 => "client_disconnect",
+        s if s >= 400 => "upstream_status",
+        _ => "success",
+    }
+}
+
+pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, status: u16) {
+    let usage = ctx.settle_usage();
+    let elapsed = ctx.started.elapsed();
+    let outcome = outcome(ctx, status);
+    let consumer = ctx.consumer.as_ref().map(|c| c.name.as_str());
+    let model = ctx.plan.as_ref().map(|p| p.model.name.as_str());
+    let final_attempt = ctx.attempts.last();
+    let provider = final_attempt.map(|a| a.provider.as_str());
+    let ttft = ctx.response.as_ref().and_then(|c| c.first_token_at);
+
+    let model_label = model.unwrap_or("unknown");
+    METRICS
+        .requests
+        .with_label_values(&[model_label, provider.unwrap_or("none"), &status.to_string()])
+        .inc();
+    METRICS
+        .request_duration
+        .with_label_values(&[model_label])
+        .observe(elapsed.as_secs_f64());
+    if let Some(t) = ttft {
+        METRICS
+            .ttft
+            .with_label_values(&[model_label])
+            .observe(t.as_secs_f64());
+    }
+    if let Some((u, _)) = usage {
+        let consumer_label = consumer.unwrap_or("anonymous");
+        METRICS
+            .tokens
+            .with_label_values(&[consumer_label, model_label, "input"])
+            .inc_by(u.input);
+        METRICS
+            .tokens
+            .with_label_values(&[consumer_label, model_label, "output"])
+            .inc_by(u.output);
+    }
+
+    log.emit(&AccessRecord {
+        ts: now_rfc3339(),
+        request_id: &ctx.request_id,
+        method,
+        path,
+        consumer,
+        model,
+        provider,
+        upstream_model: final_attempt.map(|a| a.upstream_model.as_str()),
+        status,
+        stream: ctx.request.as_ref().is_some_and(|r| r.stream),
+        attempts: ctx.attempts.len(),
+        attempt_log: &ctx.attempts,
+        input_tokens: usage.map_or(0, |(u, _)| u.input),
+        output_tokens: usage.map_or(0, |(u, _)| u.output),
+        usage_source: usage.map(|(_, s)| UsageSource::label(s)),
+        ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        outcome,
+    });
+}

@@ -1,0 +1,132 @@
+//! Wiring: Pingora's `Server` with the proxy service, the admin service and, when a provider
+//! uses it, the built-in mock upstream.
+//!
+//! [`Runtime`] is everything derived from one config file. Requests take a snapshot of it
+//! (`ArcSwap::load_full`) when they start and keep it to the end.
+
+use crate::access_log::AccessLog;
+use crate::admin::Admin;
+use crate::auth::KeyTable;
+use crate::config::{Config, Upstream};
+use crate::mock;
+use crate::proxy::Gateway;
+use crate::upstream::Upstreams;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{Server, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// Everything derived from one config file.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub keys: KeyTable,
+    pub upstreams: Upstreams,
+}
+
+impl Runtime {
+    pub fn new(config: Config, builtin_mock: Option<SocketAddr>) -> Runtime {
+        Runtime {
+            keys: KeyTable::new(&config.consumers),
+            upstreams: Upstreams::resolve(&config, builtin_mock),
+            config: Arc::new(config),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
+    #[error("cannot bind the built-in mock upstream: {0}")]
+    Mock(std::io::Error),
+}
+
+/// Pingora's process settings from the `[server]` section.
+pub fn server_conf(config: &Config) -> ServerConf {
+    let s = &config.server;
+    ServerConf {
+        threads: s.threads,
+        pid_file: s.pid_file.clone(),
+        upgrade_sock: s.upgrade_sock.clone(),
+        grace_period_seconds: Some(s.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
+        ..ServerConf::default()
+    }
+}
+
+/// Build the whole server, ready for `run_forever`.
+pub fn build_server(config: Config, opt: Opt) -> Result<Server, BuildError> {
+    let conf = server_conf(&config);
+    let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let needs_mock = config
+        .providers
+        .iter()
+        .any(|p| matches!(p.upstream, Upstream::BuiltinMock));
+    let mock_addr = if needs_mock {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(BuildError::Mock)?;
+        let addr = listener.local_addr().map_err(BuildError::Mock)?;
+        listener.set_nonblocking(true).map_err(BuildError::Mock)?;
+        server.add_service(background_service(
+            "builtin mock upstream",
+            BuiltinMock {
+                listener: Mutex::new(Some(listener)),
+            },
+        ));
+        Some(addr)
+    } else {
+        None
+    };
+
+    let listen = config.server.listen.clone();
+    let admin_listen = config.server.admin_listen.clone();
+    let access_log = AccessLog::open(&config.log.access_log).map_err(BuildError::AccessLog)?;
+    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(config, mock_addr)));
+
+    let gateway = Gateway {
+        runtime: Arc::clone(&runtime),
+        access_log,
+        connector,
+    };
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
+    proxy.add_tcp(&listen);
+    server.add_service(proxy);
+
+    let mut admin = Service::new("tollgate admin".into(), Admin { runtime });
+    admin.add_tcp(&admin_listen);
+    admin.threads = Some(1);
+    server.add_service(admin);
+    Ok(server)
+}
+
+/// The in-process mock upstream serving `kind = "mock"` providers without a `base_url`.
+struct BuiltinMock {
+    listener: Mutex<Option<std::net::TcpListener>>,
+}
+
+#[async_trait]
+impl BackgroundService for BuiltinMock {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(std_listener) = self.listener.lock().ok().and_then(|mut l| l.take()) else {
+            return;
+        };
+        let listener = match tokio::net::TcpListener::from_std(std_listener) {
+            Ok(l) => l,
+            Err(e) => return log::error!("built-in mock upstream cannot start: {e}"),
+        };
+        let state = mock::MockState::new(mock::script::Script::default());
+        tokio::select! {
+            _ = mock::serve(listener, state) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Upstreams: where a target lives, the peer Pingora connects to, the request it receives,
+//! and how a failed attempt is classified.
+//!
+//! Both I/O paths (Pingora's proxy phases and the large-body forwarder) call these functions,
+//! so a target is reached, authenticated and judged the same way whichever path carries it.
+
+use crate::config::{Config, Provider, Target, Upstream};
+use crate::error::GatewayError;
+use crate::protocol::Operation;
+use pingora::http::RequestHeader;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Headers a client may send that must never reach a provider.
+const STRIPPED_REQUEST_HEADERS: [&str; 13] = [
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "proxy-authorization",
+    "cookie",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "transfer-encoding",
+    "expect",
+];
+
+/// Keep-alive pool idle time for upstream connections.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// The resolved addresses of one provider.
+#[derive(Debug)]
+struct Endpoint {
+    addrs: Vec<SocketAddr>,
+    next: AtomicUsize,
+    tls: bool,
+    sni: String,
+    host_header: String,
+    base_path: String,
+    /// Separates connection pools per provider (Pingora's pool key ignores the CA and the key).
+    group_key: u64,
+}
+
+/// Every provider's endpoint, built once per config.
+#[derive(Debug, Default)]
+pub struct Upstreams {
+    endpoints: HashMap<String, Endpoint>,
+}
+
+impl Upstreams {
+    /// Resolve every provider. Runs at startup or reload, never on a request. A name that does
+    /// not resolve leaves an endpoint with no address: its attempts fail over.
+    pub fn resolve(config: &Config, builtin_mock: Option<SocketAddr>) -> Upstreams {
+        let mut endpoints = HashMap::new();
+        for p in &config.providers {
+            let mut hasher = DefaultHasher::new();
+            p.name.hash(&mut hasher);
+            let group_key = hasher.finish();
+            let ep = match &p.upstream {
+                Upstream::BuiltinMock => {
+                    let addrs: Vec<SocketAddr> = builtin_mock.into_iter().collect();
+                    let host = addrs.first().map_or("localhost".into(), |a| a.to_string());
+                    Endpoint {
+                        addrs,
+                        next: AtomicUsize::new(0),
+                        tls: false,
+                        sni: String::new(),
+                        host_header: host,
+                        base_path: "/v1".into(),
+                        group_key,
+                    }
+                }
+                Upstream::Url {
+                    tls,
+                    host,
+                    port,
+                    base_path,
+                } => {
+                    let addrs: Vec<SocketAddr> = match (host.as_str(), *port).to_socket_addrs() {
+                        Ok(a) => a.collect(),
+                        Err(e) => {
+                            log::warn!("provider {}: cannot resolve {host}: {e}", p.name);
+                            Vec::new()
+                        }
+                    };
+                    let default_port = if *tls { 443 } else { 80 };
+                    let host_header = if *port == default_port {
+                        host.clone()
+                    } else if host.contains(':') {
+                        format!("[{host}]:{port}")
+                    } else {
+                        format!("{host}:{port}")
+                    };
+                    Endpoint {
+                        addrs,
+                        next: AtomicUsize::new(0),
+                        tls: *tls,
+                        sni: host.clone(),
+                        host_header,
+                        base_path: base_path.clone(),
+                        group_key,
+                    }
+                }
+            };
+            endpoints.insert(p.name.clone(), ep);
+        }
+        Upstreams { endpoints }
+    }
+
+    /// The peer for one attempt at `target`.
+    pub fn peer(&self, target: &Target) -> Result<Box<HttpPeer>, GatewayError> {
+        let ep = self
+            .endpoints
+            .get(&target.provider.name)
+            .ok_or(GatewayError::Internal)?;
+        if ep.addrs.is_empty() {
+            return Err(GatewayError::UpstreamConnect);
+        }
+        let addr = ep.addrs[ep.next.fetch_add(1, Ordering::Relaxed) % ep.addrs.len()];
+        let mut peer = HttpPeer::new(addr, ep.tls, ep.sni.clone());
+        let p: &Provider = &target.provider;
+        peer.options.connection_timeout = Some(p.connect_timeout);
+        peer.options.read_timeout = Some(p.read_timeout);
+        peer.options.write_timeout = Some(p.read_timeout);
+        peer.options.idle_timeout = Some(POOL_IDLE);
+        peer.group_key = ep.group_key;
+        Ok(Box::new(peer))
+    }
+
+    /// Turn the client's request header into the one `target` receives.
+    pub fn prepare_request(
+        &self,
+        req: &mut RequestHeader,
+        target: &Target,
+        operation: Operation,
+        body_len: usize,
+        request_id: &str,
+    ) -> Result<(), Box<Error>> {
+        let ep = self
+            .endpoints
+            .get(&target.provider.name)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "provider has no endpoint"))?;
+        for name in STRIPPED_REQUEST_HEADERS {
+            req.remove_header(name);
+        }
+        let path = format!("{}{}", ep.base_path, operation.upstream_path());
+        let uri = path
+            .parse()
+            .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
+        req.set_uri(uri);
+        req.set_method(http::Method::POST);
+        req.insert_header("host", &ep.host_header)?;
+        req.insert_header("content-length", body_len.to_string())?;
+        req.insert_header("content-type", "application/json")?;
+        req.insert_header("accept-encoding", "identity")?;
+        req.insert_header("x-request-id", request_id)?;
+        if let Some(key) = &target.provider.api_key {
+            req.insert_header("authorization", format!("Bearer {}", key.expose()))?;
+        }
+        for (k, v) in &target.provider.headers {
+            req.insert_header(k.clone(), v.clone())?;
+        }
+        Ok(())
+    }
+}
+
+/// Why an attempt failed, as the access log and `tollgate_upstream_attempts_total` name it.
+pub fn failure_reason(e: &Error) -> &'static str {
+    use ErrorType::*;
+    match e.etype() {
+        ConnectTimedout => "connect_timeout",
+        ConnectRefused => "connect_refused",
+        ConnectNoRoute => "connect_no_route",
+        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError
+        | TLSWantX509Lookup => "tls_error",
+        ConnectError | BindError | SocketError | ConnectProxyFailure | AcceptError => {
+            "connect_error"
+        }
+        ReadTimedout | WriteTimedout => "timeout",
+        ReadError | WriteError | ConnectionClosed => "connection_reset",
+        InvalidHTTPHeader | H1Error | H2Error | H2Downgrade | InvalidH2 => "protocol_error",
+        HTTPStatus(_) => "retryable_status",
+        _ => "error",
+    }
+}
+
+/// The gateway error a client sees when the last attempt failed with `e` before any response.
+pub fn client_error_for(e: &Error) -> GatewayError {
+    match failure_reason(e) {
+        "timeout" => GatewayError::UpstreamTimeout,
+        "connect_timeout" | "connect_refused" | "connect_no_route" | "connect_error"
+        | "tls_error" => GatewayError::UpstreamConnect,
+        _ => GatewayError::UpstreamBroken("the connection failed before a response"),
+    }
+}
