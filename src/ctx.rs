@@ -81,7 +81,7 @@ impl RequestCtx {
             gateway_error: None,
             upstream_cut: None,
             client_gone: false,
-            _inflight: InflightGuard::new(),
+            _inflight: InflightGuard::acquire(),
         }
     }
 

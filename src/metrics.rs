@@ -103,7 +103,7 @@ impl Metrics {
 pub struct InflightGuard(());
 
 impl InflightGuard {
-    pub fn new() -> InflightGuard {
+    pub fn acquire() -> InflightGuard {
         METRICS.inflight.inc();
         InflightGuard(())
     }

@@ -12,6 +12,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::ops::Range;
 
+type JsonObject = serde_json::Map<String, serde_json::Value>;
+
 /// The OpenAI-compatible operations the gateway proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -70,10 +72,7 @@ pub struct ParsedRequest {
     /// A cheap estimate of the prompt's tokens (used when the upstream reports no usage).
     pub prompt_tokens_estimate: u64,
     model_span: Range<usize>,
-    stream_options: Option<(
-        Range<usize>,
-        Option<serde_json::Map<String, serde_json::Value>>,
-    )>,
+    stream_options: Option<(Range<usize>, Option<JsonObject>)>,
 }
 
 /// The fields the gateway reads, kept raw (a JSON `null` stays `Some("null")`, so its span
@@ -186,9 +185,8 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         None => None,
         Some(raw) => {
             let span = span_of(&body, raw);
-            let map: Option<serde_json::Map<String, serde_json::Value>> =
-                serde_json::from_str(raw.get())
-                    .map_err(|_| invalid("stream_options", "stream_options must be an object"))?;
+            let map: Option<JsonObject> = serde_json::from_str(raw.get())
+                .map_err(|_| invalid("stream_options", "stream_options must be an object"))?;
             if let Some(m) = &map {
                 match m.get("include_usage") {
                     None | Some(serde_json::Value::Null) => {}

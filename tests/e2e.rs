@@ -1,0 +1,15 @@
+//! End-to-end tests: the real binary over real sockets against the in-process mock upstream.
+
+#[path = "e2e/harness.rs"]
+mod harness;
+
+#[path = "e2e/admission.rs"]
+mod admission;
+#[path = "e2e/configs.rs"]
+mod configs;
+#[path = "e2e/routing.rs"]
+mod routing;
+#[path = "e2e/sdk.rs"]
+mod sdk;
+#[path = "e2e/streaming.rs"]
+mod streaming;

@@ -1,0 +1,253 @@
+//! Test harness: the real `tollgate` binary on OS-chosen ports, the in-process mock upstream,
+//! and helpers that read what a user sees (responses, `/metrics`, the access log).
+
+use serde_json::Value;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+pub use tollgate::mock::{script::Script, MockServer};
+
+/// The client key every test consumer uses.
+pub const KEY: &str = "tg-test-key-0001";
+/// A second key whose consumer may only use the model `chat`.
+pub const LIMITED_KEY: &str = "tg-test-key-limited";
+/// The backend key the gateway injects (through `api_key_env`).
+pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the OS gives a free port")
+}
+
+pub fn digest_line(key: &str) -> String {
+    format!("sha256:{}", hex::encode(tollgate::auth::digest(key)))
+}
+
+/// The consumers every test config ends with.
+pub fn consumers() -> String {
+    format!(
+        "[[consumers]]\nname = \"team-a\"\nkeys = [\"{}\"]\nmodels = [\"*\"]\n\n\
+         [[consumers]]\nname = \"team-limited\"\nkeys = [\"{}\"]\nmodels = [\"chat\"]\n",
+        digest_line(KEY),
+        digest_line(LIMITED_KEY)
+    )
+}
+
+pub struct Gateway {
+    child: Child,
+    pub api: String,
+    pub admin: String,
+    pub access_log: PathBuf,
+    stderr_log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Start the gateway on `body` (providers, models; consumers are appended) with
+    /// `[server]` extras such as `max_body_bytes = 1024`.
+    pub fn start(body: &str) -> Gateway {
+        Self::start_with(body, "")
+    }
+
+    pub fn start_with(body: &str, server_extra: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let api_port = free_port();
+        let admin_port = free_port();
+        let access_log = dir.path().join("access.log");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{api_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
+             threads = 2\npid_file = \"{d}/tollgate.pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\n{server_extra}\n\
+             [log]\naccess_log = \"{log}\"\nlevel = \"warn\"\n\n{body}\n{consumers}",
+            d = dir.path().display(),
+            log = access_log.display(),
+            consumers = consumers(),
+        );
+        let config_path = dir.path().join("tollgate.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let stderr_log = dir.path().join("stderr.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("-c")
+            .arg(&config_path)
+            .env("TG_UPSTREAM_KEY", UPSTREAM_KEY)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_log).expect("stderr file"))
+            .spawn()
+            .expect("spawn tollgate");
+        let gw = Gateway {
+            child,
+            api: format!("http://127.0.0.1:{api_port}"),
+            admin: format!("http://127.0.0.1:{admin_port}"),
+            access_log,
+            stderr_log,
+            _dir: dir,
+        };
+        gw.wait_ready(api_port, admin_port);
+        gw
+    }
+
+    fn wait_ready(&self, api_port: u16, admin_port: u16) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let api = std::net::TcpStream::connect(("127.0.0.1", api_port)).is_ok();
+            let admin = std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok();
+            if api && admin {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not start; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.api, path)
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .expect("metrics reachable")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// Access-log lines so far.
+    pub fn log_lines(&self) -> Vec<Value> {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.access_log) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("access log lines are JSON"))
+            .collect()
+    }
+
+    /// Wait (with a deadline) until the access log has `n` lines, and return them.
+    pub async fn wait_log_lines(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.log_lines();
+            if lines.len() >= n {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} access-log lines, have {}",
+                lines.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Wait until a metric's value equals `want` (metrics settle in `logging`, after the body).
+    pub async fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = metric(&self.metrics().await, name, labels);
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}{labels:?} is {got}, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sum of the samples of `name` whose labels include all of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, ""));
+            (n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+pub fn mock() -> MockServer {
+    MockServer::start(Script::default()).expect("mock starts")
+}
+
+/// POST `body` to `path` with the test key.
+pub async fn post(gw: &Gateway, path: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(gw.url(path))
+        .bearer_auth(KEY)
+        .json(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+pub fn chat_body(model: &str, stream: bool) -> Value {
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": "Say hello"}],
+    })
+}
+
+/// The `data:` payloads of an SSE body.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A provider table for a mock at `url` (with an optional `/_mock/<script>` prefix).
+pub fn mock_provider(name: &str, url: &str, script: &str) -> String {
+    let base = if script.is_empty() {
+        format!("{url}/v1")
+    } else {
+        format!("{url}/_mock/{script}/v1")
+    };
+    format!(
+        "[[providers]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"{base}\"\n\
+         api_key_env = \"TG_UPSTREAM_KEY\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n"
+    )
+}
+
+/// A body whose messages carry about `bytes` of text.
+pub fn big_chat_body(model: &str, stream: bool, bytes: usize) -> Value {
+    let text = "lorem ipsum ".repeat(bytes / 12 + 1);
+    serde_json::json!({
+        "model": model,
+        "stream": stream,
+        "messages": [{"role": "user", "content": text}],
+    })
+}
