@@ -1,0 +1,166 @@
+//! End-to-end overhead: the same closed-loop load sent straight to the mock upstream and
+//! through Tollgate (release binary), side by side in one run, interleaved twice.
+//!
+//!   cargo bench --bench e2e_overhead            # TG_BENCH_SECS=5 TG_BENCH_CONC=16 by default
+//!
+//! Reports requests/s, p50 and p99 for each, and the ratios. All on loopback; the load stops
+//! after the configured seconds. On a 2-core machine client, mock and gateway share the CPU,
+//! so read the ratios, not the absolute numbers.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tollgate::mock::{script::Script, MockServer};
+
+const KEY: &str = "tg-bench-key";
+
+struct Run {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+    errors: usize,
+}
+
+async fn load(url: String, auth: bool, conc: usize, secs: u64) -> Run {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .build()
+        .expect("client");
+    let body = r#"{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"Say hello to the benchmark"}]}"#;
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let warmup_end = Instant::now() + Duration::from_millis(500);
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let mut req = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body);
+                if auth {
+                    req = req.bearer_auth(KEY);
+                }
+                let ok = match req.send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if t >= warmup_end {
+                    if ok {
+                        lat.push(t.elapsed());
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.expect("load task");
+        all.extend(l);
+        errors += e;
+    }
+    all.sort();
+    let measured = Duration::from_secs(secs) - Duration::from_millis(500);
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Run {
+        rps: all.len() as f64 / measured.as_secs_f64(),
+        p50: pick(0.5),
+        p99: pick(0.99),
+        errors,
+    }
+}
+
+fn port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn main() {
+    let secs: u64 = std::env::var("TG_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let conc: usize = std::env::var("TG_BENCH_CONC")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16);
+    let mock = Arc::new(MockServer::start(Script::default()).expect("mock"));
+    let dir = tempfile::tempdir().expect("dir");
+    let (api, admin) = (port(), port());
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{api}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nthreads = 1\n\
+         pid_file = \"{d}/p.pid\"\nupgrade_sock = \"{d}/u.sock\"\n[log]\naccess_log = \"{d}/access.log\"\nlevel = \"warn\"\n\
+         [[providers]]\nname = \"m\"\nkind = \"openai\"\nbase_url = \"{url}/v1\"\n\
+         [[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"mock-small\" }}]\n\
+         [[consumers]]\nname = \"bench\"\nkeys = [\"sha256:{digest}\"]\n",
+        d = dir.path().display(),
+        url = mock.url(),
+        digest = hex::encode(tollgate::auth::digest(KEY)),
+    );
+    let path = dir.path().join("bench.toml");
+    std::fs::write(&path, config).expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn tollgate");
+    let ready = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", api)).is_err() {
+        assert!(Instant::now() < ready, "gateway did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("rt");
+    let direct_url = format!("{}/v1/chat/completions", mock.url());
+    let gw_url = format!("http://127.0.0.1:{api}/v1/chat/completions");
+    println!("e2e overhead: {conc} concurrent clients, {secs}s per run, 1 gateway worker thread, mock TTFT 0");
+    println!(
+        "{:<10} {:>10} {:>10} {:>10} {:>7}",
+        "target", "req/s", "p50 µs", "p99 µs", "errors"
+    );
+    let mut ratios = Vec::new();
+    for _round in 0..2 {
+        let d = rt.block_on(load(direct_url.clone(), false, conc, secs));
+        let g = rt.block_on(load(gw_url.clone(), true, conc, secs));
+        for (name, r) in [("direct", &d), ("tollgate", &g)] {
+            println!(
+                "{:<10} {:>10.0} {:>10} {:>10} {:>7}",
+                name,
+                r.rps,
+                r.p50.as_micros(),
+                r.p99.as_micros(),
+                r.errors
+            );
+        }
+        ratios.push((
+            g.rps / d.rps,
+            g.p50.as_secs_f64() / d.p50.as_secs_f64(),
+            g.p99.as_secs_f64() / d.p99.as_secs_f64(),
+        ));
+    }
+    for (i, (rps, p50, p99)) in ratios.iter().enumerate() {
+        println!(
+            "round {}: tollgate/direct  req/s x{rps:.2}  p50 x{p50:.2}  p99 x{p99:.2}",
+            i + 1
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
