@@ -144,3 +144,23 @@ fn operations_match_paths() {
     );
     assert_eq!(Operation::from_path("/v1/nope"), None);
 }
+
+#[test]
+fn brackets_inside_strings_do_not_count_as_nesting() {
+    let inner = format!("{}\\\"{}", "[".repeat(500), "{".repeat(500));
+    let body =
+        format!("{{\"model\":\"m\",\"messages\":[{{\"role\":\"user\",\"content\":\"{inner}\"}}]}}");
+    assert!(chat(&body).is_ok());
+    let nested = format!(
+        "{{\"model\":\"m\",\"x\":{}1{}}}",
+        "[".repeat(128),
+        "]".repeat(128)
+    );
+    assert!(matches!(chat(&nested), Err(GatewayError::InvalidJson(_))));
+    let ok = format!(
+        "{{\"model\":\"m\",\"x\":{}1{}}}",
+        "[".repeat(127),
+        "]".repeat(127)
+    );
+    assert!(chat(&ok).is_ok());
+}
