@@ -142,7 +142,12 @@ impl RequestCtx {
 
     /// The upstream's answer is final: it goes to the client. Returns whether the body is
     /// rewritten (then its length changes and `Content-Length` must go).
-    pub fn commit(&mut self, status: u16, content_type: Option<&str>) -> bool {
+    pub fn commit(&mut self, header: &ResponseHeader) -> bool {
+        let status = header.status.as_u16();
+        let content_type = header
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         self.end_attempt(if status < 400 { "ok" } else { "status" }, Some(status));
         let sse = content_type.is_some_and(|c| c.starts_with("text/event-stream"));
         let strip = sse

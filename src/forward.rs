@@ -84,12 +84,7 @@ pub async fn run(
             ctx.fail_over(&format!("status_{status}"), Some(status));
             continue;
         }
-        let content_type = header
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        ctx.commit(status, content_type.as_deref());
+        ctx.commit(&header);
         if ctx.shape_response_header(&mut header).is_err()
             || session
                 .write_response_header(Box::new(header), false)

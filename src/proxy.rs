@@ -159,12 +159,7 @@ impl ProxyHttp for Gateway {
             e.set_retry(true);
             return Err(e);
         }
-        let content_type = upstream_response
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        ctx.commit(status, content_type.as_deref());
+        ctx.commit(upstream_response);
         Ok(())
     }
 

@@ -19,11 +19,16 @@ pub struct RawRequest {
 
 impl RawRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
+}
+
+/// A header's value by case-insensitive name.
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// Read one request. `Ok(None)` is a clean close between requests. `buf` carries bytes
@@ -58,12 +63,7 @@ pub async fn read_request(
         let (k, v) = line.split_once(':').ok_or("malformed header line")?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let get = |n: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.to_ascii_lowercase())
-    };
+    let get = |n: &str| find_header(&headers, n).map(str::to_ascii_lowercase);
     let keep_alive = match get("connection").as_deref() {
         Some("close") => false,
         Some("keep-alive") => true,
