@@ -162,7 +162,11 @@ async fn bad_bodies_get_400_and_413_and_never_reach_upstream() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 413);
+    let (status, e) = error_of(resp).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("request_too_large"))
+    );
 
     let resp = c
         .get(gw.url("/v1/chat/completions"))
@@ -170,7 +174,11 @@ async fn bad_bodies_get_400_and_413_and_never_reach_upstream() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 405);
+    let (status, e) = error_of(resp).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
     let resp = c
         .post(gw.url("/v2/whatever"))
         .bearer_auth(KEY)
