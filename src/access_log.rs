@@ -31,6 +31,8 @@ pub struct AccessRecord<'a> {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub usage_source: Option<&'a str>,
+    /// From the model's price table, when it has one.
+    pub cost_usd: Option<f64>,
     pub ttft_ms: Option<f64>,
     pub duration_ms: f64,
     pub outcome: &'a str,

@@ -1,5 +1,7 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`. Never exposed on the API port.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz` and `/admin/limits?consumer=NAME`.
+//! Never exposed on the API port.
 
+use crate::limits::decide::store_view;
 use crate::metrics::METRICS;
 use crate::server::Runtime;
 use arc_swap::ArcSwap;
@@ -23,6 +25,62 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
         .unwrap_or_else(|_| Response::new(Vec::new()))
 }
 
+impl Admin {
+    /// `GET /admin/limits?consumer=NAME`: the consumer's limits, usage and remaining.
+    fn limits(&self, query: &str) -> Response<Vec<u8>> {
+        let name = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "consumer")
+            .map(|(_, v)| percent_decode(v));
+        let Some(name) = name else {
+            return reply(
+                400,
+                "application/json",
+                br#"{"error":"pass ?consumer=NAME"}"#.to_vec(),
+            );
+        };
+        let runtime = self.runtime.load();
+        match runtime.config.consumers.iter().find(|c| c.name == name) {
+            Some(c) => reply(
+                200,
+                "application/json",
+                runtime.limits.describe(c).to_string().into_bytes(),
+            ),
+            None => reply(
+                404,
+                "application/json",
+                json!({"error": format!("no consumer named `{name}`")})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        }
+    }
+}
+
+/// Decode `%XX` escapes and `+` in a query value.
+fn percent_decode(v: &str) -> String {
+    let bytes = v.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match hex::decode(&bytes[i + 1..i + 3]) {
+                Ok(decoded) => {
+                    out.extend_from_slice(&decoded);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -31,13 +89,21 @@ impl ServeHttp for Admin {
             "/metrics" => reply(200, "text/plain; version=0.0.4", METRICS.render()),
             "/healthz" => reply(200, "application/json", br#"{"status":"ok"}"#.to_vec()),
             "/readyz" => {
+                // A down limit store degrades decisions but does not stop serving: still 200.
                 let runtime = self.runtime.load();
+                let limiter = runtime.limits.limiter();
+                let degraded = limiter.store_configured() && !limiter.store_up();
                 let body = json!({
-                    "status": "ready",
+                    "status": if degraded { "degraded" } else { "ready" },
                     "models": runtime.config.models.len(),
                     "providers": runtime.config.providers.len(),
+                    "ratelimit_store": store_view(limiter),
                 });
                 reply(200, "application/json", body.to_string().into_bytes())
+            }
+            "/admin/limits" => {
+                let query = session.req_header().uri.query().unwrap_or("");
+                self.limits(query)
             }
             _ => reply(
                 404,

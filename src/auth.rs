@@ -90,6 +90,7 @@ mod tests {
             name: name.into(),
             keys: vec![digest(key)],
             models: None,
+            limits: Default::default(),
         })
     }
 
@@ -102,6 +103,7 @@ mod tests {
             name: "a".into(),
             keys: vec![d],
             models: None,
+            limits: Default::default(),
         })]);
         assert_eq!(table.authenticate(&key).unwrap().name, "a");
         assert!(table.authenticate(&format!("{key}x")).is_none());

@@ -7,6 +7,7 @@
 use crate::access_log::AttemptEntry;
 use crate::config::{Consumer, Target};
 use crate::error::{Dialect, GatewayError};
+use crate::limits::{RateHeaders, Reservation};
 use crate::meter::{JsonMeter, SseMeter, Usage, UsageSource};
 use crate::metrics::{InflightGuard, METRICS};
 use crate::protocol::ParsedRequest;
@@ -44,6 +45,11 @@ pub struct RequestCtx {
     pub consumer: Option<Arc<Consumer>>,
     pub request: Option<ParsedRequest>,
     pub plan: Option<Plan>,
+    /// What the limits charged at admission; settled in `logging`, and dropping it frees the
+    /// concurrency slot on any other path.
+    pub reservation: Option<Reservation>,
+    /// The consumer's quotas, sent as `x-ratelimit-*` on the response.
+    pub rate_headers: RateHeaders,
     /// Index into the plan of the current attempt.
     pub attempt: usize,
     pub attempts: Vec<AttemptEntry>,
@@ -72,6 +78,8 @@ impl RequestCtx {
             consumer: None,
             request: None,
             plan: None,
+            reservation: None,
+            rate_headers: RateHeaders::default(),
             attempt: 0,
             attempts: Vec::new(),
             attempt_body: Bytes::new(),
@@ -175,6 +183,7 @@ impl RequestCtx {
             header.remove_header(&http::header::CONTENT_LENGTH);
         }
         header.insert_header("x-request-id", &self.request_id)?;
+        self.rate_headers.apply(header);
         Ok(())
     }
 

@@ -54,6 +54,25 @@ pub enum GatewayError {
     UpstreamTimeout,
     #[error("The upstream service failed: {0}")]
     UpstreamBroken(&'static str),
+    #[error("{message}")]
+    RateLimited {
+        /// Which limit: `requests`, `tokens` or `concurrency`.
+        limit: &'static str,
+        message: String,
+        retry_after_ms: u64,
+    },
+    /// More tokens than a whole TPM window: retrying cannot help.
+    #[error("{message}")]
+    RequestTooLarge { message: String },
+    #[error("{message}")]
+    QuotaExceeded {
+        /// Which budget, e.g. `tokens_per_day`.
+        limit: &'static str,
+        message: String,
+        retry_after_ms: u64,
+    },
+    #[error("Rate limits cannot be checked right now (the shared limit store is unreachable). Please retry shortly.")]
+    LimiterUnavailable,
     #[error("Internal gateway error.")]
     Internal,
 }
@@ -70,7 +89,31 @@ impl GatewayError {
             NoCandidate(_) => 503,
             UpstreamConnect | UpstreamBroken(_) => 502,
             UpstreamTimeout => 504,
+            RateLimited { .. } | RequestTooLarge { .. } | QuotaExceeded { .. } => 429,
+            LimiterUnavailable => 503,
             Internal => 500,
+        }
+    }
+
+    /// The limit that refused the request (the `limit` label of rejection metrics).
+    pub fn limit_label(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::RateLimited { limit, .. } | GatewayError::QuotaExceeded { limit, .. } => {
+                Some(limit)
+            }
+            GatewayError::RequestTooLarge { .. } => Some("tokens"),
+            GatewayError::LimiterUnavailable => Some("store_unavailable"),
+            _ => None,
+        }
+    }
+
+    /// How long the client should wait before retrying, when the gateway knows.
+    fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            GatewayError::RateLimited { retry_after_ms, .. }
+            | GatewayError::QuotaExceeded { retry_after_ms, .. } => Some(*retry_after_ms),
+            e if e.status() == 503 => Some(1_000),
+            _ => None,
         }
     }
 
@@ -87,7 +130,11 @@ impl GatewayError {
             NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) => {
                 "upstream_error"
             }
-            Internal => "server_error",
+            RateLimited { limit, .. } if *limit == "tokens" => "tokens",
+            RateLimited { .. } => "requests",
+            RequestTooLarge { .. } => "tokens",
+            QuotaExceeded { .. } => "insufficient_quota",
+            LimiterUnavailable | Internal => "server_error",
         }
     }
 
@@ -102,7 +149,11 @@ impl GatewayError {
             }
             BodyTooLarge { .. } => "request_too_large",
             NoCandidate(_) => "overloaded_error",
-            UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) | Internal => "api_error",
+            RateLimited { .. } | RequestTooLarge { .. } | QuotaExceeded { .. } => {
+                "rate_limit_error"
+            }
+            UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) | LimiterUnavailable
+            | Internal => "api_error",
         }
     }
 
@@ -122,6 +173,9 @@ impl GatewayError {
             UpstreamConnect => Some("upstream_connect_error"),
             UpstreamTimeout => Some("upstream_timeout"),
             UpstreamBroken(_) => Some("upstream_error"),
+            RateLimited { .. } | RequestTooLarge { .. } => Some("rate_limit_exceeded"),
+            QuotaExceeded { .. } => Some("insufficient_quota"),
+            LimiterUnavailable => Some("rate_limit_store_unavailable"),
             Internal => Some("internal_error"),
         }
     }
@@ -141,6 +195,8 @@ impl GatewayError {
             NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) | Internal => {
                 true
             }
+            RateLimited { .. } | LimiterUnavailable => true,
+            RequestTooLarge { .. } | QuotaExceeded { .. } => false,
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => false,
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
         }
@@ -159,6 +215,9 @@ impl GatewayError {
             UpstreamConnect => "upstream_connect_error",
             UpstreamTimeout => "upstream_timeout",
             UpstreamBroken(_) => "upstream_error",
+            RateLimited { .. } | RequestTooLarge { .. } => "rate_limited",
+            QuotaExceeded { .. } => "budget_exceeded",
+            LimiterUnavailable => "limiter_unavailable",
             Internal => "internal_error",
         }
     }
@@ -204,9 +263,9 @@ impl GatewayError {
             "x-should-retry",
             if self.should_retry() { "true" } else { "false" },
         );
-        if self.status() == 503 {
-            let _ = h.insert_header("retry-after", "1");
-            let _ = h.insert_header("retry-after-ms", "1000");
+        if let Some(ms) = self.retry_after_ms() {
+            let _ = h.insert_header("retry-after", ms.div_ceil(1000).max(1).to_string());
+            let _ = h.insert_header("retry-after-ms", ms.to_string());
         }
         h
     }
@@ -257,5 +316,36 @@ mod tests {
         assert_eq!(h.headers["x-tollgate-error"], "true");
         assert_eq!(h.headers["retry-after"], "1");
         assert_eq!(h.headers["x-should-retry"], "true");
+    }
+
+    #[test]
+    fn limit_errors_speak_openai_rate_limit_shapes() {
+        let e = GatewayError::RateLimited {
+            limit: "tokens",
+            message: "Rate limit reached".into(),
+            retry_after_ms: 1_500,
+        };
+        let v = parse(e.body(Dialect::OpenAi));
+        assert_eq!(v["error"]["type"], "tokens");
+        assert_eq!(v["error"]["code"], "rate_limit_exceeded");
+        let h = e.response_header(1);
+        assert_eq!(h.status.as_u16(), 429);
+        assert_eq!(h.headers["retry-after"], "2");
+        assert_eq!(h.headers["retry-after-ms"], "1500");
+        assert_eq!(h.headers["x-should-retry"], "true");
+        let big = GatewayError::RequestTooLarge {
+            message: "Request too large".into(),
+        };
+        assert_eq!(big.response_header(1).headers["x-should-retry"], "false");
+        let quota = GatewayError::QuotaExceeded {
+            limit: "usd_per_day",
+            message: "budget".into(),
+            retry_after_ms: 3_600_000,
+        };
+        let v = parse(quota.body(Dialect::OpenAi));
+        assert_eq!(v["error"]["type"], "insufficient_quota");
+        assert_eq!(v["error"]["code"], "insufficient_quota");
+        let v = parse(quota.body(Dialect::Anthropic));
+        assert_eq!(v["error"]["type"], "rate_limit_error");
     }
 }

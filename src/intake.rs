@@ -1,7 +1,8 @@
 //! Admission: what `request_filter` decides before any upstream is touched.
 //!
 //! In order: match the route, authenticate the key, read the body within `max_body_bytes`,
-//! parse it, check the model exists and the consumer may use it, and plan the candidates.
+//! parse it, check the model exists and the consumer may use it, plan the candidates, and
+//! reserve the request against the consumer's limits ([`crate::limits`]).
 //! Every refusal is a [`GatewayError`]; nothing here talks to an upstream.
 
 use crate::auth;
@@ -75,8 +76,19 @@ pub async fn admit(
     if plan.is_empty() {
         return Err(GatewayError::NoCandidate(request.model.clone()));
     }
+    // Embeddings generate nothing; the others reserve `max_tokens` or the configured default.
+    let completion = match operation {
+        Operation::Embeddings => Some(0),
+        Operation::Chat | Operation::Completion => request.max_tokens,
+    };
+    let (headers, reserved) =
+        runtime
+            .limits
+            .reserve(&consumer, model, request.prompt_tokens_estimate, completion);
+    ctx.rate_headers = headers;
     ctx.request = Some(request);
     ctx.plan = Some(plan);
+    ctx.reservation = Some(reserved?);
     Ok(Admitted::Proxy)
 }
 

@@ -13,6 +13,7 @@ pub mod ctx;
 pub mod error;
 pub mod forward;
 pub mod intake;
+pub mod limits;
 pub mod meter;
 pub mod metrics;
 pub mod mock;

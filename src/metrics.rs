@@ -6,7 +6,8 @@
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -17,6 +18,12 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub ttft: HistogramVec,
     pub inflight: IntGauge,
+    pub cost_usd: prometheus::CounterVec,
+    pub ratelimit_rejections: IntCounterVec,
+    pub ratelimit_degraded_decisions: IntCounter,
+    pub ratelimit_store_up: IntGaugeVec,
+    pub ratelimit_store_errors: IntCounter,
+    pub ratelimit_syncs: IntCounter,
 }
 
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -66,12 +73,51 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["model"],
     )?;
     let inflight = IntGauge::new("tollgate_inflight_requests", "Requests being served now.")?;
+    let cost_usd = prometheus::CounterVec::new(
+        Opts::new(
+            "tollgate_cost_usd_total",
+            "Spend in USD from the models' price tables, by consumer and virtual model.",
+        ),
+        &["consumer", "model"],
+    )?;
+    let ratelimit_rejections = IntCounterVec::new(
+        Opts::new(
+            "tollgate_ratelimit_rejections_total",
+            "Requests refused by a limit (requests, tokens, concurrency, a budget, store_unavailable).",
+        ),
+        &["limit"],
+    )?;
+    let ratelimit_degraded_decisions = IntCounter::new(
+        "tollgate_ratelimit_store_degraded_decisions_total",
+        "Limit decisions made while the shared store was unreachable.",
+    )?;
+    let ratelimit_store_up = IntGaugeVec::new(
+        Opts::new(
+            "tollgate_ratelimit_store_up",
+            "1 while the last sync with the shared limit store succeeded.",
+        ),
+        &["store"],
+    )?;
+    let ratelimit_store_errors = IntCounter::new(
+        "tollgate_ratelimit_store_errors_total",
+        "Failed syncs with the shared limit store.",
+    )?;
+    let ratelimit_syncs = IntCounter::new(
+        "tollgate_ratelimit_syncs_total",
+        "Successful syncs with the shared limit store.",
+    )?;
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(tokens.clone()))?;
     registry.register(Box::new(upstream_attempts.clone()))?;
     registry.register(Box::new(request_duration.clone()))?;
     registry.register(Box::new(ttft.clone()))?;
     registry.register(Box::new(inflight.clone()))?;
+    registry.register(Box::new(cost_usd.clone()))?;
+    registry.register(Box::new(ratelimit_rejections.clone()))?;
+    registry.register(Box::new(ratelimit_degraded_decisions.clone()))?;
+    registry.register(Box::new(ratelimit_store_up.clone()))?;
+    registry.register(Box::new(ratelimit_store_errors.clone()))?;
+    registry.register(Box::new(ratelimit_syncs.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -80,6 +126,12 @@ fn build() -> Result<Metrics, prometheus::Error> {
         request_duration,
         ttft,
         inflight,
+        cost_usd,
+        ratelimit_rejections,
+        ratelimit_degraded_decisions,
+        ratelimit_store_up,
+        ratelimit_store_errors,
+        ratelimit_syncs,
     })
 }
 

@@ -1,4 +1,5 @@
-//! The last stage: settle the request's usage, then record metrics and its access-log line.
+//! The last stage: settle the request's usage (and its limit reservation), then record
+//! metrics and its access-log line.
 //!
 //! Called from Pingora's `logging` phase, which runs once for every request on every path
 //! (success, gateway error, upstream failure, client disconnect), so each request is counted
@@ -33,6 +34,15 @@ fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
 
 pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, status: u16) {
     let usage = ctx.settle_usage();
+    let price = ctx.plan.as_ref().and_then(|p| p.model.price);
+    let cost_micros = match (usage, price) {
+        (Some((u, _)), Some(p)) => Some(p.micros(u.input, u.output)),
+        _ => None,
+    };
+    if let Some(reservation) = ctx.reservation.take() {
+        let tokens = usage.map_or(0, |(u, _)| u.input + u.output);
+        reservation.settle(tokens, cost_micros.unwrap_or(0));
+    }
     let elapsed = ctx.started.elapsed();
     let outcome = outcome(ctx, status);
     let consumer = ctx.consumer.as_ref().map(|c| c.name.as_str());
@@ -66,6 +76,12 @@ pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, s
             .tokens
             .with_label_values(&[consumer_label, model_label, "output"])
             .inc_by(u.output);
+        if let Some(micros) = cost_micros {
+            METRICS
+                .cost_usd
+                .with_label_values(&[consumer_label, model_label])
+                .inc_by(micros as f64 / 1e6);
+        }
     }
 
     log.emit(&AccessRecord {
@@ -84,6 +100,7 @@ pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, s
         input_tokens: usage.map_or(0, |(u, _)| u.input),
         output_tokens: usage.map_or(0, |(u, _)| u.output),
         usage_source: usage.map(|(_, s)| UsageSource::label(s)),
+        cost_usd: cost_micros.map(|m| m as f64 / 1e6),
         ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         outcome,

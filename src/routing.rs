@@ -120,6 +120,7 @@ mod tests {
                 .collect(),
             max_attempts,
             retry_on_status: vec![503],
+            price: None,
         })
     }
 

@@ -1,5 +1,5 @@
-//! Wiring: Pingora's `Server` with the proxy service, the admin service and, when a provider
-//! uses it, the built-in mock upstream.
+//! Wiring: Pingora's `Server` with the proxy service, the admin service, the limit store sync
+//! (when `[redis]` is set) and, when a provider uses it, the built-in mock upstream.
 //!
 //! [`Runtime`] is everything derived from one config file. Requests take a snapshot of it
 //! (`ArcSwap::load_full`) when they start and keep it to the end.
@@ -8,6 +8,8 @@ use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::auth::KeyTable;
 use crate::config::{Config, Upstream};
+use crate::limits::sync::StoreSync;
+use crate::limits::{LimitPlan, Limiter};
 use crate::mock;
 use crate::proxy::Gateway;
 use crate::upstream::Upstreams;
@@ -27,13 +29,20 @@ pub struct Runtime {
     pub config: Arc<Config>,
     pub keys: KeyTable,
     pub upstreams: Upstreams,
+    pub limits: LimitPlan,
 }
 
 impl Runtime {
-    pub fn new(config: Config, builtin_mock: Option<SocketAddr>) -> Runtime {
+    /// `limiter` is the process's, so counts carry over from the previous config.
+    pub fn new(
+        config: Config,
+        builtin_mock: Option<SocketAddr>,
+        limiter: &Arc<Limiter>,
+    ) -> Runtime {
         Runtime {
             keys: KeyTable::new(&config.consumers),
             upstreams: Upstreams::resolve(&config, builtin_mock),
+            limits: LimitPlan::new(Arc::clone(limiter), &config),
             config: Arc::new(config),
         }
     }
@@ -89,7 +98,16 @@ pub fn build_server(config: Config, opt: Opt) -> Result<Server, BuildError> {
     let listen = config.server.listen.clone();
     let admin_listen = config.server.admin_listen.clone();
     let access_log = AccessLog::open(&config.log.access_log).map_err(BuildError::AccessLog)?;
-    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(config, mock_addr)));
+    let limiter = Limiter::for_config(&config);
+    if let Some(redis) = &config.redis {
+        server.add_service(background_service(
+            "limit store sync",
+            StoreSync::new(Arc::clone(&limiter), redis.clone()),
+        ));
+    }
+    let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
+        config, mock_addr, &limiter,
+    )));
 
     let gateway = Gateway {
         runtime: Arc::clone(&runtime),

@@ -7,6 +7,12 @@ mod harness;
 mod admission;
 #[path = "e2e/configs.rs"]
 mod configs;
+#[path = "e2e/limits.rs"]
+mod limits;
+#[path = "e2e/limits_redis.rs"]
+mod limits_redis;
+#[path = "e2e/redis_server.rs"]
+mod redis_server;
 #[path = "e2e/routing.rs"]
 mod routing;
 #[path = "e2e/sdk.rs"]

@@ -4,6 +4,7 @@
 //! Defaults live here, next to the field they belong to; `conf/tollgate.toml` documents each one.
 //! Validation and conversion into runtime types happen in [`super::load`].
 
+pub use super::limits::{LimitTable, LimitsSection, PriceTable, RedisSection};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -21,6 +22,11 @@ pub struct FileConfig {
     pub models: Vec<ModelSection>,
     #[serde(default)]
     pub consumers: Vec<ConsumerSection>,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Optional: without it, limits are per instance.
+    #[serde(default)]
+    pub redis: Option<RedisSection>,
 }
 
 /// `[server]`: listeners and process-wide settings.
@@ -127,6 +133,9 @@ pub struct ModelSection {
     /// Upstream statuses that send the request to the next candidate (before any byte reached the client).
     #[serde(default = "default_retry_on_status")]
     pub retry_on_status: Vec<u16>,
+    /// USD per million tokens; prices budgets and the cost metric.
+    #[serde(default)]
+    pub price: Option<PriceTable>,
 }
 
 fn default_strategy() -> String {
@@ -164,6 +173,9 @@ pub struct ConsumerSection {
     /// Virtual model names this consumer may use, or `["*"]`.
     #[serde(default = "default_models")]
     pub models: Vec<String>,
+    /// Rates and budgets; without it, `[limits.default]` applies.
+    #[serde(default)]
+    pub limits: Option<LimitTable>,
 }
 
 fn default_models() -> Vec<String> {

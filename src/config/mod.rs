@@ -5,10 +5,12 @@
 //! what the rest of the gateway reads; the file shapes stay in [`file`].
 
 pub mod file;
+pub mod limits;
 
 use crate::auth::{parse_key_digest, KeyDigest};
 use file::{FileConfig, TargetSection};
 use http::{HeaderName, HeaderValue};
+pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -53,6 +55,8 @@ pub struct Config {
     /// Virtual models in file order (the order `/v1/models` lists them).
     pub models: Vec<Arc<Model>>,
     pub consumers: Vec<Arc<Consumer>>,
+    pub limits: LimitSettings,
+    pub redis: Option<RedisSettings>,
 }
 
 impl Config {
@@ -151,6 +155,7 @@ pub struct Model {
     pub fallbacks: Vec<Target>,
     pub max_attempts: usize,
     pub retry_on_status: Vec<u16>,
+    pub price: Option<Price>,
 }
 
 #[derive(Debug)]
@@ -159,6 +164,8 @@ pub struct Consumer {
     pub keys: Vec<KeyDigest>,
     /// `None` means every model.
     pub models: Option<HashSet<String>>,
+    /// Its own limits, or the defaults; empty when unlimited.
+    pub limits: ConsumerLimits,
 }
 
 impl Consumer {
@@ -232,6 +239,8 @@ fn line_of(text: &str, offset: usize) -> usize {
 fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<String>) -> Config {
     let server = build_server(file.server, errs);
     let log = build_log(file.log, errs);
+    let limit_settings = limits::build_settings(&file.limits, errs);
+    let redis = file.redis.as_ref().map(|r| limits::build_redis(r, errs));
 
     let mut providers: Vec<Arc<Provider>> = Vec::new();
     let mut seen = HashSet::new();
@@ -280,6 +289,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
                 ));
             }
         }
+        let price = m.price.as_ref().map(|p| limits::build_price(&at, p, errs));
         let targets = build_targets(&format!("{at}.targets"), &m.targets, &by_name, errs);
         let fallbacks = build_targets(&format!("{at}.fallbacks"), &m.fallbacks, &by_name, errs);
         models.push(Arc::new(Model {
@@ -289,9 +299,16 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
             fallbacks,
             max_attempts: m.max_attempts,
             retry_on_status: m.retry_on_status,
+            price,
         }));
     }
 
+    let known_model = |name: &str| model_names.contains(name);
+    let default_limits = file
+        .limits
+        .default
+        .as_ref()
+        .map(|t| limits::build_consumer_limits("limits.default", t, &known_model, errs));
     let mut consumers = Vec::new();
     let mut consumer_names = HashSet::new();
     let mut all_keys = HashMap::new();
@@ -325,10 +342,17 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
             }
             Some(c.models.into_iter().collect())
         };
+        let limits = match &c.limits {
+            Some(t) => {
+                limits::build_consumer_limits(&format!("{at}.limits"), t, &known_model, errs)
+            }
+            None => default_limits.clone().unwrap_or_default(),
+        };
         consumers.push(Arc::new(Consumer {
             name: c.name,
             keys,
             models: models_allowed,
+            limits,
         }));
     }
 
@@ -338,6 +362,8 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         providers,
         models,
         consumers,
+        limits: limit_settings,
+        redis,
     }
 }
 

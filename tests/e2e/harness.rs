@@ -54,6 +54,11 @@ impl Gateway {
     }
 
     pub fn start_with(body: &str, server_extra: &str) -> Gateway {
+        Self::start_raw(server_extra, &format!("{body}\n{}", consumers()))
+    }
+
+    /// Start on `rest` as the whole config after `[server]` and `[log]` (consumers included).
+    pub fn start_raw(server_extra: &str, rest: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let api_port = free_port();
         let admin_port = free_port();
@@ -61,10 +66,9 @@ impl Gateway {
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{api_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
              threads = 2\npid_file = \"{d}/tollgate.pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\n{server_extra}\n\
-             [log]\naccess_log = \"{log}\"\nlevel = \"warn\"\n\n{body}\n{consumers}",
+             [log]\naccess_log = \"{log}\"\nlevel = \"warn\"\n\n{rest}",
             d = dir.path().display(),
             log = access_log.display(),
-            consumers = consumers(),
         );
         let config_path = dir.path().join("tollgate.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -163,6 +167,33 @@ impl Gateway {
                 Instant::now() < deadline,
                 "{name}{labels:?} is {got}, want {want}"
             );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Gateway {
+    /// GET an admin path and parse its JSON.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        client()
+            .get(format!("{}{path}", self.admin))
+            .send()
+            .await
+            .expect("admin reachable")
+            .json()
+            .await
+            .expect("admin JSON")
+    }
+
+    /// Poll an admin JSON path until `pred` holds (with a deadline); returns the last view.
+    pub async fn wait_admin(&self, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = self.admin_json(path).await;
+            if pred(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what}: last {path} was {v}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -1,0 +1,460 @@
+//! The decisions: reserve at admission, settle at the end, describe for the admin view.
+
+use super::clock::{Calendar, CalendarCache};
+use super::headers::{duration, Quota, RateHeaders};
+use super::{Counter, Counters, Limiter, Mode, Scope};
+use crate::config::{Config, Consumer, LimitSet, Model, OnStoreFailure};
+use crate::error::GatewayError;
+use crate::metrics::METRICS;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The limits of one config, bound to the process's [`Limiter`].
+pub struct LimitPlan {
+    limiter: Arc<Limiter>,
+    calendar: CalendarCache,
+    default_max_tokens: u64,
+    /// Consumers with limits; the others are not counted at all.
+    consumers: HashMap<String, ConsumerScopes>,
+}
+
+struct ConsumerScopes {
+    own: Arc<Scope>,
+    models: HashMap<String, Arc<Scope>>,
+}
+
+/// What one request asks of the limits.
+#[derive(Debug, Clone, Copy)]
+struct Demand {
+    tokens: u64,
+    usd_micros: u64,
+}
+
+/// What admission charged, to settle at the end. Dropping it releases the concurrency slots.
+#[derive(Debug, Default)]
+pub struct Reservation {
+    charges: Vec<Charge>,
+    tokens: u64,
+    usd_micros: u64,
+}
+
+#[derive(Debug)]
+struct Charge {
+    scope: Arc<Scope>,
+    minute: i64,
+    day: i64,
+    month: i64,
+    holds_slot: bool,
+}
+
+fn limited_counters(set: &LimitSet) -> Vec<Counter> {
+    let pairs = [
+        (set.rpm, Counter::Requests),
+        (set.tpm, Counter::Tokens),
+        (set.tokens_per_day, Counter::TokensDay),
+        (set.tokens_per_month, Counter::TokensMonth),
+        (set.usd_micros_per_day, Counter::UsdDay),
+        (set.usd_micros_per_month, Counter::UsdMonth),
+        (set.concurrency, Counter::Inflight),
+    ];
+    pairs
+        .into_iter()
+        .filter_map(|(l, c)| l.map(|_| c))
+        .collect()
+}
+
+impl LimitPlan {
+    pub fn new(limiter: Arc<Limiter>, config: &Config) -> LimitPlan {
+        let mut consumers = HashMap::new();
+        for c in &config.consumers {
+            let l = &c.limits;
+            if l.base.is_empty() && l.schedule.is_empty() && l.models.is_empty() {
+                continue;
+            }
+            let own = limiter.scope(&format!("consumer:{}", c.name));
+            let mut counters = limited_counters(&l.base);
+            for s in &l.schedule {
+                counters.extend(limited_counters(&l.base.with(&s.rates)));
+            }
+            own.set_active(&counters);
+            let models = l
+                .models
+                .iter()
+                .map(|(model, set)| {
+                    let scope = limiter.scope(&format!("consumer:{}:model:{model}", c.name));
+                    scope.set_active(&limited_counters(set));
+                    (model.clone(), scope)
+                })
+                .collect();
+            consumers.insert(c.name.clone(), ConsumerScopes { own, models });
+        }
+        limiter.set_timezone(config.limits.timezone.clone());
+        LimitPlan {
+            calendar: CalendarCache::new(config.limits.timezone.clone()),
+            default_max_tokens: config.limits.default_max_tokens,
+            limiter,
+            consumers,
+        }
+    }
+
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.limiter
+    }
+
+    /// The scopes a request of `consumer` on `model` is counted in, with their limits now.
+    fn scopes_of<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        model: &str,
+        cal: &Calendar,
+    ) -> Vec<(String, &'a Arc<Scope>, LimitSet)> {
+        let Some(s) = self.consumers.get(&consumer.name) else {
+            return Vec::new();
+        };
+        let mut out = vec![(
+            format!("consumer `{}`", consumer.name),
+            &s.own,
+            consumer.limits.at(cal.minute_of_day),
+        )];
+        if let (Some(scope), Some(set)) = (s.models.get(model), consumer.limits.for_model(model)) {
+            out.push((
+                format!("consumer `{}` on model `{model}`", consumer.name),
+                scope,
+                *set,
+            ));
+        }
+        out
+    }
+
+    /// Admit or refuse a request. The headers describe the quotas either way.
+    pub fn reserve(
+        &self,
+        consumer: &Consumer,
+        model: &Model,
+        prompt_tokens: u64,
+        max_tokens: Option<u64>,
+    ) -> (RateHeaders, Result<Reservation, GatewayError>) {
+        let now = self.limiter.clock.now_ms();
+        let cal = self.calendar.at(now);
+        let scopes = self.scopes_of(consumer, &model.name, &cal);
+        if scopes.is_empty() {
+            return (RateHeaders::default(), Ok(Reservation::default()));
+        }
+        let completion = max_tokens.unwrap_or(self.default_max_tokens);
+        let demand = Demand {
+            tokens: prompt_tokens.saturating_add(completion),
+            usd_micros: model
+                .price
+                .map_or(0, |p| p.micros(prompt_tokens, completion)),
+        };
+        let mode = self.limiter.mode();
+        if mode != Mode::Normal {
+            METRICS.ratelimit_degraded_decisions.inc();
+        }
+        // Lock every scope (always in the same order: consumer, then model) so the check
+        // and the charge are one step.
+        let mut guards: Vec<_> = scopes.iter().map(|(_, s, _)| s.lock()).collect();
+        let mut headers = RateHeaders::default();
+        let checked = match mode {
+            Mode::Degraded(OnStoreFailure::Closed) => Err(GatewayError::LimiterUnavailable),
+            Mode::Degraded(OnStoreFailure::Open) => Ok(()),
+            Mode::Normal | Mode::Degraded(OnStoreFailure::Local) => scopes
+                .iter()
+                .zip(&guards)
+                .try_for_each(|((who, _, set), c)| check(set, c, now, &cal, demand, who)),
+        };
+        if let Err(e) = checked {
+            for ((_, _, set), c) in scopes.iter().zip(&guards) {
+                quotas(&mut headers, set, c, now);
+            }
+            METRICS
+                .ratelimit_rejections
+                .with_label_values(&[e.limit_label().unwrap_or("other")])
+                .inc();
+            return (headers, Err(e));
+        }
+        let mut reservation = Reservation {
+            charges: Vec::with_capacity(scopes.len()),
+            tokens: demand.tokens,
+            usd_micros: demand.usd_micros,
+        };
+        for ((_, scope, set), c) in scopes.iter().zip(guards.iter_mut()) {
+            let minute = c.requests.add(now, 1);
+            c.tokens.add(now, demand.tokens as i64);
+            c.tokens_day.add(cal.day, demand.tokens as i64);
+            c.tokens_month.add(cal.month, demand.tokens as i64);
+            c.usd_day.add(cal.day, demand.usd_micros as i64);
+            c.usd_month.add(cal.month, demand.usd_micros as i64);
+            c.inflight.mine += 1;
+            quotas(&mut headers, set, c, now);
+            reservation.charges.push(Charge {
+                scope: Arc::clone(scope),
+                minute,
+                day: cal.day,
+                month: cal.month,
+                holds_slot: true,
+            });
+        }
+        (headers, Ok(reservation))
+    }
+
+    /// The admin view of one consumer: each scope's limits, usage and remaining.
+    pub fn describe(&self, consumer: &Consumer) -> Value {
+        let now = self.limiter.clock.now_ms();
+        let cal = self.calendar.at(now);
+        let mut scopes: Vec<(String, &Arc<Scope>, LimitSet)> = Vec::new();
+        if let Some(s) = self.consumers.get(&consumer.name) {
+            scopes.push((
+                "consumer".into(),
+                &s.own,
+                consumer.limits.at(cal.minute_of_day),
+            ));
+            for (model, set) in &consumer.limits.models {
+                if let Some(scope) = s.models.get(model) {
+                    scopes.push((format!("model:{model}"), scope, *set));
+                }
+            }
+        }
+        let views: Vec<Value> = scopes
+            .iter()
+            .map(|(name, scope, set)| {
+                let c = scope.lock();
+                let window = |limit: Option<u64>, used: f64, reset_ms: i64| {
+                    json!({
+                        "limit": limit,
+                        "used": (used * 100.0).round() / 100.0,
+                        "remaining": limit.map(|l| (l as f64 - used).floor().max(0.0) as u64),
+                        "reset": duration(reset_ms),
+                    })
+                };
+                json!({
+                    "scope": name,
+                    "rpm": window(set.rpm, c.requests.count(now), c.requests.reset_ms(now)),
+                    "tpm": window(set.tpm, c.tokens.count(now), c.tokens.reset_ms(now)),
+                    "concurrency": {"limit": set.concurrency, "in_use": c.inflight.total(),
+                                    "in_use_here": c.inflight.mine},
+                    "tokens_per_day": window(set.tokens_per_day, c.tokens_day.used(cal.day) as f64, cal.day_left_ms),
+                    "tokens_per_month": window(set.tokens_per_month, c.tokens_month.used(cal.month) as f64, cal.month_left_ms),
+                    "usd_per_day": usd_view(set.usd_micros_per_day, c.usd_day.used(cal.day), cal.day_left_ms),
+                    "usd_per_month": usd_view(set.usd_micros_per_month, c.usd_month.used(cal.month), cal.month_left_ms),
+                })
+            })
+            .collect();
+        json!({
+            "consumer": consumer.name,
+            "limited": !views.is_empty(),
+            "store": store_view(&self.limiter),
+            "scopes": views,
+        })
+    }
+}
+
+fn usd_view(limit: Option<u64>, used: i64, reset_ms: i64) -> Value {
+    let usd = |micros: f64| (micros / 1e4).round() / 100.0;
+    json!({
+        "limit": limit.map(|l| usd(l as f64)),
+        "used": usd(used as f64),
+        "remaining": limit.map(|l| usd((l as f64 - used as f64).max(0.0))),
+        "reset": duration(reset_ms),
+    })
+}
+
+pub fn store_view(limiter: &Limiter) -> Value {
+    match limiter.store_policy() {
+        None => json!({"configured": false}),
+        Some(policy) => json!({
+            "configured": true,
+            "up": limiter.store_up(),
+            "on_failure": match policy {
+                OnStoreFailure::Local => "local",
+                OnStoreFailure::Open => "open",
+                OnStoreFailure::Closed => "closed",
+            },
+        }),
+    }
+}
+
+/// Add this scope's request and token quotas to the headers.
+fn quotas(headers: &mut RateHeaders, set: &LimitSet, c: &Counters, now: i64) {
+    let quota = |limit: u64, w: &super::window::Sliding| Quota {
+        limit,
+        remaining: (limit as f64 - w.count(now)).floor().max(0.0) as u64,
+        reset_ms: w.reset_ms(now),
+    };
+    if let Some(l) = set.rpm {
+        RateHeaders::tighten(&mut headers.requests, quota(l, &c.requests));
+    }
+    if let Some(l) = set.tpm {
+        RateHeaders::tighten(&mut headers.tokens, quota(l, &c.tokens));
+    }
+}
+
+/// Does the demand fit every limit of this scope?
+fn check(
+    set: &LimitSet,
+    c: &Counters,
+    now: i64,
+    cal: &Calendar,
+    d: Demand,
+    who: &str,
+) -> Result<(), GatewayError> {
+    if let Some(limit) = set.concurrency {
+        if c.inflight.total() as u64 + 1 > limit {
+            return Err(GatewayError::RateLimited {
+                limit: Counter::Inflight.label(),
+                message: format!(
+                    "Too many concurrent requests for {who}: Limit {limit}. Please try again in 1s."
+                ),
+                retry_after_ms: 1_000,
+            });
+        }
+    }
+    if let Some(limit) = set.rpm {
+        if !c.requests.fits(now, limit, 1) {
+            let wait = c.requests.wait_ms(now, limit, 1).unwrap_or(60_000);
+            return Err(rate_limited(
+                Counter::Requests,
+                "requests per min (RPM)",
+                who,
+                limit,
+                c.requests.count(now),
+                1,
+                wait,
+            ));
+        }
+    }
+    if let Some(limit) = set.tpm {
+        match c.tokens.wait_ms(now, limit, d.tokens) {
+            None => {
+                return Err(GatewayError::RequestTooLarge {
+                    message: format!(
+                        "Request too large for {who} on tokens per min (TPM): Limit {limit}, Requested {}. \
+                         The input or output tokens must be reduced in order to run successfully.",
+                        d.tokens
+                    ),
+                })
+            }
+            Some(wait) if !c.tokens.fits(now, limit, d.tokens) => {
+                return Err(rate_limited(
+                    Counter::Tokens,
+                    "tokens per min (TPM)",
+                    who,
+                    limit,
+                    c.tokens.count(now),
+                    d.tokens,
+                    wait,
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let budgets = [
+        (
+            set.tokens_per_day,
+            Counter::TokensDay,
+            c.tokens_day.used(cal.day),
+            d.tokens,
+            cal.day_left_ms,
+            "daily token budget",
+        ),
+        (
+            set.tokens_per_month,
+            Counter::TokensMonth,
+            c.tokens_month.used(cal.month),
+            d.tokens,
+            cal.month_left_ms,
+            "monthly token budget",
+        ),
+        (
+            set.usd_micros_per_day,
+            Counter::UsdDay,
+            c.usd_day.used(cal.day),
+            d.usd_micros,
+            cal.day_left_ms,
+            "daily USD budget",
+        ),
+        (
+            set.usd_micros_per_month,
+            Counter::UsdMonth,
+            c.usd_month.used(cal.month),
+            d.usd_micros,
+            cal.month_left_ms,
+            "monthly USD budget",
+        ),
+    ];
+    for (limit, counter, used, need, left_ms, what) in budgets {
+        let Some(limit) = limit else { continue };
+        if used.max(0) as u64 + need > limit {
+            let (l, u, n) = if matches!(counter, Counter::UsdDay | Counter::UsdMonth) {
+                let f = |m: u64| format!("${:.2}", m as f64 / 1e6);
+                (f(limit), f(used.max(0) as u64), f(need))
+            } else {
+                (limit.to_string(), used.to_string(), need.to_string())
+            };
+            return Err(GatewayError::QuotaExceeded {
+                limit: counter.label(),
+                message: format!(
+                    "You exceeded the {what} of {who}: Limit {l}, Used {u}, Requested {n}. It resets in {}.",
+                    duration(left_ms)
+                ),
+                retry_after_ms: left_ms.max(0) as u64,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn rate_limited(
+    counter: Counter,
+    what: &str,
+    who: &str,
+    limit: u64,
+    used: f64,
+    requested: u64,
+    wait_ms: i64,
+) -> GatewayError {
+    GatewayError::RateLimited {
+        limit: counter.label(),
+        message: format!(
+            "Rate limit reached for {who} on {what}: Limit {limit}, Used {}, Requested {requested}. \
+             Please try again in {}.",
+            used.ceil() as u64,
+            duration(wait_ms)
+        ),
+        retry_after_ms: wait_ms.max(1) as u64,
+    }
+}
+
+impl Reservation {
+    /// Correct the reserved tokens and cost to the real ones, and free the concurrency slots.
+    pub fn settle(mut self, tokens: u64, usd_micros: u64) {
+        let dt = tokens as i64 - self.tokens as i64;
+        let du = usd_micros as i64 - self.usd_micros as i64;
+        for charge in &mut self.charges {
+            let mut c = charge.scope.lock();
+            c.tokens.adjust(charge.minute, dt);
+            c.tokens_day.adjust(charge.day, dt);
+            c.tokens_month.adjust(charge.month, dt);
+            c.usd_day.adjust(charge.day, du);
+            c.usd_month.adjust(charge.month, du);
+            if std::mem::take(&mut charge.holds_slot) {
+                c.inflight.mine -= 1;
+            }
+        }
+    }
+
+    pub fn reserved_tokens(&self) -> u64 {
+        self.tokens
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        for charge in &mut self.charges {
+            if std::mem::take(&mut charge.holds_slot) {
+                charge.scope.lock().inflight.mine -= 1;
+            }
+        }
+    }
+}
