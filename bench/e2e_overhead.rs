@@ -1,5 +1,6 @@
-//! End-to-end overhead: the same closed-loop load sent straight to the mock upstream and
-//! through Tollgate (release binary), side by side in one run, interleaved twice.
+//! End-to-end overhead: the same closed-loop load sent straight to the mock upstream, through
+//! Tollgate with an unlimited key, and through Tollgate with a key under RPM/TPM/concurrency
+//! limits and a daily budget (never reached), side by side in one run, interleaved twice.
 //!
 //!   cargo bench --bench e2e_overhead            # TG_BENCH_SECS=5 TG_BENCH_CONC=16 by default
 //!
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use tollgate::mock::{script::Script, MockServer};
 
 const KEY: &str = "tg-bench-key";
+const LIMITED_KEY: &str = "tg-bench-key-limited";
 
 struct Run {
     rps: f64,
@@ -21,7 +23,7 @@ struct Run {
     errors: usize,
 }
 
-async fn load(url: String, auth: bool, conc: usize, secs: u64) -> Run {
+async fn load(url: String, key: Option<&'static str>, conc: usize, secs: u64) -> Run {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(conc)
         .build()
@@ -41,8 +43,8 @@ async fn load(url: String, auth: bool, conc: usize, secs: u64) -> Run {
                     .post(&url)
                     .header("content-type", "application/json")
                     .body(body);
-                if auth {
-                    req = req.bearer_auth(KEY);
+                if let Some(key) = key {
+                    req = req.bearer_auth(key);
                 }
                 let ok = match req.send().await {
                     Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
@@ -105,10 +107,13 @@ fn main() {
          pid_file = \"{d}/p.pid\"\nupgrade_sock = \"{d}/u.sock\"\n[log]\naccess_log = \"{d}/access.log\"\nlevel = \"warn\"\n\
          [[providers]]\nname = \"m\"\nkind = \"openai\"\nbase_url = \"{url}/v1\"\n\
          [[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"mock-small\" }}]\n\
-         [[consumers]]\nname = \"bench\"\nkeys = [\"sha256:{digest}\"]\n",
+         [[consumers]]\nname = \"bench\"\nkeys = [\"sha256:{digest}\"]\n\
+         [[consumers]]\nname = \"bench-limited\"\nkeys = [\"sha256:{limited}\"]\n\
+         limits = {{ rpm = 100000000, tpm = 1000000000000, concurrency = 100000, tokens_per_day = 1000000000000 }}\n",
         d = dir.path().display(),
         url = mock.url(),
         digest = hex::encode(tollgate::auth::digest(KEY)),
+        limited = hex::encode(tollgate::auth::digest(LIMITED_KEY)),
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, config).expect("config");
@@ -137,9 +142,10 @@ fn main() {
     );
     let mut ratios = Vec::new();
     for _round in 0..2 {
-        let d = rt.block_on(load(direct_url.clone(), false, conc, secs));
-        let g = rt.block_on(load(gw_url.clone(), true, conc, secs));
-        for (name, r) in [("direct", &d), ("tollgate", &g)] {
+        let d = rt.block_on(load(direct_url.clone(), None, conc, secs));
+        let g = rt.block_on(load(gw_url.clone(), Some(KEY), conc, secs));
+        let l = rt.block_on(load(gw_url.clone(), Some(LIMITED_KEY), conc, secs));
+        for (name, r) in [("direct", &d), ("tollgate", &g), ("+limits", &l)] {
             println!(
                 "{:<10} {:>10.0} {:>10} {:>10} {:>7}",
                 name,
@@ -149,16 +155,29 @@ fn main() {
                 r.errors
             );
         }
-        ratios.push((
-            g.rps / d.rps,
-            g.p50.as_secs_f64() / d.p50.as_secs_f64(),
-            g.p99.as_secs_f64() / d.p99.as_secs_f64(),
-        ));
+        let ratio = |a: &Run, b: &Run| {
+            (
+                a.rps / b.rps,
+                a.p50.as_secs_f64() / b.p50.as_secs_f64(),
+                a.p99.as_secs_f64() / b.p99.as_secs_f64(),
+            )
+        };
+        ratios.push((ratio(&g, &d), ratio(&l, &g)));
     }
-    for (i, (rps, p50, p99)) in ratios.iter().enumerate() {
+    for (i, (gd, lg)) in ratios.iter().enumerate() {
         println!(
-            "round {}: tollgate/direct  req/s x{rps:.2}  p50 x{p50:.2}  p99 x{p99:.2}",
-            i + 1
+            "round {}: tollgate/direct  req/s x{:.2}  p50 x{:.2}  p99 x{:.2}",
+            i + 1,
+            gd.0,
+            gd.1,
+            gd.2
+        );
+        println!(
+            "round {}: limits on/off    req/s x{:.2}  p50 x{:.2}  p99 x{:.2}",
+            i + 1,
+            lg.0,
+            lg.1,
+            lg.2
         );
     }
     let _ = child.kill();

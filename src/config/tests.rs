@@ -116,3 +116,63 @@ fn base_urls_split_into_parts_and_keys_resolve_from_env() {
     assert_eq!(c.providers[0].api_key.as_ref().unwrap().expose(), "sk-test");
     assert_eq!(format!("{:?}", c.providers[0].api_key), "Some(Secret(***))");
 }
+
+#[test]
+fn limit_errors_name_their_field() {
+    let text = format!(
+        r#"
+[redis]
+url = "http://nope"
+sync_interval_ms = 0
+on_failure = "maybe"
+[limits]
+timezone = "Mars/Olympus"
+default = {{ rpm = 0 }}
+[[providers]]
+name = "p"
+kind = "mock"
+[[models]]
+name = "m"
+targets = [{{ provider = "p", model = "x" }}]
+price = {{ input_per_mtok = -1.0, output_per_mtok = 0.5 }}
+[[consumers]]
+name = "c"
+keys = ["{KEY}"]
+[consumers.limits]
+tpm = -5
+usd_per_day = 0.0
+[[consumers.limits.schedule]]
+hours = "9-18"
+rpm = 10
+[[consumers.limits.models]]
+model = "nope"
+"#
+    );
+    let errs = errors(&text);
+    let expect = [
+        "redis.url \"http://nope\" must be a URL",
+        "redis.sync_interval_ms must be > 0",
+        "redis.on_failure must be \"local\", \"open\" or \"closed\"",
+        "limits.timezone `Mars/Olympus` is not a known time zone",
+        "limits.default.rpm must be > 0",
+        "models[0].price.input_per_mtok must be a number >= 0",
+        "consumers[0].limits.tpm must be > 0",
+        "consumers[0].limits.usd_per_day must be a positive amount",
+        "consumers[0].limits.schedule[0].hours must look like \"09:00-18:00\"",
+        "consumers[0].limits.models[0].model names unknown model `nope`",
+        "consumers[0].limits.models[0] sets no limit",
+    ];
+    for e in expect {
+        assert!(
+            errs.iter().any(|x| x.starts_with(e)),
+            "missing `{e}` in {errs:#?}"
+        );
+    }
+    let errs = errors(&format!(
+        "[[consumers]]\nname = \"c\"\nkeys = [\"{KEY}\"]\nlimits = {{ rpn = 5 }}\n"
+    ));
+    assert!(
+        errs[0].starts_with("consumers[0].limits") && errs[0].contains("rpn"),
+        "{errs:?}"
+    );
+}

@@ -20,9 +20,18 @@ pub struct LimitPlan {
 }
 
 struct ConsumerScopes {
-    own: Arc<Scope>,
-    models: HashMap<String, Arc<Scope>>,
+    own: Named,
+    models: HashMap<String, Named>,
 }
+
+/// A scope with the phrase that names it in refusals ("consumer `a` on model `chat`").
+struct Named {
+    who: String,
+    scope: Arc<Scope>,
+}
+
+/// The (at most two) scopes one request is counted in, with their limits now.
+type Scopes<'a> = [Option<(&'a Named, LimitSet)>; 2];
 
 /// What one request asks of the limits.
 #[derive(Debug, Clone, Copy)]
@@ -72,19 +81,23 @@ impl LimitPlan {
             if l.base.is_empty() && l.schedule.is_empty() && l.models.is_empty() {
                 continue;
             }
-            let own = limiter.scope(&format!("consumer:{}", c.name));
+            let own = Named {
+                who: format!("consumer `{}`", c.name),
+                scope: limiter.scope(&format!("consumer:{}", c.name)),
+            };
             let mut counters = limited_counters(&l.base);
             for s in &l.schedule {
                 counters.extend(limited_counters(&l.base.with(&s.rates)));
             }
-            own.set_active(&counters);
+            own.scope.set_active(&counters);
             let models = l
                 .models
                 .iter()
                 .map(|(model, set)| {
                     let scope = limiter.scope(&format!("consumer:{}:model:{model}", c.name));
                     scope.set_active(&limited_counters(set));
-                    (model.clone(), scope)
+                    let who = format!("consumer `{}` on model `{model}`", c.name);
+                    (model.clone(), Named { who, scope })
                 })
                 .collect();
             consumers.insert(c.name.clone(), ConsumerScopes { own, models });
@@ -103,28 +116,16 @@ impl LimitPlan {
     }
 
     /// The scopes a request of `consumer` on `model` is counted in, with their limits now.
-    fn scopes_of<'a>(
-        &'a self,
-        consumer: &'a Consumer,
-        model: &str,
-        cal: &Calendar,
-    ) -> Vec<(String, &'a Arc<Scope>, LimitSet)> {
+    fn scopes_of<'a>(&'a self, consumer: &'a Consumer, model: &str, cal: &Calendar) -> Scopes<'a> {
         let Some(s) = self.consumers.get(&consumer.name) else {
-            return Vec::new();
+            return [None, None];
         };
-        let mut out = vec![(
-            format!("consumer `{}`", consumer.name),
-            &s.own,
-            consumer.limits.at(cal.minute_of_day),
-        )];
-        if let (Some(scope), Some(set)) = (s.models.get(model), consumer.limits.for_model(model)) {
-            out.push((
-                format!("consumer `{}` on model `{model}`", consumer.name),
-                scope,
-                *set,
-            ));
-        }
-        out
+        let own = Some((&s.own, consumer.limits.at(cal.minute_of_day)));
+        let per_model = s
+            .models
+            .get(model)
+            .zip(consumer.limits.for_model(model).copied());
+        [own, per_model]
     }
 
     /// Admit or refuse a request. The headers describe the quotas either way.
@@ -138,9 +139,10 @@ impl LimitPlan {
         let now = self.limiter.clock.now_ms();
         let cal = self.calendar.at(now);
         let scopes = self.scopes_of(consumer, &model.name, &cal);
-        if scopes.is_empty() {
+        if scopes[0].is_none() {
             return (RateHeaders::default(), Ok(Reservation::default()));
         }
+        let scopes = scopes.iter().flatten();
         let completion = max_tokens.unwrap_or(self.default_max_tokens);
         let demand = Demand {
             tokens: prompt_tokens.saturating_add(completion),
@@ -154,18 +156,21 @@ impl LimitPlan {
         }
         // Lock every scope (always in the same order: consumer, then model) so the check
         // and the charge are one step.
-        let mut guards: Vec<_> = scopes.iter().map(|(_, s, _)| s.lock()).collect();
+        let mut guards: [_; 2] = std::array::from_fn(|_| None);
+        for (slot, (named, _)) in guards.iter_mut().zip(scopes.clone()) {
+            *slot = Some(named.scope.lock());
+        }
         let mut headers = RateHeaders::default();
         let checked = match mode {
             Mode::Degraded(OnStoreFailure::Closed) => Err(GatewayError::LimiterUnavailable),
             Mode::Degraded(OnStoreFailure::Open) => Ok(()),
             Mode::Normal | Mode::Degraded(OnStoreFailure::Local) => scopes
-                .iter()
-                .zip(&guards)
-                .try_for_each(|((who, _, set), c)| check(set, c, now, &cal, demand, who)),
+                .clone()
+                .zip(guards.iter().flatten())
+                .try_for_each(|((named, set), c)| check(set, c, now, &cal, demand, &named.who)),
         };
         if let Err(e) = checked {
-            for ((_, _, set), c) in scopes.iter().zip(&guards) {
+            for ((_, set), c) in scopes.zip(guards.iter().flatten()) {
                 quotas(&mut headers, set, c, now);
             }
             METRICS
@@ -175,11 +180,11 @@ impl LimitPlan {
             return (headers, Err(e));
         }
         let mut reservation = Reservation {
-            charges: Vec::with_capacity(scopes.len()),
+            charges: Vec::with_capacity(2),
             tokens: demand.tokens,
             usd_micros: demand.usd_micros,
         };
-        for ((_, scope, set), c) in scopes.iter().zip(guards.iter_mut()) {
+        for ((named, set), c) in scopes.zip(guards.iter_mut().flatten()) {
             let minute = c.requests.add(now, 1);
             c.tokens.add(now, demand.tokens as i64);
             c.tokens_day.add(cal.day, demand.tokens as i64);
@@ -189,7 +194,7 @@ impl LimitPlan {
             c.inflight.mine += 1;
             quotas(&mut headers, set, c, now);
             reservation.charges.push(Charge {
-                scope: Arc::clone(scope),
+                scope: Arc::clone(&named.scope),
                 minute,
                 day: cal.day,
                 month: cal.month,
@@ -205,14 +210,11 @@ impl LimitPlan {
         let cal = self.calendar.at(now);
         let mut scopes: Vec<(String, &Arc<Scope>, LimitSet)> = Vec::new();
         if let Some(s) = self.consumers.get(&consumer.name) {
-            scopes.push((
-                "consumer".into(),
-                &s.own,
-                consumer.limits.at(cal.minute_of_day),
-            ));
+            let own = consumer.limits.at(cal.minute_of_day);
+            scopes.push(("consumer".into(), &s.own.scope, own));
             for (model, set) in &consumer.limits.models {
-                if let Some(scope) = s.models.get(model) {
-                    scopes.push((format!("model:{model}"), scope, *set));
+                if let Some(named) = s.models.get(model) {
+                    scopes.push((format!("model:{model}"), &named.scope, *set));
                 }
             }
         }
