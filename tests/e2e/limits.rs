@@ -51,8 +51,20 @@ async fn error_body(resp: reqwest::Response) -> Value {
 
 #[tokio::test]
 async fn rpm_is_exact_and_the_429_reads_like_openai() {
+    rpm_is_exact(None).await;
+}
+
+/// Three admitted, the fourth refused; with `redis`, the same through a synced limiter.
+pub async fn rpm_is_exact(redis: Option<&str>) {
     let mock = mock();
-    let gw = Gateway::start_raw("", &limits_config(&mock.url(), "{ rpm = 3 }", ""));
+    let gw = Gateway::start_raw(
+        "",
+        &limits_config(&mock.url(), "{ rpm = 3 }", redis.unwrap_or("")),
+    );
+    if redis.is_some() {
+        gw.wait_metric("tollgate_ratelimit_store_up", &[("store", "redis")], 1.0)
+            .await;
+    }
     for i in 0..3 {
         let r = chat(&gw, 10, false, "").await;
         assert_eq!(r.status(), 200);

@@ -2,7 +2,7 @@
 //! under one limit, Redis dying under each failure policy, and convergence after it returns.
 
 use crate::harness::*;
-use crate::limits::{chat, limits_config, LIMITS_VIEW};
+use crate::limits::{chat, limits_config, rpm_is_exact, LIMITS_VIEW};
 use crate::redis_server::RedisServer;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,42 @@ async fn start_of_a_minute(run_secs: u64) {
     if into + run_secs + 2 >= 60 {
         tokio::time::sleep(Duration::from_secs(60 - into + 1)).await;
     }
+}
+
+#[tokio::test]
+async fn rpm_is_exact_on_one_instance_with_redis() {
+    let redis = RedisServer::start();
+    rpm_is_exact(Some(&redis_section(&redis, 100, "local"))).await;
+}
+
+#[tokio::test]
+async fn a_stalled_redis_does_not_stall_requests() {
+    let redis = RedisServer::start();
+    let mock = mock();
+    let gw = Gateway::start_raw(
+        "",
+        &limits_config(
+            &mock.url(),
+            "{ rpm = 1000 }",
+            &redis_section(&redis, 100, "local"),
+        ),
+    );
+    wait_store(&gw, true).await;
+    // Redis holds every command for 3 s: sync round trips time out after 100 ms.
+    redis.pause(3_000);
+    wait_store(&gw, false).await;
+    for _ in 0..5 {
+        let r = chat(&gw, 1, false, "").await;
+        assert_eq!(r.status(), 200, "requests go on while Redis is stalled");
+        r.bytes().await.unwrap();
+    }
+    let still_paused = metric(
+        &gw.metrics().await,
+        "tollgate_ratelimit_store_up",
+        &[("store", "redis")],
+    );
+    assert_eq!(still_paused, 0.0, "all five were served during the pause");
+    wait_store(&gw, true).await;
 }
 
 #[tokio::test]

@@ -57,6 +57,16 @@ impl RedisServer {
         redis::cmd("PING").query(&mut self.connection()?)
     }
 
+    /// `CLIENT PAUSE ms ALL`: the server holds every client's commands (a stalled Redis).
+    pub fn pause(&self, ms: u64) {
+        let _: String = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(ms)
+            .arg("ALL")
+            .query(&mut self.connection().expect("redis reachable"))
+            .expect("CLIENT PAUSE");
+    }
+
     /// `total_commands_processed` from `INFO stats` (this query itself included).
     pub fn commands_processed(&self) -> u64 {
         let info: String = redis::cmd("INFO")
