@@ -1,8 +1,9 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz` and `/admin/limits?consumer=NAME`.
-//! Never exposed on the API port.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/admin/limits?consumer=NAME` and
+//! `POST /admin/reload`. Never exposed on the API port.
 
 use crate::limits::decide::store_view;
 use crate::metrics::METRICS;
+use crate::reload::Reloader;
 use crate::server::Runtime;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 pub struct Admin {
     pub runtime: Arc<ArcSwap<Runtime>>,
+    pub reloader: Arc<Reloader>,
 }
 
 fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -101,6 +103,22 @@ impl ServeHttp for Admin {
                 });
                 reply(200, "application/json", body.to_string().into_bytes())
             }
+            "/admin/reload" if session.req_header().method != http::Method::POST => reply(
+                405,
+                "application/json",
+                br#"{"error":"use POST /admin/reload"}"#.to_vec(),
+            ),
+            "/admin/reload" => match self.reloader.reload("POST /admin/reload").await {
+                Ok(r) => {
+                    let body = json!({"status": "reloaded", "models": r.models,
+                        "consumers": r.consumers, "pending_restart": r.pending_restart});
+                    reply(200, "application/json", body.to_string().into_bytes())
+                }
+                Err(errors) => {
+                    let body = json!({"status": "rejected", "errors": errors});
+                    reply(422, "application/json", body.to_string().into_bytes())
+                }
+            },
             "/admin/limits" => {
                 let query = session.req_header().uri.query().unwrap_or("");
                 self.limits(query)

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod mock;
 pub mod protocol;
 pub mod proxy;
+pub mod reload;
 pub mod report;
 pub mod routing;
 pub mod server;

@@ -26,16 +26,21 @@ struct Cli {
     new_key: bool,
 }
 
-fn load(cli: &Cli) -> Result<(String, config::Config), config::ConfigError> {
+/// The config file to use (`None`: the built-in quick start) and its contents.
+fn load(cli: &Cli) -> Result<(Option<PathBuf>, config::Config), config::ConfigError> {
     let default = PathBuf::from("conf/tollgate.toml");
-    match &cli.conf {
-        Some(path) => Ok((path.display().to_string(), config::load(path)?)),
-        None if default.exists() => Ok((default.display().to_string(), config::load(&default)?)),
-        None => Ok((
-            "built-in quick start".into(),
-            config::parse(tollgate::EMBEDDED_CONFIG)?,
-        )),
-    }
+    let path = match &cli.conf {
+        Some(path) => Some(path.clone()),
+        None if default.exists() => Some(default),
+        None => None,
+    };
+    let config = match &path {
+        Some(p) => config::load(p)?,
+        None => config::parse(tollgate::EMBEDDED_CONFIG)?,
+    };
+    // Reloads re-read the file from wherever the process runs (`-d` changes directory).
+    let path = path.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+    Ok((path, config))
 }
 
 fn main() -> ExitCode {
@@ -46,7 +51,7 @@ fn main() -> ExitCode {
         println!("config line (add to a consumer's keys):           \"{line}\"");
         return ExitCode::SUCCESS;
     }
-    let (source, config) = match load(&cli) {
+    let (path, config) = match load(&cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tollgate: configuration is invalid:");
@@ -56,6 +61,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let source = path
+        .as_ref()
+        .map_or("built-in quick start".into(), |p| p.display().to_string());
     if cli.test {
         println!(
             "tollgate: configuration {source} is valid ({} providers, {} models, {} consumers)",
@@ -81,7 +89,7 @@ fn main() -> ExitCode {
         test: false,
         conf: None,
     };
-    match server::build_server(config, opt) {
+    match server::build_server(config, path, opt) {
         Ok(server) => server.run_forever(),
         Err(e) => {
             eprintln!("tollgate: {e}");

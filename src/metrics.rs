@@ -24,6 +24,7 @@ pub struct Metrics {
     pub ratelimit_store_up: IntGaugeVec,
     pub ratelimit_store_errors: IntCounter,
     pub ratelimit_syncs: IntCounter,
+    pub config_reloads: IntCounterVec,
 }
 
 const LATENCY_BUCKETS: [f64; 16] = [
@@ -111,6 +112,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(upstream_attempts.clone()))?;
     registry.register(Box::new(request_duration.clone()))?;
     registry.register(Box::new(ttft.clone()))?;
+    let config_reloads = IntCounterVec::new(
+        Opts::new(
+            "tollgate_config_reloads_total",
+            "Config reloads (SIGHUP or POST /admin/reload) by result (ok, error).",
+        ),
+        &["result"],
+    )?;
+    registry.register(Box::new(config_reloads.clone()))?;
     registry.register(Box::new(inflight.clone()))?;
     registry.register(Box::new(cost_usd.clone()))?;
     registry.register(Box::new(ratelimit_rejections.clone()))?;
@@ -132,6 +141,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ratelimit_store_up,
         ratelimit_store_errors,
         ratelimit_syncs,
+        config_reloads,
     })
 }
 

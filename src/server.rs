@@ -12,6 +12,7 @@ use crate::limits::sync::StoreSync;
 use crate::limits::{LimitPlan, Limiter};
 use crate::mock;
 use crate::proxy::Gateway;
+use crate::reload::{Reloader, SighupReload};
 use crate::upstream::Upstreams;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -22,6 +23,7 @@ use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Everything derived from one config file.
@@ -69,8 +71,13 @@ pub fn server_conf(config: &Config) -> ServerConf {
     }
 }
 
-/// Build the whole server, ready for `run_forever`.
-pub fn build_server(config: Config, opt: Opt) -> Result<Server, BuildError> {
+/// Build the whole server, ready for `run_forever`. `config_path` is the file SIGHUP and
+/// `POST /admin/reload` re-read (`None` for the built-in quick start).
+pub fn build_server(
+    config: Config,
+    config_path: Option<PathBuf>,
+    opt: Opt,
+) -> Result<Server, BuildError> {
     let conf = server_conf(&config);
     let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
@@ -119,7 +126,19 @@ pub fn build_server(config: Config, opt: Opt) -> Result<Server, BuildError> {
     proxy.add_tcp(&listen);
     server.add_service(proxy);
 
-    let mut admin = Service::new("tollgate admin".into(), Admin { runtime });
+    let reloader = Arc::new(Reloader::new(
+        config_path,
+        Arc::clone(&runtime),
+        limiter,
+        mock_addr,
+    ));
+    server.add_service(background_service(
+        "config reload on SIGHUP",
+        SighupReload {
+            reloader: Arc::clone(&reloader),
+        },
+    ));
+    let mut admin = Service::new("tollgate admin".into(), Admin { runtime, reloader });
     admin.add_tcp(&admin_listen);
     admin.threads = Some(1);
     server.add_service(admin);

@@ -11,6 +11,8 @@ mod configs;
 mod limits;
 #[path = "e2e/limits_redis.rs"]
 mod limits_redis;
+#[path = "e2e/operations.rs"]
+mod operations;
 #[path = "e2e/redis_server.rs"]
 mod redis_server;
 #[path = "e2e/routing.rs"]

@@ -42,8 +42,10 @@ pub struct Gateway {
     pub api: String,
     pub admin: String,
     pub access_log: PathBuf,
+    /// The config file it runs on (rewrite it, then reload).
+    pub config_path: PathBuf,
     stderr_log: PathBuf,
-    _dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl Gateway {
@@ -86,8 +88,9 @@ impl Gateway {
             api: format!("http://127.0.0.1:{api_port}"),
             admin: format!("http://127.0.0.1:{admin_port}"),
             access_log,
+            config_path,
             stderr_log,
-            _dir: dir,
+            dir,
         };
         gw.wait_ready(api_port, admin_port);
         gw
@@ -172,7 +175,52 @@ impl Gateway {
     }
 }
 
+/// Send a signal (`TERM`, `HUP`, `QUIT`...) to a process this test started.
+pub fn signal(pid: u32, name: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
 impl Gateway {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait (with a deadline) for the process to exit; its exit code.
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not exit within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Start a second process on the same config with `-u` (graceful upgrade); it takes the
+    /// listeners once this one gets SIGQUIT.
+    pub fn start_upgrade(&self) -> Child {
+        let stderr = self.dir.path().join("stderr-upgrade.log");
+        Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .arg("-u")
+            .arg("-c")
+            .arg(&self.config_path)
+            .env("TG_UPSTREAM_KEY", UPSTREAM_KEY)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(stderr).expect("stderr file"))
+            .spawn()
+            .expect("spawn tollgate -u")
+    }
+
     /// GET an admin path and parse its JSON.
     pub async fn admin_json(&self, path: &str) -> Value {
         client()
