@@ -67,6 +67,10 @@ pub fn server_conf(config: &Config) -> ServerConf {
         upgrade_sock: s.upgrade_sock.clone(),
         grace_period_seconds: Some(s.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
+        // With -d, the parent exits only once the daemon has bootstrapped, so systemd (and a
+        // reload's `kill -QUIT` of the old process) waits for the new one to be ready.
+        daemon_wait_for_ready: true,
+        daemon_ready_timeout_seconds: std::num::NonZeroU64::new(60),
         ..ServerConf::default()
     }
 }
@@ -81,7 +85,9 @@ pub fn build_server(
     let conf = server_conf(&config);
     let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
-    server.bootstrap();
+    // Bootstrap (taking over the listeners during an upgrade) runs as a service after any
+    // daemon fork, so `-u -d` tells its parent it is ready before it waits for the sockets.
+    let bootstrap = server.bootstrap_as_a_service();
 
     let needs_mock = config
         .providers
@@ -124,7 +130,7 @@ pub fn build_server(
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
     proxy.add_tcp(&listen);
-    server.add_service(proxy);
+    server.add_service(proxy).add_dependency(&bootstrap);
 
     let reloader = Arc::new(Reloader::new(
         config_path,
@@ -141,7 +147,7 @@ pub fn build_server(
     let mut admin = Service::new("tollgate admin".into(), Admin { runtime, reloader });
     admin.add_tcp(&admin_listen);
     admin.threads = Some(1);
-    server.add_service(admin);
+    server.add_service(admin).add_dependency(&bootstrap);
     Ok(server)
 }
 

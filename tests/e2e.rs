@@ -7,6 +7,8 @@ mod harness;
 mod admission;
 #[path = "e2e/configs.rs"]
 mod configs;
+#[path = "e2e/daemon.rs"]
+mod daemon;
 #[path = "e2e/limits.rs"]
 mod limits;
 #[path = "e2e/limits_redis.rs"]
