@@ -13,6 +13,8 @@ mod daemon;
 mod limits;
 #[path = "e2e/limits_redis.rs"]
 mod limits_redis;
+#[path = "e2e/load_runner.rs"]
+mod load_runner;
 #[path = "e2e/operations.rs"]
 mod operations;
 #[path = "e2e/redis_server.rs"]
