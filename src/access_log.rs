@@ -34,6 +34,10 @@ pub struct AccessRecord<'a> {
     /// From the model's price table, when it has one.
     pub cost_usd: Option<f64>,
     pub ttft_ms: Option<f64>,
+    /// Time per output token after the first (streams).
+    pub tpot_ms: Option<f64>,
+    /// Time spent in the gateway itself (duration minus upstream waits).
+    pub overhead_ms: f64,
     pub duration_ms: f64,
     pub outcome: &'a str,
 }

@@ -9,7 +9,7 @@ use crate::config::{Consumer, Target};
 use crate::error::{Dialect, GatewayError};
 use crate::limits::{RateHeaders, Reservation};
 use crate::meter::{JsonMeter, SseMeter, Usage, UsageSource};
-use crate::metrics::{InflightGuard, METRICS};
+use crate::metrics::{GaugeGuard, METRICS};
 use crate::protocol::ParsedRequest;
 use crate::routing::Plan;
 use crate::server::Runtime;
@@ -34,6 +34,8 @@ pub struct Committed {
     /// The body is rewritten on its way to the client, so its length changes.
     pub rewrites: bool,
     pub first_token_at: Option<Duration>,
+    /// Counts the stream in `tollgate_inflight_streams` while it is relayed.
+    _stream: Option<GaugeGuard>,
 }
 
 pub struct RequestCtx {
@@ -65,7 +67,11 @@ pub struct RequestCtx {
     pub upstream_cut: Option<&'static str>,
     /// The client went away before the response finished.
     pub client_gone: bool,
-    _inflight: InflightGuard,
+    /// Time spent waiting on upstreams (connects, first bytes, bodies), for the overhead metric.
+    pub upstream_wait: Duration,
+    /// When the upstream exchange being timed began.
+    upstream_since: Option<Instant>,
+    _inflight: GaugeGuard,
 }
 
 impl RequestCtx {
@@ -89,7 +95,9 @@ impl RequestCtx {
             gateway_error: None,
             upstream_cut: None,
             client_gone: false,
-            _inflight: InflightGuard::acquire(),
+            upstream_wait: Duration::ZERO,
+            upstream_since: None,
+            _inflight: GaugeGuard::acquire(&METRICS.inflight),
         }
     }
 
@@ -110,6 +118,7 @@ impl RequestCtx {
         let request = self.request.as_ref().ok_or(GatewayError::Internal)?;
         self.attempt_body = request.upstream_body(&target.model);
         self.attempt_body_sent = false;
+        self.upstream_since = Some(Instant::now());
         self.attempts.push(AttemptEntry {
             provider: target.provider.name.clone(),
             upstream_model: target.model.clone(),
@@ -119,8 +128,16 @@ impl RequestCtx {
         Ok(target)
     }
 
+    /// Stop the upstream clock (an attempt or a response body ended).
+    pub fn upstream_done(&mut self) {
+        if let Some(since) = self.upstream_since.take() {
+            self.upstream_wait += since.elapsed();
+        }
+    }
+
     /// Record how the current attempt ended.
     pub fn end_attempt(&mut self, outcome: &str, status: Option<u16>) {
+        self.upstream_done();
         if let Some(a) = self.attempts.last_mut() {
             METRICS
                 .upstream_attempts
@@ -137,6 +154,7 @@ impl RequestCtx {
         let next = self.plan.as_ref().is_some_and(|p| p.has_next(self.attempt));
         if next {
             self.attempt += 1;
+            METRICS.failovers.with_label_values(&[outcome]).inc();
         }
         next
     }
@@ -173,7 +191,10 @@ impl RequestCtx {
             meter,
             rewrites: strip,
             first_token_at: None,
+            _stream: sse.then(|| GaugeGuard::acquire(&METRICS.inflight_streams)),
         });
+        // The body is upstream time too.
+        self.upstream_since = Some(Instant::now());
         strip
     }
 
@@ -208,6 +229,7 @@ impl RequestCtx {
 
     /// The end of the upstream body. Returns bytes held back by a rewriting meter.
     pub fn meter_end(&mut self) -> Option<Bytes> {
+        self.upstream_done();
         match &mut self.response.as_mut()?.meter {
             BodyMeter::Sse(m) => m.finish().filter(|b| !b.is_empty()),
             BodyMeter::Json(_) => None,

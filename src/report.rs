@@ -7,8 +7,10 @@
 
 use crate::access_log::{now_rfc3339, AccessLog, AccessRecord};
 use crate::ctx::RequestCtx;
+use crate::meter::Usage;
 use crate::meter::UsageSource;
 use crate::metrics::METRICS;
+use std::time::Duration;
 
 /// The outcome label for a finished request.
 fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
@@ -33,6 +35,7 @@ fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
 }
 
 pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, status: u16) {
+    ctx.upstream_done();
     let usage = ctx.settle_usage();
     let price = ctx.plan.as_ref().and_then(|p| p.model.price);
     let cost_micros = match (usage, price) {
@@ -52,14 +55,30 @@ pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, s
     let ttft = ctx.response.as_ref().and_then(|c| c.first_token_at);
 
     let model_label = model.unwrap_or("unknown");
+    let output_tokens = usage.map_or(0, |(u, _)| u.output);
+    // TPOT = (duration − TTFT) / (output tokens − 1), for streams.
+    let tpot = ttft
+        .filter(|_| output_tokens > 1)
+        .map(|t| elapsed.saturating_sub(t).as_secs_f64() / (output_tokens - 1) as f64);
+    let overhead = elapsed.saturating_sub(ctx.upstream_wait);
     METRICS
         .requests
-        .with_label_values(&[model_label, provider.unwrap_or("none"), &status.to_string()])
+        .with_label_values(&[
+            model_label,
+            provider.unwrap_or("none"),
+            &status.to_string(),
+            outcome,
+        ])
         .inc();
     METRICS
         .request_duration
         .with_label_values(&[model_label])
         .observe(elapsed.as_secs_f64());
+    METRICS
+        .overhead
+        .with_label_values(&[model_label])
+        .observe(overhead.as_secs_f64());
+    record_genai(ctx, model_label, elapsed, ttft, tpot, usage.map(|(u, _)| u));
     if let Some(t) = ttft {
         METRICS
             .ttft
@@ -102,7 +121,52 @@ pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, s
         usage_source: usage.map(|(_, s)| UsageSource::label(s)),
         cost_usd: cost_micros.map(|m| m as f64 / 1e6),
         ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
+        tpot_ms: tpot.map(|t| t * 1000.0),
+        overhead_ms: overhead.as_secs_f64() * 1000.0,
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         outcome,
     });
+}
+
+/// The GenAI semantic-convention histograms, for requests that reached an upstream.
+fn record_genai(
+    ctx: &RequestCtx,
+    model: &str,
+    elapsed: Duration,
+    ttft: Option<Duration>,
+    tpot: Option<f64>,
+    usage: Option<Usage>,
+) {
+    let (Some(request), Some(target)) = (ctx.request.as_ref(), ctx.target()) else {
+        return;
+    };
+    if ctx.attempts.is_empty() {
+        return;
+    }
+    let labels = [
+        request.operation.label(),
+        target.provider.kind.label(),
+        model,
+    ];
+    let g = &METRICS.genai;
+    g.operation_duration
+        .with_label_values(&labels)
+        .observe(elapsed.as_secs_f64());
+    if let Some(t) = ttft {
+        g.time_to_first_token
+            .with_label_values(&labels)
+            .observe(t.as_secs_f64());
+    }
+    if let Some(t) = tpot {
+        g.time_per_output_token
+            .with_label_values(&labels)
+            .observe(t);
+    }
+    if let Some(u) = usage {
+        for (kind, n) in [("input", u.input), ("output", u.output)] {
+            g.token_usage
+                .with_label_values(&[labels[0], labels[1], labels[2], kind])
+                .observe(n as f64);
+        }
+    }
 }

@@ -15,6 +15,8 @@ mod limits;
 mod limits_redis;
 #[path = "e2e/load_runner.rs"]
 mod load_runner;
+#[path = "e2e/observability.rs"]
+mod observability;
 #[path = "e2e/operations.rs"]
 mod operations;
 #[path = "e2e/redis_server.rs"]

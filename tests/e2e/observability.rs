@@ -1,0 +1,201 @@
+//! Metrics and access log under a scripted mix: exact counts, one log line per request on
+//! every path, GenAI histograms that agree with the log, and `promtool check metrics`.
+
+use crate::harness::*;
+use serde_json::Value;
+use std::process::{Command, Stdio};
+
+fn config(mock_url: &str) -> String {
+    format!(
+        "{}\n{}\n[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         price = {{ input_per_mtok = 1.0, output_per_mtok = 2.0 }}\n\n\
+         [[models]]\nname = \"ha\"\nstrategy = \"priority\"\n\
+         targets = [{{ provider = \"busy\", model = \"up\" }}, {{ provider = \"m\", model = \"up\" }}]\n",
+        mock_provider("m", mock_url, ""),
+        mock_provider("busy", mock_url, "status=503"),
+    )
+}
+
+async fn send(gw: &Gateway, model: &str, stream: bool, script: &str) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock", format!("prompt_tokens=10,tokens=5,{script}"))
+        .json(&chat_body(model, stream))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_scripted_mix_is_counted_exactly_once_everywhere() {
+    let mock = mock();
+    let gw = Gateway::start(&config(&mock.url()));
+    let mut sent = 0;
+    for (model, stream, script, status) in [
+        ("chat", false, "", 200),
+        ("chat", false, "", 200),
+        ("chat", true, "itl_ms=5", 200),
+        ("chat", true, "itl_ms=5", 200),
+        ("chat", false, "status=500", 500),
+        ("ha", false, "", 200),
+    ] {
+        let r = send(&gw, model, stream, script).await;
+        assert_eq!(r.status(), status);
+        r.bytes().await.unwrap();
+        sent += 1;
+    }
+    // A gateway-made 400 and a client that hangs up mid-stream.
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    sent += 1;
+    let mut r = send(&gw, "chat", true, "itl_ms=100,tokens=50").await;
+    assert!(r.chunk().await.unwrap().is_some());
+    drop(r);
+    sent += 1;
+
+    let lines = gw.wait_log_lines(sent).await;
+    gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
+    gw.wait_metric("tollgate_inflight_streams", &[], 0.0).await;
+    let lines = {
+        // Exactly one line per request, even for the disconnect (wait a moment for strays).
+        let again = gw.log_lines();
+        assert_eq!(again.len(), sent, "{again:#?}");
+        lines
+    };
+    let mut ids: Vec<_> = lines
+        .iter()
+        .map(|l| l["request_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), sent);
+    let outcomes: Vec<_> = lines
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap())
+        .collect();
+    let count = |o: &str| outcomes.iter().filter(|x| **x == o).count();
+    assert_eq!(count("success"), 5, "{outcomes:?}");
+    assert_eq!(count("upstream_status"), 1);
+    assert_eq!(count("bad_request"), 1);
+    assert_eq!(count("client_disconnect"), 1);
+
+    let m = gw.metrics().await;
+    // requests_total by outcome sums to the number of requests.
+    assert_eq!(metric(&m, "tollgate_requests_total", &[]), sent as f64);
+    assert_eq!(
+        metric(&m, "tollgate_requests_total", &[("outcome", "success")]),
+        5.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tollgate_requests_total",
+            &[("outcome", "client_disconnect")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "tollgate_upstream_failovers_total",
+            &[("reason", "status_503")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, "tollgate_overhead_seconds_count", &[]),
+        sent as f64
+    );
+
+    // GenAI histograms agree with the access log.
+    let with_usage: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["usage_source"].is_string())
+        .collect();
+    let input: u64 = with_usage
+        .iter()
+        .map(|l| l["input_tokens"].as_u64().unwrap())
+        .sum();
+    let output: u64 = with_usage
+        .iter()
+        .map(|l| l["output_tokens"].as_u64().unwrap())
+        .sum();
+    let tokens = |kind: &str, what: &str| {
+        metric(
+            &m,
+            &format!("gen_ai_client_token_usage_{what}"),
+            &[
+                ("gen_ai_token_type", kind),
+                ("gen_ai_operation_name", "chat"),
+            ],
+        )
+    };
+    assert_eq!(tokens("input", "count"), with_usage.len() as f64);
+    assert_eq!(tokens("input", "sum"), input as f64);
+    assert_eq!(tokens("output", "sum"), output as f64);
+    let streamed_with_ttft = lines.iter().filter(|l| l["ttft_ms"].is_number()).count();
+    assert_eq!(
+        metric(&m, "gen_ai_server_time_to_first_token_seconds_count", &[]),
+        streamed_with_ttft as f64
+    );
+    let with_tpot = lines.iter().filter(|l| l["tpot_ms"].is_number()).count();
+    assert!(with_tpot >= 2, "{lines:#?}");
+    assert_eq!(
+        metric(&m, "gen_ai_server_time_per_output_token_seconds_count", &[]),
+        with_tpot as f64
+    );
+    // Every request that reached an upstream has an operation duration (not the 400).
+    assert_eq!(
+        metric(&m, "gen_ai_client_operation_duration_seconds_count", &[]),
+        (sent - 1) as f64
+    );
+    for l in &lines {
+        assert!(l["overhead_ms"].as_f64().unwrap() >= 0.0);
+        assert!(l["overhead_ms"].as_f64() <= l["duration_ms"].as_f64());
+    }
+    let cost: f64 = lines.iter().filter_map(|l| l["cost_usd"].as_f64()).sum();
+    let metric_cost = metric(&m, "tollgate_cost_usd_total", &[("model", "chat")]);
+    assert!((cost - metric_cost).abs() < 1e-9, "{cost} vs {metric_cost}");
+
+    promtool_check(&m);
+}
+
+/// `promtool check metrics` on the exposition (Debian's `prometheus` package; CI installs it).
+fn promtool_check(text: &str) {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide promtool");
+        eprintln!("SKIPPED promtool check: promtool not installed");
+        return;
+    };
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool:\n{report}"
+    );
+}
