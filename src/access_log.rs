@@ -1,15 +1,21 @@
 //! The access log: one JSON line per request, written off the request path.
 //!
 //! `emit` only queues the line; a dedicated thread writes and flushes, so a slow disk never
-//! stalls a worker. The queue is bounded: when it is full, the line is written by the caller
-//! instead of being dropped (back-pressure beats losing audit lines). Lines never carry keys or
-//! bodies.
+//! stalls a worker. The queue is bounded: when it is full, the caller waits instead of the line
+//! being dropped (back-pressure beats losing audit lines). Lines never carry keys or bodies.
+//!
+//! [`AccessLog::reopen`] (on SIGUSR1, for logrotate) travels through the same queue, so every
+//! line emitted before it lands in the old file and every line after it in the new one.
 
 use crate::config::AccessLogTarget;
+use crate::metrics::METRICS;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
 use serde::Serialize;
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 const QUEUE: usize = 16 * 1024;
 
@@ -56,54 +62,108 @@ pub struct AttemptEntry {
 /// writer thread starts on the first line: Pingora may fork to daemonize after startup, and
 /// threads do not survive a fork.
 pub struct AccessLog {
-    out: Mutex<Option<Box<dyn Write + Send>>>,
-    tx: OnceLock<Option<SyncSender<String>>>,
+    target: AccessLogTarget,
+    out: Mutex<Option<Output>>,
+    tx: OnceLock<Option<SyncSender<Msg>>>,
+}
+
+type Output = Box<dyn Write + Send>;
+
+enum Msg {
+    Line(String),
+    Reopen,
+}
+
+fn open_target(target: &AccessLogTarget) -> std::io::Result<Option<Output>> {
+    Ok(match target {
+        AccessLogTarget::Off => None,
+        AccessLogTarget::Stdout => Some(Box::new(std::io::stdout())),
+        AccessLogTarget::File(path) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?,
+        )),
+    })
+}
+
+/// The writer thread: batches lines, writes and flushes; reopens the file when asked.
+fn write_loop(mut out: Output, target: AccessLogTarget, rx: std::sync::mpsc::Receiver<Msg>) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let flush = |out: &mut Output, buf: &mut Vec<u8>| {
+        if let Err(e) = out.write_all(buf).and_then(|_| out.flush()) {
+            log::error!("access log write failed: {e}");
+        }
+        buf.clear();
+    };
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Line(line) => {
+                    buf.extend_from_slice(line.as_bytes());
+                    buf.push(b'\n');
+                }
+                Msg::Reopen => {
+                    flush(&mut out, &mut buf);
+                    match open_target(&target) {
+                        Ok(Some(new)) => {
+                            out = new;
+                            METRICS.access_log_reopens.with_label_values(&["ok"]).inc();
+                            log::info!("access log reopened");
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            METRICS
+                                .access_log_reopens
+                                .with_label_values(&["error"])
+                                .inc();
+                            log::error!(
+                                "access log reopen failed, still writing to the old file: {e}"
+                            );
+                        }
+                    }
+                }
+            }
+            if buf.len() < 1024 * 1024 {
+                next = rx.try_recv().ok();
+            }
+        }
+        flush(&mut out, &mut buf);
+    }
 }
 
 impl AccessLog {
     pub fn open(target: &AccessLogTarget) -> std::io::Result<AccessLog> {
-        let out: Option<Box<dyn Write + Send>> = match target {
-            AccessLogTarget::Off => None,
-            AccessLogTarget::Stdout => Some(Box::new(std::io::stdout())),
-            AccessLogTarget::File(path) => Some(Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            )),
-        };
         Ok(AccessLog {
-            out: Mutex::new(out),
+            out: Mutex::new(open_target(target)?),
+            target: target.clone(),
             tx: OnceLock::new(),
         })
     }
 
-    fn sender(&self) -> Option<&SyncSender<String>> {
+    /// Reopen the log file (after logrotate renamed it). Lines already emitted go to the old
+    /// file; later ones to the new.
+    pub fn reopen(&self) {
+        if !matches!(self.target, AccessLogTarget::File(_)) {
+            return;
+        }
+        if let Some(tx) = self.sender() {
+            if tx.send(Msg::Reopen).is_err() {
+                log::error!("access log writer has stopped");
+            }
+        }
+    }
+
+    fn sender(&self) -> Option<&SyncSender<Msg>> {
         self.tx
             .get_or_init(|| {
-                let mut out = self.out.lock().ok()?.take()?;
-                let (tx, rx) = sync_channel::<String>(QUEUE);
-                let spawned =
-                    std::thread::Builder::new()
-                        .name("access-log".into())
-                        .spawn(move || {
-                            let mut buf = Vec::with_capacity(64 * 1024);
-                            while let Ok(line) = rx.recv() {
-                                buf.extend_from_slice(line.as_bytes());
-                                buf.push(b'\n');
-                                while let Ok(more) = rx.try_recv() {
-                                    buf.extend_from_slice(more.as_bytes());
-                                    buf.push(b'\n');
-                                    if buf.len() > 1024 * 1024 {
-                                        break;
-                                    }
-                                }
-                                if let Err(e) = out.write_all(&buf).and_then(|_| out.flush()) {
-                                    log::error!("access log write failed: {e}");
-                                }
-                                buf.clear();
-                            }
-                        });
+                let out = self.out.lock().ok()?.take()?;
+                let (tx, rx) = sync_channel::<Msg>(QUEUE);
+                let target = self.target.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("access-log".into())
+                    .spawn(move || write_loop(out, target, rx));
                 match spawned {
                     Ok(_) => Some(tx),
                     Err(e) => {
@@ -121,14 +181,39 @@ impl AccessLog {
             Ok(l) => l,
             Err(e) => return log::error!("access log record failed to serialise: {e}"),
         };
-        match tx.try_send(line) {
+        match tx.try_send(Msg::Line(line)) {
             Ok(()) => {}
-            Err(TrySendError::Full(line)) => {
-                if tx.send(line).is_err() {
+            Err(TrySendError::Full(msg)) => {
+                if tx.send(msg).is_err() {
                     log::error!("access log writer has stopped");
                 }
             }
             Err(TrySendError::Disconnected(_)) => log::error!("access log writer has stopped"),
+        }
+    }
+}
+
+/// Reopens the access log on every SIGUSR1 (logrotate's `postrotate`).
+pub struct ReopenOnSigusr1 {
+    pub log: Arc<AccessLog>,
+}
+
+#[async_trait]
+impl BackgroundService for ReopenOnSigusr1 {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut usr1 = match signal(SignalKind::user_defined1()) {
+            Ok(s) => s,
+            Err(e) => return log::error!("cannot listen for SIGUSR1 (access-log reopen): {e}"),
+        };
+        loop {
+            tokio::select! {
+                got = usr1.recv() => match got {
+                    Some(()) => self.log.reopen(),
+                    None => return,
+                },
+                _ = shutdown.changed() => return,
+            }
         }
     }
 }

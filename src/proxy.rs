@@ -34,7 +34,7 @@ use std::time::Duration;
 
 pub struct Gateway {
     pub runtime: Arc<ArcSwap<Runtime>>,
-    pub access_log: AccessLog,
+    pub access_log: Arc<AccessLog>,
     /// Upstream connections for the large-body path.
     pub connector: Connector,
 }

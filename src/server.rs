@@ -4,7 +4,7 @@
 //! [`Runtime`] is everything derived from one config file. Requests take a snapshot of it
 //! (`ArcSwap::load_full`) when they start and keep it to the end.
 
-use crate::access_log::AccessLog;
+use crate::access_log::{AccessLog, ReopenOnSigusr1};
 use crate::admin::Admin;
 use crate::auth::KeyTable;
 use crate::config::{Config, Upstream};
@@ -110,7 +110,14 @@ pub fn build_server(
 
     let listen = config.server.listen.clone();
     let admin_listen = config.server.admin_listen.clone();
-    let access_log = AccessLog::open(&config.log.access_log).map_err(BuildError::AccessLog)?;
+    let access_log =
+        Arc::new(AccessLog::open(&config.log.access_log).map_err(BuildError::AccessLog)?);
+    server.add_service(background_service(
+        "access log reopen on SIGUSR1",
+        ReopenOnSigusr1 {
+            log: Arc::clone(&access_log),
+        },
+    ));
     let limiter = Limiter::for_config(&config);
     if let Some(redis) = &config.redis {
         server.add_service(background_service(

@@ -199,3 +199,93 @@ fn promtool_check(text: &str) {
         "promtool:\n{report}"
     );
 }
+
+#[tokio::test]
+async fn sigusr1_reopens_the_access_log_without_losing_a_line() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mock = mock();
+    let gw = Gateway::start(&config(&mock.url()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    // Four clients keep requests flowing the whole time.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, sent, url) = (stop.clone(), sent.clone(), gw.url("/v1/chat/completions"));
+            tokio::spawn(async move {
+                let c = client();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = c
+                        .post(&url)
+                        .bearer_auth(KEY)
+                        .json(&chat_body("chat", false))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status(), 200);
+                    r.bytes().await.unwrap();
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let wait_sent = |n: usize| {
+        let sent = sent.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while sent.load(Ordering::Relaxed) < n {
+                assert!(std::time::Instant::now() < deadline, "load stalled");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_sent(50).await;
+    // logrotate: rename, then signal.
+    let rotated = gw.access_log.with_extension("log.1");
+    std::fs::rename(&gw.access_log, &rotated).unwrap();
+    signal(gw.pid(), "USR1");
+    gw.wait_metric(
+        "tollgate_access_log_reopens_total",
+        &[("result", "ok")],
+        1.0,
+    )
+    .await;
+    let after = sent.load(Ordering::Relaxed);
+    wait_sent(after + 50).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let total = sent.load(Ordering::Relaxed);
+
+    let read = |p: &std::path::Path| -> Vec<Value> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("whole JSON lines"))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (old, new) = loop {
+        let (old, new) = (read(&rotated), read(&gw.access_log));
+        if old.len() + new.len() >= total || std::time::Instant::now() > deadline {
+            break (old, new);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        old.len() >= 50 && new.len() >= 50,
+        "{} old, {} new",
+        old.len(),
+        new.len()
+    );
+    let mut ids: Vec<_> = old
+        .iter()
+        .chain(&new)
+        .map(|l| l["request_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), total, "every request has exactly one line");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "no line is written twice");
+}
