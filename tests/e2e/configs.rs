@@ -73,3 +73,89 @@ fn new_key_prints_a_key_and_its_config_line() {
         tollgate::auth::digest(key)
     );
 }
+
+/// The metric names an expression mentions (`tollgate_*`, `gen_ai_*`), without histogram suffixes.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, _) in expr.match_indices(['t', 'g']) {
+        let rest = &expr[i..];
+        if !(rest.starts_with("tollgate_") || rest.starts_with("gen_ai_"))
+            || expr[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+        {
+            continue;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(&name)
+            .to_string();
+        out.push(base);
+    }
+    out
+}
+
+#[test]
+fn dashboard_and_alerts_use_only_metrics_the_gateway_exports() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let defined = format!(
+        "{}{}",
+        std::fs::read_to_string(format!("{root}/src/metrics/mod.rs")).unwrap(),
+        std::fs::read_to_string(format!("{root}/src/metrics/genai.rs")).unwrap()
+    );
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{root}/conf/grafana-dashboard.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 15);
+    let rules = std::fs::read_to_string(format!("{root}/conf/prometheus-alerts.yml")).unwrap();
+    exprs.push(rules);
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            assert!(
+                defined.contains(&format!("\"{name}\"")),
+                "`{name}` is not a metric the gateway exports (in {expr})"
+            );
+        }
+    }
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let Ok(out) = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(format!("{root}/conf/prometheus-alerts.yml"))
+        .output()
+    else {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide promtool");
+        eprintln!("SKIPPED: promtool not installed");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(format!("{root}/tests/promtool/alerts_test.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
