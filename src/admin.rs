@@ -1,10 +1,11 @@
-//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/admin/limits?consumer=NAME` and
-//! `POST /admin/reload`. Never exposed on the API port.
+//! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/admin/limits?consumer=NAME`,
+//! `/admin/usage?group_by=..` and `POST /admin/reload`. Never exposed on the API port.
 
 use crate::limits::decide::store_view;
 use crate::metrics::METRICS;
 use crate::reload::Reloader;
 use crate::server::Runtime;
+use crate::usage::{self, UsageStore};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::Response;
@@ -16,6 +17,9 @@ use std::sync::Arc;
 pub struct Admin {
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub reloader: Arc<Reloader>,
+    pub usage: Arc<UsageStore>,
+    /// This process's name in the shared store.
+    pub instance: String,
 }
 
 fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -119,6 +123,20 @@ impl ServeHttp for Admin {
                     reply(422, "application/json", body.to_string().into_bytes())
                 }
             },
+            "/admin/usage" => {
+                let query = session.req_header().uri.query().unwrap_or("").to_string();
+                let runtime = self.runtime.load_full();
+                let now = jiff::Timestamp::now().as_millisecond();
+                let redis = runtime.config.redis.as_ref();
+                match usage::query_api(&self.usage, redis, &self.instance, &query, now).await {
+                    Ok(v) => reply(200, "application/json", v.to_string().into_bytes()),
+                    Err(e) => reply(
+                        400,
+                        "application/json",
+                        json!({"error": e}).to_string().into_bytes(),
+                    ),
+                }
+            }
             "/admin/limits" => {
                 let query = session.req_header().uri.query().unwrap_or("");
                 self.limits(query)

@@ -91,6 +91,8 @@ mod tests {
             keys: vec![digest(key)],
             models: None,
             limits: Default::default(),
+            project: None,
+            tenant: None,
         })
     }
 
@@ -104,6 +106,8 @@ mod tests {
             keys: vec![d],
             models: None,
             limits: Default::default(),
+            project: None,
+            tenant: None,
         })]);
         assert_eq!(table.authenticate(&key).unwrap().name, "a");
         assert!(table.authenticate(&format!("{key}x")).is_none());

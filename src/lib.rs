@@ -25,6 +25,7 @@ pub mod routing;
 pub mod server;
 pub mod tokens;
 pub mod upstream;
+pub mod usage;
 
 /// The quick-start config, compiled in so the binary runs anywhere without `-c`.
 pub const EMBEDDED_CONFIG: &str = include_str!("../conf/tollgate.toml");

@@ -37,6 +37,8 @@ pub struct Gateway {
     pub access_log: Arc<AccessLog>,
     /// Upstream connections for the large-body path.
     pub connector: Connector,
+    /// Usage roll-ups for `/admin/usage`.
+    pub usage: Arc<crate::usage::UsageStore>,
 }
 
 fn runtime_of(ctx: &RequestCtx) -> Result<Arc<Runtime>> {
@@ -270,6 +272,7 @@ impl ProxyHttp for Gateway {
         report::record(
             ctx,
             &self.access_log,
+            &self.usage,
             req.method.as_str(),
             req.uri.path(),
             status,

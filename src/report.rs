@@ -10,6 +10,7 @@ use crate::ctx::RequestCtx;
 use crate::meter::Usage;
 use crate::meter::UsageSource;
 use crate::metrics::METRICS;
+use crate::usage::{Counts, Key, UsageStore};
 use std::time::Duration;
 
 /// The outcome label for a finished request.
@@ -34,7 +35,14 @@ fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
     }
 }
 
-pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, status: u16) {
+pub fn record(
+    ctx: &mut RequestCtx,
+    log: &AccessLog,
+    usage_store: &UsageStore,
+    method: &str,
+    path: &str,
+    status: u16,
+) {
     ctx.upstream_done();
     let usage = ctx.settle_usage();
     let price = ctx.plan.as_ref().and_then(|p| p.model.price);
@@ -101,6 +109,24 @@ pub fn record(ctx: &mut RequestCtx, log: &AccessLog, method: &str, path: &str, s
                 .with_label_values(&[consumer_label, model_label])
                 .inc_by(micros as f64 / 1e6);
         }
+    }
+
+    if let Some(c) = &ctx.consumer {
+        usage_store.record(
+            crate::limits::clock::Clock::now_ms(&crate::limits::clock::SystemClock),
+            Key {
+                consumer: c.name.clone(),
+                project: c.project.clone().unwrap_or_default(),
+                model: model_label.to_string(),
+            },
+            Counts {
+                requests: 1,
+                input_tokens: usage.map_or(0, |(u, _)| u.input),
+                output_tokens,
+                cost_micros: cost_micros.unwrap_or(0),
+                errors: u64::from(outcome != "success"),
+            },
+        );
     }
 
     log.emit(&AccessRecord {

@@ -8,12 +8,13 @@ use crate::access_log::{AccessLog, ReopenOnSigusr1};
 use crate::admin::Admin;
 use crate::auth::KeyTable;
 use crate::config::{Config, Upstream};
-use crate::limits::sync::StoreSync;
+use crate::limits::sync::{instance_name, StoreSync};
 use crate::limits::{LimitPlan, Limiter};
 use crate::mock;
 use crate::proxy::Gateway;
 use crate::reload::{Reloader, SighupReload};
 use crate::upstream::Upstreams;
+use crate::usage::UsageStore;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
@@ -119,10 +120,17 @@ pub fn build_server(
         },
     ));
     let limiter = Limiter::for_config(&config);
+    let usage = Arc::new(UsageStore::default());
+    let instance = instance_name();
     if let Some(redis) = &config.redis {
         server.add_service(background_service(
             "limit store sync",
-            StoreSync::new(Arc::clone(&limiter), redis.clone()),
+            StoreSync::new(
+                Arc::clone(&limiter),
+                redis.clone(),
+                instance.clone(),
+                Arc::clone(&usage),
+            ),
         ));
     }
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
@@ -133,6 +141,7 @@ pub fn build_server(
         runtime: Arc::clone(&runtime),
         access_log,
         connector,
+        usage: Arc::clone(&usage),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
@@ -151,7 +160,15 @@ pub fn build_server(
             reloader: Arc::clone(&reloader),
         },
     ));
-    let mut admin = Service::new("tollgate admin".into(), Admin { runtime, reloader });
+    let mut admin = Service::new(
+        "tollgate admin".into(),
+        Admin {
+            runtime,
+            reloader,
+            usage,
+            instance,
+        },
+    );
     admin.add_tcp(&admin_listen);
     admin.threads = Some(1);
     server.add_service(admin).add_dependency(&bootstrap);

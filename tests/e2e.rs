@@ -27,3 +27,5 @@ mod routing;
 mod sdk;
 #[path = "e2e/streaming.rs"]
 mod streaming;
+#[path = "e2e/usage.rs"]
+mod usage;

@@ -176,6 +176,11 @@ pub struct ConsumerSection {
     /// Rates and budgets; without it, `[limits.default]` applies.
     #[serde(default)]
     pub limits: Option<LimitTable>,
+    /// Tags for usage analytics (`GET /admin/usage?group_by=project`).
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 fn default_models() -> Vec<String> {

@@ -166,6 +166,9 @@ pub struct Consumer {
     pub models: Option<HashSet<String>>,
     /// Its own limits, or the defaults; empty when unlimited.
     pub limits: ConsumerLimits,
+    /// Usage-analytics tags.
+    pub project: Option<String>,
+    pub tenant: Option<String>,
 }
 
 impl Consumer {
@@ -353,6 +356,8 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
             keys,
             models: models_allowed,
             limits,
+            project: c.project,
+            tenant: c.tenant,
         }));
     }
 

@@ -6,6 +6,8 @@
 //! a repeated or lost round trip harmless: after Redis comes back, the first good tick restores
 //! exact totals, with nothing counted twice and no queue of unsynced deltas to replay.
 //!
+//! The same tick writes the usage roll-ups ([`crate::usage`]).
+//!
 //! Concurrency fields carry a timestamp (`<count>:<unix ms>`); fields not refreshed within
 //! [`stale_ms`] belong to a dead instance and are ignored, then deleted.
 
@@ -14,6 +16,7 @@ use super::window::minute_of;
 use super::{Counter, Limiter, Scope};
 use crate::config::RedisSettings;
 use crate::metrics::METRICS;
+use crate::usage::UsageStore;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -28,6 +31,8 @@ pub struct StoreSync {
     settings: RedisSettings,
     /// This process's field name in every hash.
     instance: String,
+    /// Usage roll-ups written on the same tick.
+    usage: Arc<UsageStore>,
 }
 
 /// One bucket as this instance sees it.
@@ -41,11 +46,17 @@ struct Entry {
 }
 
 impl StoreSync {
-    pub fn new(limiter: Arc<Limiter>, settings: RedisSettings) -> StoreSync {
+    pub fn new(
+        limiter: Arc<Limiter>,
+        settings: RedisSettings,
+        instance: String,
+        usage: Arc<UsageStore>,
+    ) -> StoreSync {
         StoreSync {
             limiter,
             settings,
-            instance: instance_name(),
+            instance,
+            usage,
         }
     }
 
@@ -108,6 +119,10 @@ impl StoreSync {
     ) -> redis::RedisResult<()> {
         let now = self.limiter.clock.now_ms();
         let entries = self.entries(now);
+        if entries.is_empty() && stale_fields.is_empty() {
+            // Nothing limited: still prove the store answers (an empty pipeline sends nothing).
+            return redis::cmd("PING").query_async::<()>(conn).await;
+        }
         let mut pipe = redis::pipe();
         for (key, field) in stale_fields.iter() {
             pipe.hdel(key, field).ignore();
@@ -154,7 +169,7 @@ fn parse_inflight(v: &str) -> Option<(i64, i64)> {
 }
 
 /// `host-pid-random`: unique per process, readable in `redis-cli`.
-fn instance_name() -> String {
+pub fn instance_name() -> String {
     use rand::RngCore;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -195,7 +210,10 @@ impl BackgroundService for StoreSync {
                             .await?,
                     ),
                 };
-                self.sync_once(c, &mut stale_fields).await
+                self.sync_once(c, &mut stale_fields).await?;
+                self.usage
+                    .flush(c, &self.settings.key_prefix, &self.instance)
+                    .await
             };
             let result = match tokio::time::timeout(timeout, tick).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
