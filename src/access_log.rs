@@ -44,6 +44,9 @@ pub struct AccessRecord<'a> {
     pub tpot_ms: Option<f64>,
     /// Time spent in the gateway itself (duration minus upstream waits).
     pub overhead_ms: f64,
+    /// Request and response bodies, redacted and capped (`log_payloads` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
     pub duration_ms: f64,
     pub outcome: &'a str,
 }

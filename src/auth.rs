@@ -93,6 +93,7 @@ mod tests {
             limits: Default::default(),
             project: None,
             tenant: None,
+            log_payloads: false,
         })
     }
 
@@ -108,6 +109,7 @@ mod tests {
             limits: Default::default(),
             project: None,
             tenant: None,
+            log_payloads: false,
         })]);
         assert_eq!(table.authenticate(&key).unwrap().name, "a");
         assert!(table.authenticate(&format!("{key}x")).is_none());

@@ -5,6 +5,7 @@
 //! metering each body chunk, and settling the usage at the end.
 
 use crate::access_log::AttemptEntry;
+use crate::capture::Capture;
 use crate::config::{Consumer, Target};
 use crate::error::{Dialect, GatewayError};
 use crate::limits::{RateHeaders, Reservation};
@@ -67,6 +68,8 @@ pub struct RequestCtx {
     pub upstream_cut: Option<&'static str>,
     /// The client went away before the response finished.
     pub client_gone: bool,
+    /// Bodies kept for the access log (`log_payloads`).
+    pub capture: Option<Capture>,
     /// Time spent waiting on upstreams (connects, first bytes, bodies), for the overhead metric.
     pub upstream_wait: Duration,
     /// When the upstream exchange being timed began.
@@ -95,6 +98,7 @@ impl RequestCtx {
             gateway_error: None,
             upstream_cut: None,
             client_gone: false,
+            capture: None,
             upstream_wait: Duration::ZERO,
             upstream_since: None,
             _inflight: GaugeGuard::acquire(&METRICS.inflight),
@@ -210,6 +214,9 @@ impl RequestCtx {
 
     /// Meter one body chunk. Returns replacement bytes when the stream is rewritten.
     pub fn meter_chunk(&mut self, chunk: &[u8]) -> Option<Bytes> {
+        if let Some(c) = self.capture.as_mut() {
+            c.push_response(chunk);
+        }
         let elapsed = self.started.elapsed();
         let c = self.response.as_mut()?;
         match &mut c.meter {

@@ -6,6 +6,7 @@
 //! Every refusal is a [`GatewayError`]; nothing here talks to an upstream.
 
 use crate::auth;
+use crate::capture::Capture;
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::protocol::{self, Operation};
@@ -51,6 +52,8 @@ pub async fn admit(
         .authenticate(key)
         .ok_or(GatewayError::InvalidKey)?;
     ctx.consumer = Some(consumer.clone());
+    // Kept only to redact it from captured payloads.
+    let key_for_capture = runtime.captures_payloads.then(|| key.to_string());
 
     let Some(operation) = operation else {
         let data: Vec<_> = runtime
@@ -81,6 +84,21 @@ pub async fn admit(
         Operation::Embeddings => Some(0),
         Operation::Chat | Operation::Completion => request.max_tokens,
     };
+    if consumer.log_payloads || model.log_payloads {
+        let mut secrets: Vec<String> = key_for_capture.into_iter().collect();
+        secrets.extend(
+            runtime
+                .config
+                .providers
+                .iter()
+                .filter_map(|p| p.api_key.as_ref().map(|k| k.expose().to_string())),
+        );
+        ctx.capture = Some(Capture {
+            request: request.body.clone(),
+            secrets,
+            ..Capture::default()
+        });
+    }
     let (headers, reserved) =
         runtime
             .limits

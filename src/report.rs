@@ -149,6 +149,13 @@ pub fn record(
         ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
         tpot_ms: tpot.map(|t| t * 1000.0),
         overhead_ms: overhead.as_secs_f64() * 1000.0,
+        payload: ctx.capture.as_ref().map(|c| {
+            let max = ctx
+                .runtime
+                .as_ref()
+                .map_or(16 * 1024, |r| r.config.log.payload_max_bytes);
+            c.render(ctx.is_sse(), max)
+        }),
         duration_ms: elapsed.as_secs_f64() * 1000.0,
         outcome,
     });

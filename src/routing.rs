@@ -121,6 +121,7 @@ mod tests {
             max_attempts,
             retry_on_status: vec![503],
             price: None,
+            log_payloads: false,
         })
     }
 

@@ -33,6 +33,8 @@ pub struct Runtime {
     pub keys: KeyTable,
     pub upstreams: Upstreams,
     pub limits: LimitPlan,
+    /// Some consumer or model has `log_payloads`.
+    pub captures_payloads: bool,
 }
 
 impl Runtime {
@@ -46,6 +48,8 @@ impl Runtime {
             keys: KeyTable::new(&config.consumers),
             upstreams: Upstreams::resolve(&config, builtin_mock),
             limits: LimitPlan::new(Arc::clone(limiter), &config),
+            captures_payloads: config.consumers.iter().any(|c| c.log_payloads)
+                || config.models.iter().any(|m| m.log_payloads),
             config: Arc::new(config),
         }
     }

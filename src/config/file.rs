@@ -74,6 +74,8 @@ pub struct LogSection {
     pub access_log: String,
     /// Process log level when `RUST_LOG` is not set: error, warn, info, debug, trace.
     pub level: String,
+    /// With `log_payloads` on a consumer or model: bytes kept of each request and response body.
+    pub payload_max_bytes: usize,
 }
 
 impl Default for LogSection {
@@ -81,6 +83,7 @@ impl Default for LogSection {
         LogSection {
             access_log: "stdout".into(),
             level: "info".into(),
+            payload_max_bytes: 16 * 1024,
         }
     }
 }
@@ -136,6 +139,9 @@ pub struct ModelSection {
     /// USD per million tokens; prices budgets and the cost metric.
     #[serde(default)]
     pub price: Option<PriceTable>,
+    /// Put request and response bodies (redacted, capped) in the access log.
+    #[serde(default)]
+    pub log_payloads: bool,
 }
 
 fn default_strategy() -> String {
@@ -181,6 +187,9 @@ pub struct ConsumerSection {
     pub project: Option<String>,
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Put request and response bodies (redacted, capped) in the access log.
+    #[serde(default)]
+    pub log_payloads: bool,
 }
 
 fn default_models() -> Vec<String> {

@@ -88,6 +88,7 @@ pub enum AccessLogTarget {
 pub struct LogSettings {
     pub access_log: AccessLogTarget,
     pub level: log::LevelFilter,
+    pub payload_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +157,7 @@ pub struct Model {
     pub max_attempts: usize,
     pub retry_on_status: Vec<u16>,
     pub price: Option<Price>,
+    pub log_payloads: bool,
 }
 
 #[derive(Debug)]
@@ -169,6 +171,7 @@ pub struct Consumer {
     /// Usage-analytics tags.
     pub project: Option<String>,
     pub tenant: Option<String>,
+    pub log_payloads: bool,
 }
 
 impl Consumer {
@@ -303,6 +306,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
             max_attempts: m.max_attempts,
             retry_on_status: m.retry_on_status,
             price,
+            log_payloads: m.log_payloads,
         }));
     }
 
@@ -358,6 +362,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
             limits,
             project: c.project,
             tenant: c.tenant,
+            log_payloads: c.log_payloads,
         }));
     }
 
@@ -418,7 +423,14 @@ fn build_log(l: file::LogSection, errs: &mut Vec<String>) -> LogSettings {
         ));
         log::LevelFilter::Info
     });
-    LogSettings { access_log, level }
+    if l.payload_max_bytes == 0 {
+        errs.push("log.payload_max_bytes must be > 0".into());
+    }
+    LogSettings {
+        access_log,
+        level,
+        payload_max_bytes: l.payload_max_bytes.max(1),
+    }
 }
 
 fn build_provider(

@@ -289,3 +289,91 @@ async fn sigusr1_reopens_the_access_log_without_losing_a_line() {
     ids.dedup();
     assert_eq!(ids.len(), total, "no line is written twice");
 }
+
+#[tokio::test]
+async fn captured_payloads_are_merged_and_never_hold_a_key() {
+    let mock = mock();
+    let cfg = format!(
+        "{}\n[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[consumers]]\nname = \"audited\"\nkeys = [\"{}\"]\nlog_payloads = true\n\
+         [[consumers]]\nname = \"plain\"\nkeys = [\"{}\"]\n",
+        mock_provider("m", &mock.url(), ""),
+        digest_line(KEY),
+        digest_line(LIMITED_KEY)
+    );
+    let gw = Gateway::start_raw("", &cfg);
+    let secret_text = format!(
+        "my key is {KEY}, the backend's is {UPSTREAM_KEY}; header Authorization: Bearer abcdefghijklmnop"
+    );
+    let body = |stream: bool| {
+        serde_json::json!({"model": "chat", "stream": stream,
+            "messages": [{"role": "user", "content": secret_text}]})
+    };
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&body(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&body(true))
+        .send()
+        .await
+        .unwrap();
+    let streamed = r.text().await.unwrap();
+    let seen: String = sse_data(&streamed)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .collect();
+    assert!(!seen.is_empty());
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(LIMITED_KEY)
+        .json(&body(false))
+        .send()
+        .await
+        .unwrap();
+    r.bytes().await.unwrap();
+
+    let lines = gw.wait_log_lines(3).await;
+    let raw = std::fs::read_to_string(&gw.access_log).unwrap();
+    for secret in [KEY, UPSTREAM_KEY, LIMITED_KEY, "abcdefghijklmnop"] {
+        assert!(
+            !raw.contains(secret),
+            "`{secret}` leaked into the access log"
+        );
+    }
+    let json_line = lines
+        .iter()
+        .find(|l| l["stream"] == false && l["consumer"] == "audited")
+        .unwrap();
+    let req = json_line["payload"]["request"].as_str().unwrap();
+    assert!(req.contains("my key is [REDACTED]"), "{req}");
+    assert!(json_line["payload"]["response"]
+        .as_str()
+        .unwrap()
+        .contains("\"choices\""));
+    let stream_line = lines.iter().find(|l| l["stream"] == true).unwrap();
+    let merged = &stream_line["payload"]["response"];
+    assert_eq!(
+        merged["content"],
+        seen.as_str(),
+        "the merged text is what the client saw"
+    );
+    assert_eq!(merged["finish_reason"], "stop");
+    let plain = lines.iter().find(|l| l["consumer"] == "plain").unwrap();
+    assert!(
+        plain.get("payload").is_none(),
+        "capture is opt-in per consumer or model"
+    );
+}
