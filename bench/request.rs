@@ -1,5 +1,6 @@
 //! Request parse + per-attempt rewrite: span splicing against a naive serde_json::Value
-//! round trip, for a small chat request and a 1 MiB agent history.
+//! round trip, for a small chat request and a 1 MiB agent history. Also the bounded prompt
+//! token count used by context-length routing, against tiktoken on the whole text.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -42,5 +43,26 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn count(c: &mut Criterion) {
+    let bpe = tiktoken_rs::o200k_base_singleton();
+    let mut g = c.benchmark_group("prompt_tokens");
+    g.sample_size(10);
+    let prose = "The quick brown fox jumps over the lazy dog. ".repeat(1024 * 1024 / 45);
+    let blob = "a".repeat(64 * 1024);
+    g.bench_function("bounded_1MiB_prose", |b| {
+        b.iter(|| tollgate::tokens::count_text(black_box(&prose)))
+    });
+    g.bench_function("tiktoken_whole_1MiB_prose", |b| {
+        b.iter(|| bpe.encode_ordinary(black_box(&prose)).len())
+    });
+    g.bench_function("bounded_64KiB_no_whitespace", |b| {
+        b.iter(|| tollgate::tokens::count_text(black_box(&blob)))
+    });
+    g.bench_function("tiktoken_whole_64KiB_no_whitespace", |b| {
+        b.iter(|| bpe.encode_ordinary(black_box(&blob)).len())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, count);
 criterion_main!(benches);

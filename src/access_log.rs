@@ -30,6 +30,12 @@ pub struct AccessRecord<'a> {
     pub model: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub upstream_model: Option<&'a str>,
+    /// The routing rule that chose the targets (absent: the model's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<&'a str>,
+    /// Targets skipped because their context window is too small.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub skipped_targets: &'a [String],
     pub status: u16,
     pub stream: bool,
     pub attempts: usize,

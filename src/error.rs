@@ -71,6 +71,8 @@ pub enum GatewayError {
         message: String,
         retry_after_ms: u64,
     },
+    #[error("This model's maximum context length is {largest_window} tokens. However, your request needs about {tokens} tokens (prompt and max_tokens). Please reduce the length of the messages or max_tokens.")]
+    ContextTooLong { tokens: u64, largest_window: u64 },
     #[error("Rate limits cannot be checked right now (the shared limit store is unreachable). Please retry shortly.")]
     LimiterUnavailable,
     #[error("Internal gateway error.")]
@@ -84,7 +86,7 @@ impl GatewayError {
             MissingKey | InvalidKey => 401,
             UnknownRoute { .. } | ModelNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
-            InvalidJson(_) | InvalidField { .. } => 400,
+            InvalidJson(_) | InvalidField { .. } | ContextTooLong { .. } => 400,
             BodyTooLarge { .. } => 413,
             NoCandidate(_) => 503,
             UpstreamConnect | UpstreamBroken(_) => 502,
@@ -127,6 +129,7 @@ impl GatewayError {
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => {
                 "invalid_request_error"
             }
+            ContextTooLong { .. } => "invalid_request_error",
             NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) => {
                 "upstream_error"
             }
@@ -144,9 +147,10 @@ impl GatewayError {
         match self {
             MissingKey | InvalidKey => "authentication_error",
             UnknownRoute { .. } | ModelNotFound(_) => "not_found_error",
-            MethodNotAllowed { .. } | InvalidJson(_) | InvalidField { .. } => {
-                "invalid_request_error"
-            }
+            MethodNotAllowed { .. }
+            | InvalidJson(_)
+            | InvalidField { .. }
+            | ContextTooLong { .. } => "invalid_request_error",
             BodyTooLarge { .. } => "request_too_large",
             NoCandidate(_) => "overloaded_error",
             RateLimited { .. } | RequestTooLarge { .. } | QuotaExceeded { .. } => {
@@ -167,6 +171,7 @@ impl GatewayError {
             MethodNotAllowed { .. } => Some("method_not_allowed"),
             InvalidJson(_) => Some("invalid_json"),
             InvalidField { .. } => Some("invalid_value"),
+            ContextTooLong { .. } => Some("context_length_exceeded"),
             BodyTooLarge { .. } => Some("request_too_large"),
             ModelNotFound(_) => Some("model_not_found"),
             NoCandidate(_) => Some("no_upstream_available"),
@@ -184,6 +189,7 @@ impl GatewayError {
         match self {
             GatewayError::InvalidField { param, .. } => Some(param),
             GatewayError::ModelNotFound(_) => Some("model"),
+            GatewayError::ContextTooLong { .. } => Some("messages"),
             _ => None,
         }
     }
@@ -199,6 +205,7 @@ impl GatewayError {
             RequestTooLarge { .. } | QuotaExceeded { .. } => false,
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => false,
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
+            ContextTooLong { .. } => false,
         }
     }
 
@@ -209,6 +216,7 @@ impl GatewayError {
             MissingKey | InvalidKey => "unauthorized",
             UnknownRoute { .. } | MethodNotAllowed { .. } => "bad_route",
             InvalidJson(_) | InvalidField { .. } => "bad_request",
+            ContextTooLong { .. } => "context_too_long",
             BodyTooLarge { .. } => "body_too_large",
             ModelNotFound(_) => "model_not_found",
             NoCandidate(_) => "no_upstream",

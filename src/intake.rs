@@ -9,7 +9,9 @@ use crate::auth;
 use crate::capture::Capture;
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
+use crate::metrics::METRICS;
 use crate::protocol::{self, Operation};
+use crate::routing::facts::Facts;
 use crate::routing::Plan;
 use crate::server::Runtime;
 use bytes::{Bytes, BytesMut};
@@ -75,7 +77,26 @@ pub async fn admit(
         .model(&request.model)
         .filter(|m| consumer.may_use(&m.name))
         .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
-    let plan = Plan::new(model.clone(), &mut rand::rng());
+    let plan = if model.rules.is_empty() && !model.needs_prompt_tokens() {
+        Plan::new(model.clone(), &mut rand::rng())
+    } else {
+        let facts = Facts::read(
+            &request.body,
+            &session.req_header().headers,
+            request.max_tokens,
+            model.needs_prompt_tokens(),
+        );
+        Plan::route(model.clone(), &facts, &mut rand::rng()).map_err(|e| {
+            GatewayError::ContextTooLong {
+                tokens: e.tokens,
+                largest_window: e.largest_window,
+            }
+        })?
+    };
+    METRICS
+        .route_decisions
+        .with_label_values(&[&model.name, plan.rule.as_deref().unwrap_or("default")])
+        .inc();
     if plan.is_empty() {
         return Err(GatewayError::NoCandidate(request.model.clone()));
     }

@@ -138,6 +138,8 @@ pub fn record(
         model,
         provider,
         upstream_model: final_attempt.map(|a| a.upstream_model.as_str()),
+        rule: ctx.plan.as_ref().and_then(|p| p.rule.as_deref()),
+        skipped_targets: ctx.plan.as_ref().map_or(&[], |p| &p.skipped),
         status,
         stream: ctx.request.as_ref().is_some_and(|r| r.stream),
         attempts: ctx.attempts.len(),

@@ -44,6 +44,10 @@ impl Runtime {
         builtin_mock: Option<SocketAddr>,
         limiter: &Arc<Limiter>,
     ) -> Runtime {
+        if config.models.iter().any(|m| m.needs_prompt_tokens()) {
+            // The tokenizer takes a moment to load: not on the first request.
+            crate::tokens::warm_up();
+        }
         Runtime {
             keys: KeyTable::new(&config.consumers),
             upstreams: Upstreams::resolve(&config, builtin_mock),

@@ -23,6 +23,8 @@ mod operations;
 mod redis_server;
 #[path = "e2e/routing.rs"]
 mod routing;
+#[path = "e2e/rules.rs"]
+mod rules;
 #[path = "e2e/sdk.rs"]
 mod sdk;
 #[path = "e2e/streaming.rs"]

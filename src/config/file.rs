@@ -5,6 +5,7 @@
 //! Validation and conversion into runtime types happen in [`super::load`].
 
 pub use super::limits::{LimitTable, LimitsSection, PriceTable, RedisSection};
+pub use super::rules::RuleSection;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -142,6 +143,9 @@ pub struct ModelSection {
     /// Put request and response bodies (redacted, capped) in the access log.
     #[serde(default)]
     pub log_payloads: bool,
+    /// Evaluated in order; the first match chooses its own targets.
+    #[serde(default)]
+    pub rules: Vec<RuleSection>,
 }
 
 fn default_strategy() -> String {
@@ -163,6 +167,10 @@ pub struct TargetSection {
     pub model: String,
     #[serde(default = "default_weight")]
     pub weight: i64,
+    /// The model's context window: requests whose estimated prompt + `max_tokens` exceed it
+    /// skip this target.
+    #[serde(default)]
+    pub context_window: Option<i64>,
 }
 
 fn default_weight() -> i64 {

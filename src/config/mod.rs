@@ -6,11 +6,13 @@
 
 pub mod file;
 pub mod limits;
+pub mod rules;
 
 use crate::auth::{parse_key_digest, KeyDigest};
 use file::{FileConfig, TargetSection};
 use http::{HeaderName, HeaderValue};
 pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings};
+pub use rules::{Condition, Rule};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -146,6 +148,7 @@ pub struct Target {
     pub provider: Arc<Provider>,
     pub model: String,
     pub weight: u32,
+    pub context_window: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -158,6 +161,20 @@ pub struct Model {
     pub retry_on_status: Vec<u16>,
     pub price: Option<Price>,
     pub log_payloads: bool,
+    pub rules: Vec<Rule>,
+}
+
+impl Model {
+    /// Whether routing needs a prompt-token count (a rule or a target's context window).
+    pub fn needs_prompt_tokens(&self) -> bool {
+        self.rules.iter().any(Rule::needs_prompt_tokens)
+            || self
+                .targets
+                .iter()
+                .chain(&self.fallbacks)
+                .chain(self.rules.iter().flat_map(|r| &r.targets))
+                .any(|t| t.context_window.is_some())
+    }
 }
 
 #[derive(Debug)]
@@ -298,6 +315,23 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         let price = m.price.as_ref().map(|p| limits::build_price(&at, p, errs));
         let targets = build_targets(&format!("{at}.targets"), &m.targets, &by_name, errs);
         let fallbacks = build_targets(&format!("{at}.fallbacks"), &m.fallbacks, &by_name, errs);
+        let mut rule_names = HashSet::new();
+        let rules = m
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(j, r)| {
+                let here = format!("{at}.rules[{j}]");
+                if !rule_names.insert(r.name.clone()) {
+                    errs.push(format!("{here}.name `{}` is used twice", r.name));
+                }
+                Rule {
+                    name: r.name.clone(),
+                    conditions: rules::build_conditions(&here, r, errs),
+                    targets: build_targets(&format!("{here}.targets"), &r.targets, &by_name, errs),
+                }
+            })
+            .collect();
         models.push(Arc::new(Model {
             name: m.name,
             strategy,
@@ -307,6 +341,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
             retry_on_status: m.retry_on_status,
             price,
             log_payloads: m.log_payloads,
+            rules,
         }));
     }
 
@@ -556,6 +591,9 @@ fn build_targets(
         if t.model.is_empty() {
             errs.push(format!("{here}.model must not be empty"));
         }
+        if t.context_window.is_some_and(|w| w <= 0) {
+            errs.push(format!("{here}.context_window must be > 0"));
+        }
         match providers.get(t.provider.as_str()) {
             None => errs.push(format!(
                 "{here}.provider names unknown provider `{}`",
@@ -565,6 +603,7 @@ fn build_targets(
                 provider: Arc::clone(p),
                 model: t.model.clone(),
                 weight: t.weight.clamp(1, u32::MAX as i64) as u32,
+                context_window: t.context_window.map(|w| w.max(1) as u64),
             }),
         }
     }

@@ -176,3 +176,45 @@ model = "nope"
         "{errs:?}"
     );
 }
+
+#[test]
+fn rule_errors_name_their_field() {
+    let errs = errors(
+        r#"
+[[providers]]
+name = "p"
+kind = "mock"
+[[models]]
+name = "m"
+targets = [{ provider = "p", model = "x", context_window = 0 }]
+[[models.rules]]
+name = "r"
+targets = []
+[[models.rules]]
+name = "r"
+header = "bad header"
+percent = 150.0
+targets = [{ provider = "q", model = "y" }]
+[[models.rules]]
+name = "eq"
+field_equals = 1
+targets = [{ provider = "p", model = "y" }]
+"#,
+    );
+    let expect = [
+        "models[0].targets[0].context_window must be > 0",
+        "models[0].rules[0] has no condition",
+        "models[0].rules[0].targets must list at least one target",
+        "models[0].rules[1].name `r` is used twice",
+        "models[0].rules[1].header `bad header` is not a valid header name",
+        "models[0].rules[1].percent must be in (0, 100]",
+        "models[0].rules[1].targets[0].provider names unknown provider `q`",
+        "models[0].rules[2].field_equals needs `field`",
+    ];
+    for e in expect {
+        assert!(
+            errs.iter().any(|x| x.starts_with(e)),
+            "missing `{e}` in {errs:#?}"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! Routing: a virtual model becomes an ordered list of upstream candidates.
+//!
+//! Pure and synchronous. The model's rules are tried in order ([`facts::Facts`] is what they
+//! read); the first match supplies the target set, else the model's own `targets` do.
+//! `weighted` orders that set by a weighted draw without replacement (the first candidate
+//! follows the weights; failover goes to the others); `priority` keeps the file order.
+//! Fallbacks follow, in order. Targets whose `context_window` is smaller than the request are
+//! skipped, and the list is cut to the model's `max_attempts`.
+
+pub mod facts;
+
+use crate::config::{Condition, Model, Rule, Strategy, Target};
+use facts::Facts;
+use rand::Rng;
+use std::sync::Arc;
+
+/// The candidates one request will try, in order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub model: Arc<Model>,
+    /// The rule that chose the targets (`None`: the model's own targets).
+    pub rule: Option<String>,
+    /// Targets left out because their context window is too small (`provider/model`).
+    pub skipped: Vec<String>,
+    candidates: Vec<Target>,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextTooLong {
+    pub tokens: u64,
+    pub largest_window: u64,
+}
+
+fn holds(c: &Condition, f: &Facts, rng: &mut impl Rng) -> bool {
+    match c {
+        Condition::MinPromptTokens(n) => f.prompt_tokens >= *n,
+        Condition::Header { name, equals } => match (f.headers.get(name), equals) {
+            (Some(v), Some(want)) => v.as_bytes() == want.as_bytes(),
+            (Some(_), None) => true,
+            (None, _) => false,
+        },
+        Condition::LastUserContains(words) => words.iter().any(|w| f.last_user.contains(w)),
+        Condition::Field { name, equals } => match (f.field(name), equals) {
+            (Some(v), Some(want)) => &v == want,
+            (Some(_), None) => true,
+            (None, _) => false,
+        },
+        Condition::Percent(p) => rng.random_range(0.0..100.0) < *p,
+    }
+}
+
+fn matches(rule: &Rule, f: &Facts, rng: &mut impl Rng) -> bool {
+    rule.conditions.iter().all(|c| holds(c, f, rng))
+}
+
+impl Plan {
+    /// The model's own targets, no rules (used where no request facts exist).
+    pub fn new(model: Arc<Model>, rng: &mut impl Rng) -> Plan {
+        let candidates = ordered(&model, &model.targets, rng);
+        let mut plan = Plan {
+            model,
+            rule: None,
+            skipped: Vec::new(),
+            candidates,
+        };
+        plan.candidates.truncate(plan.model.max_attempts);
+        plan
+    }
+
+    /// Route by the model's rules and the request's facts.
+    pub fn route(model: Arc<Model>, f: &Facts, rng: &mut impl Rng) -> Result<Plan, ContextTooLong> {
+        let rule = model.rules.iter().find(|r| matches(r, f, rng));
+        let targets = rule.map_or(&model.targets, |r| &r.targets);
+        let mut candidates = ordered(&model, targets, rng);
+        let mut skipped = Vec::new();
+        let mut largest_window = 0;
+        if f.prompt_tokens > 0 {
+            candidates.retain(|t| match t.context_window {
+                Some(w) if w < f.prompt_tokens => {
+                    largest_window = largest_window.max(w);
+                    skipped.push(format!("{}/{}", t.provider.name, t.model));
+                    false
+                }
+                _ => true,
+            });
+        }
+        if candidates.is_empty() && !skipped.is_empty() {
+            return Err(ContextTooLong {
+                tokens: f.prompt_tokens,
+                largest_window,
+            });
+        }
+        candidates.truncate(model.max_attempts);
+        Ok(Plan {
+            rule: rule.map(|r| r.name.clone()),
+            model,
+            skipped,
+            candidates,
+        })
+    }
+
+    /// The candidate for attempt `n` (0-based), if the plan has one.
+    pub fn candidate(&self, n: usize) -> Option<&Target> {
+        self.candidates.get(n)
+    }
+
+    pub fn len(&self) -> usize {
+        self.candidates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty()
+    }
+
+    /// Whether `status` from attempt `n` may be retried on a next candidate.
+    pub fn retries_status(&self, status: u16, n: usize) -> bool {
+        n + 1 < self.candidates.len() && self.model.retry_on_status.contains(&status)
+    }
+
+    /// Whether a failed attempt `n` has a next candidate.
+    pub fn has_next(&self, n: usize) -> bool {
+        n + 1 < self.candidates.len()
+    }
+}
+
+/// `targets` in strategy order, then the model's fallbacks.
+fn ordered(model: &Model, targets: &[Target], rng: &mut impl Rng) -> Vec<Target> {
+    let order: Vec<usize> = match model.strategy {
+        Strategy::Priority => (0..targets.len()).collect(),
+        Strategy::Weighted => weighted_order(targets, rng),
+    };
+    order
+        .into_iter()
+        .map(|i| targets[i].clone())
+        .chain(model.fallbacks.iter().cloned())
+        .collect()
+}
+
+fn weighted_order(targets: &[Target], rng: &mut impl Rng) -> Vec<usize> {
+    let mut left: Vec<usize> = (0..targets.len()).collect();
+    let mut out = Vec::with_capacity(targets.len());
+    while !left.is_empty() {
+        let total: u64 = left.iter().map(|&i| u64::from(targets[i].weight)).sum();
+        let mut r = rng.random_range(0..total.max(1));
+        let pos = left
+            .iter()
+            .position(|&i| {
+                let w = u64::from(targets[i].weight);
+                if r < w {
+                    true
+                } else {
+                    r -= w;
+                    false
+                }
+            })
+            .unwrap_or(0);
+        out.push(left.remove(pos));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Provider, ProviderKind, Upstream};
+    use rand::SeedableRng;
+    use std::time::Duration;
+
+    fn target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
+        Target {
+            provider: Arc::clone(provider),
+            model: model.into(),
+            weight,
+            context_window: None,
+        }
+    }
+
+    fn model(
+        strategy: Strategy,
+        weights: &[u32],
+        fallbacks: usize,
+        max_attempts: usize,
+    ) -> Arc<Model> {
+        let p = Arc::new(Provider {
+            name: "p".into(),
+            kind: ProviderKind::Mock,
+            upstream: Upstream::BuiltinMock,
+            api_key: None,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            headers: vec![],
+        });
+        Arc::new(Model {
+            name: "m".into(),
+            strategy,
+            targets: weights
+                .iter()
+                .enumerate()
+                .map(|(i, w)| target(&p, &format!("t{i}"), *w))
+                .collect(),
+            fallbacks: (0..fallbacks)
+                .map(|i| target(&p, &format!("f{i}"), 1))
+                .collect(),
+            max_attempts,
+            retry_on_status: vec![503],
+            price: None,
+            log_payloads: false,
+            rules: vec![],
+        })
+    }
+
+    fn names(plan: &Plan) -> Vec<String> {
+        (0..plan.len())
+            .map(|i| plan.candidate(i).unwrap().model.clone())
+            .collect()
+    }
+
+    #[test]
+    fn priority_keeps_order_then_fallbacks_within_budget() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let plan = Plan::new(model(Strategy::Priority, &[1, 1], 2, 3), &mut rng);
+        assert_eq!(names(&plan), ["t0", "t1", "f0"]);
+        assert!(plan.retries_status(503, 1));
+        assert!(!plan.retries_status(503, 2));
+        assert!(!plan.retries_status(400, 0));
+        assert!(plan.candidate(3).is_none());
+    }
+
+    #[test]
+    fn weighted_first_pick_follows_weights_and_never_repeats() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let m = model(Strategy::Weighted, &[3, 1], 1, 5);
+        let mut first_t0 = 0;
+        for _ in 0..4000 {
+            let plan = Plan::new(Arc::clone(&m), &mut rng);
+            let n = names(&plan);
+            assert_eq!(n.len(), 3);
+            assert_eq!(n[2], "f0");
+            assert_ne!(n[0], n[1]);
+            first_t0 += usize::from(n[0] == "t0");
+        }
+        let share = first_t0 as f64 / 4000.0;
+        assert!((0.72..0.78).contains(&share), "share {share}");
+    }
+}
