@@ -163,6 +163,16 @@ impl RequestCtx {
         next
     }
 
+    /// Whether the current attempt has a candidate after it.
+    pub fn has_next_candidate(&self) -> bool {
+        self.plan.as_ref().is_some_and(|p| p.has_next(self.attempt))
+    }
+
+    /// Streams that could fail over go through the forwarder, which can check the first event.
+    pub fn checks_first_event(&self) -> bool {
+        self.request.as_ref().is_some_and(|r| r.stream) && self.has_next_candidate()
+    }
+
     /// Whether an upstream `status` on the current attempt should go to the next candidate.
     pub fn should_retry_status(&self, status: u16) -> bool {
         self.plan

@@ -1,7 +1,11 @@
-//! The large-body path: requests whose body exceeds Pingora's 64 KiB replay buffer.
+//! The forwarder: requests whose body exceeds Pingora's 64 KiB replay buffer, and streams that
+//! can still fail over.
 //!
-//! Pingora 0.9.1 cannot replay a pre-read body over 64 KiB (PINGORA-NOTES §3), so for those
-//! requests `request_filter` carries the exchange itself over Pingora's pooled [`Connector`].
+//! Pingora 0.9.1 cannot replay a pre-read body over 64 KiB (PINGORA-NOTES §3), and its phases
+//! send the response header before the first body byte is seen, so a 200 stream whose first
+//! event is an error could not fail over. For those requests `request_filter` carries the
+//! exchange itself over Pingora's pooled [`Connector`], holding the response until the first
+//! event has been read.
 //! Only the I/O differs from the proxy phases: the attempt, the upstream request, failover,
 //! commit, metering and the client's errors are the same [`RequestCtx`] and
 //! [`crate::upstream`] functions the phases call.
@@ -84,6 +88,24 @@ pub async fn run(
             ctx.fail_over(&format!("status_{status}"), Some(status));
             continue;
         }
+        // A 200 stream whose first event is an error is a failure before content: fail over.
+        let mut held = Vec::new();
+        if status == 200 && is_event_stream(&header) && ctx.has_next_candidate() {
+            match first_event(&mut upstream).await {
+                Ok((chunks, true)) => {
+                    drop(chunks);
+                    ctx.fail_over("first_frame_error", Some(status));
+                    continue;
+                }
+                Ok((chunks, false)) => held = chunks,
+                Err(e) => {
+                    if ctx.fail_over(failure_reason(&e), None) {
+                        continue;
+                    }
+                    return respond_error(session, ctx, client_error_for(&e)).await;
+                }
+            }
+        }
         ctx.commit(&header);
         if ctx.shape_response_header(&mut header).is_err()
             || session
@@ -94,7 +116,7 @@ pub async fn run(
             ctx.client_gone = true;
             return;
         }
-        relay_body(session, ctx, &mut upstream).await;
+        relay_body(session, ctx, &mut upstream, held).await;
         if !ctx.client_gone && ctx.upstream_cut.is_none() {
             connector
                 .release_http_session(upstream, &*peer, Some(std::time::Duration::from_secs(60)))
@@ -117,8 +139,92 @@ async fn send_request(
     upstream.read_response_header().await
 }
 
+fn is_event_stream(h: &pingora::http::ResponseHeader) -> bool {
+    h.headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"))
+}
+
+/// Most bytes read while looking for the first event.
+const FIRST_EVENT_LIMIT: usize = 64 * 1024;
+
+/// Read until the first event that is not a comment is complete. Returns the chunks read and
+/// whether that event is an error (`event: error`, or a `data:` object with an `error` key).
+async fn first_event(upstream: &mut HttpSession) -> pingora::Result<(Vec<bytes::Bytes>, bool)> {
+    let mut chunks = Vec::new();
+    let mut seen = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let Some(chunk) = upstream.read_response_body().await? else {
+            return Ok((chunks, false));
+        };
+        seen.extend_from_slice(&chunk);
+        chunks.push(chunk);
+        while let Some(end) = event_end(&seen[scanned..]) {
+            let event = &seen[scanned..scanned + end];
+            scanned += end;
+            match classify(event) {
+                Some(is_error) => return Ok((chunks, is_error)),
+                None => continue, // a comment or keep-alive: look at the next one
+            }
+        }
+        if seen.len() >= FIRST_EVENT_LIMIT {
+            return Ok((chunks, false));
+        }
+    }
+}
+
+/// The length of the first complete event (its blank line included), if there is one.
+fn event_end(buf: &[u8]) -> Option<usize> {
+    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
+    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// `Some(true)` for an error event, `Some(false)` for content, `None` for comments only.
+fn classify(event: &[u8]) -> Option<bool> {
+    let text = String::from_utf8_lossy(event);
+    let mut data = String::new();
+    let mut any = false;
+    for line in text.lines() {
+        if line.trim() == "event: error" || line.trim() == "event:error" {
+            return Some(true);
+        }
+        if let Some(d) = line.strip_prefix("data:") {
+            data.push_str(d.trim());
+            any = true;
+        } else if !line.starts_with(':') && !line.trim().is_empty() {
+            any = true;
+        }
+    }
+    if !any {
+        return None;
+    }
+    let is_error = serde_json::from_str::<serde_json::Value>(&data)
+        .ok()
+        .is_some_and(|v| v.get("error").is_some_and(|e| !e.is_null()));
+    Some(is_error)
+}
+
 /// Copy the upstream body to the client, metering every chunk as the proxy phases do.
-async fn relay_body(session: &mut Session, ctx: &mut RequestCtx, upstream: &mut HttpSession) {
+/// `held` is what was already read while checking the first event.
+async fn relay_body(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    upstream: &mut HttpSession,
+    held: Vec<bytes::Bytes>,
+) {
+    for chunk in held {
+        let out = ctx.meter_chunk(&chunk).unwrap_or(chunk);
+        if !out.is_empty() && session.write_response_body(Some(out), false).await.is_err() {
+            ctx.client_gone = true;
+            return;
+        }
+    }
     loop {
         match upstream.read_response_body().await {
             Ok(Some(chunk)) => {

@@ -21,6 +21,8 @@ mod observability;
 mod operations;
 #[path = "e2e/redis_server.rs"]
 mod redis_server;
+#[path = "e2e/resilience.rs"]
+mod resilience;
 #[path = "e2e/routing.rs"]
 mod routing;
 #[path = "e2e/rules.rs"]
