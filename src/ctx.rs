@@ -70,6 +70,8 @@ pub struct RequestCtx {
     pub client_gone: bool,
     /// Bodies kept for the access log (`log_payloads`).
     pub capture: Option<Capture>,
+    /// A failover was refused by the model's retry budget.
+    pub retry_budget_exhausted: bool,
     /// Time spent waiting on upstreams (connects, first bytes, bodies), for the overhead metric.
     pub upstream_wait: Duration,
     /// When the upstream exchange being timed began.
@@ -99,6 +101,7 @@ impl RequestCtx {
             upstream_cut: None,
             client_gone: false,
             capture: None,
+            retry_budget_exhausted: false,
             upstream_wait: Duration::ZERO,
             upstream_since: None,
             _inflight: GaugeGuard::acquire(&METRICS.inflight),
@@ -152,20 +155,39 @@ impl RequestCtx {
         }
     }
 
-    /// A failed attempt: move to the next candidate if there is one. Returns whether it did.
+    /// A failed attempt: move to the next candidate if there is one and the model's retry
+    /// budget allows. Returns whether it did.
     pub fn fail_over(&mut self, outcome: &str, status: Option<u16>) -> bool {
         self.end_attempt(outcome, status);
-        let next = self.plan.as_ref().is_some_and(|p| p.has_next(self.attempt));
-        if next {
-            self.attempt += 1;
-            METRICS.failovers.with_label_values(&[outcome]).inc();
-        }
-        next
+        self.advance(outcome)
     }
 
-    /// Whether the current attempt has a candidate after it.
+    /// An upstream answered `status`: if it is retryable, a candidate is left and the budget
+    /// allows, end this attempt and move on (returns true). Otherwise nothing changes and the
+    /// answer is to be committed.
+    pub fn fail_over_on_status(&mut self, status: u16) -> bool {
+        let retryable = self
+            .plan
+            .as_ref()
+            .is_some_and(|p| p.retries_status(status, self.attempt));
+        retryable && self.move_on(&format!("status_{status}"), Some(status))
+    }
+
+    /// A response that is a failure in disguise (an error as the first stream event): move on
+    /// if allowed, else leave the attempt open so the response is committed as it is.
+    pub fn move_on(&mut self, outcome: &str, status: Option<u16>) -> bool {
+        if !self.has_next_candidate() || !self.budget_allows() {
+            return false;
+        }
+        self.end_attempt(outcome, status);
+        self.attempt += 1;
+        METRICS.failovers.with_label_values(&[outcome]).inc();
+        true
+    }
+
+    /// Whether the current attempt has a candidate after it (and the budget was not spent).
     pub fn has_next_candidate(&self) -> bool {
-        self.plan.as_ref().is_some_and(|p| p.has_next(self.attempt))
+        !self.retry_budget_exhausted && self.plan.as_ref().is_some_and(|p| p.has_next(self.attempt))
     }
 
     /// Streams that could fail over go through the forwarder, which can check the first event.
@@ -173,11 +195,32 @@ impl RequestCtx {
         self.request.as_ref().is_some_and(|r| r.stream) && self.has_next_candidate()
     }
 
-    /// Whether an upstream `status` on the current attempt should go to the next candidate.
-    pub fn should_retry_status(&self, status: u16) -> bool {
-        self.plan
-            .as_ref()
-            .is_some_and(|p| p.retries_status(status, self.attempt))
+    fn advance(&mut self, reason: &str) -> bool {
+        if !self.has_next_candidate() || !self.budget_allows() {
+            return false;
+        }
+        self.attempt += 1;
+        METRICS.failovers.with_label_values(&[reason]).inc();
+        true
+    }
+
+    /// Spend one retry from the model's budget; remembers a refusal.
+    fn budget_allows(&mut self) -> bool {
+        if self.retry_budget_exhausted {
+            return false;
+        }
+        let Some(plan) = self.plan.as_ref() else {
+            return false;
+        };
+        if plan.model.retry_budget.try_withdraw(unix_seconds()) {
+            return true;
+        }
+        METRICS
+            .retry_budget_exhausted
+            .with_label_values(&[plan.model.name.as_str()])
+            .inc();
+        self.retry_budget_exhausted = true;
+        false
     }
 
     /// The upstream's answer is final: it goes to the client. Returns whether the body is
@@ -287,6 +330,12 @@ impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn unix_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn new_request_id() -> String {

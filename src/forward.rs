@@ -84,8 +84,7 @@ pub async fn run(
             return respond_error(session, ctx, GatewayError::Internal).await;
         };
         let status = header.status.as_u16();
-        if ctx.should_retry_status(status) {
-            ctx.fail_over(&format!("status_{status}"), Some(status));
+        if ctx.fail_over_on_status(status) {
             continue;
         }
         // A 200 stream whose first event is an error is a failure before content: fail over.
@@ -93,9 +92,10 @@ pub async fn run(
         if status == 200 && is_event_stream(&header) && ctx.has_next_candidate() {
             match first_event(&mut upstream).await {
                 Ok((chunks, true)) => {
-                    drop(chunks);
-                    ctx.fail_over("first_frame_error", Some(status));
-                    continue;
+                    if ctx.move_on("first_frame_error", Some(status)) {
+                        continue;
+                    }
+                    held = chunks; // no failover left: the client gets the error event
                 }
                 Ok((chunks, false)) => held = chunks,
                 Err(e) => {

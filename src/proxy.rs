@@ -154,8 +154,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
-        if ctx.should_retry_status(status) {
-            ctx.fail_over(&format!("status_{status}"), Some(status));
+        if ctx.fail_over_on_status(status) {
             ctx.retry_status_pending = true;
             let mut e = Error::explain(ErrorType::HTTPStatus(status), "retryable upstream status");
             e.set_retry(true);

@@ -146,6 +146,26 @@ pub struct ModelSection {
     /// Evaluated in order; the first match chooses its own targets.
     #[serde(default)]
     pub rules: Vec<RuleSection>,
+    /// Failovers allowed: `percent` of the last 10 s of requests plus `min_per_second`.
+    #[serde(default)]
+    pub retry_budget: RetryBudgetSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryBudgetSection {
+    pub percent: f64,
+    pub min_per_second: f64,
+}
+
+impl Default for RetryBudgetSection {
+    fn default() -> Self {
+        // Envoy's default budget_percent; a floor so quiet models can still fail over.
+        RetryBudgetSection {
+            percent: 20.0,
+            min_per_second: 3.0,
+        }
+    }
 }
 
 fn default_strategy() -> String {

@@ -162,6 +162,8 @@ pub struct Model {
     pub price: Option<Price>,
     pub log_payloads: bool,
     pub rules: Vec<Rule>,
+    /// Shared by every request of this model while this config is live.
+    pub retry_budget: Arc<crate::routing::budget::RetryBudget>,
 }
 
 impl Model {
@@ -305,6 +307,13 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         if m.max_attempts == 0 {
             errs.push(format!("{at}.max_attempts must be > 0"));
         }
+        let b = &m.retry_budget;
+        if !(b.percent >= 0.0 && b.percent <= 100.0) {
+            errs.push(format!("{at}.retry_budget.percent must be in [0, 100]"));
+        }
+        if !(b.min_per_second >= 0.0 && b.min_per_second.is_finite()) {
+            errs.push(format!("{at}.retry_budget.min_per_second must be >= 0"));
+        }
         for (j, s) in m.retry_on_status.iter().enumerate() {
             if !(400..=599).contains(s) {
                 errs.push(format!(
@@ -342,6 +351,10 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
             price,
             log_payloads: m.log_payloads,
             rules,
+            retry_budget: Arc::new(crate::routing::budget::RetryBudget::new(
+                m.retry_budget.percent,
+                m.retry_budget.min_per_second,
+            )),
         }));
     }
 

@@ -7,6 +7,7 @@
 //! Fallbacks follow, in order. Targets whose `context_window` is smaller than the request are
 //! skipped, and the list is cut to the model's `max_attempts`.
 
+pub mod budget;
 pub mod facts;
 
 use crate::config::{Condition, Model, Rule, Strategy, Target};
@@ -207,6 +208,7 @@ mod tests {
             price: None,
             log_payloads: false,
             rules: vec![],
+            retry_budget: Arc::new(budget::RetryBudget::new(100.0, 1000.0)),
         })
     }
 

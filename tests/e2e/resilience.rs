@@ -1,5 +1,5 @@
 //! Resilience: a 200 stream whose first event is an error fails over before any byte reaches
-//! the client (CONVENTIONS U7).
+//! the client (CONVENTIONS U7); the retry budget stops failover from multiplying load (U2).
 
 use crate::harness::*;
 use serde_json::Value;
@@ -8,10 +8,12 @@ fn config(url: &str) -> String {
     format!(
         "{}\n{}\n[[models]]\nname = \"chat\"\nstrategy = \"priority\"\n\
          targets = [{{ provider = \"broken\", model = \"up-a\" }}, {{ provider = \"good\", model = \"up-b\" }}]\n\
-         [[models]]\nname = \"alone\"\ntargets = [{{ provider = \"broken\", model = \"up-a\" }}]\n",
+         [[models]]\nname = \"alone\"\ntargets = [{{ provider = \"broken\", model = \"up-a\" }}]\n\
+         [[models]]\nname = \"budgeted\"\nstrategy = \"priority\"\nretry_budget = {{ percent = 1, min_per_second = 0.1 }}\n\
+         targets = [{{ provider = \"busy\", model = \"up-a\" }}, {{ provider = \"good\", model = \"up-b\" }}]\n",
         mock_provider("broken", url, "fault=first_error"),
         mock_provider("good", url, ""),
-    )
+    ) + &mock_provider("busy", url, "status=503")
 }
 
 #[tokio::test]
@@ -50,4 +52,36 @@ async fn an_error_as_the_first_event_fails_over_before_any_byte() {
         1.0,
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_retry_budget_caps_failovers_during_an_outage() {
+    let mock = mock();
+    let gw = Gateway::start(&config(&mock.url()));
+    // One retry per 10 s (the floor) and 1% of requests: the first request fails over,
+    // the next ones get the primary's 503 instead of doubling the load.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = post(&gw, "/v1/chat/completions", &chat_body("budgeted", false)).await;
+        statuses.push(r.status().as_u16());
+        r.bytes().await.unwrap();
+    }
+    assert_eq!(statuses, [200, 503, 503, 503]);
+    assert_eq!(
+        mock.requests().len(),
+        5,
+        "1 + 1 failover + 3 single attempts"
+    );
+    gw.wait_metric(
+        "tollgate_retry_budget_exhausted_total",
+        &[("model", "budgeted")],
+        3.0,
+    )
+    .await;
+    let lines = gw.wait_log_lines(4).await;
+    assert_eq!(lines[0]["attempts"], 2);
+    for l in &lines[1..] {
+        assert_eq!(l["attempts"], 1);
+        assert_eq!(l["outcome"], "upstream_status");
+    }
 }
