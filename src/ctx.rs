@@ -15,6 +15,7 @@ use crate::protocol::ParsedRequest;
 use crate::routing::Plan;
 use crate::server::Runtime;
 use crate::tokens;
+use crate::upstream::health::HEALTH;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use std::sync::Arc;
@@ -145,6 +146,16 @@ impl RequestCtx {
     /// Record how the current attempt ended.
     pub fn end_attempt(&mut self, outcome: &str, status: Option<u16>) {
         self.upstream_done();
+        // Passive health: 5xx, connect failures, timeouts and broken first frames count
+        // against the provider; a stale pooled connection does not.
+        if outcome != "stale_connection" {
+            if let Some(t) = self.target() {
+                let ok =
+                    outcome == "ok" || (outcome == "status" && status.is_some_and(|s| s < 500));
+                let p = &t.provider;
+                HEALTH.record(&p.name, ok, &p.outlier, Instant::now());
+            }
+        }
         if let Some(a) = self.attempts.last_mut() {
             METRICS
                 .upstream_attempts

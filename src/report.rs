@@ -44,6 +44,18 @@ pub fn record(
     status: u16,
 ) {
     ctx.upstream_done();
+    if ctx.upstream_cut.is_some() {
+        // The response had started fine; the upstream failed it later.
+        if let Some(t) = ctx.target() {
+            let p = &t.provider;
+            crate::upstream::health::HEALTH.record(
+                &p.name,
+                false,
+                &p.outlier,
+                std::time::Instant::now(),
+            );
+        }
+    }
     let usage = ctx.settle_usage();
     let price = ctx.plan.as_ref().and_then(|p| p.model.price);
     let cost_micros = match (usage, price) {

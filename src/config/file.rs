@@ -111,6 +111,27 @@ pub struct ProviderSection {
     /// Extra headers sent to this provider on every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Passive health: consecutive failures eject the provider for a back-off.
+    #[serde(default)]
+    pub outlier: OutlierSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutlierSection {
+    pub consecutive_failures: u32,
+    pub base_ejection_ms: u64,
+    pub max_ejection_ms: u64,
+}
+
+impl Default for OutlierSection {
+    fn default() -> Self {
+        OutlierSection {
+            consecutive_failures: 5,
+            base_ejection_ms: 30_000,
+            max_ejection_ms: 300_000,
+        }
+    }
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -149,6 +170,13 @@ pub struct ModelSection {
     /// Failovers allowed: `percent` of the last 10 s of requests plus `min_per_second`.
     #[serde(default)]
     pub retry_budget: RetryBudgetSection,
+    /// At most this share of a plan's candidates is moved back for being ejected.
+    #[serde(default = "default_max_ejection_percent")]
+    pub max_ejection_percent: u32,
+}
+
+fn default_max_ejection_percent() -> u32 {
+    50
 }
 
 #[derive(Debug, Deserialize)]

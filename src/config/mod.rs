@@ -134,6 +134,7 @@ pub struct Provider {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub outlier: crate::upstream::health::OutlierSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +165,7 @@ pub struct Model {
     pub rules: Vec<Rule>,
     /// Shared by every request of this model while this config is live.
     pub retry_budget: Arc<crate::routing::budget::RetryBudget>,
+    pub max_ejection_percent: u32,
 }
 
 impl Model {
@@ -307,6 +309,9 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         if m.max_attempts == 0 {
             errs.push(format!("{at}.max_attempts must be > 0"));
         }
+        if m.max_ejection_percent > 100 {
+            errs.push(format!("{at}.max_ejection_percent must be at most 100"));
+        }
         let b = &m.retry_budget;
         if !(b.percent >= 0.0 && b.percent <= 100.0) {
             errs.push(format!("{at}.retry_budget.percent must be in [0, 100]"));
@@ -355,6 +360,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
                 m.retry_budget.percent,
                 m.retry_budget.min_per_second,
             )),
+            max_ejection_percent: m.max_ejection_percent.min(100),
         }));
     }
 
@@ -533,6 +539,17 @@ fn build_provider(
     if p.read_timeout_ms == 0 {
         errs.push(format!("{at}.read_timeout_ms must be > 0"));
     }
+    if p.outlier.consecutive_failures == 0 {
+        errs.push(format!("{at}.outlier.consecutive_failures must be > 0"));
+    }
+    if p.outlier.base_ejection_ms == 0 {
+        errs.push(format!("{at}.outlier.base_ejection_ms must be > 0"));
+    }
+    if p.outlier.max_ejection_ms < p.outlier.base_ejection_ms {
+        errs.push(format!(
+            "{at}.outlier.max_ejection_ms must be >= base_ejection_ms"
+        ));
+    }
     let mut headers = Vec::new();
     for (k, v) in &p.headers {
         match (
@@ -554,6 +571,16 @@ fn build_provider(
         connect_timeout: Duration::from_millis(p.connect_timeout_ms),
         read_timeout: Duration::from_millis(p.read_timeout_ms),
         headers,
+        outlier: crate::upstream::health::OutlierSettings {
+            consecutive_failures: p.outlier.consecutive_failures.max(1),
+            base_ejection: Duration::from_millis(p.outlier.base_ejection_ms.max(1)),
+            max_ejection: Duration::from_millis(
+                p.outlier
+                    .max_ejection_ms
+                    .max(p.outlier.base_ejection_ms)
+                    .max(1),
+            ),
+        },
     })
 }
 

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod facts;
 
 use crate::config::{Condition, Model, Rule, Strategy, Target};
+use crate::upstream::health::Standing;
 use facts::Facts;
 use rand::Rng;
 use std::sync::Arc;
@@ -125,17 +126,45 @@ impl Plan {
     }
 }
 
-/// `targets` in strategy order, then the model's fallbacks.
+/// `targets` in strategy order, then the model's fallbacks; ejected providers moved to the end.
 fn ordered(model: &Model, targets: &[Target], rng: &mut impl Rng) -> Vec<Target> {
     let order: Vec<usize> = match model.strategy {
         Strategy::Priority => (0..targets.len()).collect(),
         Strategy::Weighted => weighted_order(targets, rng),
     };
-    order
+    let all: Vec<Target> = order
         .into_iter()
         .map(|i| targets[i].clone())
         .chain(model.fallbacks.iter().cloned())
-        .collect()
+        .collect();
+    demote_ejected(all, model.max_ejection_percent)
+}
+
+/// Move candidates whose provider is ejected to the end, at most `max_percent` of them (the
+/// rest stay where they are: a pool is never emptied by ejections). A provider whose back-off
+/// ran out stays in place as the half-open probe.
+fn demote_ejected(candidates: Vec<Target>, max_percent: u32) -> Vec<Target> {
+    let health = &crate::upstream::health::HEALTH;
+    if !candidates
+        .iter()
+        .any(|t| health.is_ejected(&t.provider.name))
+    {
+        return candidates;
+    }
+    let now = std::time::Instant::now();
+    let mut budget = candidates.len() * max_percent as usize / 100;
+    let (mut front, mut back) = (Vec::new(), Vec::new());
+    for t in candidates {
+        let standing = health.standing(&t.provider.name, now);
+        if standing == Standing::Ejected && budget > 0 {
+            budget -= 1;
+            back.push(t);
+        } else {
+            front.push(t);
+        }
+    }
+    front.extend(back);
+    front
 }
 
 fn weighted_order(targets: &[Target], rng: &mut impl Rng) -> Vec<usize> {
@@ -191,6 +220,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
             headers: vec![],
+            outlier: Default::default(),
         });
         Arc::new(Model {
             name: "m".into(),
@@ -209,6 +239,7 @@ mod tests {
             log_payloads: false,
             rules: vec![],
             retry_budget: Arc::new(budget::RetryBudget::new(100.0, 1000.0)),
+            max_ejection_percent: 50,
         })
     }
 

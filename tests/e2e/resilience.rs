@@ -85,3 +85,63 @@ async fn the_retry_budget_caps_failovers_during_an_outage() {
         assert_eq!(l["outcome"], "upstream_status");
     }
 }
+
+#[tokio::test]
+async fn consecutive_failures_eject_a_provider_until_a_probe_succeeds() {
+    let mock = mock();
+    let url = mock.url();
+    let cfg = format!(
+        "{}outlier = {{ consecutive_failures = 3, base_ejection_ms = 300, max_ejection_ms = 5000 }}\n{}\n\
+         [[models]]\nname = \"chat\"\nstrategy = \"priority\"\n\
+         retry_budget = {{ percent = 100, min_per_second = 100 }}\n\
+         targets = [{{ provider = \"flaky\", model = \"up-a\" }}, {{ provider = \"steady\", model = \"up-b\" }}]\n",
+        mock_provider("flaky", &url, "status=503,times=4"),
+        mock_provider("steady", &url, ""),
+    );
+    let gw = Gateway::start(&cfg);
+    let flaky_calls = || {
+        mock.requests()
+            .iter()
+            .filter(|r| r.json().is_some_and(|j| j["model"] == "up-a"))
+            .count()
+    };
+    for _ in 0..3 {
+        let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
+        assert_eq!(r.status(), 200, "fails over to the steady provider");
+        r.bytes().await.unwrap();
+    }
+    assert_eq!(flaky_calls(), 3);
+    gw.wait_metric("tollgate_upstream_healthy", &[("provider", "flaky")], 0.0)
+        .await;
+    // Ejected: the next request goes straight to the steady provider.
+    let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
+    r.bytes().await.unwrap();
+    assert_eq!(flaky_calls(), 3, "an ejected provider is not tried first");
+
+    // After the back-off one request probes it (the 4th call fails: ejected again, for
+    // twice as long), then the 5th succeeds and it is back in rotation.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+        let m = metric(
+            &gw.metrics().await,
+            "tollgate_upstream_healthy",
+            &[("provider", "flaky")],
+        );
+        if flaky_calls() >= 5 && m == 1.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered ({} calls)",
+            flaky_calls()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(flaky_calls(), 5, "exactly two probes");
+    let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
+    r.bytes().await.unwrap();
+    assert_eq!(flaky_calls(), 6, "healthy again: first in line");
+}

@@ -4,6 +4,8 @@
 //! Both I/O paths (Pingora's proxy phases and the large-body forwarder) call these functions,
 //! so a target is reached, authenticated and judged the same way whichever path carries it.
 
+pub mod health;
+
 use crate::config::{Config, Provider, Target, Upstream};
 use crate::error::GatewayError;
 use crate::protocol::Operation;
