@@ -44,6 +44,16 @@ pub fn record(
     status: u16,
 ) {
     ctx.upstream_done();
+    if let (Some(t), Some(c)) = (ctx.target(), ctx.response.as_ref()) {
+        // least_latency learns from answered requests: TTFT, or the whole answer.
+        if c.status < 400 && ctx.upstream_cut.is_none() {
+            let seconds = c
+                .first_token_at
+                .unwrap_or(ctx.started.elapsed())
+                .as_secs_f64();
+            crate::routing::latency::LATENCY.record(&t.provider.name, &t.model, seconds);
+        }
+    }
     if ctx.upstream_cut.is_some() {
         // The response had started fine; the upstream failed it later.
         if let Some(t) = ctx.target() {

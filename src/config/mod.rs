@@ -141,6 +141,8 @@ pub struct Provider {
 pub enum Strategy {
     Weighted,
     Priority,
+    /// Lowest moving-average time to first token first, exploring by weight 10% of the time.
+    LeastLatency,
 }
 
 /// A concrete (provider, upstream model) pair a virtual model can send to.
@@ -296,9 +298,10 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         let strategy = match m.strategy.as_str() {
             "weighted" => Strategy::Weighted,
             "priority" => Strategy::Priority,
+            "least_latency" => Strategy::LeastLatency,
             other => {
                 errs.push(format!(
-                    "{at}.strategy must be \"weighted\" or \"priority\", not \"{other}\""
+                    "{at}.strategy must be \"weighted\", \"priority\" or \"least_latency\", not \"{other}\""
                 ));
                 Strategy::Weighted
             }

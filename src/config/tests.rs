@@ -55,7 +55,7 @@ models = ["nope"]
         "providers[0].base_url is required",
         "providers[1].base_url \"ftp://x\" must start with http:// or https://",
         "providers[1].api_key_env: environment variable UNSET_KEY is not set",
-        "models[0].strategy must be \"weighted\" or \"priority\"",
+        "models[0].strategy must be \"weighted\", \"priority\" or \"least_latency\"",
         "models[0].targets[1].weight must be > 0",
         "models[0].targets[1].provider names unknown provider `zz`",
         "models[1].name `m` is defined twice",

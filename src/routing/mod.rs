@@ -9,6 +9,7 @@
 
 pub mod budget;
 pub mod facts;
+pub mod latency;
 
 use crate::config::{Condition, Model, Rule, Strategy, Target};
 use crate::upstream::health::Standing;
@@ -131,6 +132,18 @@ fn ordered(model: &Model, targets: &[Target], rng: &mut impl Rng) -> Vec<Target>
     let order: Vec<usize> = match model.strategy {
         Strategy::Priority => (0..targets.len()).collect(),
         Strategy::Weighted => weighted_order(targets, rng),
+        Strategy::LeastLatency if rng.random_bool(latency::EXPLORE) => weighted_order(targets, rng),
+        Strategy::LeastLatency => {
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            let key = |i: &usize| {
+                let t = &targets[*i];
+                latency::LATENCY
+                    .get(&t.provider.name, &t.model)
+                    .unwrap_or(0.0)
+            };
+            order.sort_by(|a, b| key(a).total_cmp(&key(b)));
+            order
+        }
     };
     let all: Vec<Target> = order
         .into_iter()

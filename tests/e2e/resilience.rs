@@ -145,3 +145,34 @@ async fn consecutive_failures_eject_a_provider_until_a_probe_succeeds() {
     r.bytes().await.unwrap();
     assert_eq!(flaky_calls(), 6, "healthy again: first in line");
 }
+
+#[tokio::test]
+async fn least_latency_prefers_the_faster_target() {
+    let mock = mock();
+    let url = mock.url();
+    let cfg = format!(
+        "{}{}\n[[models]]\nname = \"chat\"\nstrategy = \"least_latency\"\n\
+         targets = [{{ provider = \"slow\", model = \"up-slow\" }}, {{ provider = \"fast\", model = \"up-fast\" }}]\n",
+        mock_provider("slow", &url, "ttft_ms=120"),
+        mock_provider("fast", &url, "ttft_ms=5"),
+    );
+    let gw = Gateway::start(&cfg);
+    for _ in 0..60 {
+        let r = post(&gw, "/v1/chat/completions", &chat_body("chat", true)).await;
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    let models: Vec<String> = mock
+        .requests()
+        .iter()
+        .filter_map(|r| r.json())
+        .map(|j| j["model"].as_str().unwrap_or("").to_string())
+        .collect();
+    let fast = models.iter().filter(|m| *m == "up-fast").count();
+    let slow = models.len() - fast;
+    assert!(fast >= 45, "fast {fast}, slow {slow}");
+    assert!(
+        slow >= 1,
+        "the slower target is still measured now and then"
+    );
+}

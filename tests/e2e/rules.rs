@@ -95,8 +95,8 @@ async fn each_rule_kind_picks_its_targets() {
     assert_eq!(lines[0]["rule"], "long-context");
     assert_eq!(lines[1]["rule"], "gold");
     assert!(
-        lines[2].get("rule").is_none(),
-        "no rule: the model's own targets"
+        lines[2].get("rule").is_none() || lines[2]["rule"] == "canary",
+        "no rule matched (but the canary may have)"
     );
     let m = gw.metrics().await;
     assert_eq!(
