@@ -227,7 +227,7 @@ impl BackgroundService for ReopenOnSigusr1 {
     }
 }
 
-/// Now, as RFC 3339 with milliseconds.
+/// Now, as RFC 3339 with microseconds (the line's `ts`: when the request finished).
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
 }

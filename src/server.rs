@@ -76,10 +76,9 @@ pub fn server_conf(config: &Config) -> ServerConf {
         upgrade_sock: s.upgrade_sock.clone(),
         grace_period_seconds: Some(s.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(s.graceful_shutdown_timeout_seconds),
-        // With -d, the parent exits only once the daemon has bootstrapped, so systemd (and a
-        // reload's `kill -QUIT` of the old process) waits for the new one to be ready.
-        daemon_wait_for_ready: true,
-        daemon_ready_timeout_seconds: std::num::NonZeroU64::new(60),
+        // Not `daemon_wait_for_ready`: in Pingora 0.9.1 the parent installs its SIGUSR1
+        // listener only after the fork, so a fast child's signal can kill it (seen under load).
+        // The upgrade does not need it: the old process retries the socket hand-over.
         ..ServerConf::default()
     }
 }
@@ -93,6 +92,7 @@ pub fn build_server(
 ) -> Result<Server, BuildError> {
     let conf = server_conf(&config);
     let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
+    let health_connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     // Bootstrap (taking over the listeners during an upgrade) runs as a service after any
     // daemon fork, so `-u -d` tells its parent it is ready before it waits for the sockets.
@@ -145,6 +145,14 @@ pub fn build_server(
         config, mock_addr, &limiter,
     )));
 
+    // Always running (idle without checks): a reload may add some.
+    server.add_service(background_service(
+        "active health checks",
+        crate::upstream::active::ActiveHealth {
+            runtime: Arc::clone(&runtime),
+            connector: health_connector,
+        },
+    ));
     let gateway = Gateway {
         runtime: Arc::clone(&runtime),
         access_log,

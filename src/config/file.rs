@@ -114,6 +114,36 @@ pub struct ProviderSection {
     /// Passive health: consecutive failures eject the provider for a back-off.
     #[serde(default)]
     pub outlier: OutlierSection,
+    /// Active health check: a GET below `base_url` on an interval.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckSection {
+    /// Below the base URL's path, e.g. "/models" for `.../v1/models`.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+    #[serde(default = "default_health_interval_ms")]
+    pub interval_ms: u64,
+    #[serde(default = "default_health_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_health_status")]
+    pub expected_status: u16,
+}
+
+fn default_health_path() -> String {
+    "/models".into()
+}
+fn default_health_interval_ms() -> u64 {
+    10_000
+}
+fn default_health_timeout_ms() -> u64 {
+    2_000
+}
+fn default_health_status() -> u16 {
+    200
 }
 
 #[derive(Debug, Deserialize)]

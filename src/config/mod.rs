@@ -135,6 +135,16 @@ pub struct Provider {
     pub read_timeout: Duration,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub outlier: crate::upstream::health::OutlierSettings,
+    pub health_check: Option<HealthCheck>,
+}
+
+/// An active health check of a provider.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub expected_status: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -542,6 +552,21 @@ fn build_provider(
     if p.read_timeout_ms == 0 {
         errs.push(format!("{at}.read_timeout_ms must be > 0"));
     }
+    if let Some(hc) = &p.health_check {
+        if !hc.path.starts_with('/') {
+            errs.push(format!("{at}.health_check.path must start with `/`"));
+        }
+        if hc.interval_ms == 0 || hc.timeout_ms == 0 {
+            errs.push(format!(
+                "{at}.health_check.interval_ms and timeout_ms must be > 0"
+            ));
+        }
+        if !(100..=599).contains(&hc.expected_status) {
+            errs.push(format!(
+                "{at}.health_check.expected_status must be an HTTP status"
+            ));
+        }
+    }
     if p.outlier.consecutive_failures == 0 {
         errs.push(format!("{at}.outlier.consecutive_failures must be > 0"));
     }
@@ -574,6 +599,12 @@ fn build_provider(
         connect_timeout: Duration::from_millis(p.connect_timeout_ms),
         read_timeout: Duration::from_millis(p.read_timeout_ms),
         headers,
+        health_check: p.health_check.as_ref().map(|hc| HealthCheck {
+            path: hc.path.clone(),
+            interval: Duration::from_millis(hc.interval_ms.max(1)),
+            timeout: Duration::from_millis(hc.timeout_ms.max(1)),
+            expected_status: hc.expected_status,
+        }),
         outlier: crate::upstream::health::OutlierSettings {
             consecutive_failures: p.outlier.consecutive_failures.max(1),
             base_ejection: Duration::from_millis(p.outlier.base_ejection_ms.max(1)),

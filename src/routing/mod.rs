@@ -234,6 +234,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             headers: vec![],
             outlier: Default::default(),
+            health_check: None,
         });
         Arc::new(Model {
             name: "m".into(),

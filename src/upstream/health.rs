@@ -84,6 +84,23 @@ impl HealthTable {
         self.with(provider, |s| s.ejected_until.is_some())
     }
 
+    /// An active check's verdict: up puts the provider back in rotation; down ejects it until
+    /// at least the next check.
+    pub fn mark(&self, provider: &str, up: bool, until_next: Duration, now: Instant) {
+        self.with(provider, |s| {
+            if up {
+                *s = State::default();
+            } else {
+                s.ejected_until = Some(now + until_next);
+                s.probing = None;
+            }
+        });
+        METRICS
+            .upstream_healthy
+            .with_label_values(&[provider])
+            .set(i64::from(up));
+    }
+
     pub fn record(&self, provider: &str, ok: bool, settings: &OutlierSettings, now: Instant) {
         let healthy = self.with(provider, |s| {
             s.probing = None;

@@ -4,6 +4,7 @@
 //! Both I/O paths (Pingora's proxy phases and the large-body forwarder) call these functions,
 //! so a target is reached, authenticated and judged the same way whichever path carries it.
 
+pub mod active;
 pub mod health;
 
 use crate::config::{Config, Provider, Target, Upstream};

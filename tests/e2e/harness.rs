@@ -136,9 +136,13 @@ impl Gateway {
         if let Ok(mut f) = std::fs::File::open(&self.access_log) {
             let _ = f.read_to_string(&mut text);
         }
-        text.lines()
+        let mut lines: Vec<Value> = text
+            .lines()
             .map(|l| serde_json::from_str(l).expect("access log lines are JSON"))
-            .collect()
+            .collect();
+        // Lines are written as requests finish; tests read them in the order requests started.
+        lines.sort_by(|a, b| started_at(a).total_cmp(&started_at(b)));
+        lines
     }
 
     /// Wait (with a deadline) until the access log has `n` lines, and return them.
@@ -268,6 +272,16 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             .then(|| value.parse::<f64>().ok())?
         })
         .sum()
+}
+
+/// When the request of an access-log line started, in seconds (its `ts` minus its duration).
+fn started_at(line: &Value) -> f64 {
+    let ts = line["ts"].as_str().unwrap_or("");
+    let end = humantime::parse_rfc3339(ts)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64());
+    end - line["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
 }
 
 pub fn client() -> reqwest::Client {

@@ -176,3 +176,54 @@ async fn least_latency_prefers_the_faster_target() {
         "the slower target is still measured now and then"
     );
 }
+
+#[tokio::test]
+async fn active_health_checks_take_a_provider_out_and_back() {
+    let mock = mock();
+    let url = mock.url();
+    let check = "health_check = { path = \"/models\", interval_ms = 100, timeout_ms = 500 }\n";
+    let cfg = format!(
+        "{}{check}{}{check}{}\n[[models]]\nname = \"chat\"\nstrategy = \"priority\"\n\
+         targets = [{{ provider = \"down\", model = \"up-down\" }}, {{ provider = \"good\", model = \"up-good\" }}]\n\
+         [[models]]\nname = \"second\"\nstrategy = \"priority\"\n\
+         targets = [{{ provider = \"recovering\", model = \"up-rec\" }}, {{ provider = \"good\", model = \"up-good\" }}]\n",
+        mock_provider("down", &url, "status=503"),
+        mock_provider("recovering", &url, "status=503,times=2"),
+        mock_provider("good", &url, ""),
+    );
+    let gw = Gateway::start(&cfg);
+    gw.wait_metric("tollgate_upstream_healthy", &[("provider", "down")], 0.0)
+        .await;
+    // The failing check took `down` out before any client request reached it.
+    for _ in 0..3 {
+        let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    let posts_to = |model: &str| {
+        mock.requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.json().is_some_and(|j| j["model"] == model))
+            .count()
+    };
+    assert_eq!(posts_to("up-down"), 0);
+    assert_eq!(posts_to("up-good"), 3);
+    let checks = mock
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/v1/models")
+        .count();
+    assert!(checks >= 2, "{checks} health checks");
+
+    // `recovering` fails two checks, then passes and is back first in line.
+    gw.wait_metric(
+        "tollgate_upstream_healthy",
+        &[("provider", "recovering")],
+        1.0,
+    )
+    .await;
+    let r = post(&gw, "/v1/chat/completions", &chat_body("second", false)).await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    assert_eq!(posts_to("up-rec"), 1);
+}
