@@ -201,9 +201,10 @@ impl RequestCtx {
         !self.retry_budget_exhausted && self.plan.as_ref().is_some_and(|p| p.has_next(self.attempt))
     }
 
-    /// Streams that could fail over go through the forwarder, which can check the first event.
-    pub fn checks_first_event(&self) -> bool {
-        self.request.as_ref().is_some_and(|r| r.stream) && self.has_next_candidate()
+    /// Streams go through the forwarder: it can check the first event before committing (to
+    /// fail over) and applies the first-byte, idle and total timeouts exactly.
+    pub fn uses_forwarder(&self) -> bool {
+        self.request.as_ref().is_some_and(|r| r.stream)
     }
 
     fn advance(&mut self, reason: &str) -> bool {

@@ -10,6 +10,7 @@
 //! commit, metering and the client's errors are the same [`RequestCtx`] and
 //! [`crate::upstream`] functions the phases call.
 
+use crate::config::Provider;
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::proxy::{end_stream_with_error, respond_error};
@@ -18,7 +19,8 @@ use crate::upstream::{client_error_for, failure_reason};
 use pingora::connectors::http::Connector;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
-use pingora::Error;
+use pingora::{Error, ErrorType};
+use std::time::{Duration, Instant};
 
 /// Run the whole plan for this request, answering the client on every path.
 pub async fn run(
@@ -28,11 +30,13 @@ pub async fn run(
     connector: &Connector,
 ) {
     let mut stale_retry_used = false;
+    let started = Instant::now();
     loop {
         let target = match ctx.begin_attempt() {
             Ok(t) => t,
             Err(e) => return respond_error(session, ctx, e).await,
         };
+        let clocks = Clocks::of(&target.provider, started);
         let peer = match runtime.upstreams.peer(&target) {
             Ok(p) => p,
             Err(e) => {
@@ -69,7 +73,7 @@ pub async fn run(
                 return respond_error(session, ctx, client_error_for(&e)).await;
             }
         };
-        if let Err(e) = send_request(&mut upstream, req, ctx).await {
+        if let Err(e) = send_request(&mut upstream, req, ctx, &clocks).await {
             if reused && !stale_retry_used {
                 stale_retry_used = true;
                 ctx.end_attempt("stale_connection", None);
@@ -90,7 +94,7 @@ pub async fn run(
         // A 200 stream whose first event is an error is a failure before content: fail over.
         let mut held = Vec::new();
         if status == 200 && is_event_stream(&header) && ctx.has_next_candidate() {
-            match first_event(&mut upstream).await {
+            match first_event(&mut upstream, &clocks).await {
                 Ok((chunks, true)) => {
                     if ctx.move_on("first_frame_error", Some(status)) {
                         continue;
@@ -116,7 +120,7 @@ pub async fn run(
             ctx.client_gone = true;
             return;
         }
-        relay_body(session, ctx, &mut upstream, held).await;
+        relay_body(session, ctx, &mut upstream, held, &clocks).await;
         if !ctx.client_gone && ctx.upstream_cut.is_none() {
             connector
                 .release_http_session(upstream, &*peer, Some(std::time::Duration::from_secs(60)))
@@ -130,13 +134,57 @@ async fn send_request(
     upstream: &mut HttpSession,
     req: pingora::http::RequestHeader,
     ctx: &RequestCtx,
+    clocks: &Clocks,
 ) -> pingora::Result<()> {
     upstream.write_request_header(Box::new(req)).await?;
     upstream
         .write_request_body(ctx.attempt_body.clone(), true)
         .await?;
     upstream.finish_request_body().await?;
-    upstream.read_response_header().await
+    clocks
+        .within(clocks.first_byte, upstream.read_response_header())
+        .await
+}
+
+/// The provider's timeouts for one attempt: first byte, idle between chunks, and the total
+/// (counted from the start of the request's first attempt).
+struct Clocks {
+    first_byte: Duration,
+    idle: Duration,
+    deadline: Option<Instant>,
+}
+
+impl Clocks {
+    fn of(p: &Provider, started: Instant) -> Clocks {
+        Clocks {
+            first_byte: p.first_byte_timeout,
+            idle: p.idle_timeout,
+            deadline: p.total_timeout.map(|t| started + t),
+        }
+    }
+
+    /// Run `read`, failing with a timeout after `limit` or at the total deadline.
+    async fn within<T>(
+        &self,
+        limit: Duration,
+        read: impl std::future::Future<Output = pingora::Result<T>>,
+    ) -> pingora::Result<T> {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let (wait, total) = match left {
+            Some(l) if l <= limit => (l, true),
+            _ => (limit, false),
+        };
+        match tokio::time::timeout(wait, read).await {
+            Ok(r) => r,
+            Err(_) if total => Error::e_explain(
+                ErrorType::Custom("total_timeout"),
+                "the upstream exchange exceeded total_timeout_ms",
+            ),
+            Err(_) => Error::e_explain(ErrorType::ReadTimedout, format!("no data within {wait:?}")),
+        }
+    }
 }
 
 fn is_event_stream(h: &pingora::http::ResponseHeader) -> bool {
@@ -151,12 +199,18 @@ const FIRST_EVENT_LIMIT: usize = 64 * 1024;
 
 /// Read until the first event that is not a comment is complete. Returns the chunks read and
 /// whether that event is an error (`event: error`, or a `data:` object with an `error` key).
-async fn first_event(upstream: &mut HttpSession) -> pingora::Result<(Vec<bytes::Bytes>, bool)> {
+async fn first_event(
+    upstream: &mut HttpSession,
+    clocks: &Clocks,
+) -> pingora::Result<(Vec<bytes::Bytes>, bool)> {
     let mut chunks = Vec::new();
     let mut seen = Vec::new();
     let mut scanned = 0;
     loop {
-        let Some(chunk) = upstream.read_response_body().await? else {
+        let Some(chunk) = clocks
+            .within(clocks.idle, upstream.read_response_body())
+            .await?
+        else {
             return Ok((chunks, false));
         };
         seen.extend_from_slice(&chunk);
@@ -217,6 +271,7 @@ async fn relay_body(
     ctx: &mut RequestCtx,
     upstream: &mut HttpSession,
     held: Vec<bytes::Bytes>,
+    clocks: &Clocks,
 ) {
     for chunk in held {
         let out = ctx.meter_chunk(&chunk).unwrap_or(chunk);
@@ -226,7 +281,10 @@ async fn relay_body(
         }
     }
     loop {
-        match upstream.read_response_body().await {
+        match clocks
+            .within(clocks.idle, upstream.read_response_body())
+            .await
+        {
             Ok(Some(chunk)) => {
                 let out = ctx.meter_chunk(&chunk).unwrap_or(chunk);
                 if !out.is_empty() && session.write_response_body(Some(out), false).await.is_err() {

@@ -2,7 +2,7 @@
 //!
 //! | phase | stage |
 //! |---|---|
-//! | `request_filter` | [`intake::admit`]: route, authenticate, read and parse the body, plan, reserve limits. Bodies over Pingora's 64 KiB replay buffer, and streams with a candidate to fail over to (the first event must be seen before committing), are carried by [`forward::run`] from here. |
+//! | `request_filter` | [`intake::admit`]: route, authenticate, read and parse the body, plan, reserve limits. Bodies over Pingora's 64 KiB replay buffer, and streams (the first event must be seen before committing; idle and total timeouts), are carried by [`forward::run`] from here. |
 //! | `upstream_peer` | start the next attempt of the plan ([`RequestCtx::begin_attempt`]), build its peer |
 //! | `fail_to_connect` | record the failure, fail over to the next candidate |
 //! | `upstream_request_filter` | [`Upstreams::prepare_request`]: path, host, backend key, no client credentials |
@@ -60,7 +60,7 @@ impl ProxyHttp for Gateway {
         ctx.runtime = Some(Arc::clone(&runtime));
         match intake::admit(session, ctx, &runtime).await {
             Ok(Admitted::Proxy) => {
-                if session.as_ref().retry_buffer_truncated() || ctx.checks_first_event() {
+                if session.as_ref().retry_buffer_truncated() || ctx.uses_forwarder() {
                     forward::run(session, ctx, &runtime, &self.connector).await;
                     return Ok(true);
                 }

@@ -19,10 +19,10 @@ fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
         return e.outcome();
     }
     if let Some(reason) = ctx.upstream_cut {
-        return if reason == "timeout" {
-            "upstream_idle_timeout"
-        } else {
-            "upstream_cut"
+        return match reason {
+            "timeout" => "upstream_idle_timeout",
+            "total_timeout" => "upstream_total_timeout",
+            _ => "upstream_cut",
         };
     }
     if ctx.client_gone {

@@ -79,8 +79,9 @@ type MinuteRows = (i64, Vec<(Key, Counts)>);
 #[derive(Default)]
 struct Inner {
     minutes: BTreeMap<i64, HashMap<Key, Counts>>,
-    /// Minutes changed since the last write to Redis.
-    dirty: BTreeSet<i64>,
+    /// Minutes changed since the last write to Redis, with a change counter: a flush clears a
+    /// minute only if it did not change while the flush was in flight.
+    dirty: BTreeMap<i64, u64>,
 }
 
 /// The process's usage roll-ups; outlives config reloads.
@@ -105,7 +106,7 @@ impl UsageStore {
             .entry(key)
             .or_default()
             .add(&c);
-        inner.dirty.insert(minute);
+        *inner.dirty.entry(minute).or_default() += 1;
         while inner
             .minutes
             .first_key_value()
@@ -132,12 +133,12 @@ impl UsageStore {
         prefix: &str,
         instance: &str,
     ) -> redis::RedisResult<()> {
-        let (minutes, rows): (Vec<i64>, Vec<MinuteRows>) = {
+        let (minutes, rows): (Vec<(i64, u64)>, Vec<MinuteRows>) = {
             let inner = self.lock();
-            let minutes: Vec<i64> = inner.dirty.iter().copied().collect();
+            let minutes: Vec<(i64, u64)> = inner.dirty.iter().map(|(m, g)| (*m, *g)).collect();
             let rows = minutes
                 .iter()
-                .filter_map(|m| {
+                .filter_map(|(m, _)| {
                     let keys = inner.minutes.get(m)?;
                     Some((*m, keys.iter().map(|(k, c)| (k.clone(), *c)).collect()))
                 })
@@ -161,8 +162,10 @@ impl UsageStore {
         }
         pipe.query_async::<()>(conn).await?;
         let mut inner = self.lock();
-        for m in minutes {
-            inner.dirty.remove(&m);
+        for (m, generation) in minutes {
+            if inner.dirty.get(&m) == Some(&generation) {
+                inner.dirty.remove(&m);
+            }
         }
         Ok(())
     }

@@ -105,9 +105,21 @@ pub struct ProviderSection {
     pub api_key_env: Option<String>,
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
-    /// Longest wait for any single read from the upstream: the first byte and every stream chunk.
+    /// Longest wait for any single read from the upstream: the first byte and every stream
+    /// chunk. The default of the two below.
     #[serde(default = "default_read_timeout_ms")]
     pub read_timeout_ms: u64,
+    /// Longest wait for the response header after the request is sent (per attempt; a
+    /// timeout fails over).
+    #[serde(default)]
+    pub first_byte_timeout_ms: Option<u64>,
+    /// Longest silence between two chunks of a streamed response (then the stream ends with
+    /// an error event and is charged what was used).
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Longest whole exchange with the upstream, streams included.
+    #[serde(default)]
+    pub total_timeout_ms: Option<u64>,
     /// Extra headers sent to this provider on every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

@@ -133,6 +133,12 @@ pub struct Provider {
     pub api_key: Option<Secret>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Response header wait, per attempt.
+    pub first_byte_timeout: Duration,
+    /// Silence between stream chunks.
+    pub idle_timeout: Duration,
+    /// The whole upstream exchange.
+    pub total_timeout: Option<Duration>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub outlier: crate::upstream::health::OutlierSettings,
     pub health_check: Option<HealthCheck>,
@@ -552,6 +558,15 @@ fn build_provider(
     if p.read_timeout_ms == 0 {
         errs.push(format!("{at}.read_timeout_ms must be > 0"));
     }
+    for (field, v) in [
+        ("first_byte_timeout_ms", p.first_byte_timeout_ms),
+        ("idle_timeout_ms", p.idle_timeout_ms),
+        ("total_timeout_ms", p.total_timeout_ms),
+    ] {
+        if v == Some(0) {
+            errs.push(format!("{at}.{field} must be > 0"));
+        }
+    }
     if let Some(hc) = &p.health_check {
         if !hc.path.starts_with('/') {
             errs.push(format!("{at}.health_check.path must start with `/`"));
@@ -598,6 +613,11 @@ fn build_provider(
         api_key,
         connect_timeout: Duration::from_millis(p.connect_timeout_ms),
         read_timeout: Duration::from_millis(p.read_timeout_ms),
+        first_byte_timeout: Duration::from_millis(
+            p.first_byte_timeout_ms.unwrap_or(p.read_timeout_ms).max(1),
+        ),
+        idle_timeout: Duration::from_millis(p.idle_timeout_ms.unwrap_or(p.read_timeout_ms).max(1)),
+        total_timeout: p.total_timeout_ms.map(|t| Duration::from_millis(t.max(1))),
         headers,
         health_check: p.health_check.as_ref().map(|hc| HealthCheck {
             path: hc.path.clone(),

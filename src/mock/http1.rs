@@ -218,4 +218,11 @@ impl<'a> ChunkedWriter<'a> {
     pub fn reset(&mut self) -> std::io::Result<()> {
         self.stream.set_linger(Some(Duration::ZERO))
     }
+
+    /// Say nothing more; return when the peer closes the connection.
+    pub async fn stall(&mut self) {
+        use tokio::io::AsyncReadExt;
+        let mut sink = [0u8; 1024];
+        while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
 }

@@ -225,8 +225,8 @@ async fn handle(
         w.done().await?;
         return Ok(req.keep_alive);
     }
-    let cut_at =
-        matches!(script.fault, Some(Fault::Cut | Fault::Reset)).then_some(script.cut_after);
+    let cut_at = matches!(script.fault, Some(Fault::Cut | Fault::Reset | Fault::Stall))
+        .then_some(script.cut_after);
     let mut sent = 0u64;
     let mut events = vec![];
     if chat {
@@ -273,6 +273,10 @@ async fn handle(
         if cut_at == Some(sent) {
             if script.fault == Some(Fault::Reset) {
                 w.reset()?;
+            }
+            if script.fault == Some(Fault::Stall) {
+                // Keep the connection open and silent until the client gives up.
+                w.stall().await;
             }
             return Ok(false);
         }

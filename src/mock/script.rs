@@ -19,6 +19,8 @@ pub enum Fault {
     Reset,
     /// Answer 200 `text/event-stream` whose first event is an error.
     FirstError,
+    /// Stream `cut_after` events, then go silent with the connection open.
+    Stall,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +87,7 @@ impl Script {
                         "hang" => Fault::Hang,
                         "cut" => Fault::Cut,
                         "reset" => Fault::Reset,
+                        "stall" => Fault::Stall,
                         "first_error" => Fault::FirstError,
                         _ => return Err(format!("unknown mock fault `{v}`")),
                     })

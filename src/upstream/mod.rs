@@ -131,7 +131,9 @@ impl Upstreams {
         let mut peer = HttpPeer::new(addr, ep.tls, ep.sni.clone());
         let p: &Provider = &target.provider;
         peer.options.connection_timeout = Some(p.connect_timeout);
-        peer.options.read_timeout = Some(p.read_timeout);
+        // Per read. Streams run through the forwarder, which applies the first-byte, idle and
+        // total timeouts exactly; for the others a read waits the longer of the first two.
+        peer.options.read_timeout = Some(p.first_byte_timeout.max(p.idle_timeout));
         peer.options.write_timeout = Some(p.read_timeout);
         peer.options.idle_timeout = Some(POOL_IDLE);
         peer.group_key = ep.group_key;
@@ -191,6 +193,7 @@ pub fn failure_reason(e: &Error) -> &'static str {
         ReadError | WriteError | ConnectionClosed => "connection_reset",
         InvalidHTTPHeader | H1Error | H2Error | H2Downgrade | InvalidH2 => "protocol_error",
         HTTPStatus(_) => "retryable_status",
+        Custom("total_timeout") => "total_timeout",
         _ => "error",
     }
 }
@@ -198,7 +201,7 @@ pub fn failure_reason(e: &Error) -> &'static str {
 /// The gateway error a client sees when the last attempt failed with `e` before any response.
 pub fn client_error_for(e: &Error) -> GatewayError {
     match failure_reason(e) {
-        "timeout" => GatewayError::UpstreamTimeout,
+        "timeout" | "total_timeout" => GatewayError::UpstreamTimeout,
         "connect_timeout" | "connect_refused" | "connect_no_route" | "connect_error"
         | "tls_error" => GatewayError::UpstreamConnect,
         _ => GatewayError::UpstreamBroken("the connection failed before a response"),

@@ -227,3 +227,63 @@ async fn active_health_checks_take_a_provider_out_and_back() {
     r.bytes().await.unwrap();
     assert_eq!(posts_to("up-rec"), 1);
 }
+
+/// A provider at the mock with its own script and timeouts.
+fn timed_provider(name: &str, url: &str, script: &str, timeouts: &str) -> String {
+    format!(
+        "[[providers]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"{url}/_mock/{script}/v1\"\n\
+         api_key_env = \"TG_UPSTREAM_KEY\"\n{timeouts}\n"
+    )
+}
+
+#[tokio::test]
+async fn first_byte_idle_and_total_timeouts() {
+    let mock = mock();
+    let url = mock.url();
+    let cfg = format!(
+        "{}{}{}{}\n[[models]]\nname = \"chat\"\nstrategy = \"priority\"\n\
+         targets = [{{ provider = \"slow-start\", model = \"up-slow\" }}, {{ provider = \"good\", model = \"up-good\" }}]\n\
+         [[models]]\nname = \"only-slow\"\ntargets = [{{ provider = \"slow-start\", model = \"up-slow\" }}]\n\
+         [[models]]\nname = \"stall\"\ntargets = [{{ provider = \"stalls\", model = \"up-stall\" }}]\n\
+         [[models]]\nname = \"long\"\ntargets = [{{ provider = \"long\", model = \"up-long\" }}]\n",
+        timed_provider("slow-start", &url, "ttft_ms=3000", "first_byte_timeout_ms = 300"),
+        timed_provider("good", &url, "ttft_ms=0", ""),
+        timed_provider("stalls", &url, "fault=stall,cut_after=3,tokens=8", "idle_timeout_ms = 300"),
+        timed_provider("long", &url, "itl_ms=100,tokens=100", "total_timeout_ms = 700"),
+    );
+    let gw = Gateway::start(&cfg);
+
+    // U4: no first byte within 300 ms: fail over; with nothing to fail over to, 504.
+    let r = post(&gw, "/v1/chat/completions", &chat_body("chat", true)).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("[DONE]"));
+    let r = post(&gw, "/v1/chat/completions", &chat_body("only-slow", true)).await;
+    assert_eq!(r.status(), 504);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "upstream_timeout");
+
+    // U5: chunks stop for longer than 300 ms: the stream ends with an error event, and what
+    // was generated so far is charged.
+    let r = post(&gw, "/v1/chat/completions", &chat_body("stall", true)).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    let data = sse_data(&body);
+    assert!(data.last().unwrap().contains("\"error\""), "{body}");
+    assert!(!body.contains("[DONE]"));
+
+    // Total: a stream still going after 700 ms is ended the same way.
+    let r = post(&gw, "/v1/chat/completions", &chat_body("long", true)).await;
+    let body = r.text().await.unwrap();
+    assert!(sse_data(&body).last().unwrap().contains("\"error\""));
+    assert!(sse_data(&body).len() > 2, "some tokens came through first");
+
+    let lines = gw.wait_log_lines(4).await;
+    assert_eq!(lines[0]["attempt_log"][0]["outcome"], "timeout");
+    assert_eq!(lines[0]["attempt_log"][1]["outcome"], "ok");
+    assert_eq!(lines[1]["outcome"], "upstream_timeout");
+    assert_eq!(lines[2]["outcome"], "upstream_idle_timeout");
+    assert_eq!(lines[2]["usage_source"], "estimated");
+    assert!(lines[2]["output_tokens"].as_u64().unwrap() >= 1);
+    assert_eq!(lines[3]["outcome"], "upstream_total_timeout");
+    gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
+}
