@@ -289,9 +289,12 @@ impl ProxyHttp for Gateway {
 pub async fn end_stream_with_error(session: &mut Session, ctx: &mut RequestCtx, e: &Error) {
     ctx.upstream_cut = Some(failure_reason(e));
     if ctx.is_sse() {
-        let event = client_error_for(e).sse_event(ctx.dialect);
+        // A blank line first ends whatever event the upstream left unfinished, so the error
+        // arrives as an event of its own (an extra blank line is ignored by SSE parsers).
+        let mut event = bytes::BytesMut::from(&b"\n\n"[..]);
+        event.extend_from_slice(&client_error_for(e).sse_event(ctx.dialect));
         if session
-            .write_response_body(Some(event), true)
+            .write_response_body(Some(event.freeze()), true)
             .await
             .is_err()
         {

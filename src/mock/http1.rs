@@ -219,6 +219,11 @@ impl<'a> ChunkedWriter<'a> {
         self.stream.set_linger(Some(Duration::ZERO))
     }
 
+    /// Raw bytes as one more chunk of the body (for garbage faults).
+    pub async fn raw(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.chunk(data).await
+    }
+
     /// Say nothing more; return when the peer closes the connection.
     pub async fn stall(&mut self) {
         use tokio::io::AsyncReadExt;

@@ -225,8 +225,11 @@ async fn handle(
         w.done().await?;
         return Ok(req.keep_alive);
     }
-    let cut_at = matches!(script.fault, Some(Fault::Cut | Fault::Reset | Fault::Stall))
-        .then_some(script.cut_after);
+    let cut_at = matches!(
+        script.fault,
+        Some(Fault::Cut | Fault::Reset | Fault::Stall | Fault::Garbage)
+    )
+    .then_some(script.cut_after);
     let mut sent = 0u64;
     let mut events = vec![];
     if chat {
@@ -273,6 +276,13 @@ async fn handle(
         if cut_at == Some(sent) {
             if script.fault == Some(Fault::Reset) {
                 w.reset()?;
+            }
+            if script.fault == Some(Fault::Garbage) {
+                let mut junk = b"data: ".to_vec();
+                junk.extend((0..10 * 1024 * 1024).map(|i| [0xff, 0xfe, b'a', 0xc3][i % 4]));
+                for piece in junk.chunks(64 * 1024) {
+                    w.raw(piece).await?;
+                }
             }
             if script.fault == Some(Fault::Stall) {
                 // Keep the connection open and silent until the client gives up.

@@ -21,6 +21,8 @@ pub enum Fault {
     FirstError,
     /// Stream `cut_after` events, then go silent with the connection open.
     Stall,
+    /// Stream `cut_after` events, then 10 MB of invalid UTF-8 with no newline, then close.
+    Garbage,
 }
 
 #[derive(Debug, Clone)]
@@ -88,6 +90,7 @@ impl Script {
                         "cut" => Fault::Cut,
                         "reset" => Fault::Reset,
                         "stall" => Fault::Stall,
+                        "garbage" => Fault::Garbage,
                         "first_error" => Fault::FirstError,
                         _ => return Err(format!("unknown mock fault `{v}`")),
                     })

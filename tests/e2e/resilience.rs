@@ -287,3 +287,34 @@ async fn first_byte_idle_and_total_timeouts() {
     assert_eq!(lines[3]["outcome"], "upstream_total_timeout");
     gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
 }
+
+#[tokio::test]
+async fn ten_megabytes_of_garbage_in_a_stream_are_bounded_and_answered() {
+    let mock = mock();
+    let url = mock.url();
+    let cfg = format!(
+        "{}\n[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"junk\", model = \"up\" }}]\n",
+        timed_provider("junk", &url, "fault=garbage,cut_after=2", ""),
+    );
+    let gw = Gateway::start(&cfg);
+    let r = post(&gw, "/v1/chat/completions", &chat_body("chat", true)).await;
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.unwrap();
+    // The garbage passes through unparsed (lines over 1 MiB are not metered), then the cut
+    // upstream ends the stream with an error event.
+    assert!(body.len() > 10 * 1024 * 1024);
+    let tail = String::from_utf8_lossy(&body[body.len() - 400..]).to_string();
+    let last_event = tail.rsplit("\n\n").find(|e| !e.trim().is_empty()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(last_event.trim().trim_start_matches("data: ")).unwrap();
+    assert!(
+        v["error"]["message"].is_string(),
+        "a parseable error event of its own: {tail}"
+    );
+    let lines = gw.wait_log_lines(1).await;
+    assert_eq!(lines[0]["outcome"], "upstream_cut");
+    // Still serving.
+    let r = post(&gw, "/v1/models", &serde_json::json!({})).await;
+    assert_eq!(r.status(), 405);
+    gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
+}
