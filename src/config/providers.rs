@@ -1,0 +1,207 @@
+//! Providers and targets: `[[providers]]` into [`Provider`] (base URL, key, timeouts, health),
+//! and a model's `targets`/`fallbacks` into [`Target`]s.
+
+use super::file::{self, TargetSection};
+use super::{HealthCheck, Provider, ProviderKind, Secret, Target, Upstream};
+use http::{HeaderName, HeaderValue};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(super) fn build_provider(
+    at: &str,
+    p: file::ProviderSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> Option<Provider> {
+    let start = errs.len();
+    if p.name.is_empty() {
+        errs.push(format!("{at}.name must not be empty"));
+    }
+    let kind = match p.kind.as_str() {
+        "openai" => ProviderKind::OpenAi,
+        "mock" => ProviderKind::Mock,
+        other => {
+            errs.push(format!(
+                "{at}.kind must be \"openai\" or \"mock\", not \"{other}\""
+            ));
+            ProviderKind::OpenAi
+        }
+    };
+    let upstream = match (&p.base_url, kind) {
+        (None, ProviderKind::Mock) => Upstream::BuiltinMock,
+        (None, _) => {
+            errs.push(format!("{at}.base_url is required for kind \"{}\"", p.kind));
+            Upstream::BuiltinMock
+        }
+        (Some(url), _) => match parse_base_url(url) {
+            Ok(u) => u,
+            Err(why) => {
+                errs.push(format!("{at}.base_url {why}"));
+                Upstream::BuiltinMock
+            }
+        },
+    };
+    let api_key = match &p.api_key_env {
+        None => None,
+        Some(var) => match env(var) {
+            Some(v) if !v.is_empty() => Some(Secret(v)),
+            _ => {
+                errs.push(format!(
+                    "{at}.api_key_env: environment variable {var} is not set"
+                ));
+                None
+            }
+        },
+    };
+    if p.connect_timeout_ms == 0 {
+        errs.push(format!("{at}.connect_timeout_ms must be > 0"));
+    }
+    if p.read_timeout_ms == 0 {
+        errs.push(format!("{at}.read_timeout_ms must be > 0"));
+    }
+    for (field, v) in [
+        ("first_byte_timeout_ms", p.first_byte_timeout_ms),
+        ("idle_timeout_ms", p.idle_timeout_ms),
+        ("total_timeout_ms", p.total_timeout_ms),
+    ] {
+        if v == Some(0) {
+            errs.push(format!("{at}.{field} must be > 0"));
+        }
+    }
+    if let Some(hc) = &p.health_check {
+        if !hc.path.starts_with('/') {
+            errs.push(format!("{at}.health_check.path must start with `/`"));
+        }
+        if hc.interval_ms == 0 || hc.timeout_ms == 0 {
+            errs.push(format!(
+                "{at}.health_check.interval_ms and timeout_ms must be > 0"
+            ));
+        }
+        if !(100..=599).contains(&hc.expected_status) {
+            errs.push(format!(
+                "{at}.health_check.expected_status must be an HTTP status"
+            ));
+        }
+    }
+    if p.outlier.consecutive_failures == 0 {
+        errs.push(format!("{at}.outlier.consecutive_failures must be > 0"));
+    }
+    if p.outlier.base_ejection_ms == 0 {
+        errs.push(format!("{at}.outlier.base_ejection_ms must be > 0"));
+    }
+    if p.outlier.max_ejection_ms < p.outlier.base_ejection_ms {
+        errs.push(format!(
+            "{at}.outlier.max_ejection_ms must be >= base_ejection_ms"
+        ));
+    }
+    let mut headers = Vec::new();
+    for (k, v) in &p.headers {
+        match (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            (Ok(name), Ok(value)) => headers.push((name, value)),
+            _ => errs.push(format!("{at}.headers.{k} is not a valid HTTP header")),
+        }
+    }
+    if errs.len() > start {
+        return None;
+    }
+    Some(Provider {
+        name: p.name,
+        kind,
+        upstream,
+        api_key,
+        connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+        read_timeout: Duration::from_millis(p.read_timeout_ms),
+        first_byte_timeout: Duration::from_millis(
+            p.first_byte_timeout_ms.unwrap_or(p.read_timeout_ms).max(1),
+        ),
+        idle_timeout: Duration::from_millis(p.idle_timeout_ms.unwrap_or(p.read_timeout_ms).max(1)),
+        total_timeout: p.total_timeout_ms.map(|t| Duration::from_millis(t.max(1))),
+        headers,
+        health_check: p.health_check.as_ref().map(|hc| HealthCheck {
+            path: hc.path.clone(),
+            interval: Duration::from_millis(hc.interval_ms.max(1)),
+            timeout: Duration::from_millis(hc.timeout_ms.max(1)),
+            expected_status: hc.expected_status,
+        }),
+        outlier: crate::upstream::health::OutlierSettings {
+            consecutive_failures: p.outlier.consecutive_failures.max(1),
+            base_ejection: Duration::from_millis(p.outlier.base_ejection_ms.max(1)),
+            max_ejection: Duration::from_millis(
+                p.outlier
+                    .max_ejection_ms
+                    .max(p.outlier.base_ejection_ms)
+                    .max(1),
+            ),
+        },
+    })
+}
+
+/// Split `http(s)://host[:port][/prefix]` into its parts.
+fn parse_base_url(url: &str) -> Result<Upstream, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("\"{url}\" is not a valid URL"))?;
+    let tls = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("\"{url}\" must start with http:// or https://")),
+    };
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("\"{url}\" has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if uri.query().is_some() {
+        return Err(format!("\"{url}\" must not carry a query string"));
+    }
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok(Upstream::Url {
+        tls,
+        host,
+        port,
+        base_path,
+    })
+}
+
+pub(super) fn build_targets(
+    at: &str,
+    targets: &[TargetSection],
+    providers: &HashMap<&str, &Arc<Provider>>,
+    errs: &mut Vec<String>,
+) -> Vec<Target> {
+    let mut out = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        let here = format!("{at}[{i}]");
+        if t.weight <= 0 {
+            errs.push(format!("{here}.weight must be > 0"));
+        } else if t.weight > u32::MAX as i64 {
+            errs.push(format!("{here}.weight must be at most {}", u32::MAX));
+        }
+        if t.model.is_empty() {
+            errs.push(format!("{here}.model must not be empty"));
+        }
+        if t.context_window.is_some_and(|w| w <= 0) {
+            errs.push(format!("{here}.context_window must be > 0"));
+        }
+        match providers.get(t.provider.as_str()) {
+            None => errs.push(format!(
+                "{here}.provider names unknown provider `{}`",
+                t.provider
+            )),
+            Some(p) => out.push(Target {
+                provider: Arc::clone(p),
+                model: t.model.clone(),
+                weight: t.weight.clamp(1, u32::MAX as i64) as u32,
+                context_window: t.context_window.map(|w| w.max(1) as u64),
+            }),
+        }
+    }
+    out
+}
