@@ -71,7 +71,11 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
             Err(e) => {
+                let too_large = matches!(e, GatewayError::BodyTooLarge { .. });
                 respond_error(session, ctx, e).await;
+                if too_large {
+                    linger(session).await;
+                }
                 Ok(true)
             }
         }
@@ -299,6 +303,22 @@ pub async fn end_stream_with_error(session: &mut Session, ctx: &mut RequestCtx, 
             .is_err()
         {
             ctx.client_gone = true;
+        }
+    }
+}
+
+/// After refusing an oversized body, read and discard what the client is still sending for a
+/// moment (a lingering close, as nginx does): closing at once can reset the connection before
+/// the client has read the 413.
+async fn linger(session: &mut Session) {
+    const LINGER: Duration = Duration::from_secs(2);
+    const MAX_DISCARD: usize = 64 * 1024 * 1024;
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut discarded = 0;
+    while discarded < MAX_DISCARD {
+        match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+            Ok(Ok(Some(chunk))) => discarded += chunk.len(),
+            _ => return,
         }
     }
 }
