@@ -83,11 +83,12 @@ async fn load(url: String, key: Option<&'static str>, conc: usize, secs: u64) ->
     }
 }
 
-fn port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
+/// Two distinct free ports (both listeners held at once, so they cannot coincide).
+fn two_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &std::net::TcpListener| l.local_addr().map(|a| a.port()).expect("port");
+    (port(&a), port(&b))
 }
 
 fn main() {
@@ -101,7 +102,7 @@ fn main() {
         .unwrap_or(16);
     let mock = Arc::new(MockServer::start(Script::default()).expect("mock"));
     let dir = tempfile::tempdir().expect("dir");
-    let (api, admin) = (port(), port());
+    let (api, admin) = two_ports();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:{api}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nthreads = 1\n\
          pid_file = \"{d}/p.pid\"\nupgrade_sock = \"{d}/u.sock\"\n[log]\naccess_log = \"{d}/access.log\"\nlevel = \"warn\"\n\

@@ -187,17 +187,23 @@ async def run_profile(run: Run, scale: float):
         return time.monotonic() - t0
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n):
+    """n distinct free ports (the sockets are held together so they cannot coincide)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def spawn_gateway(binary: str, keys: list, models: list, workdir: Path):
     """Tollgate on free ports with the built-in mock (which obeys the profile's x-mock)."""
     import hashlib
 
-    api, admin = free_port(), free_port()
+    api, admin = free_ports(2)
     lines = [
         "[server]",
         f'listen = "127.0.0.1:{api}"',

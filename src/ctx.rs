@@ -15,7 +15,6 @@ use crate::protocol::ParsedRequest;
 use crate::routing::Plan;
 use crate::server::Runtime;
 use crate::tokens;
-use crate::upstream::health::HEALTH;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use std::sync::Arc;
@@ -153,7 +152,7 @@ impl RequestCtx {
                 let ok =
                     outcome == "ok" || (outcome == "status" && status.is_some_and(|s| s < 500));
                 let p = &t.provider;
-                HEALTH.record(&p.name, ok, &p.outlier, Instant::now());
+                p.health.record(ok, &p.outlier, Instant::now());
             }
         }
         if let Some(a) = self.attempts.last_mut() {
@@ -224,7 +223,11 @@ impl RequestCtx {
         let Some(plan) = self.plan.as_ref() else {
             return false;
         };
-        if plan.model.retry_budget.try_withdraw(unix_seconds()) {
+        if plan
+            .model
+            .retry_budget
+            .try_withdraw(crate::routing::budget::now_s())
+        {
             return true;
         }
         METRICS
@@ -342,12 +345,6 @@ impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn unix_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn new_request_id() -> String {

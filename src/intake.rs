@@ -97,9 +97,7 @@ pub async fn admit(
         .route_decisions
         .with_label_values(&[&model.name, plan.rule.as_deref().unwrap_or("default")])
         .inc();
-    model
-        .retry_budget
-        .deposit(jiff::Timestamp::now().as_second());
+    model.retry_budget.deposit(crate::routing::budget::now_s());
     if plan.is_empty() {
         return Err(GatewayError::NoCandidate(request.model.clone()));
     }

@@ -44,9 +44,11 @@ pub fn record(
     status: u16,
 ) {
     ctx.upstream_done();
-    if let (Some(t), Some(c)) = (ctx.target(), ctx.response.as_ref()) {
+    if let (Some(plan), Some(t), Some(c)) = (ctx.plan.as_ref(), ctx.target(), ctx.response.as_ref())
+    {
         // least_latency learns from answered requests: TTFT, or the whole answer.
-        if c.status < 400 && ctx.upstream_cut.is_none() {
+        let learns = plan.model.strategy == crate::config::Strategy::LeastLatency;
+        if learns && c.status < 400 && ctx.upstream_cut.is_none() {
             let seconds = c
                 .first_token_at
                 .unwrap_or(ctx.started.elapsed())
@@ -58,12 +60,8 @@ pub fn record(
         // The response had started fine; the upstream failed it later.
         if let Some(t) = ctx.target() {
             let p = &t.provider;
-            crate::upstream::health::HEALTH.record(
-                &p.name,
-                false,
-                &p.outlier,
-                std::time::Instant::now(),
-            );
+            p.health
+                .record(false, &p.outlier, std::time::Instant::now());
         }
     }
     let usage = ctx.settle_usage();
@@ -135,7 +133,7 @@ pub fn record(
 
     if let Some(c) = &ctx.consumer {
         usage_store.record(
-            crate::limits::clock::Clock::now_ms(&crate::limits::clock::SystemClock),
+            jiff::Timestamp::now().as_millisecond(),
             Key {
                 consumer: c.name.clone(),
                 project: c.project.clone().unwrap_or_default(),

@@ -144,6 +144,8 @@ pub struct Provider {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub outlier: crate::upstream::health::OutlierSettings,
     pub health_check: Option<HealthCheck>,
+    /// This provider's passive/active health (shared with earlier configs of the same name).
+    pub health: Arc<crate::upstream::health::ProviderHealth>,
 }
 
 /// An active health check of a provider.

@@ -109,6 +109,7 @@ pub(super) fn build_provider(
         return None;
     }
     Some(Provider {
+        health: crate::upstream::health::HEALTH.provider(&p.name),
         name: p.name,
         kind,
         upstream,

@@ -7,6 +7,13 @@ use std::sync::Mutex;
 
 const WINDOW_S: usize = 10;
 
+/// The clock the budget's windows are counted on: Unix seconds.
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 #[derive(Debug)]
 pub struct RetryBudget {
     pub percent: f64,

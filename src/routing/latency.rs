@@ -11,9 +11,10 @@ const ALPHA: f64 = 0.3;
 /// Share of requests ordered by weight instead, so slower targets keep being measured.
 pub const EXPLORE: f64 = 0.1;
 
+/// Provider name → upstream model → average seconds (nested so lookups borrow, not allocate).
 #[derive(Default)]
 pub struct LatencyTable {
-    ewma: Mutex<HashMap<(String, String), f64>>,
+    ewma: Mutex<HashMap<String, HashMap<String, f64>>>,
 }
 
 pub static LATENCY: Lazy<LatencyTable> = Lazy::new(LatencyTable::default);
@@ -21,16 +22,20 @@ pub static LATENCY: Lazy<LatencyTable> = Lazy::new(LatencyTable::default);
 impl LatencyTable {
     pub fn record(&self, provider: &str, model: &str, seconds: f64) {
         let mut map = self.ewma.lock().unwrap_or_else(|p| p.into_inner());
-        let e = map
-            .entry((provider.to_string(), model.to_string()))
-            .or_insert(seconds);
-        *e = ALPHA * seconds + (1.0 - ALPHA) * *e;
+        match map.get_mut(provider).and_then(|m| m.get_mut(model)) {
+            Some(e) => *e = ALPHA * seconds + (1.0 - ALPHA) * *e,
+            None => {
+                map.entry(provider.to_string())
+                    .or_default()
+                    .insert(model.to_string(), seconds);
+            }
+        }
     }
 
     /// The average, or `None` before the first sample (such targets are tried first).
     pub fn get(&self, provider: &str, model: &str) -> Option<f64> {
         let map = self.ewma.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&(provider.to_string(), model.to_string())).copied()
+        map.get(provider)?.get(model).copied()
     }
 }
 

@@ -157,18 +157,14 @@ fn ordered(model: &Model, targets: &[Target], rng: &mut impl Rng) -> Vec<Target>
 /// rest stay where they are: a pool is never emptied by ejections). A provider whose back-off
 /// ran out stays in place as the half-open probe.
 fn demote_ejected(candidates: Vec<Target>, max_percent: u32) -> Vec<Target> {
-    let health = &crate::upstream::health::HEALTH;
-    if !candidates
-        .iter()
-        .any(|t| health.is_ejected(&t.provider.name))
-    {
+    if !candidates.iter().any(|t| t.provider.health.is_ejected()) {
         return candidates;
     }
     let now = std::time::Instant::now();
     let mut budget = candidates.len() * max_percent as usize / 100;
     let (mut front, mut back) = (Vec::new(), Vec::new());
     for t in candidates {
-        let standing = health.standing(&t.provider.name, now);
+        let standing = t.provider.health.standing(now);
         if standing == Standing::Ejected && budget > 0 {
             budget -= 1;
             back.push(t);
@@ -238,6 +234,7 @@ mod tests {
             headers: vec![],
             outlier: Default::default(),
             health_check: None,
+            health: Arc::new(crate::upstream::health::ProviderHealth::new("p")),
         });
         Arc::new(Model {
             name: "m".into(),

@@ -1,9 +1,8 @@
 //! Active health checks: for each provider with a `health_check`, a `GET` on an interval. A
 //! failure (connect error, timeout, or an unexpected status) takes the provider out of
 //! rotation until a check succeeds; the state is the same as passive health's
-//! ([`super::health::HEALTH`]), so routing treats both alike.
+//! ([`super::health::ProviderHealth`]), so routing treats both alike.
 
-use super::health::HEALTH;
 use crate::config::{Provider, Target, Upstream};
 use crate::server::Runtime;
 use arc_swap::ArcSwap;
@@ -91,7 +90,10 @@ impl BackgroundService for ActiveHealth {
                         Err(e) => log::warn!("health check: provider {} is down ({e})", p.name),
                     }
                 }
-                HEALTH.mark(&p.name, ok, hc.interval, Instant::now());
+                // Down until the next verdict can arrive (interval + its timeout + a tick),
+                // so passive probing does not reopen it between checks.
+                p.health
+                    .mark(ok, hc.interval + hc.timeout + TICK, Instant::now());
             }
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}

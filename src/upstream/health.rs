@@ -10,7 +10,8 @@
 use crate::metrics::METRICS;
 use once_cell::sync::Lazy;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// When a provider counts as failing, and for how long it is ejected.
@@ -53,23 +54,55 @@ pub enum Standing {
     Ejected,
 }
 
-#[derive(Default)]
-pub struct HealthTable {
-    states: Mutex<HashMap<String, State>>,
+/// One provider's health. Configs hold an `Arc` to it (looked up once per config load), so
+/// the request path reads two atomics and takes the lock only while a provider is failing.
+#[derive(Debug)]
+pub struct ProviderHealth {
+    name: String,
+    state: Mutex<State>,
+    /// Mirrors `state.ejected_until.is_some()`.
+    ejected: AtomicBool,
+    /// Mirrors `state.consecutive > 0`.
+    failing: AtomicBool,
 }
 
-/// The process's table.
-pub static HEALTH: Lazy<HealthTable> = Lazy::new(HealthTable::default);
-
-impl HealthTable {
-    fn with<T>(&self, provider: &str, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut map = self.states.lock().unwrap_or_else(|p| p.into_inner());
-        f(map.entry(provider.to_string()).or_default())
+impl ProviderHealth {
+    pub fn new(name: &str) -> ProviderHealth {
+        ProviderHealth {
+            name: name.to_string(),
+            state: Mutex::new(State::default()),
+            ejected: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
+        }
     }
 
-    /// Whether `provider` may take a request now (claims the probe when one is due).
-    pub fn standing(&self, provider: &str, now: Instant) -> Standing {
-        self.with(provider, |s| match s.ejected_until {
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let out = f(&mut s);
+        self.ejected
+            .store(s.ejected_until.is_some(), Ordering::Relaxed);
+        self.failing.store(s.consecutive > 0, Ordering::Relaxed);
+        out
+    }
+
+    fn publish(&self, healthy: bool) {
+        METRICS
+            .upstream_healthy
+            .with_label_values(&[self.name.as_str()])
+            .set(i64::from(healthy));
+    }
+
+    /// Is the provider ejected (without claiming a probe)?
+    pub fn is_ejected(&self) -> bool {
+        self.ejected.load(Ordering::Relaxed)
+    }
+
+    /// Whether the provider may take a request now (claims the probe when one is due).
+    pub fn standing(&self, now: Instant) -> Standing {
+        if !self.is_ejected() {
+            return Standing::Healthy;
+        }
+        self.with(|s| match s.ejected_until {
             None => Standing::Healthy,
             Some(until) if now >= until && s.probing.is_none_or(|p| now >= p + PROBE_TIMEOUT) => {
                 s.probing = Some(now);
@@ -79,30 +112,12 @@ impl HealthTable {
         })
     }
 
-    /// Is `provider` ejected (without claiming a probe)?
-    pub fn is_ejected(&self, provider: &str) -> bool {
-        self.with(provider, |s| s.ejected_until.is_some())
-    }
-
-    /// An active check's verdict: up puts the provider back in rotation; down ejects it until
-    /// at least the next check.
-    pub fn mark(&self, provider: &str, up: bool, until_next: Duration, now: Instant) {
-        self.with(provider, |s| {
-            if up {
-                *s = State::default();
-            } else {
-                s.ejected_until = Some(now + until_next);
-                s.probing = None;
-            }
-        });
-        METRICS
-            .upstream_healthy
-            .with_label_values(&[provider])
-            .set(i64::from(up));
-    }
-
-    pub fn record(&self, provider: &str, ok: bool, settings: &OutlierSettings, now: Instant) {
-        let healthy = self.with(provider, |s| {
+    /// A passive observation: an attempt succeeded or failed.
+    pub fn record(&self, ok: bool, settings: &OutlierSettings, now: Instant) {
+        if ok && !self.is_ejected() && !self.failing.load(Ordering::Relaxed) {
+            return; // healthy and staying so: nothing to change
+        }
+        let healthy = self.with(|s| {
             s.probing = None;
             if ok {
                 *s = State::default();
@@ -119,10 +134,41 @@ impl HealthTable {
             }
             s.ejected_until.is_none()
         });
-        METRICS
-            .upstream_healthy
-            .with_label_values(&[provider])
-            .set(i64::from(healthy));
+        self.publish(healthy);
+    }
+
+    /// An active check's verdict: up puts the provider back in rotation; down ejects it until
+    /// at least the next check.
+    pub fn mark(&self, up: bool, until_next: Duration, now: Instant) {
+        self.with(|s| {
+            if up {
+                *s = State::default();
+            } else {
+                s.ejected_until = Some(now + until_next);
+                s.probing = None;
+            }
+        });
+        self.publish(up);
+    }
+}
+
+/// Every provider's health by name, process-wide, so it survives config reloads.
+#[derive(Default)]
+pub struct HealthTable {
+    providers: Mutex<HashMap<String, Arc<ProviderHealth>>>,
+}
+
+/// The process's table.
+pub static HEALTH: Lazy<HealthTable> = Lazy::new(HealthTable::default);
+
+impl HealthTable {
+    /// The health of the provider named `name` (created on first use).
+    pub fn provider(&self, name: &str) -> Arc<ProviderHealth> {
+        let mut map = self.providers.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            map.entry(name.to_string())
+                .or_insert_with(|| Arc::new(ProviderHealth::new(name))),
+        )
     }
 }
 
@@ -132,7 +178,7 @@ mod tests {
 
     #[test]
     fn eject_probe_and_recover_with_growing_backoff() {
-        let t = HealthTable::default();
+        let t = ProviderHealth::new("p");
         let cfg = OutlierSettings {
             consecutive_failures: 3,
             base_ejection: Duration::from_secs(10),
@@ -140,41 +186,29 @@ mod tests {
         };
         let now = Instant::now();
         for _ in 0..2 {
-            t.record("p", false, &cfg, now);
+            t.record(false, &cfg, now);
         }
-        assert_eq!(t.standing("p", now), Standing::Healthy);
-        t.record("p", false, &cfg, now);
-        assert_eq!(t.standing("p", now), Standing::Ejected);
+        assert_eq!(t.standing(now), Standing::Healthy);
+        t.record(false, &cfg, now);
+        assert_eq!(t.standing(now), Standing::Ejected);
         // After 10 s one probe is let through, the others still wait.
         let later = now + Duration::from_secs(10);
-        assert_eq!(t.standing("p", later), Standing::Probe);
-        assert_eq!(t.standing("p", later), Standing::Ejected);
+        assert_eq!(t.standing(later), Standing::Probe);
+        assert_eq!(t.standing(later), Standing::Ejected);
         // The probe fails: ejected again for twice as long (20 s), then capped at 25 s.
-        t.record("p", false, &cfg, later);
+        t.record(false, &cfg, later);
         assert_eq!(
-            t.standing("p", later + Duration::from_secs(19)),
+            t.standing(later + Duration::from_secs(19)),
             Standing::Ejected
         );
-        assert_eq!(
-            t.standing("p", later + Duration::from_secs(20)),
-            Standing::Probe
-        );
+        assert_eq!(t.standing(later + Duration::from_secs(20)), Standing::Probe);
         let l2 = later + Duration::from_secs(20);
-        t.record("p", false, &cfg, l2);
-        assert_eq!(
-            t.standing("p", l2 + Duration::from_secs(24)),
-            Standing::Ejected
-        );
-        assert_eq!(
-            t.standing("p", l2 + Duration::from_secs(25)),
-            Standing::Probe
-        );
+        t.record(false, &cfg, l2);
+        assert_eq!(t.standing(l2 + Duration::from_secs(24)), Standing::Ejected);
+        assert_eq!(t.standing(l2 + Duration::from_secs(25)), Standing::Probe);
         // A successful probe: healthy, counters reset.
-        t.record("p", true, &cfg, l2 + Duration::from_secs(25));
-        assert_eq!(
-            t.standing("p", l2 + Duration::from_secs(25)),
-            Standing::Healthy
-        );
-        assert!(!t.is_ejected("p"));
+        t.record(true, &cfg, l2 + Duration::from_secs(25));
+        assert_eq!(t.standing(l2 + Duration::from_secs(25)), Standing::Healthy);
+        assert!(!t.is_ejected());
     }
 }

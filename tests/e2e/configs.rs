@@ -133,15 +133,16 @@ fn dashboard_and_alerts_use_only_metrics_the_gateway_exports() {
 #[test]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let Ok(out) = Command::new("promtool")
+    let mut probe = Command::new("promtool");
+    probe.arg("--version");
+    if !crate::harness::tool_present("promtool", probe) {
+        return;
+    }
+    let out = Command::new("promtool")
         .args(["check", "rules"])
         .arg(format!("{root}/conf/prometheus-alerts.yml"))
         .output()
-    else {
-        assert!(std::env::var_os("CI").is_none(), "CI must provide promtool");
-        eprintln!("SKIPPED: promtool not installed");
-        return;
-    };
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -60,7 +60,7 @@ fn run(args: &[&str], config: &Path) -> std::process::ExitStatus {
 async fn daemon_start_and_the_units_reload_sequence() {
     let mock = mock();
     let dir = tempfile::tempdir().unwrap();
-    let (api, admin) = (free_port(), free_port());
+    let [api, admin] = free_ports();
     let pid_file = dir.path().join("tollgate.pid");
     let config = dir.path().join("tollgate.toml");
     std::fs::write(
@@ -128,15 +128,11 @@ async fn daemon_start_and_the_units_reload_sequence() {
 
 #[test]
 fn systemd_analyze_verifies_the_unit() {
-    let Ok(out) = Command::new("systemd-analyze").arg("--version").output() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "systemd-analyze is missing (.ci/run installs systemd)"
-        );
-        eprintln!("skipped: systemd-analyze not installed");
+    let mut probe = Command::new("systemd-analyze");
+    probe.arg("--version");
+    if !tool_present("systemd-analyze", probe) {
         return;
-    };
-    assert!(out.status.success());
+    }
     let unit = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/systemd/tollgate.service"

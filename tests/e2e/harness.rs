@@ -17,10 +17,21 @@ pub const LIMITED_KEY: &str = "tg-test-key-limited";
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the OS gives a free port")
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free ports: the listeners are held together, so the OS cannot hand the same
+/// port out twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("the OS gives a free port"))
+        .collect();
+    std::array::from_fn(|i| {
+        listeners[i]
+            .local_addr()
+            .map(|a| a.port())
+            .expect("a bound port")
+    })
 }
 
 pub fn digest_line(key: &str) -> String {
@@ -62,8 +73,7 @@ impl Gateway {
     /// Start on `rest` as the whole config after `[server]` and `[log]` (consumers included).
     pub fn start_raw(server_extra: &str, rest: &str) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
-        let api_port = free_port();
-        let admin_port = free_port();
+        let [api_port, admin_port] = free_ports();
         let access_log = dir.path().join("access.log");
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{api_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
@@ -282,6 +292,34 @@ fn started_at(line: &Value) -> f64 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0.0, |d| d.as_secs_f64());
     end - line["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0
+}
+
+/// Whether an external tool the tests need answers `probe` successfully. Locally a missing one
+/// skips the test (it says so); under CI (`CI` set) it fails it, because `.ci/run` installs it.
+pub fn tool_present(what: &str, mut probe: Command) -> bool {
+    let ok = probe
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide {what} (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: {what} is not installed (run .ci/run once)");
+    }
+    ok
+}
+
+/// `$TOLLGATE_PYTHON`, else `.venv/bin/python`, if it can import `modules` (see [`tool_present`]).
+pub fn python_with(modules: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("TOLLGATE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
+    let mut probe = Command::new(&python);
+    probe.args(["-c", &format!("import {modules}")]);
+    tool_present(&format!("python with {modules}"), probe).then_some(python)
 }
 
 pub fn client() -> reqwest::Client {

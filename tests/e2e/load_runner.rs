@@ -1,28 +1,12 @@
 //! The load-test runner (`load-tests/run.py`) on the CI profile against a spawned gateway, and
 //! every shipped profile is well formed.
 
-use std::path::PathBuf;
+use crate::harness::python_with;
 use std::process::Command;
-
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("TOLLGATE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
-    let ok = Command::new(&candidate)
-        .args(["-c", "import aiohttp"])
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(candidate)
-}
 
 #[test]
 fn runner_reports_the_ci_profile() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide python with aiohttp (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: no python with aiohttp (run .ci/run once)");
+    let Some(python) = python_with("aiohttp") else {
         return;
     };
     let out_dir = tempfile::tempdir().unwrap();

@@ -170,17 +170,18 @@ async fn a_scripted_mix_is_counted_exactly_once_everywhere() {
 
 /// `promtool check metrics` on the exposition (Debian's `prometheus` package; CI installs it).
 fn promtool_check(text: &str) {
-    let Ok(mut child) = Command::new("promtool")
+    let mut probe = Command::new("promtool");
+    probe.arg("--version");
+    if !tool_present("promtool", probe) {
+        return;
+    }
+    let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-    else {
-        assert!(std::env::var_os("CI").is_none(), "CI must provide promtool");
-        eprintln!("SKIPPED promtool check: promtool not installed");
-        return;
-    };
+        .unwrap();
     use std::io::Write;
     child
         .stdin

@@ -4,30 +4,11 @@
 //! one the test says so and passes locally; under CI (`CI` set) a missing SDK fails it.
 
 use crate::harness::*;
-use std::path::PathBuf;
 use std::process::Command;
-
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("TOLLGATE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
-    let ok = Command::new(&candidate)
-        .args(["-c", "import openai, pytest"])
-        .status()
-        .is_ok_and(|s| s.success());
-    ok.then_some(candidate)
-}
 
 #[tokio::test]
 async fn openai_python_sdk() {
-    let Some(python) = python() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide python with openai and pytest"
-        );
-        eprintln!(
-            "SKIPPED openai_python_sdk: no python with `openai` and `pytest` (run .ci/run once)"
-        );
+    let Some(python) = python_with("openai, pytest") else {
         return;
     };
     let mock = mock();
