@@ -135,6 +135,11 @@ async fn tokens_are_reserved_at_admission_and_settled_to_the_real_usage() {
     let r = chat(&gw, 900, false, "").await;
     assert_eq!(r.status(), 200, "the over-estimate was given back");
     r.bytes().await.unwrap();
+    // Settled (in `logging`, after the body): otherwise its slot could pass for the stream's.
+    gw.wait_admin(LIMITS_VIEW, "second settled", |v| {
+        v["scopes"][0]["concurrency"]["in_use"] == 0
+    })
+    .await;
 
     // While one reservation is held by a slow stream, a second large one does not fit.
     let slow = tokio::spawn({
