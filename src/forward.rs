@@ -17,6 +17,7 @@ use crate::proxy::{end_stream_with_error, respond_error};
 use crate::server::Runtime;
 use crate::upstream::{client_error_for, failure_reason};
 use pingora::connectors::http::Connector;
+use pingora::http::ResponseHeader;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::{Error, ErrorType};
@@ -112,6 +113,7 @@ pub async fn run(
         }
         ctx.commit(&header);
         if ctx.shape_response_header(&mut header).is_err()
+            || frame_for_http1(&mut header).is_err()
             || session
                 .write_response_header(Box::new(header), false)
                 .await
@@ -128,6 +130,19 @@ pub async fn run(
         }
         return;
     }
+}
+
+/// An upstream header (perhaps HTTP/2, perhaps stripped of its length) made ready for an
+/// HTTP/1.1 client: version, and chunked framing when no length is known.
+fn frame_for_http1(header: &mut ResponseHeader) -> pingora::Result<()> {
+    header.set_version(http::Version::HTTP_11);
+    let headers = &header.headers;
+    if !headers.contains_key(http::header::CONTENT_LENGTH)
+        && !headers.contains_key(http::header::TRANSFER_ENCODING)
+    {
+        header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(())
 }
 
 async fn send_request(

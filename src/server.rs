@@ -153,6 +153,12 @@ pub fn build_server(
             connector: health_connector,
         },
     ));
+    server.add_service(background_service(
+        "provider name resolution",
+        crate::upstream::dns::Resolver {
+            runtime: Arc::clone(&runtime),
+        },
+    ));
     let gateway = Gateway {
         runtime: Arc::clone(&runtime),
         access_log,

@@ -7,6 +7,8 @@ mod harness;
 mod admission;
 #[path = "e2e/configs.rs"]
 mod configs;
+#[path = "e2e/connections.rs"]
+mod connections;
 #[path = "e2e/daemon.rs"]
 mod daemon;
 #[path = "e2e/limits.rs"]
@@ -31,5 +33,7 @@ mod rules;
 mod sdk;
 #[path = "e2e/streaming.rs"]
 mod streaming;
+#[path = "e2e/upstream_servers.rs"]
+mod upstream_servers;
 #[path = "e2e/usage.rs"]
 mod usage;

@@ -50,6 +50,11 @@ pub struct ServerSection {
     pub grace_period_seconds: u64,
     /// Seconds after which a draining process exits regardless.
     pub graceful_shutdown_timeout_seconds: u64,
+    /// How often providers' host names are resolved again (in the background).
+    pub resolve_interval_ms: u64,
+    /// A hosts file (`/etc/hosts` format) consulted before the system resolver, re-read at
+    /// every resolution: static inference endpoints without touching the system's files.
+    pub hosts_file: Option<String>,
 }
 
 impl Default for ServerSection {
@@ -63,6 +68,8 @@ impl Default for ServerSection {
             upgrade_sock: "/tmp/tollgate-upgrade.sock".into(),
             grace_period_seconds: 30,
             graceful_shutdown_timeout_seconds: 60,
+            resolve_interval_ms: 30_000,
+            hosts_file: None,
         }
     }
 }
@@ -129,6 +136,15 @@ pub struct ProviderSection {
     /// Active health check: a GET below `base_url` on an interval.
     #[serde(default)]
     pub health_check: Option<HealthCheckSection>,
+    /// PEM file of the CA(s) that sign this provider's certificate (instead of the system's).
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
+    /// Server name sent and verified instead of the `base_url` host.
+    #[serde(default)]
+    pub tls_sni: Option<String>,
+    /// Offer HTTP/2 (ALPN h2 over TLS; prior-knowledge h2c over plain HTTP).
+    #[serde(default)]
+    pub http2: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -79,6 +79,8 @@ pub struct ServerSettings {
     pub upgrade_sock: String,
     pub grace_period_seconds: u64,
     pub graceful_shutdown_timeout_seconds: u64,
+    pub resolve_interval: Duration,
+    pub hosts_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -144,8 +146,19 @@ pub struct Provider {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub outlier: crate::upstream::health::OutlierSettings,
     pub health_check: Option<HealthCheck>,
+    pub tls: TlsSettings,
     /// This provider's passive/active health (shared with earlier configs of the same name).
     pub health: Arc<crate::upstream::health::ProviderHealth>,
+}
+
+/// How a provider's connections are made beyond address and port.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// CA certificates that replace the system's for this provider.
+    pub ca: Option<Arc<Box<[pingora::tls::x509::X509]>>>,
+    /// Name sent as SNI and verified, instead of the URL's host.
+    pub sni: Option<String>,
+    pub http2: bool,
 }
 
 /// An active health check of a provider.
@@ -471,6 +484,9 @@ fn build_server(s: file::ServerSection, errs: &mut Vec<String>) -> ServerSetting
     if s.max_body_bytes == 0 {
         errs.push("server.max_body_bytes must be > 0".into());
     }
+    if s.resolve_interval_ms == 0 {
+        errs.push("server.resolve_interval_ms must be > 0".into());
+    }
     ServerSettings {
         listen: s.listen,
         admin_listen: s.admin_listen,
@@ -480,6 +496,8 @@ fn build_server(s: file::ServerSection, errs: &mut Vec<String>) -> ServerSetting
         upgrade_sock: s.upgrade_sock,
         grace_period_seconds: s.grace_period_seconds,
         graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
+        resolve_interval: Duration::from_millis(s.resolve_interval_ms.max(1)),
+        hosts_file: s.hosts_file.map(PathBuf::from),
     }
 }
 

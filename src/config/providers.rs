@@ -2,8 +2,9 @@
 //! and a model's `targets`/`fallbacks` into [`Target`]s.
 
 use super::file::{self, TargetSection};
-use super::{HealthCheck, Provider, ProviderKind, Secret, Target, Upstream};
+use super::{HealthCheck, Provider, ProviderKind, Secret, Target, TlsSettings, Upstream};
 use http::{HeaderName, HeaderValue};
+use pingora::tls::x509::X509;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,10 +106,12 @@ pub(super) fn build_provider(
             _ => errs.push(format!("{at}.headers.{k} is not a valid HTTP header")),
         }
     }
+    let tls = build_tls(at, &p, errs);
     if errs.len() > start {
         return None;
     }
     Some(Provider {
+        tls,
         health: crate::upstream::health::HEALTH.provider(&p.name),
         name: p.name,
         kind,
@@ -139,6 +142,31 @@ pub(super) fn build_provider(
             ),
         },
     })
+}
+
+fn build_tls(at: &str, p: &file::ProviderSection, errs: &mut Vec<String>) -> TlsSettings {
+    let ca = p.tls_ca_file.as_ref().and_then(|path| {
+        let pem = std::fs::read(path)
+            .map_err(|e| errs.push(format!("{at}.tls_ca_file: cannot read {path}: {e}")))
+            .ok()?;
+        match X509::stack_from_pem(&pem) {
+            Ok(certs) if !certs.is_empty() => Some(Arc::new(certs.into_boxed_slice())),
+            _ => {
+                errs.push(format!("{at}.tls_ca_file: {path} holds no PEM certificate"));
+                None
+            }
+        }
+    });
+    if let Some(sni) = &p.tls_sni {
+        if sni.is_empty() || sni.contains(|c: char| c.is_whitespace() || c == '/') {
+            errs.push(format!("{at}.tls_sni must be a host name, not \"{sni}\""));
+        }
+    }
+    TlsSettings {
+        ca,
+        sni: p.tls_sni.clone(),
+        http2: p.http2,
+    }
 }
 
 /// Split `http(s)://host[:port][/prefix]` into its parts.

@@ -27,9 +27,16 @@ fn every_semantic_error_is_reported_with_its_path() {
         r#"
 [server]
 threads = 0
+resolve_interval_ms = 0
 [[providers]]
 name = "a"
 kind = "openai"
+[[providers]]
+name = "t"
+kind = "openai"
+base_url = "https://x.test/v1"
+tls_ca_file = "/nonexistent/ca.pem"
+tls_sni = "bad name"
 [[providers]]
 name = "b"
 kind = "openai"
@@ -52,9 +59,12 @@ models = ["nope"]
     let errs = errors(&text);
     let expect = [
         "server.threads must be > 0",
+        "server.resolve_interval_ms must be > 0",
         "providers[0].base_url is required",
-        "providers[1].base_url \"ftp://x\" must start with http:// or https://",
-        "providers[1].api_key_env: environment variable UNSET_KEY is not set",
+        "providers[1].tls_ca_file: cannot read /nonexistent/ca.pem",
+        "providers[1].tls_sni must be a host name",
+        "providers[2].base_url \"ftp://x\" must start with http:// or https://",
+        "providers[2].api_key_env: environment variable UNSET_KEY is not set",
         "models[0].strategy must be \"weighted\", \"priority\" or \"least_latency\"",
         "models[0].targets[1].weight must be > 0",
         "models[0].targets[1].provider names unknown provider `zz`",

@@ -49,6 +49,8 @@ pub struct MockState {
     /// Requests seen per path prefix, for `times=N` scripts.
     per_prefix: Mutex<HashMap<String, u64>>,
     next_id: AtomicU64,
+    /// Client connections open now.
+    open_connections: AtomicU64,
 }
 
 impl MockState {
@@ -61,6 +63,27 @@ impl MockState {
 
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Connections from clients (the gateway) that are open now.
+    pub fn open_connections(&self) -> u64 {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a connection as open while it lives.
+struct OpenConnection<'a>(&'a AtomicU64);
+
+impl<'a> OpenConnection<'a> {
+    fn new(count: &'a AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(count)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -81,6 +104,7 @@ pub async fn serve(listener: TcpListener, state: Arc<MockState>) {
 }
 
 async fn serve_connection(mut stream: TcpStream, state: Arc<MockState>) {
+    let _open = OpenConnection::new(&state.open_connections);
     let mut buf = Vec::new();
     loop {
         let req = match read_request(&mut stream, &mut buf).await {
@@ -327,7 +351,12 @@ pub struct MockServer {
 impl MockServer {
     /// Start on 127.0.0.1 with an OS-chosen port.
     pub fn start(defaults: Script) -> std::io::Result<MockServer> {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), defaults)
+    }
+
+    /// Start on `addr` (port 0: chosen by the OS).
+    pub fn start_at(addr: SocketAddr, defaults: Script) -> std::io::Result<MockServer> {
+        let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let state = MockState::new(defaults);

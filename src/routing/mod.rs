@@ -234,6 +234,7 @@ mod tests {
             headers: vec![],
             outlier: Default::default(),
             health_check: None,
+            tls: Default::default(),
             health: Arc::new(crate::upstream::health::ProviderHealth::new("p")),
         });
         Arc::new(Model {

@@ -5,18 +5,22 @@
 //! so a target is reached, authenticated and judged the same way whichever path carries it.
 
 pub mod active;
+pub mod dns;
 pub mod health;
 
 use crate::config::{Config, Provider, Target, Upstream};
 use crate::error::GatewayError;
 use crate::protocol::Operation;
+use arc_swap::ArcSwap;
 use pingora::http::RequestHeader;
+use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Headers a client may send that must never reach a provider.
@@ -39,17 +43,38 @@ const STRIPPED_REQUEST_HEADERS: [&str; 13] = [
 /// Keep-alive pool idle time for upstream connections.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
-/// The resolved addresses of one provider.
+/// Concurrent streams on one HTTP/2 upstream connection.
+const H2_STREAMS: usize = 100;
+
+/// How one provider is reached: its addresses (re-resolved in the background) and the
+/// connection settings every peer for it shares.
 #[derive(Debug)]
-struct Endpoint {
-    addrs: Vec<SocketAddr>,
+pub struct Endpoint {
+    addrs: ArcSwap<Vec<SocketAddr>>,
     next: AtomicUsize,
+    /// The name to resolve again, or empty for fixed addresses (literals, the built-in mock).
+    pub host: String,
+    pub port: u16,
     tls: bool,
     sni: String,
     host_header: String,
     base_path: String,
     /// Separates connection pools per provider (Pingora's pool key ignores the CA and the key).
     group_key: u64,
+}
+
+impl Endpoint {
+    /// Take a resolution's result: a new set replaces the old; a failure keeps it.
+    pub fn update(&self, provider: &str, result: std::io::Result<Vec<SocketAddr>>) {
+        let previous = self.addrs.load();
+        if let Some(addrs) = dns::settle(provider, &self.host, &previous, result) {
+            self.addrs.store(Arc::new(addrs));
+        }
+    }
+
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        self.addrs.load().to_vec()
+    }
 }
 
 /// Every provider's endpoint, built once per config.
@@ -59,8 +84,9 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Resolve every provider. Runs at startup or reload, never on a request. A name that does
-    /// not resolve leaves an endpoint with no address: its attempts fail over.
+    /// Resolve every provider (blocking: runs at startup or in a reload's blocking task, never
+    /// on a request). A name that does not resolve leaves an endpoint with no address: its
+    /// attempts fail over until a background resolution succeeds.
     pub fn resolve(config: &Config, builtin_mock: Option<SocketAddr>) -> Upstreams {
         let mut endpoints = HashMap::new();
         for p in &config.providers {
@@ -72,8 +98,10 @@ impl Upstreams {
                     let addrs: Vec<SocketAddr> = builtin_mock.into_iter().collect();
                     let host = addrs.first().map_or("localhost".into(), |a| a.to_string());
                     Endpoint {
-                        addrs,
+                        addrs: ArcSwap::from_pointee(addrs),
                         next: AtomicUsize::new(0),
+                        host: String::new(),
+                        port: 0,
                         tls: false,
                         sni: String::new(),
                         host_header: host,
@@ -87,13 +115,6 @@ impl Upstreams {
                     port,
                     base_path,
                 } => {
-                    let addrs: Vec<SocketAddr> = match (host.as_str(), *port).to_socket_addrs() {
-                        Ok(a) => a.collect(),
-                        Err(e) => {
-                            log::warn!("provider {}: cannot resolve {host}: {e}", p.name);
-                            Vec::new()
-                        }
-                    };
                     let default_port = if *tls { 443 } else { 80 };
                     let host_header = if *port == default_port {
                         host.clone()
@@ -102,15 +123,21 @@ impl Upstreams {
                     } else {
                         format!("{host}:{port}")
                     };
-                    Endpoint {
-                        addrs,
+                    let named = host.parse::<IpAddr>().is_err();
+                    let ep = Endpoint {
+                        addrs: ArcSwap::from_pointee(Vec::new()),
                         next: AtomicUsize::new(0),
+                        host: if named { host.clone() } else { String::new() },
+                        port: *port,
                         tls: *tls,
-                        sni: host.clone(),
+                        sni: p.tls.sni.clone().unwrap_or_else(|| host.clone()),
                         host_header,
                         base_path: base_path.clone(),
                         group_key,
-                    }
+                    };
+                    let hosts_file = config.server.hosts_file.as_deref();
+                    ep.update(&p.name, dns::resolve(host, *port, hosts_file));
+                    ep
                 }
             };
             endpoints.insert(p.name.clone(), ep);
@@ -118,16 +145,29 @@ impl Upstreams {
         Upstreams { endpoints }
     }
 
-    /// The peer for one attempt at `target`.
+    /// The endpoints whose host is a name, by provider.
+    pub fn named_hosts(&self) -> impl Iterator<Item = (&str, &Endpoint)> {
+        self.endpoints
+            .iter()
+            .filter(|(_, ep)| !ep.host.is_empty())
+            .map(|(name, ep)| (name.as_str(), ep))
+    }
+
+    pub fn endpoint(&self, provider: &str) -> Option<&Endpoint> {
+        self.endpoints.get(provider)
+    }
+
+    /// The peer for one attempt at `target`: the provider's addresses take turns.
     pub fn peer(&self, target: &Target) -> Result<Box<HttpPeer>, GatewayError> {
         let ep = self
             .endpoints
             .get(&target.provider.name)
             .ok_or(GatewayError::Internal)?;
-        if ep.addrs.is_empty() {
+        let addrs = ep.addrs.load();
+        if addrs.is_empty() {
             return Err(GatewayError::UpstreamConnect);
         }
-        let addr = ep.addrs[ep.next.fetch_add(1, Ordering::Relaxed) % ep.addrs.len()];
+        let addr = addrs[ep.next.fetch_add(1, Ordering::Relaxed) % addrs.len()];
         let mut peer = HttpPeer::new(addr, ep.tls, ep.sni.clone());
         let p: &Provider = &target.provider;
         peer.options.connection_timeout = Some(p.connect_timeout);
@@ -136,6 +176,12 @@ impl Upstreams {
         peer.options.read_timeout = Some(p.first_byte_timeout.max(p.idle_timeout));
         peer.options.write_timeout = Some(p.read_timeout);
         peer.options.idle_timeout = Some(POOL_IDLE);
+        peer.options.ca = p.tls.ca.clone();
+        if p.tls.http2 {
+            // Over TLS, ALPN decides; in plain text, h2 is spoken with prior knowledge (h2c).
+            peer.options.alpn = if ep.tls { ALPN::H2H1 } else { ALPN::H2 };
+            peer.options.max_h2_streams = H2_STREAMS;
+        }
         peer.group_key = ep.group_key;
         Ok(Box::new(peer))
     }

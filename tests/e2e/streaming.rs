@@ -190,4 +190,13 @@ async fn client_disconnect_mid_stream_is_logged_and_released() {
     assert_eq!(line["usage_source"], "estimated");
     assert!(line["output_tokens"].as_u64().unwrap() < 200);
     gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
+    // U8: the upstream request is cancelled too: its connection is closed, not left streaming.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while mock.state.open_connections() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream connection is still open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
