@@ -15,6 +15,7 @@ use crate::protocol::ParsedRequest;
 use crate::routing::Plan;
 use crate::server::Runtime;
 use crate::tokens;
+use crate::translate::{self, ResponseTranslator};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub enum BodyMeter {
 pub struct Committed {
     pub status: u16,
     pub meter: BodyMeter,
+    /// Rewrites the body into the client's dialect (the backend speaks the other one).
+    pub translator: Option<ResponseTranslator>,
     /// The body is rewritten on its way to the client, so its length changes.
     pub rewrites: bool,
     pub first_token_at: Option<Duration>,
@@ -123,7 +126,8 @@ impl RequestCtx {
             )
         })?;
         let request = self.request.as_ref().ok_or(GatewayError::Internal)?;
-        self.attempt_body = request.upstream_body(&target.model);
+        self.attempt_body =
+            translate::attempt_body(request, target.provider.kind.dialect(), &target.model)?;
         self.attempt_body_sent = false;
         self.upstream_since = Some(Instant::now());
         self.attempts.push(AttemptEntry {
@@ -202,8 +206,19 @@ impl RequestCtx {
 
     /// Streams go through the forwarder: it can check the first event before committing (to
     /// fail over) and applies the first-byte, idle and total timeouts exactly.
+    /// So do translated requests: their bodies are rewritten whole.
     pub fn uses_forwarder(&self) -> bool {
-        self.request.as_ref().is_some_and(|r| r.stream)
+        let Some(request) = self.request.as_ref() else {
+            return false;
+        };
+        let client = request.operation.dialect();
+        request.stream
+            || self.plan.as_ref().is_some_and(|p| {
+                (0..p.len()).any(|i| {
+                    p.candidate(i)
+                        .is_some_and(|t| t.provider.kind.dialect() != client)
+                })
+            })
     }
 
     fn advance(&mut self, reason: &str) -> bool {
@@ -246,28 +261,33 @@ impl RequestCtx {
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
+        let upstream = self.target().map(|t| t.provider.kind.dialect());
         self.end_attempt(if status < 400 { "ok" } else { "status" }, Some(status));
         let sse = content_type.is_some_and(|c| c.starts_with("text/event-stream"));
+        let translator =
+            upstream.and_then(|u| ResponseTranslator::new(self.dialect, u, status, sse));
         let strip = sse
             && self
                 .request
                 .as_ref()
                 .is_some_and(ParsedRequest::injects_usage);
-        let meter = if sse {
+        let meter = if sse && status < 400 {
             BodyMeter::Sse(SseMeter::new(strip))
         } else {
             BodyMeter::Json(JsonMeter::default())
         };
+        let rewrites = strip || translator.is_some();
         self.response = Some(Committed {
             status,
             meter,
-            rewrites: strip,
+            translator,
+            rewrites,
             first_token_at: None,
             _stream: sse.then(|| GaugeGuard::acquire(&METRICS.inflight_streams)),
         });
         // The body is upstream time too.
         self.upstream_since = Some(Instant::now());
-        strip
+        rewrites
     }
 
     /// The client-facing edits to a committed upstream response header.
@@ -280,14 +300,17 @@ impl RequestCtx {
         Ok(())
     }
 
-    /// Meter one body chunk. Returns replacement bytes when the stream is rewritten.
+    /// Meter one body chunk (after translating it into the client's dialect). Returns
+    /// replacement bytes when the body is rewritten.
     pub fn meter_chunk(&mut self, chunk: &[u8]) -> Option<Bytes> {
         if let Some(c) = self.capture.as_mut() {
             c.push_response(chunk);
         }
         let elapsed = self.started.elapsed();
         let c = self.response.as_mut()?;
-        match &mut c.meter {
+        let translated = c.translator.as_mut().map(|t| t.feed(chunk));
+        let chunk = translated.as_deref().unwrap_or(chunk);
+        let out = match &mut c.meter {
             BodyMeter::Sse(m) => {
                 let out = m.feed(chunk);
                 if c.first_token_at.is_none() && m.saw_content() {
@@ -299,16 +322,35 @@ impl RequestCtx {
                 m.feed(chunk);
                 None
             }
-        }
+        };
+        out.or(translated)
     }
 
-    /// The end of the upstream body. Returns bytes held back by a rewriting meter.
+    /// The end of the upstream body. Returns what is still to be sent: the rest of a
+    /// translation, and bytes held back by a rewriting meter.
     pub fn meter_end(&mut self) -> Option<Bytes> {
         self.upstream_done();
-        match &mut self.response.as_mut()?.meter {
-            BodyMeter::Sse(m) => m.finish().filter(|b| !b.is_empty()),
-            BodyMeter::Json(_) => None,
+        let c = self.response.as_mut()?;
+        let mut tail = Vec::new();
+        if let Some(t) = c.translator.as_mut() {
+            let rest = t.finish();
+            match &mut c.meter {
+                BodyMeter::Sse(m) => match m.feed(&rest) {
+                    Some(kept) => tail.extend_from_slice(&kept),
+                    None => tail.extend_from_slice(&rest),
+                },
+                BodyMeter::Json(m) => {
+                    m.feed(&rest);
+                    tail.extend_from_slice(&rest);
+                }
+            }
         }
+        if let BodyMeter::Sse(m) = &mut c.meter {
+            if let Some(kept) = m.finish() {
+                tail.extend_from_slice(&kept);
+            }
+        }
+        (!tail.is_empty()).then(|| Bytes::from(tail))
     }
 
     /// Whether the committed response is an event stream.

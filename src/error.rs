@@ -42,6 +42,9 @@ pub enum GatewayError {
         param: &'static str,
         message: String,
     },
+    /// A field of the client's request has no counterpart in the backend's dialect.
+    #[error("{message} (field `{param}`).")]
+    Untranslatable { param: String, message: String },
     #[error("Request body is larger than the limit of {limit} bytes.")]
     BodyTooLarge { limit: usize },
     #[error("The model `{0}` does not exist or you do not have access to it.")]
@@ -86,7 +89,10 @@ impl GatewayError {
             MissingKey | InvalidKey => 401,
             UnknownRoute { .. } | ModelNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
-            InvalidJson(_) | InvalidField { .. } | ContextTooLong { .. } => 400,
+            InvalidJson(_)
+            | InvalidField { .. }
+            | Untranslatable { .. }
+            | ContextTooLong { .. } => 400,
             BodyTooLarge { .. } => 413,
             NoCandidate(_) => 503,
             UpstreamConnect | UpstreamBroken(_) => 502,
@@ -129,6 +135,7 @@ impl GatewayError {
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => {
                 "invalid_request_error"
             }
+            Untranslatable { .. } => "invalid_request_error",
             ContextTooLong { .. } => "invalid_request_error",
             NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) => {
                 "upstream_error"
@@ -150,6 +157,7 @@ impl GatewayError {
             MethodNotAllowed { .. }
             | InvalidJson(_)
             | InvalidField { .. }
+            | Untranslatable { .. }
             | ContextTooLong { .. } => "invalid_request_error",
             BodyTooLarge { .. } => "request_too_large",
             NoCandidate(_) => "overloaded_error",
@@ -171,6 +179,7 @@ impl GatewayError {
             MethodNotAllowed { .. } => Some("method_not_allowed"),
             InvalidJson(_) => Some("invalid_json"),
             InvalidField { .. } => Some("invalid_value"),
+            Untranslatable { .. } => Some("untranslatable_field"),
             ContextTooLong { .. } => Some("context_length_exceeded"),
             BodyTooLarge { .. } => Some("request_too_large"),
             ModelNotFound(_) => Some("model_not_found"),
@@ -185,9 +194,10 @@ impl GatewayError {
         }
     }
 
-    fn param(&self) -> Option<&'static str> {
+    fn param(&self) -> Option<&str> {
         match self {
             GatewayError::InvalidField { param, .. } => Some(param),
+            GatewayError::Untranslatable { param, .. } => Some(param),
             GatewayError::ModelNotFound(_) => Some("model"),
             GatewayError::ContextTooLong { .. } => Some("messages"),
             _ => None,
@@ -205,7 +215,7 @@ impl GatewayError {
             RequestTooLarge { .. } | QuotaExceeded { .. } => false,
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => false,
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
-            ContextTooLong { .. } => false,
+            Untranslatable { .. } | ContextTooLong { .. } => false,
         }
     }
 
@@ -215,7 +225,7 @@ impl GatewayError {
         match self {
             MissingKey | InvalidKey => "unauthorized",
             UnknownRoute { .. } | MethodNotAllowed { .. } => "bad_route",
-            InvalidJson(_) | InvalidField { .. } => "bad_request",
+            InvalidJson(_) | InvalidField { .. } | Untranslatable { .. } => "bad_request",
             ContextTooLong { .. } => "context_too_long",
             BodyTooLarge { .. } => "body_too_large",
             ModelNotFound(_) => "model_not_found",

@@ -8,7 +8,7 @@
 use crate::auth;
 use crate::capture::Capture;
 use crate::ctx::RequestCtx;
-use crate::error::GatewayError;
+use crate::error::{Dialect, GatewayError};
 use crate::metrics::METRICS;
 use crate::protocol::{self, Operation};
 use crate::routing::facts::Facts;
@@ -33,6 +33,10 @@ pub async fn admit(
 ) -> Result<Admitted, GatewayError> {
     let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_string();
+    // Errors from here on speak the client's dialect (Anthropic's below /v1/messages).
+    if path.starts_with("/v1/messages") {
+        ctx.dialect = Dialect::Anthropic;
+    }
     let operation = match (method.as_str(), path.trim_end_matches('/')) {
         ("GET", "/v1/models") => None,
         (_, "/v1/models") => return Err(not_allowed(&method, &path)),
@@ -77,6 +81,14 @@ pub async fn admit(
         .model(&request.model)
         .filter(|m| consumer.may_use(&m.name))
         .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
+    if operation == Operation::CountTokens {
+        // The same count context-length routing uses (o200k_base: an estimate for Claude).
+        let headers = &session.req_header().headers;
+        let tokens = Facts::read(&request.body, headers, None, true).prompt_tokens;
+        return Ok(Admitted::Local(Bytes::from(
+            json!({"input_tokens": tokens}).to_string(),
+        )));
+    }
     let plan = if model.rules.is_empty() && !model.needs_prompt_tokens() {
         Plan::new(model.clone(), &mut rand::rng())
     } else {
@@ -104,7 +116,8 @@ pub async fn admit(
     // Embeddings generate nothing; the others reserve `max_tokens` or the configured default.
     let completion = match operation {
         Operation::Embeddings => Some(0),
-        Operation::Chat | Operation::Completion => request.max_tokens,
+        Operation::Chat | Operation::Completion | Operation::Messages => request.max_tokens,
+        Operation::CountTokens => Some(0),
     };
     if consumer.log_payloads || model.log_payloads {
         let mut secrets: Vec<String> = key_for_capture.into_iter().collect();

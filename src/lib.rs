@@ -25,6 +25,7 @@ pub mod report;
 pub mod routing;
 pub mod server;
 pub mod tokens;
+pub mod translate;
 pub mod upstream;
 pub mod usage;
 

@@ -101,7 +101,7 @@ impl Default for LogSection {
 #[serde(deny_unknown_fields)]
 pub struct ProviderSection {
     pub name: String,
-    /// `"openai"` (any OpenAI-compatible API) or `"mock"` (the built-in simulator).
+    /// `"openai"` (any OpenAI-compatible API), `"anthropic"`, `"azure"` or `"mock"`.
     pub kind: String,
     /// Base URL including the API version prefix, e.g. `https://api.openai.com/v1`.
     /// Optional for `kind = "mock"`: without it the built-in mock serves the provider.
@@ -145,6 +145,12 @@ pub struct ProviderSection {
     /// Offer HTTP/2 (ALPN h2 over TLS; prior-knowledge h2c over plain HTTP).
     #[serde(default)]
     pub http2: bool,
+    /// `kind = "anthropic"`: the `anthropic-version` header sent when the client sent none.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// `kind = "azure"`: the `api-version` query parameter (required there).
+    #[serde(default)]
+    pub api_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

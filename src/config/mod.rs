@@ -103,6 +103,10 @@ pub enum ProviderKind {
     OpenAi,
     /// The built-in simulator (or a `tollgate-mock` at `base_url`), speaking OpenAI's wire format.
     Mock,
+    /// Anthropic's Messages API (`x-api-key`, `anthropic-version`).
+    Anthropic,
+    /// Azure OpenAI: deployment paths, `api-version`, `api-key`.
+    Azure,
 }
 
 impl ProviderKind {
@@ -111,6 +115,16 @@ impl ProviderKind {
         match self {
             ProviderKind::OpenAi => "openai",
             ProviderKind::Mock => "mock",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Azure => "azure.ai.openai",
+        }
+    }
+
+    /// The wire dialect the provider speaks.
+    pub fn dialect(self) -> crate::error::Dialect {
+        match self {
+            ProviderKind::Anthropic => crate::error::Dialect::Anthropic,
+            _ => crate::error::Dialect::OpenAi,
         }
     }
 }
@@ -147,6 +161,10 @@ pub struct Provider {
     pub outlier: crate::upstream::health::OutlierSettings,
     pub health_check: Option<HealthCheck>,
     pub tls: TlsSettings,
+    /// `anthropic-version` sent to Anthropic backends (unless the client sent its own).
+    pub anthropic_version: String,
+    /// Azure's `api-version` query parameter.
+    pub api_version: Option<String>,
     /// This provider's passive/active health (shared with earlier configs of the same name).
     pub health: Arc<crate::upstream::health::ProviderHealth>,
 }

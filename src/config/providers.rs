@@ -22,13 +22,36 @@ pub(super) fn build_provider(
     let kind = match p.kind.as_str() {
         "openai" => ProviderKind::OpenAi,
         "mock" => ProviderKind::Mock,
+        "anthropic" => ProviderKind::Anthropic,
+        "azure" => ProviderKind::Azure,
         other => {
             errs.push(format!(
-                "{at}.kind must be \"openai\" or \"mock\", not \"{other}\""
+                "{at}.kind must be \"openai\", \"anthropic\", \"azure\" or \"mock\", not \"{other}\""
             ));
             ProviderKind::OpenAi
         }
     };
+    match (kind, &p.api_version) {
+        (ProviderKind::Azure, None) => {
+            errs.push(format!("{at}.api_version is required for kind \"azure\""))
+        }
+        (ProviderKind::Azure, Some(v))
+            if v.is_empty()
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') =>
+        {
+            errs.push(format!("{at}.api_version must look like \"2024-10-21\""))
+        }
+        (ProviderKind::Azure, _) => {}
+        (_, Some(_)) => errs.push(format!("{at}.api_version applies only to kind \"azure\"")),
+        (_, None) => {}
+    }
+    if p.anthropic_version.is_some() && kind != ProviderKind::Anthropic {
+        errs.push(format!(
+            "{at}.anthropic_version applies only to kind \"anthropic\""
+        ));
+    }
     let upstream = match (&p.base_url, kind) {
         (None, ProviderKind::Mock) => Upstream::BuiltinMock,
         (None, _) => {
@@ -112,6 +135,10 @@ pub(super) fn build_provider(
     }
     Some(Provider {
         tls,
+        anthropic_version: p
+            .anthropic_version
+            .unwrap_or_else(|| "2023-06-01".to_string()),
+        api_version: p.api_version,
         health: crate::upstream::health::HEALTH.provider(&p.name),
         name: p.name,
         kind,

@@ -168,16 +168,29 @@ impl SseMeter {
 
     /// Read one complete event's data. Returns true when the event must not reach the client.
     fn inspect(&mut self) -> bool {
+        // Parsed from a buffer of its own, so the meter's fields stay writable meanwhile.
+        let mut data = std::mem::take(&mut self.data);
+        let drop_event = self.inspect_data(&mut data);
+        data.clear();
+        self.data = data;
+        drop_event
+    }
+
+    fn inspect_data(&mut self, data: &mut Vec<u8>) -> bool {
         use simd_json::prelude::*;
-        if self.data == b"[DONE]" {
+        if data == b"[DONE]" {
             self.done = true;
             return false;
         }
-        let Ok(v) = simd_json::to_borrowed_value(&mut self.data) else {
+        let Ok(v) = simd_json::to_borrowed_value(data) else {
             return false;
         };
         if v.get("error").is_some_and(|e| !e.is_null()) {
             self.error_event = true;
+            return false;
+        }
+        if let Some(kind) = v.get("type").and_then(|t| t.as_str()) {
+            self.inspect_anthropic(kind, &v);
             return false;
         }
         let mut usage_only = false;
@@ -218,6 +231,53 @@ impl SseMeter {
             }
         }
         self.strip && usage_only
+    }
+}
+
+impl SseMeter {
+    /// An Anthropic Messages event: usage starts in `message_start` (input) and is cumulative
+    /// in each `message_delta` (the latest figures win); content arrives in block deltas.
+    fn inspect_anthropic(&mut self, kind: &str, v: &simd_json::BorrowedValue) {
+        use simd_json::prelude::*;
+        match kind {
+            "message_start" => {
+                if let Some(u) = v
+                    .get("message")
+                    .and_then(|m| m.get("usage"))
+                    .and_then(usage_from)
+                {
+                    self.usage = Some(u);
+                }
+            }
+            "message_delta" => {
+                let Some(raw) = v.get("usage") else { return };
+                let Some(u) = usage_from(raw) else { return };
+                let mut merged = self.usage.unwrap_or_default();
+                merged.output = u.output;
+                if raw
+                    .get("input_tokens")
+                    .and_then(|x| x.as_u64())
+                    .is_some_and(|i| i > 0)
+                {
+                    merged.input = u.input;
+                }
+                self.usage = Some(merged);
+            }
+            "content_block_delta" => {
+                let Some(d) = v.get("delta") else { return };
+                let bytes: usize = ["text", "partial_json", "thinking"]
+                    .iter()
+                    .filter_map(|k| d.get(*k).and_then(|x| x.as_str()))
+                    .map(str::len)
+                    .sum();
+                if bytes > 0 {
+                    self.deltas += 1;
+                    self.text_bytes += bytes as u64;
+                }
+            }
+            "message_stop" => self.done = true,
+            _ => {}
+        }
     }
 }
 

@@ -190,9 +190,17 @@ impl<'a> ChunkedWriter<'a> {
         self.stream.write_all(&out).await
     }
 
-    /// One `data: <json>` event (in two writes when splitting).
-    pub async fn event(&mut self, v: &serde_json::Value) -> std::io::Result<()> {
-        let text = format!("data: {v}\n\n");
+    /// One event, `event: <name>` (when named) and `data: <json>` (in two writes when
+    /// splitting).
+    pub async fn event(
+        &mut self,
+        name: Option<&str>,
+        v: &serde_json::Value,
+    ) -> std::io::Result<()> {
+        let text = match name {
+            Some(n) => format!("event: {n}\ndata: {v}\n\n"),
+            None => format!("data: {v}\n\n"),
+        };
         if self.split {
             let mid = text.len() / 2;
             self.chunk(&text.as_bytes()[..mid]).await?;
@@ -207,6 +215,11 @@ impl<'a> ChunkedWriter<'a> {
     /// `data: [DONE]` and the end of the body.
     pub async fn done(&mut self) -> std::io::Result<()> {
         self.chunk(b"data: [DONE]\n\n").await?;
+        self.stream.write_all(b"0\r\n\r\n").await
+    }
+
+    /// The end of the body, without `[DONE]` (Anthropic streams end with `message_stop`).
+    pub async fn end(&mut self) -> std::io::Result<()> {
         self.stream.write_all(b"0\r\n\r\n").await
     }
 

@@ -1,10 +1,12 @@
-//! The mock LLM upstream: OpenAI's wire format (JSON and SSE) with timing and scripted faults.
+//! The mock LLM upstream: OpenAI's and Anthropic's wire formats (JSON and SSE), with timing and
+//! scripted faults, and a tool call when a request offers tools.
 //!
 //! It backs the built-in `mock` provider, the `tollgate-mock` binary, the tests and the
 //! benchmarks. It is a deliberately small HTTP/1.1 server on raw tokio sockets so that faults
 //! (refuse, hang, cut mid-stream, reset) are exact. Every request is recorded for tests.
 //! Scripts: see [`script`].
 
+pub mod anthropic;
 mod http1;
 pub mod openai;
 pub mod script;
@@ -178,6 +180,7 @@ async fn handle(
         }
         _ => {}
     }
+    let anthropic = path == "/v1/messages";
     if let Some(status) = script.status {
         tokio::time::sleep(script.ttft).await;
         let extra: &[(&str, &str)] = if status == 429 {
@@ -185,15 +188,14 @@ async fn handle(
         } else {
             &[]
         };
-        return http1::write_json(
-            stream,
-            status,
-            extra,
-            &openai::error(status),
-            req.keep_alive,
-        )
-        .await
-        .map(|_| true);
+        let body = if anthropic {
+            anthropic::error(status)
+        } else {
+            openai::error(status)
+        };
+        return http1::write_json(stream, status, extra, &body, req.keep_alive)
+            .await
+            .map(|_| true);
     }
 
     if req.method == "GET" && path == "/v1/models" {
@@ -202,9 +204,10 @@ async fn handle(
             .await
             .map(|_| true);
     }
-    let chat = match (req.method.as_str(), path.as_str()) {
-        ("POST", "/v1/chat/completions") => true,
-        ("POST", "/v1/completions") => false,
+    let kind = match (req.method.as_str(), path.as_str()) {
+        ("POST", "/v1/chat/completions") => Kind::Chat,
+        ("POST", "/v1/completions") => Kind::Completion,
+        ("POST", "/v1/messages") => Kind::Messages,
         ("POST", "/v1/embeddings") => return embeddings(stream, &req, &script).await,
         _ => {
             let body = serde_json::json!({"error": {"message": format!("Unknown request URL: {} {}", req.method, path), "type": "invalid_request_error", "param": null, "code": "unknown_url"}});
@@ -230,23 +233,59 @@ async fn handle(
     let prompt = script
         .prompt_tokens
         .unwrap_or_else(|| (req.body.len() as u64 / 4).max(1));
+    let tool = ToolCall::wanted(&body, kind == Kind::Messages);
     tokio::time::sleep(script.ttft).await;
     if body["stream"].as_bool() != Some(true) {
-        let usage = script.usage.then(|| openai::usage(prompt, tokens));
-        let v = if chat {
-            openai::chat_completion(&id, &model, tokens, usage)
-        } else {
-            openai::text_completion(&id, &model, tokens, usage)
+        let v = match kind {
+            Kind::Messages => {
+                let id = id.replace("chatcmpl-", "msg_");
+                let usage = anthropic::usage(prompt, tool.as_ref().map_or(tokens, |_| 1));
+                anthropic::message(&id, &model, tokens, tool.as_ref(), usage)
+            }
+            Kind::Chat => {
+                let usage = script.usage.then(|| openai::usage(prompt, tokens));
+                openai::chat_completion(&id, &model, tokens, tool.as_ref(), usage)
+            }
+            Kind::Completion => {
+                let usage = script.usage.then(|| openai::usage(prompt, tokens));
+                openai::text_completion(&id, &model, tokens, usage)
+            }
         };
         return http1::write_json(stream, 200, &[], &v, req.keep_alive)
             .await
             .map(|_| true);
     }
-    let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+    let events = match kind {
+        Kind::Messages => {
+            let id = id.replace("chatcmpl-", "msg_");
+            anthropic::events(&id, &model, tokens, tool.as_ref(), prompt)
+        }
+        Kind::Chat | Kind::Completion => {
+            let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
+            let usage = (include_usage && script.usage).then(|| openai::usage(prompt, tokens));
+            openai::stream(
+                &id,
+                &model,
+                kind == Kind::Chat,
+                tokens,
+                tool.as_ref(),
+                include_usage,
+                usage,
+            )
+            .into_iter()
+            .map(|v| (None, v))
+            .collect()
+        }
+    };
     let mut w = ChunkedWriter::start(stream, script.split).await?;
     if script.fault == Some(Fault::FirstError) {
-        w.event(&openai::error(503)).await?;
-        w.done().await?;
+        if kind == Kind::Messages {
+            w.event(Some("error"), &anthropic::error(529)).await?;
+            w.end().await?;
+        } else {
+            w.event(None, &openai::error(503)).await?;
+            w.done().await?;
+        }
         return Ok(req.keep_alive);
     }
     let cut_at = matches!(
@@ -254,50 +293,8 @@ async fn handle(
         Some(Fault::Cut | Fault::Reset | Fault::Stall | Fault::Garbage)
     )
     .then_some(script.cut_after);
-    let mut sent = 0u64;
-    let mut events = vec![];
-    if chat {
-        events.push(openai::chunk(
-            &id,
-            &model,
-            true,
-            Some(serde_json::json!({"role": "assistant", "content": ""})),
-            None,
-            None,
-            include_usage,
-        ));
-    }
-    for i in 0..tokens {
-        let delta = chat.then(|| serde_json::json!({"content": openai::token(i)}));
-        events.push(openai::chunk(
-            &id,
-            &model,
-            chat,
-            delta,
-            Some(openai::token(i)),
-            None,
-            include_usage,
-        ));
-    }
-    events.push(openai::chunk(
-        &id,
-        &model,
-        chat,
-        None,
-        Some(""),
-        Some("stop"),
-        include_usage,
-    ));
-    if include_usage && script.usage {
-        events.push(openai::usage_chunk(
-            &id,
-            &model,
-            chat,
-            openai::usage(prompt, tokens),
-        ));
-    }
-    for (i, ev) in events.iter().enumerate() {
-        if cut_at == Some(sent) {
+    for (sent, (name, ev)) in events.iter().enumerate() {
+        if cut_at == Some(sent as u64) {
             if script.fault == Some(Fault::Reset) {
                 w.reset()?;
             }
@@ -314,14 +311,86 @@ async fn handle(
             }
             return Ok(false);
         }
-        if i > 0 {
+        if sent > 0 {
             tokio::time::sleep(script.itl).await;
         }
-        w.event(ev).await?;
-        sent += 1;
+        w.event(*name, ev).await?;
     }
-    w.done().await?;
+    if kind == Kind::Messages {
+        w.end().await?;
+    } else {
+        w.done().await?;
+    }
     Ok(req.keep_alive)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Chat,
+    Completion,
+    Messages,
+}
+
+/// The tool call the mock makes when a request offers tools and the user spoke last: the
+/// first tool, with an argument for each property of its schema.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub input: Value,
+}
+
+impl ToolCall {
+    fn wanted(body: &Value, anthropic: bool) -> Option<ToolCall> {
+        let tool = body["tools"].as_array()?.first()?;
+        if body["tool_choice"] == "none" || body["tool_choice"]["type"] == "none" {
+            return None;
+        }
+        let last = body["messages"].as_array()?.last()?;
+        if last["role"] != "user" {
+            return None;
+        }
+        let answers_a_tool = last["content"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"));
+        if answers_a_tool {
+            return None;
+        }
+        let (name, schema) = if anthropic {
+            (&tool["name"], &tool["input_schema"])
+        } else {
+            (&tool["function"]["name"], &tool["function"]["parameters"])
+        };
+        let mut input = serde_json::Map::new();
+        for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
+            let value = match prop["type"].as_str() {
+                Some("number") | Some("integer") => Value::from(1),
+                Some("boolean") => Value::from(true),
+                Some("array") => Value::Array(vec![]),
+                Some("object") => Value::Object(Default::default()),
+                _ => Value::from("mock"),
+            };
+            input.insert(key.clone(), value);
+        }
+        Some(ToolCall {
+            id: if anthropic {
+                "toolu_mock_1"
+            } else {
+                "call_mock_1"
+            }
+            .to_string(),
+            name: name.as_str().unwrap_or("tool").to_string(),
+            input: Value::Object(input),
+        })
+    }
+
+    /// The arguments as JSON text in three pieces (streamed as separate deltas).
+    pub fn argument_parts(&self) -> Vec<String> {
+        let text = self.input.to_string();
+        let chars: Vec<char> = text.chars().collect();
+        let third = chars.len().div_ceil(3).max(1);
+        chars.chunks(third).map(|c| c.iter().collect()).collect()
+    }
 }
 
 async fn embeddings(

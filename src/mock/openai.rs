@@ -1,5 +1,6 @@
 //! The mock's OpenAI wire format: completion, chunk, embedding and error bodies.
 
+use super::ToolCall;
 use serde_json::{json, Value};
 
 const WORDS: [&str; 12] = [
@@ -30,11 +31,27 @@ pub fn usage(prompt: u64, completion: u64) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
 
-pub fn chat_completion(id: &str, model: &str, tokens: u64, usage_value: Option<Value>) -> Value {
+pub fn chat_completion(
+    id: &str,
+    model: &str,
+    tokens: u64,
+    tool: Option<&ToolCall>,
+    usage_value: Option<Value>,
+) -> Value {
+    let (message, finish) = match tool {
+        Some(t) => (
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": t.id, "type": "function",
+                "function": {"name": t.name, "arguments": t.input.to_string()}}]}),
+            "tool_calls",
+        ),
+        None => (
+            json!({"role": "assistant", "content": full_text(tokens)}),
+            "stop",
+        ),
+    };
     let mut v = json!({
         "id": id, "object": "chat.completion", "created": now(), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": full_text(tokens)},
-                     "logprobs": null, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
     });
     if let Some(u) = usage_value {
         v["usage"] = u;
@@ -90,6 +107,61 @@ pub fn chunk(
         v["usage"] = Value::Null;
     }
     v
+}
+
+/// A whole stream's chunks: role, content (or a tool call), finish, and usage when asked for.
+pub fn stream(
+    id: &str,
+    model: &str,
+    chat: bool,
+    tokens: u64,
+    tool: Option<&ToolCall>,
+    include_usage: bool,
+    usage_value: Option<Value>,
+) -> Vec<Value> {
+    let c = |delta: Option<Value>, text: Option<&str>, finish: Option<&str>| {
+        chunk(id, model, chat, delta, text, finish, include_usage)
+    };
+    let mut events = vec![];
+    if chat {
+        events.push(c(
+            Some(json!({"role": "assistant", "content": ""})),
+            None,
+            None,
+        ));
+    }
+    let finish = match tool.filter(|_| chat) {
+        Some(t) => {
+            events.push(c(
+                Some(
+                    json!({"tool_calls": [{"index": 0, "id": t.id, "type": "function",
+                    "function": {"name": t.name, "arguments": ""}}]}),
+                ),
+                None,
+                None,
+            ));
+            for part in t.argument_parts() {
+                events.push(c(
+                    Some(json!({"tool_calls": [{"index": 0, "function": {"arguments": part}}]})),
+                    None,
+                    None,
+                ));
+            }
+            "tool_calls"
+        }
+        None => {
+            for i in 0..tokens {
+                let delta = chat.then(|| json!({"content": token(i)}));
+                events.push(c(delta, Some(token(i)), None));
+            }
+            "stop"
+        }
+    };
+    events.push(c(None, Some(""), Some(finish)));
+    if let Some(u) = usage_value {
+        events.push(usage_chunk(id, model, chat, u));
+    }
+    events
 }
 
 pub fn usage_chunk(id: &str, model: &str, chat: bool, usage_value: Value) -> Value {

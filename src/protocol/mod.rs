@@ -5,7 +5,7 @@
 //! `stream_options.include_usage` for metering) is then a splice of those spans, so a 1 MiB
 //! agent history is copied once per attempt, never re-serialised.
 
-use crate::error::GatewayError;
+use crate::error::{Dialect, GatewayError};
 use crate::tokens;
 use bytes::Bytes;
 use serde::Deserialize;
@@ -14,12 +14,16 @@ use std::ops::Range;
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
 
-/// The OpenAI-compatible operations the gateway proxies.
+/// The operations the gateway proxies: OpenAI's, and Anthropic's Messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Chat,
     Completion,
     Embeddings,
+    /// Anthropic `POST /v1/messages`.
+    Messages,
+    /// Anthropic `POST /v1/messages/count_tokens`, answered locally.
+    CountTokens,
 }
 
 impl Operation {
@@ -29,6 +33,8 @@ impl Operation {
             "/v1/chat/completions" => Some(Operation::Chat),
             "/v1/completions" => Some(Operation::Completion),
             "/v1/embeddings" => Some(Operation::Embeddings),
+            "/v1/messages" => Some(Operation::Messages),
+            "/v1/messages/count_tokens" => Some(Operation::CountTokens),
             _ => None,
         }
     }
@@ -39,20 +45,41 @@ impl Operation {
             Operation::Chat => "/chat/completions",
             Operation::Completion => "/completions",
             Operation::Embeddings => "/embeddings",
+            Operation::Messages => "/messages",
+            Operation::CountTokens => "/messages/count_tokens",
+        }
+    }
+
+    /// The operation a backend speaking `dialect` performs for this one (a chat in the other
+    /// dialect's words; the rest have no counterpart and stay as they are).
+    pub fn served_by(self, dialect: Dialect) -> Operation {
+        match (self, dialect) {
+            (Operation::Messages, Dialect::OpenAi) => Operation::Chat,
+            (Operation::Chat, Dialect::Anthropic) => Operation::Messages,
+            (op, _) => op,
+        }
+    }
+
+    /// The dialect a client of this operation speaks.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Operation::Messages | Operation::CountTokens => Dialect::Anthropic,
+            _ => Dialect::OpenAi,
         }
     }
 
     /// `gen_ai.operation.name`.
     pub fn label(self) -> &'static str {
         match self {
-            Operation::Chat => "chat",
+            Operation::Chat | Operation::Messages => "chat",
             Operation::Completion => "text_completion",
             Operation::Embeddings => "embeddings",
+            Operation::CountTokens => "count_tokens",
         }
     }
 
     fn streams(self) -> bool {
-        !matches!(self, Operation::Embeddings)
+        !matches!(self, Operation::Embeddings | Operation::CountTokens)
     }
 }
 
@@ -91,6 +118,10 @@ struct Fields<'a> {
     max_completion_tokens: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "raw")]
     messages: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    system: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    tools: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "raw")]
     prompt: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "raw")]
@@ -216,13 +247,23 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         ),
     };
 
-    let prompt = match operation {
-        Operation::Chat => fields.messages,
-        Operation::Completion => fields.prompt,
-        Operation::Embeddings => fields.input,
+    if operation == Operation::Messages && max_tokens.is_none() {
+        return Err(invalid("max_tokens", "max_tokens: Field required"));
+    }
+
+    let prompt_len = match operation {
+        Operation::Chat => fields.messages.map_or(0, |r| r.get().len()),
+        Operation::Completion => fields.prompt.map_or(0, |r| r.get().len()),
+        Operation::Embeddings => fields.input.map_or(0, |r| r.get().len()),
+        Operation::Messages | Operation::CountTokens => {
+            [fields.messages, fields.system, fields.tools]
+                .iter()
+                .flatten()
+                .map(|r| r.get().len())
+                .sum()
+        }
     };
-    let prompt_tokens_estimate =
-        tokens::estimate_from_json_len(prompt.map_or(0, |r| r.get().len()));
+    let prompt_tokens_estimate = tokens::estimate_from_json_len(prompt_len);
 
     Ok(ParsedRequest {
         operation,
@@ -241,7 +282,10 @@ impl ParsedRequest {
     /// The gateway adds `include_usage` upstream so it can meter the stream, and strips the
     /// extra usage chunk before the client sees it.
     pub fn injects_usage(&self) -> bool {
-        self.stream && !self.client_wants_usage && self.operation.streams()
+        self.stream
+            && !self.client_wants_usage
+            && self.operation.streams()
+            && self.operation.dialect() == Dialect::OpenAi
     }
 
     /// The body for one upstream attempt: `model` set to `upstream_model`, plus

@@ -88,7 +88,11 @@ impl<'a> Facts<'a> {
             let tools = fields
                 .get("tools")
                 .map_or(0, |t| tokens::count_text(t.get()));
-            chat + prompt + tools + max_tokens.unwrap_or(0)
+            // Anthropic's system prompt sits beside the messages.
+            let system = fields
+                .get("system")
+                .map_or(0, |s| tokens::count_text(&text_of(s)));
+            chat + prompt + tools + system + max_tokens.unwrap_or(0)
         } else {
             0
         };

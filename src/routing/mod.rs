@@ -235,6 +235,8 @@ mod tests {
             outlier: Default::default(),
             health_check: None,
             tls: Default::default(),
+            anthropic_version: String::new(),
+            api_version: None,
             health: Arc::new(crate::upstream::health::ProviderHealth::new("p")),
         });
         Arc::new(Model {

@@ -8,7 +8,7 @@ pub mod active;
 pub mod dns;
 pub mod health;
 
-use crate::config::{Config, Provider, Target, Upstream};
+use crate::config::{Config, Provider, ProviderKind, Target, Upstream};
 use crate::error::GatewayError;
 use crate::protocol::Operation;
 use arc_swap::ArcSwap;
@@ -202,7 +202,17 @@ impl Upstreams {
         for name in STRIPPED_REQUEST_HEADERS {
             req.remove_header(name);
         }
-        let path = format!("{}{}", ep.base_path, operation.upstream_path());
+        let p: &Provider = &target.provider;
+        let operation = operation.served_by(p.kind.dialect());
+        let path = match (p.kind, &p.api_version) {
+            (ProviderKind::Azure, Some(version)) => format!(
+                "{}/openai/deployments/{}{}?api-version={version}",
+                ep.base_path,
+                target.model,
+                operation.upstream_path()
+            ),
+            _ => format!("{}{}", ep.base_path, operation.upstream_path()),
+        };
         let uri = path
             .parse()
             .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
@@ -213,8 +223,27 @@ impl Upstreams {
         req.insert_header("content-type", "application/json")?;
         req.insert_header("accept-encoding", "identity")?;
         req.insert_header("x-request-id", request_id)?;
-        if let Some(key) = &target.provider.api_key {
-            req.insert_header("authorization", format!("Bearer {}", key.expose()))?;
+        match p.kind {
+            ProviderKind::Anthropic => {
+                if let Some(key) = &p.api_key {
+                    req.insert_header("x-api-key", key.expose())?;
+                }
+                // A client speaking Anthropic chose its version (and betas); others get ours.
+                if req.headers.get("anthropic-version").is_none() {
+                    req.insert_header("anthropic-version", &p.anthropic_version)?;
+                }
+            }
+            kind => {
+                req.remove_header("anthropic-version");
+                req.remove_header("anthropic-beta");
+                if let Some(key) = &p.api_key {
+                    if kind == ProviderKind::Azure {
+                        req.insert_header("api-key", key.expose())?;
+                    } else {
+                        req.insert_header("authorization", format!("Bearer {}", key.expose()))?;
+                    }
+                }
+            }
         }
         for (k, v) in &target.provider.headers {
             req.insert_header(k.clone(), v.clone())?;

@@ -70,7 +70,7 @@ async fn tls_is_verified_against_the_providers_ca_and_name() {
         assert!(text.contains("chat.completion"), "{text}");
     }
     let seen = mock.requests();
-    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.len(), 2, "{seen:?}\n{:?}", gw.log_lines());
     let want_host = format!("llm.test:{}", front.addr.port());
     assert_eq!(seen[0].header("host"), Some(want_host.as_str()));
 
@@ -105,7 +105,7 @@ async fn http2_upstreams_are_spoken_to_in_h2() {
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
 
     let seen = seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2);
+    assert_eq!(seen.len(), 2, "{seen:?}\n{:?}", gw.log_lines());
     for (method, path, authority, version) in &seen {
         assert_eq!(method, "POST");
         assert_eq!(path, "/v1/chat/completions");

@@ -1,0 +1,141 @@
+//! Protocol adaptation: a client speaking one dialect (OpenAI Chat Completions or Anthropic
+//! Messages) served by a backend speaking the other.
+//!
+//! Requests are translated per attempt ([`attempt_body`]), since a plan's targets may speak
+//! different dialects. Responses go through a [`ResponseTranslator`] chosen when the answer is
+//! committed: event streams are translated event by event as they pass, JSON bodies (answers
+//! and errors) once complete. Same-dialect traffic is never parsed here.
+
+pub mod request;
+pub mod response;
+pub mod stream;
+
+#[cfg(test)]
+mod tests;
+
+use crate::error::{Dialect, GatewayError};
+use crate::protocol::ParsedRequest;
+use bytes::Bytes;
+use serde_json::Value;
+use stream::{ChunksToEvents, EventsToChunks};
+
+pub type JsonObject = serde_json::Map<String, Value>;
+
+/// Largest JSON response body translated; a larger one is answered with an error.
+const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
+
+pub fn untranslatable(param: impl Into<String>, message: impl Into<String>) -> GatewayError {
+    GatewayError::Untranslatable {
+        param: param.into(),
+        message: message.into(),
+    }
+}
+
+/// Seconds since the epoch, for `created` fields.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The body one attempt sends to a backend speaking `upstream`, with `model` set.
+pub fn attempt_body(
+    request: &ParsedRequest,
+    upstream: Dialect,
+    model: &str,
+) -> Result<Bytes, GatewayError> {
+    let client = request.operation.dialect();
+    if client == upstream {
+        return Ok(request.upstream_body(model));
+    }
+    let body: JsonObject = serde_json::from_slice(&request.body)
+        .map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
+    let translated = match upstream {
+        Dialect::OpenAi => request::messages_to_chat(&body, model)?,
+        Dialect::Anthropic => request::chat_to_messages(&body, model)?,
+    };
+    Ok(Bytes::from(translated.to_string()))
+}
+
+/// Rewrites a committed response into the client's dialect.
+#[derive(Debug)]
+pub enum ResponseTranslator {
+    ChunksToEvents(Box<ChunksToEvents>),
+    EventsToChunks(Box<EventsToChunks>),
+    /// A whole JSON body, translated at its end.
+    Json {
+        client: Dialect,
+        status: u16,
+        body: Vec<u8>,
+    },
+}
+
+impl ResponseTranslator {
+    /// The translator for a response from `upstream` to `client`, or `None` when both speak
+    /// the same dialect.
+    pub fn new(client: Dialect, upstream: Dialect, status: u16, sse: bool) -> Option<Self> {
+        if client == upstream {
+            return None;
+        }
+        Some(match (sse && status < 400, client) {
+            (true, Dialect::Anthropic) => {
+                ResponseTranslator::ChunksToEvents(Box::new(ChunksToEvents::new()))
+            }
+            (true, Dialect::OpenAi) => {
+                ResponseTranslator::EventsToChunks(Box::new(EventsToChunks::new()))
+            }
+            (false, _) => ResponseTranslator::Json {
+                client,
+                status,
+                body: Vec::new(),
+            },
+        })
+    }
+
+    /// Translate one upstream chunk; what the client gets now (possibly nothing).
+    pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        match self {
+            ResponseTranslator::ChunksToEvents(t) => Bytes::from(t.feed(chunk)),
+            ResponseTranslator::EventsToChunks(t) => Bytes::from(t.feed(chunk)),
+            ResponseTranslator::Json { body, .. } => {
+                if body.len() <= MAX_JSON_BODY {
+                    body.extend_from_slice(chunk);
+                }
+                Bytes::new()
+            }
+        }
+    }
+
+    /// The end of the upstream body: the rest of the client's body.
+    pub fn finish(&mut self) -> Bytes {
+        match self {
+            ResponseTranslator::ChunksToEvents(t) => Bytes::from(t.finish()),
+            ResponseTranslator::EventsToChunks(t) => Bytes::from(t.finish()),
+            ResponseTranslator::Json {
+                client,
+                status,
+                body,
+            } => Bytes::from(translate_json(*client, *status, body).to_string()),
+        }
+    }
+}
+
+fn translate_json(client: Dialect, status: u16, body: &[u8]) -> Value {
+    let parsed: Option<Value> = (body.len() <= MAX_JSON_BODY)
+        .then(|| serde_json::from_slice(body).ok())
+        .flatten();
+    match (client, status < 400, parsed) {
+        (Dialect::Anthropic, true, Some(v)) => response::completion_to_message(&v),
+        (Dialect::OpenAi, true, Some(v)) => response::message_to_completion(&v),
+        (Dialect::Anthropic, true, None) => response::error_to_anthropic(
+            502,
+            b"the upstream answer could not be translated (not JSON, or too large)",
+        ),
+        (Dialect::OpenAi, true, None) => response::error_to_openai(
+            502,
+            b"the upstream answer could not be translated (not JSON, or too large)",
+        ),
+        (Dialect::Anthropic, false, _) => response::error_to_anthropic(status, body),
+        (Dialect::OpenAi, false, _) => response::error_to_openai(status, body),
+    }
+}

@@ -1,0 +1,389 @@
+//! Event streams across dialects, chunk by chunk: OpenAI chat chunks ⇄ Anthropic Messages
+//! events. Events may be split anywhere across chunks; each translator frames them itself
+//! (bounded) and writes complete events in the client's dialect.
+
+use super::response::{anthropic_usage, finish_reason, openai_usage, stop_reason};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Largest event held while framing; a longer one is dropped (and counted by the meter).
+const MAX_EVENT: usize = 1024 * 1024;
+
+/// Splits a byte stream into SSE events: `(event name, data)`.
+#[derive(Debug, Default)]
+struct Framer {
+    buf: Vec<u8>,
+    skipping: bool,
+}
+
+impl Framer {
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<(String, String)>) {
+        for &b in chunk {
+            if self.skipping {
+                // Inside an oversized event: wait for its blank line.
+                self.buf.push(b);
+                if self.buf.ends_with(b"\n\n") || self.buf.ends_with(b"\r\n\r\n") {
+                    self.buf.clear();
+                    self.skipping = false;
+                } else if self.buf.len() > 4 {
+                    self.buf.drain(..self.buf.len() - 4);
+                }
+                continue;
+            }
+            self.buf.push(b);
+            if b == b'\n' && (self.buf.ends_with(b"\n\n") || self.buf.ends_with(b"\n\r\n")) {
+                if let Some(e) = parse_event(&self.buf) {
+                    out.push(e);
+                }
+                self.buf.clear();
+            } else if self.buf.len() > MAX_EVENT {
+                self.buf.clear();
+                self.skipping = true;
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<(String, String)>) {
+        if !self.skipping {
+            if let Some(e) = parse_event(&self.buf) {
+                out.push(e);
+            }
+        }
+        self.buf.clear();
+    }
+}
+
+fn parse_event(raw: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let mut name = String::new();
+    let mut data = Vec::new();
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            name = v.trim().to_string();
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    (!data.is_empty()).then(|| (name, data.join("\n")))
+}
+
+fn anthropic_event(out: &mut Vec<u8>, v: &Value) {
+    let name = v["type"].as_str().unwrap_or("message");
+    out.extend_from_slice(format!("event: {name}\ndata: {v}\n\n").as_bytes());
+}
+
+fn openai_event(out: &mut Vec<u8>, v: &Value) {
+    out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
+}
+
+/// The open content block of an Anthropic stream being written.
+#[derive(Debug, PartialEq)]
+enum Block {
+    None,
+    Text,
+    Thinking,
+    Tool(u64),
+}
+
+/// OpenAI chat chunks in, Anthropic Messages events out.
+#[derive(Debug)]
+pub struct ChunksToEvents {
+    framer: Framer,
+    started: bool,
+    finished: bool,
+    block: Block,
+    index: u64,
+    stop: Option<&'static str>,
+    usage: Value,
+}
+
+impl ChunksToEvents {
+    pub fn new() -> Self {
+        ChunksToEvents {
+            framer: Framer::default(),
+            started: false,
+            finished: false,
+            block: Block::None,
+            index: 0,
+            stop: None,
+            usage: json!({"input_tokens": 0, "output_tokens": 0}),
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut events = Vec::new();
+        self.framer.push(chunk, &mut events);
+        self.translate(events)
+    }
+
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut events = Vec::new();
+        self.framer.finish(&mut events);
+        let mut out = self.translate(events);
+        // No `[DONE]`, but the model had finished: close the message.
+        if self.stop.is_some() {
+            self.end(&mut out);
+        }
+        out
+    }
+
+    fn translate(&mut self, events: Vec<(String, String)>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data) in events {
+            if self.finished {
+                break;
+            }
+            if data == "[DONE]" {
+                self.end(&mut out);
+                continue;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            if name == "error" || v.get("error").is_some_and(|e| !e.is_null()) {
+                let message = v["error"]["message"].as_str().unwrap_or("upstream error");
+                anthropic_event(
+                    &mut out,
+                    &json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+                );
+                self.finished = true;
+                continue;
+            }
+            self.start(&v, &mut out);
+            if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+                self.usage = anthropic_usage(u);
+            }
+            let Some(choice) = v["choices"].get(0) else {
+                continue;
+            };
+            let delta = &choice["delta"];
+            if let Some(r) = delta
+                .get("reasoning_content")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                self.open(
+                    Block::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                    &mut out,
+                );
+                self.delta(json!({"type": "thinking_delta", "thinking": r}), &mut out);
+            }
+            if let Some(t) = delta
+                .get("content")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+            {
+                self.open(Block::Text, json!({"type": "text", "text": ""}), &mut out);
+                self.delta(json!({"type": "text_delta", "text": t}), &mut out);
+            }
+            for call in delta["tool_calls"].as_array().into_iter().flatten() {
+                let k = call["index"].as_u64().unwrap_or(0);
+                if self.block != Block::Tool(k) {
+                    let start = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
+                    self.open(Block::Tool(k), start, &mut out);
+                }
+                if let Some(args) = call["function"]["arguments"]
+                    .as_str()
+                    .filter(|s| !s.is_empty())
+                {
+                    self.delta(
+                        json!({"type": "input_json_delta", "partial_json": args}),
+                        &mut out,
+                    );
+                }
+            }
+            if let Some(f) = choice["finish_reason"].as_str() {
+                self.stop = Some(stop_reason(f));
+                self.close(&mut out);
+            }
+        }
+        out
+    }
+
+    fn start(&mut self, v: &Value, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let id = v["id"].as_str().unwrap_or("");
+        anthropic_event(
+            out,
+            &json!({"type": "message_start", "message": {
+                "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": v["model"],
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+        );
+        anthropic_event(out, &json!({"type": "ping"}));
+    }
+
+    fn open(&mut self, block: Block, start: Value, out: &mut Vec<u8>) {
+        if self.block == block {
+            return;
+        }
+        self.close(out);
+        anthropic_event(
+            out,
+            &json!({"type": "content_block_start", "index": self.index, "content_block": start}),
+        );
+        self.block = block;
+    }
+
+    fn delta(&mut self, delta: Value, out: &mut Vec<u8>) {
+        anthropic_event(
+            out,
+            &json!({"type": "content_block_delta", "index": self.index, "delta": delta}),
+        );
+    }
+
+    fn close(&mut self, out: &mut Vec<u8>) {
+        if self.block != Block::None {
+            anthropic_event(
+                out,
+                &json!({"type": "content_block_stop", "index": self.index}),
+            );
+            self.block = Block::None;
+            self.index += 1;
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<u8>) {
+        if self.finished || !self.started {
+            return;
+        }
+        self.close(out);
+        anthropic_event(
+            out,
+            &json!({"type": "message_delta",
+                "delta": {"stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": null},
+                "usage": self.usage}),
+        );
+        anthropic_event(out, &json!({"type": "message_stop"}));
+        self.finished = true;
+    }
+}
+
+/// Anthropic Messages events in, OpenAI chat chunks out (a usage chunk and `[DONE]` last).
+#[derive(Debug, Default)]
+pub struct EventsToChunks {
+    framer: Framer,
+    id: String,
+    model: Value,
+    created: u64,
+    /// Anthropic block index → OpenAI tool call index.
+    tools: HashMap<u64, u64>,
+    usage: Value,
+    finished: bool,
+}
+
+impl EventsToChunks {
+    pub fn new() -> Self {
+        EventsToChunks {
+            created: super::now(),
+            usage: json!({}),
+            ..Default::default()
+        }
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut events = Vec::new();
+        self.framer.push(chunk, &mut events);
+        self.translate(events)
+    }
+
+    pub fn finish(&mut self) -> Vec<u8> {
+        let mut events = Vec::new();
+        self.framer.finish(&mut events);
+        self.translate(events)
+    }
+
+    fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
+        json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+               "model": self.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+    }
+
+    fn translate(&mut self, events: Vec<(String, String)>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, data) in events {
+            if self.finished {
+                break;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            let kind = v["type"].as_str().unwrap_or(name.as_str()).to_string();
+            match kind.as_str() {
+                "message_start" => {
+                    let m = &v["message"];
+                    self.id = m["id"].as_str().unwrap_or("").to_string();
+                    self.model = m["model"].clone();
+                    self.usage = m["usage"].clone();
+                    openai_event(
+                        &mut out,
+                        &self.chunk(json!({"role": "assistant", "content": ""}), None),
+                    );
+                }
+                "content_block_start" => {
+                    let block = &v["content_block"];
+                    if block["type"] == "tool_use" {
+                        let k = self.tools.len() as u64;
+                        self.tools.insert(v["index"].as_u64().unwrap_or(0), k);
+                        let call = json!({"index": k, "id": block["id"], "type": "function",
+                            "function": {"name": block["name"], "arguments": ""}});
+                        openai_event(&mut out, &self.chunk(json!({"tool_calls": [call]}), None));
+                    }
+                }
+                "content_block_delta" => {
+                    let d = &v["delta"];
+                    let delta = match d["type"].as_str() {
+                        Some("text_delta") => json!({"content": d["text"]}),
+                        Some("thinking_delta") => json!({"reasoning_content": d["thinking"]}),
+                        Some("input_json_delta") => {
+                            let k = self
+                                .tools
+                                .get(&v["index"].as_u64().unwrap_or(0))
+                                .copied()
+                                .unwrap_or(0);
+                            json!({"tool_calls": [{"index": k, "function": {"arguments": d["partial_json"]}}]})
+                        }
+                        _ => continue,
+                    };
+                    openai_event(&mut out, &self.chunk(delta, None));
+                }
+                "message_delta" => {
+                    // Cumulative: the latest figures replace the earlier ones.
+                    if let (Some(u), Some(acc)) =
+                        (v["usage"].as_object(), self.usage.as_object_mut())
+                    {
+                        for (k, n) in u {
+                            if !n.is_null() {
+                                acc.insert(k.clone(), n.clone());
+                            }
+                        }
+                    }
+                    if let Some(stop) = v["delta"]["stop_reason"].as_str() {
+                        openai_event(&mut out, &self.chunk(json!({}), Some(finish_reason(stop))));
+                    }
+                }
+                "message_stop" => {
+                    let mut usage_chunk = self.chunk(json!({}), None);
+                    usage_chunk["choices"] = json!([]);
+                    usage_chunk["usage"] = openai_usage(&self.usage);
+                    openai_event(&mut out, &usage_chunk);
+                    out.extend_from_slice(b"data: [DONE]\n\n");
+                    self.finished = true;
+                }
+                "error" => {
+                    let e = &v["error"];
+                    openai_event(
+                        &mut out,
+                        &json!({"error": {"message": e["message"], "type": e["type"], "param": null, "code": null}}),
+                    );
+                    self.finished = true;
+                }
+                _ => {} // ping, content_block_stop, unknown future events
+            }
+        }
+        out
+    }
+}
