@@ -30,6 +30,10 @@ pub struct AccessRecord<'a> {
     pub model: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub upstream_model: Option<&'a str>,
+    /// The wire dialect the client spoke (`openai`, `anthropic`).
+    pub client_dialect: &'a str,
+    /// The dialect of the backend that answered last (absent without an attempt).
+    pub upstream_dialect: Option<&'a str>,
     /// The routing rule that chose the targets (absent: the model's own).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<&'a str>,

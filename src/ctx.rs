@@ -296,7 +296,7 @@ impl RequestCtx {
             header.remove_header(&http::header::CONTENT_LENGTH);
         }
         header.insert_header("x-request-id", &self.request_id)?;
-        self.rate_headers.apply(header);
+        self.rate_headers.apply(header, self.dialect);
         Ok(())
     }
 

@@ -328,7 +328,7 @@ pub async fn respond_error(session: &mut Session, ctx: &mut RequestCtx, err: Gat
     let body = err.body(ctx.dialect);
     let mut header = err.response_header(body.len());
     let _ = header.insert_header("x-request-id", &ctx.request_id);
-    ctx.rate_headers.apply(&mut header);
+    ctx.rate_headers.apply(&mut header, ctx.dialect);
     ctx.gateway_error = Some(err);
     write_whole(session, ctx, header, body).await;
 }

@@ -158,6 +158,10 @@ pub fn record(
         model,
         provider,
         upstream_model: final_attempt.map(|a| a.upstream_model.as_str()),
+        client_dialect: ctx.dialect.label(),
+        upstream_dialect: final_attempt
+            .and_then(|_| ctx.target())
+            .map(|t| t.provider.kind.dialect().label()),
         rule: ctx.plan.as_ref().and_then(|p| p.rule.as_deref()),
         skipped_targets: ctx.plan.as_ref().map_or(&[], |p| &p.skipped),
         status,

@@ -5,6 +5,8 @@ mod harness;
 
 #[path = "e2e/admission.rs"]
 mod admission;
+#[path = "e2e/anthropic.rs"]
+mod anthropic;
 #[path = "e2e/configs.rs"]
 mod configs;
 #[path = "e2e/connections.rs"]

@@ -1,6 +1,9 @@
-//! The rate-limit headers of every admitted or limited response, as OpenAI sends them:
-//! `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, resets as durations (`6s`, `1m30s`).
+//! The rate-limit headers of every admitted or limited response, as the client's API sends
+//! them. OpenAI: `x-ratelimit-{limit,remaining,reset}-{requests,tokens}`, resets as durations
+//! (`6s`, `1m30s`). Anthropic: `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`,
+//! resets as RFC 3339 times.
 
+use crate::error::Dialect;
 use pingora::http::ResponseHeader;
 
 /// One dimension's state for the client.
@@ -27,9 +30,20 @@ impl RateHeaders {
         }
     }
 
-    pub fn apply(&self, h: &mut ResponseHeader) {
+    pub fn apply(&self, h: &mut ResponseHeader, dialect: Dialect) {
         for (name, q) in [("requests", self.requests), ("tokens", self.tokens)] {
-            if let Some(q) = q {
+            let Some(q) = q else { continue };
+            if dialect == Dialect::Anthropic {
+                let reset = jiff::Timestamp::now()
+                    .checked_add(jiff::SignedDuration::from_millis(q.reset_ms.max(0)))
+                    .unwrap_or_else(|_| jiff::Timestamp::now());
+                let prefix = format!("anthropic-ratelimit-{name}");
+                let _ = h.insert_header(format!("{prefix}-limit"), q.limit.to_string());
+                let _ = h.insert_header(format!("{prefix}-remaining"), q.remaining.to_string());
+                let _ = h.insert_header(format!("{prefix}-reset"), format!("{reset:.0}"));
+                continue;
+            }
+            {
                 let _ = h.insert_header(format!("x-ratelimit-limit-{name}"), q.limit.to_string());
                 let _ = h.insert_header(
                     format!("x-ratelimit-remaining-{name}"),
@@ -86,9 +100,20 @@ mod tests {
         RateHeaders::tighten(&mut h.requests, q(3));
         RateHeaders::tighten(&mut h.requests, q(5));
         let mut resp = ResponseHeader::build(200, None).unwrap();
-        h.apply(&mut resp);
+        h.apply(&mut resp, Dialect::OpenAi);
         assert_eq!(resp.headers["x-ratelimit-remaining-requests"], "3");
         assert_eq!(resp.headers["x-ratelimit-reset-requests"], "1.5s");
         assert!(resp.headers.get("x-ratelimit-limit-tokens").is_none());
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        h.apply(&mut resp, Dialect::Anthropic);
+        assert_eq!(resp.headers["anthropic-ratelimit-requests-remaining"], "3");
+        assert_eq!(resp.headers["anthropic-ratelimit-requests-limit"], "10");
+        let reset = resp.headers["anthropic-ratelimit-requests-reset"]
+            .to_str()
+            .unwrap();
+        let reset: jiff::Timestamp = reset.parse().unwrap();
+        let ahead = reset.duration_since(jiff::Timestamp::now()).as_secs_f64();
+        assert!((0.0..=2.0).contains(&ahead), "{reset}");
+        assert!(resp.headers.get("x-ratelimit-remaining-requests").is_none());
     }
 }

@@ -26,7 +26,10 @@ use tokio::net::{TcpListener, TcpStream};
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
     pub method: String,
+    /// The path without its query (and without a `/_mock/<script>` prefix).
     pub path: String,
+    /// The query string, without `?` (empty when there is none).
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
@@ -132,7 +135,8 @@ async fn handle(
     state: &MockState,
 ) -> std::io::Result<bool> {
     let (prefix, path) = script::split_path(&req.path);
-    let path = path.split('?').next().unwrap_or("/").to_string();
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let (path, query) = (path.to_string(), query.to_string());
     let mut script = state.defaults.clone();
     let parsed = prefix
         .map_or(Ok(()), |p| script.apply(p))
@@ -161,6 +165,7 @@ async fn handle(
             r.push(RecordedRequest {
                 method: req.method.clone(),
                 path: path.clone(),
+                query,
                 headers: req.headers.clone(),
                 body: req.body.clone(),
             });
@@ -204,6 +209,13 @@ async fn handle(
             .await
             .map(|_| true);
     }
+    // Azure OpenAI's deployment paths serve the same operations.
+    let path = match path.strip_prefix("/openai/deployments/") {
+        Some(rest) => rest
+            .split_once('/')
+            .map_or(path.clone(), |(_, op)| format!("/v1/{op}")),
+        None => path,
+    };
     let kind = match (req.method.as_str(), path.as_str()) {
         ("POST", "/v1/chat/completions") => Kind::Chat,
         ("POST", "/v1/completions") => Kind::Completion,
