@@ -78,12 +78,8 @@ impl ResponseTranslator {
             return None;
         }
         Some(match (sse && status < 400, client) {
-            (true, Dialect::Anthropic) => {
-                ResponseTranslator::ChunksToEvents(Box::new(ChunksToEvents::new()))
-            }
-            (true, Dialect::OpenAi) => {
-                ResponseTranslator::EventsToChunks(Box::new(EventsToChunks::new()))
-            }
+            (true, Dialect::Anthropic) => ResponseTranslator::ChunksToEvents(Box::default()),
+            (true, Dialect::OpenAi) => ResponseTranslator::EventsToChunks(Box::default()),
             (false, _) => ResponseTranslator::Json {
                 client,
                 status,

@@ -97,6 +97,12 @@ pub struct ChunksToEvents {
     usage: Value,
 }
 
+impl Default for ChunksToEvents {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl ChunksToEvents {
     pub fn new() -> Self {
         ChunksToEvents {
@@ -264,7 +270,7 @@ impl ChunksToEvents {
 }
 
 /// Anthropic Messages events in, OpenAI chat chunks out (a usage chunk and `[DONE]` last).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EventsToChunks {
     framer: Framer,
     id: String,
@@ -276,12 +282,22 @@ pub struct EventsToChunks {
     finished: bool,
 }
 
+impl Default for EventsToChunks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl EventsToChunks {
     pub fn new() -> Self {
         EventsToChunks {
+            framer: Framer::default(),
+            id: String::new(),
+            model: Value::Null,
             created: super::now(),
+            tools: HashMap::new(),
             usage: json!({}),
-            ..Default::default()
+            finished: false,
         }
     }
 
