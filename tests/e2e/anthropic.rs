@@ -17,7 +17,7 @@ fn provider(name: &str, kind: &str, url: &str, script: &str, extra: &str) -> Str
 }
 
 /// `chat` and `claude` go to an Anthropic backend; `gpt` to an OpenAI one; `cut-*` are cut.
-fn config(url: &str) -> String {
+pub fn config(url: &str) -> String {
     [
         provider("claude-backend", "anthropic", url, "", ""),
         provider("openai-backend", "openai", url, "", ""),

@@ -1,4 +1,5 @@
-//! Compatibility with the official `openai` Python SDK (tests/sdk/*.py, run with pytest).
+//! Compatibility with the official `openai` and `anthropic` Python SDKs (tests/sdk/*.py, run
+//! with pytest).
 //!
 //! The interpreter is `$TOLLGATE_PYTHON`, else `.venv/bin/python` (made by `.ci/run`). Without
 //! one the test says so and passes locally; under CI (`CI` set) a missing SDK fails it.
@@ -48,4 +49,69 @@ async fn openai_python_sdk() {
     );
     assert!(out.status.success(), "SDK tests failed:\n{report}");
     assert!(report.contains("7 passed"), "{report}");
+}
+
+/// The `anthropic` SDK on /v1/messages against Anthropic and OpenAI backends, and the `openai`
+/// SDK against an Anthropic backend (tests/sdk/test_anthropic_sdk.py).
+#[tokio::test]
+async fn anthropic_python_sdk() {
+    let Some(python) = python_with("anthropic, openai, pytest") else {
+        return;
+    };
+    let mock = mock();
+    let gw = Gateway::start(&crate::anthropic::config(&mock.url()));
+    let root = gw.api.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args([
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/sdk/test_anthropic_sdk.py"
+                ),
+            ])
+            .env("TOLLGATE_ROOT_URL", root)
+            .env("TOLLGATE_KEY", KEY)
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("pytest runs");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "SDK tests failed:\n{report}");
+    assert!(report.contains("14 passed"), "{report}");
+
+    // The image reached both kinds of backend, in each one's own shape.
+    let with_image: Vec<_> = mock
+        .requests()
+        .into_iter()
+        .filter(|r| String::from_utf8_lossy(&r.body).contains("IMAGE-CHECK"))
+        .collect();
+    assert_eq!(with_image.len(), 2);
+    for r in &with_image {
+        let body = r.json().unwrap();
+        let parts = &body["messages"][0]["content"];
+        match r.path.as_str() {
+            "/v1/messages" => {
+                assert_eq!(parts[0]["source"]["media_type"], "image/png");
+                assert_eq!(parts[0]["source"]["type"], "base64");
+            }
+            _ => {
+                let url = parts[0]["image_url"]["url"].as_str().unwrap();
+                assert!(url.starts_with("data:image/png;base64,iVBOR"), "{url}");
+            }
+        }
+    }
+    let lines = gw.log_lines();
+    assert!(lines
+        .iter()
+        .any(|l| l["client_dialect"] == "anthropic" && l["upstream_dialect"] == "openai"));
 }
