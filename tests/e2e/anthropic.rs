@@ -420,3 +420,42 @@ async fn limits_answer_anthropic_clients_with_anthropic_headers() {
     assert_eq!(v["type"], "error");
     assert_eq!(v["error"]["type"], "rate_limit_error");
 }
+
+#[tokio::test]
+async fn oversized_bodies_and_first_event_errors_on_the_messages_endpoint() {
+    let mock = mock();
+    let body = [
+        config(&mock.url()),
+        provider("claude-first-error", "anthropic", &mock.url(), "fault=first_error", ""),
+        "[[models]]\nname = \"mixed\"\nstrategy = \"priority\"\ntargets = [{ provider = \"claude-first-error\", model = \"c\" }, { provider = \"openai-backend\", model = \"g\" }]\n".into(),
+    ]
+    .concat();
+    let gw = Gateway::start_with(&body, "max_body_bytes = 2048");
+    let mut big = messages_body("claude", false);
+    big["system"] = json!("x".repeat(4096));
+    let r = messages(&gw, &big).await;
+    assert_eq!(r.status(), 413);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "request_too_large");
+
+    // The Anthropic backend's first event is `event: error`: fail over to the OpenAI one
+    // before any byte, and the client gets one clean Anthropic stream.
+    let r = messages(&gw, &messages_body("mixed", true)).await;
+    assert_eq!(r.status(), 200);
+    let events = named_events(&r.text().await.unwrap());
+    assert!(!events.iter().any(|(n, _)| n == "error"), "{events:?}");
+    assert_eq!(
+        events.iter().filter(|(n, _)| n == "message_start").count(),
+        1
+    );
+    assert_eq!(events.last().unwrap().0, "message_stop");
+    let lines = gw.wait_log_lines(2).await;
+    let outcomes: Vec<&str> = lines[1]["attempt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["first_frame_error", "ok"]);
+    assert_eq!(lines[1]["upstream_dialect"], "openai");
+}
