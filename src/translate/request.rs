@@ -21,7 +21,7 @@ pub fn messages_to_chat(body: &JsonObject, model: &str) -> Result<Value, Gateway
         match key.as_str() {
             "model" | "messages" => {}
             "system" => {
-                let text = system_text(value, "system")?;
+                let text = text_content(value, "system", "\n\n", "a system prompt")?;
                 messages.push(json!({"role": "system", "content": text}));
             }
             "max_tokens" | "temperature" | "top_p" | "top_k" | "stream" => {
@@ -69,25 +69,37 @@ pub fn messages_to_chat(body: &JsonObject, model: &str) -> Result<Value, Gateway
     Ok(Value::Object(out))
 }
 
-fn system_text(value: &Value, at: &str) -> Result<String, GatewayError> {
+/// The text of a content that is a string or an array of text blocks/parts (null: empty),
+/// joined by `separator`. Anything but text is refused, naming its index; `what` names the
+/// place in the message.
+fn text_content(
+    value: &Value,
+    at: &str,
+    separator: &str,
+    what: &str,
+) -> Result<String, GatewayError> {
     match value {
         Value::String(s) => Ok(s.clone()),
-        Value::Array(blocks) => {
-            let mut parts = Vec::new();
-            for (i, b) in blocks.iter().enumerate() {
-                match (b.get("type").and_then(Value::as_str), b.get("text")) {
-                    (Some("text"), Some(Value::String(t))) => parts.push(t.as_str()),
+        Value::Null => Ok(String::new()),
+        Value::Array(parts) => {
+            let mut texts = Vec::with_capacity(parts.len());
+            for (i, p) in parts.iter().enumerate() {
+                match (p.get("type").and_then(Value::as_str), p.get("text")) {
+                    (Some("text"), Some(Value::String(t))) => texts.push(t.as_str()),
                     _ => {
                         return Err(untranslatable(
                             format!("{at}[{i}]"),
-                            "only text blocks can be translated in a system prompt",
+                            format!("only text can be translated in {what}"),
                         ))
                     }
                 }
             }
-            Ok(parts.join("\n\n"))
+            Ok(texts.join(separator))
         }
-        _ => Err(untranslatable(at, "system must be a string or text blocks")),
+        _ => Err(untranslatable(
+            at,
+            format!("{what} must be a string or text blocks"),
+        )),
     }
 }
 
@@ -236,31 +248,8 @@ fn image_to_openai(b: &Value, at: &str) -> Result<Value, GatewayError> {
 
 /// A tool result's content as text (`is_error` is kept as a marker the model can read).
 fn tool_result_text(b: &Value, at: &str) -> Result<String, GatewayError> {
-    let mut text = match b.get("content") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => {
-            let mut t = Vec::new();
-            for (k, p) in parts.iter().enumerate() {
-                match (p.get("type").and_then(Value::as_str), p.get("text")) {
-                    (Some("text"), Some(Value::String(s))) => t.push(s.as_str()),
-                    _ => {
-                        return Err(untranslatable(
-                            format!("{at}.content[{k}]"),
-                            "only text can be translated inside a tool result",
-                        ))
-                    }
-                }
-            }
-            t.join("\n")
-        }
-        Some(_) => {
-            return Err(untranslatable(
-                format!("{at}.content"),
-                "a tool result's content must be a string or text blocks",
-            ))
-        }
-    };
+    let content = b.get("content").unwrap_or(&Value::Null);
+    let mut text = text_content(content, &format!("{at}.content"), "\n", "a tool result")?;
     if b.get("is_error").and_then(Value::as_bool) == Some(true) {
         text.insert_str(0, "[tool error] ");
     }
@@ -367,26 +356,7 @@ pub fn chat_to_messages(body: &JsonObject, model: &str) -> Result<Value, Gateway
 
 /// The text of an OpenAI message content: a string or text parts.
 fn openai_text(content: &Value, at: &str) -> Result<String, GatewayError> {
-    match content {
-        Value::String(s) => Ok(s.clone()),
-        Value::Null => Ok(String::new()),
-        Value::Array(parts) => {
-            let mut t = Vec::new();
-            for (k, p) in parts.iter().enumerate() {
-                match (p.get("type").and_then(Value::as_str), p.get("text")) {
-                    (Some("text"), Some(Value::String(s))) => t.push(s.as_str()),
-                    _ => {
-                        return Err(untranslatable(
-                            format!("{at}[{k}]"),
-                            "only text parts can be translated here",
-                        ))
-                    }
-                }
-            }
-            Ok(t.join("\n"))
-        }
-        _ => Err(untranslatable(at, "content must be a string or parts")),
-    }
+    text_content(content, at, "\n", "this message")
 }
 
 fn user_blocks(content: &Value, at: &str) -> Result<Vec<Value>, GatewayError> {

@@ -52,9 +52,10 @@ const H2_STREAMS: usize = 100;
 pub struct Endpoint {
     addrs: ArcSwap<Vec<SocketAddr>>,
     next: AtomicUsize,
-    /// The name to resolve again, or empty for fixed addresses (literals, the built-in mock).
-    pub host: String,
-    pub port: u16,
+    host: String,
+    port: u16,
+    /// The host is a name, resolved again in the background (not a literal or the built-in mock).
+    named: bool,
     tls: bool,
     sni: String,
     host_header: String,
@@ -70,10 +71,6 @@ impl Endpoint {
         if let Some(addrs) = dns::settle(provider, &self.host, &previous, result) {
             self.addrs.store(Arc::new(addrs));
         }
-    }
-
-    pub fn addresses(&self) -> Vec<SocketAddr> {
-        self.addrs.load().to_vec()
     }
 }
 
@@ -102,6 +99,7 @@ impl Upstreams {
                         next: AtomicUsize::new(0),
                         host: String::new(),
                         port: 0,
+                        named: false,
                         tls: false,
                         sni: String::new(),
                         host_header: host,
@@ -123,12 +121,12 @@ impl Upstreams {
                     } else {
                         format!("{host}:{port}")
                     };
-                    let named = host.parse::<IpAddr>().is_err();
                     let ep = Endpoint {
                         addrs: ArcSwap::from_pointee(Vec::new()),
                         next: AtomicUsize::new(0),
-                        host: if named { host.clone() } else { String::new() },
+                        host: host.clone(),
                         port: *port,
+                        named: host.parse::<IpAddr>().is_err(),
                         tls: *tls,
                         sni: p.tls.sni.clone().unwrap_or_else(|| host.clone()),
                         host_header,
@@ -149,12 +147,8 @@ impl Upstreams {
     pub fn named_hosts(&self) -> impl Iterator<Item = (&str, &Endpoint)> {
         self.endpoints
             .iter()
-            .filter(|(_, ep)| !ep.host.is_empty())
+            .filter(|(_, ep)| ep.named)
             .map(|(name, ep)| (name.as_str(), ep))
-    }
-
-    pub fn endpoint(&self, provider: &str) -> Option<&Endpoint> {
-        self.endpoints.get(provider)
     }
 
     /// The peer for one attempt at `target`: the provider's addresses take turns.

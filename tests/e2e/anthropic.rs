@@ -5,15 +5,7 @@ use crate::harness::*;
 use serde_json::{json, Value};
 
 fn provider(name: &str, kind: &str, url: &str, script: &str, extra: &str) -> String {
-    let base = if script.is_empty() {
-        format!("{url}/v1")
-    } else {
-        format!("{url}/_mock/{script}/v1")
-    };
-    format!(
-        "[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{base}\"\n\
-         api_key_env = \"TG_UPSTREAM_KEY\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n{extra}\n"
-    )
+    provider_toml(name, kind, &mock_base(url, script), extra)
 }
 
 /// `chat` and `claude` go to an Anthropic backend; `gpt` to an OpenAI one; `cut-*` are cut.
@@ -35,8 +27,13 @@ pub fn config(url: &str) -> String {
 }
 
 async fn messages(gw: &Gateway, body: &Value) -> reqwest::Response {
+    anthropic_post(gw, "/v1/messages", body).await
+}
+
+/// A POST as the anthropic SDK sends it (`x-api-key`, `anthropic-version`).
+async fn anthropic_post(gw: &Gateway, path: &str, body: &Value) -> reqwest::Response {
     client()
-        .post(gw.url("/v1/messages"))
+        .post(gw.url(path))
         .header("x-api-key", KEY)
         .header("anthropic-version", "2023-06-01")
         .json(body)
@@ -342,25 +339,17 @@ async fn count_tokens_is_answered_locally() {
     let mock = mock();
     let gw = Gateway::start(&config(&mock.url()));
     let long = "word ".repeat(1000);
-    let short = client()
-        .post(gw.url("/v1/messages/count_tokens"))
-        .header("x-api-key", KEY)
-        .json(&json!({"model": "claude", "messages": [{"role": "user", "content": "Hello there"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(short.status(), 200);
-    let short: Value = short.json().await.unwrap();
-    let long: Value = client()
-        .post(gw.url("/v1/messages/count_tokens"))
-        .header("x-api-key", KEY)
-        .json(&json!({"model": "claude", "system": long, "messages": [{"role": "user", "content": "Hello there"}]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let count = |body: Value| {
+        let gw = &gw;
+        async move {
+            let r = anthropic_post(gw, "/v1/messages/count_tokens", &body).await;
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let hello = json!([{"role": "user", "content": "Hello there"}]);
+    let short = count(json!({"model": "claude", "messages": hello})).await;
+    let long = count(json!({"model": "claude", "system": long, "messages": hello})).await;
     let (s, l) = (
         short["input_tokens"].as_u64().unwrap(),
         long["input_tokens"].as_u64().unwrap(),

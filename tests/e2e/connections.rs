@@ -9,10 +9,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn provider(name: &str, base_url: &str, extra: &str) -> String {
-    format!(
-        "[[providers]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"{base_url}\"\n\
-         api_key_env = \"TG_UPSTREAM_KEY\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n{extra}\n"
-    )
+    provider_toml(name, "openai", base_url, extra)
 }
 
 fn model(name: &str, providers: &[&str]) -> String {

@@ -360,17 +360,27 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .collect()
 }
 
-/// A provider table for a mock at `url` (with an optional `/_mock/<script>` prefix).
-pub fn mock_provider(name: &str, url: &str, script: &str) -> String {
-    let base = if script.is_empty() {
+/// A provider table: `kind` at `base_url`, keyed with `TG_UPSTREAM_KEY`, 1 s to connect,
+/// 5 s per read, plus `extra` lines.
+pub fn provider_toml(name: &str, kind: &str, base_url: &str, extra: &str) -> String {
+    format!(
+        "[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{base_url}\"\n\
+         api_key_env = \"TG_UPSTREAM_KEY\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n{extra}\n"
+    )
+}
+
+/// The base URL of a mock at `url` behaving as `script` (a `/_mock/<script>` prefix).
+pub fn mock_base(url: &str, script: &str) -> String {
+    if script.is_empty() {
         format!("{url}/v1")
     } else {
         format!("{url}/_mock/{script}/v1")
-    };
-    format!(
-        "[[providers]]\nname = \"{name}\"\nkind = \"openai\"\nbase_url = \"{base}\"\n\
-         api_key_env = \"TG_UPSTREAM_KEY\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n"
-    )
+    }
+}
+
+/// An OpenAI-compatible provider table for a mock at `url` behaving as `script`.
+pub fn mock_provider(name: &str, url: &str, script: &str) -> String {
+    provider_toml(name, "openai", &mock_base(url, script), "")
 }
 
 /// A body whose messages carry about `bytes` of text.

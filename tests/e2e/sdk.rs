@@ -5,7 +5,30 @@
 //! one the test says so and passes locally; under CI (`CI` set) a missing SDK fails it.
 
 use crate::harness::*;
+use std::path::PathBuf;
 use std::process::Command;
+
+/// Run `tests/sdk/<file>` with pytest, the gateway's key and one more variable set. Returns
+/// whether it passed and its output.
+async fn pytest(python: PathBuf, file: &str, var: (&'static str, String)) -> (bool, String) {
+    let path = format!("{}/tests/sdk/{file}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", &path])
+            .env(var.0, var.1)
+            .env("TOLLGATE_KEY", KEY)
+            .output()
+    })
+    .await
+    .expect("pytest task")
+    .expect("pytest runs");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), report)
+}
 
 #[tokio::test]
 async fn openai_python_sdk() {
@@ -23,31 +46,9 @@ async fn openai_python_sdk() {
         mock_provider("dead", &dead, ""),
     );
     let gw = Gateway::start(&cfg);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args([
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/test_openai_sdk.py"),
-            ])
-            .env("TOLLGATE_BASE_URL", format!("{}/v1", gw.api))
-            .env("TOLLGATE_KEY", KEY)
-            .output()
-            .map(|o| (o, gw))
-    })
-    .await
-    .unwrap()
-    .expect("pytest runs");
-    let (out, _gw) = out;
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "SDK tests failed:\n{report}");
+    let base = format!("{}/v1", gw.api);
+    let (ok, report) = pytest(python, "test_openai_sdk.py", ("TOLLGATE_BASE_URL", base)).await;
+    assert!(ok, "SDK tests failed:\n{report}");
     assert!(report.contains("7 passed"), "{report}");
 }
 
@@ -61,32 +62,8 @@ async fn anthropic_python_sdk() {
     let mock = mock();
     let gw = Gateway::start(&crate::anthropic::config(&mock.url()));
     let root = gw.api.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .args([
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/tests/sdk/test_anthropic_sdk.py"
-                ),
-            ])
-            .env("TOLLGATE_ROOT_URL", root)
-            .env("TOLLGATE_KEY", KEY)
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("pytest runs");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "SDK tests failed:\n{report}");
+    let (ok, report) = pytest(python, "test_anthropic_sdk.py", ("TOLLGATE_ROOT_URL", root)).await;
+    assert!(ok, "SDK tests failed:\n{report}");
     assert!(report.contains("14 passed"), "{report}");
 
     // The image reached both kinds of backend, in each one's own shape.
