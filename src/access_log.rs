@@ -7,6 +7,7 @@
 //! [`AccessLog::reopen`] (on SIGUSR1, for logrotate) travels through the same queue, so every
 //! line emitted before it lands in the old file and every line after it in the new one.
 
+use crate::attempt::AttemptEntry;
 use crate::config::AccessLogTarget;
 use crate::metrics::METRICS;
 use async_trait::async_trait;
@@ -59,16 +60,6 @@ pub struct AccessRecord<'a> {
     pub payload: Option<serde_json::Value>,
     pub duration_ms: f64,
     pub outcome: &'a str,
-}
-
-/// One upstream attempt within a request.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptEntry {
-    pub provider: String,
-    pub upstream_model: String,
-    /// `ok`, or why the attempt was abandoned (`connect_refused`, `status_503`, ...).
-    pub outcome: String,
-    pub status: Option<u16>,
 }
 
 /// The access-log writer. The output is opened at startup (so errors show then), but the

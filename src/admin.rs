@@ -4,7 +4,7 @@
 use crate::limits::decide::store_view;
 use crate::metrics::METRICS;
 use crate::reload::Reloader;
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 use crate::usage::{self, UsageStore};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;

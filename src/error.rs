@@ -4,26 +4,10 @@
 //! the client should retry, and its outcome label for metrics and the access log. Responses
 //! built here carry `x-tollgate-error: true` so clients can tell our errors from a provider's.
 
+use crate::dialect::Dialect;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use serde_json::json;
-
-/// Which wire dialect the client speaks, and so which error shape it expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    #[default]
-    OpenAi,
-    Anthropic,
-}
-
-impl Dialect {
-    pub fn label(self) -> &'static str {
-        match self {
-            Dialect::OpenAi => "openai",
-            Dialect::Anthropic => "anthropic",
-        }
-    }
-}
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {

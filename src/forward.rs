@@ -10,18 +10,28 @@
 //! commit, metering and the client's errors are the same [`RequestCtx`] and
 //! [`crate::upstream`] functions the phases call.
 
-use crate::config::Provider;
+use crate::attempt::{Answer, Clock, Clocks, Failure, FirstEvent, Now, Retry};
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
-use crate::proxy::{end_stream_with_error, respond_error};
-use crate::server::Runtime;
-use crate::upstream::{client_error_for, failure_reason};
+use crate::respond::{end_stream_with_error, respond_error};
+use crate::runtime::Runtime;
 use pingora::connectors::http::Connector;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
-use pingora::{Error, ErrorType};
+use pingora::upstreams::peer::HttpPeer;
 use std::time::{Duration, Instant};
+
+/// Keep-alive time of a connection returned to the pool.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// How one attempt's I/O ended.
+enum Tried {
+    /// The engine wants another attempt.
+    Again,
+    /// The client has its answer (or is gone).
+    Done,
+}
 
 /// Run the whole plan for this request, answering the client on every path.
 pub async fn run(
@@ -30,7 +40,6 @@ pub async fn run(
     runtime: &Runtime,
     connector: &Connector,
 ) {
-    let mut stale_retry_used = false;
     let started = Instant::now();
     loop {
         let target = match ctx.begin_attempt() {
@@ -38,97 +47,114 @@ pub async fn run(
             Err(e) => return respond_error(session, ctx, e).await,
         };
         let clocks = Clocks::of(&target.provider, started);
-        let peer = match runtime.upstreams.peer(&target) {
-            Ok(p) => p,
-            Err(e) => {
-                if ctx.fail_over("unresolved", None) {
-                    continue;
-                }
-                return respond_error(session, ctx, e).await;
+        let Ok(peer) = runtime.upstreams.peer(&target) else {
+            match failed(ctx, Failure::Unresolved, false) {
+                Some(err) => return respond_error(session, ctx, err).await,
+                None => continue,
             }
         };
-        let Some(operation) = ctx.request.as_ref().map(|r| r.operation) else {
+        let Some(operation) = ctx.admission.request.as_ref().map(|r| r.operation) else {
             return respond_error(session, ctx, GatewayError::Internal).await;
         };
         let mut req = session.req_header().clone();
+        let body_len = ctx.upstream.body.len();
         if runtime
             .upstreams
-            .prepare_request(
-                &mut req,
-                &target,
-                operation,
-                ctx.attempt_body.len(),
-                &ctx.request_id,
-            )
+            .prepare_request(&mut req, &target, operation, body_len, &ctx.request_id)
             .is_err()
         {
             return respond_error(session, ctx, GatewayError::Internal).await;
         }
+        match attempt(session, ctx, connector, &peer, req, &clocks).await {
+            Tried::Again => continue,
+            Tried::Done => return,
+        }
+    }
+}
 
-        let (mut upstream, reused) = match connector.get_http_session(&*peer).await {
-            Ok(s) => s,
-            Err(e) => {
-                if ctx.fail_over(failure_reason(&e), None) {
-                    continue;
+/// Report a failure to the engine: `None` to try again, or the client's error.
+fn failed(ctx: &mut RequestCtx, failure: Failure, reused: bool) -> Option<GatewayError> {
+    let attempts = ctx.attempts.as_mut()?;
+    match attempts.failed(failure, reused, Now::real()) {
+        Retry::Same | Retry::Next => None,
+        Retry::GiveUp(err) => Some(err),
+    }
+}
+
+/// One attempt: connect, send, read the header (and a stream's first event when the engine
+/// asks), then commit and relay.
+async fn attempt(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    connector: &Connector,
+    peer: &HttpPeer,
+    req: RequestHeader,
+    clocks: &Clocks,
+) -> Tried {
+    let (mut upstream, reused) = match connector.get_http_session(peer).await {
+        Ok(s) => s,
+        Err(e) => return give_up_or_again(session, ctx, Failure::of(&e, false), false).await,
+    };
+    if let Err(failure) = send_request(&mut upstream, req, ctx, clocks).await {
+        return give_up_or_again(session, ctx, failure, reused).await;
+    }
+    let Some(mut header) = upstream.response_header().cloned() else {
+        respond_error(session, ctx, GatewayError::Internal).await;
+        return Tried::Done;
+    };
+    let status = header.status.as_u16();
+    let Some(attempts) = ctx.attempts.as_mut() else {
+        return Tried::Done;
+    };
+    let mut held = Vec::new();
+    match attempts.answered(status, is_event_stream(&header), Now::real()) {
+        Answer::FailOver => return Tried::Again,
+        Answer::Commit => {}
+        Answer::ReadFirstEvent => match first_event(&mut upstream, clocks).await {
+            Ok((chunks, is_error)) => {
+                let Some(attempts) = ctx.attempts.as_mut() else {
+                    return Tried::Done;
+                };
+                match attempts.first_event(is_error, Now::real()) {
+                    FirstEvent::FailOver => return Tried::Again,
+                    FirstEvent::Commit => held = chunks,
                 }
-                return respond_error(session, ctx, client_error_for(&e)).await;
             }
-        };
-        if let Err(e) = send_request(&mut upstream, req, ctx, &clocks).await {
-            if reused && !stale_retry_used {
-                stale_retry_used = true;
-                ctx.end_attempt("stale_connection", None);
-                continue;
-            }
-            if ctx.fail_over(failure_reason(&e), None) {
-                continue;
-            }
-            return respond_error(session, ctx, client_error_for(&e)).await;
+            Err(failure) => return give_up_or_again(session, ctx, failure, false).await,
+        },
+    }
+    ctx.commit(&header);
+    if ctx.shape_response_header(&mut header).is_err()
+        || frame_for_http1(&mut header).is_err()
+        || session
+            .write_response_header(Box::new(header), false)
+            .await
+            .is_err()
+    {
+        ctx.end.client_gone = true;
+        return Tried::Done;
+    }
+    relay_body(session, ctx, &mut upstream, held, clocks).await;
+    if !ctx.end.client_gone && ctx.end.upstream_cut.is_none() {
+        connector
+            .release_http_session(upstream, peer, Some(POOL_IDLE))
+            .await;
+    }
+    Tried::Done
+}
+
+async fn give_up_or_again(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    failure: Failure,
+    reused: bool,
+) -> Tried {
+    match failed(ctx, failure, reused) {
+        None => Tried::Again,
+        Some(err) => {
+            respond_error(session, ctx, err).await;
+            Tried::Done
         }
-        let Some(mut header) = upstream.response_header().cloned() else {
-            return respond_error(session, ctx, GatewayError::Internal).await;
-        };
-        let status = header.status.as_u16();
-        if ctx.fail_over_on_status(status) {
-            continue;
-        }
-        // A 200 stream whose first event is an error is a failure before content: fail over.
-        let mut held = Vec::new();
-        if status == 200 && is_event_stream(&header) && ctx.has_next_candidate() {
-            match first_event(&mut upstream, &clocks).await {
-                Ok((chunks, true)) => {
-                    if ctx.move_on("first_frame_error", Some(status)) {
-                        continue;
-                    }
-                    held = chunks; // no failover left: the client gets the error event
-                }
-                Ok((chunks, false)) => held = chunks,
-                Err(e) => {
-                    if ctx.fail_over(failure_reason(&e), None) {
-                        continue;
-                    }
-                    return respond_error(session, ctx, client_error_for(&e)).await;
-                }
-            }
-        }
-        ctx.commit(&header);
-        if ctx.shape_response_header(&mut header).is_err()
-            || frame_for_http1(&mut header).is_err()
-            || session
-                .write_response_header(Box::new(header), false)
-                .await
-                .is_err()
-        {
-            ctx.client_gone = true;
-            return;
-        }
-        relay_body(session, ctx, &mut upstream, held, &clocks).await;
-        if !ctx.client_gone && ctx.upstream_cut.is_none() {
-            connector
-                .release_http_session(upstream, &*peer, Some(std::time::Duration::from_secs(60)))
-                .await;
-        }
-        return;
     }
 }
 
@@ -147,58 +173,32 @@ fn frame_for_http1(header: &mut ResponseHeader) -> pingora::Result<()> {
 
 async fn send_request(
     upstream: &mut HttpSession,
-    req: pingora::http::RequestHeader,
+    req: RequestHeader,
     ctx: &RequestCtx,
     clocks: &Clocks,
-) -> pingora::Result<()> {
-    upstream.write_request_header(Box::new(req)).await?;
-    upstream
-        .write_request_body(ctx.attempt_body.clone(), true)
-        .await?;
-    upstream.finish_request_body().await?;
-    clocks
-        .within(clocks.first_byte, upstream.read_response_header())
-        .await
+) -> Result<(), Failure> {
+    let sent = async {
+        upstream.write_request_header(Box::new(req)).await?;
+        upstream
+            .write_request_body(ctx.upstream.body.clone(), true)
+            .await?;
+        upstream.finish_request_body().await
+    };
+    sent.await.map_err(|e| Failure::of(&e, false))?;
+    within(clocks, Clock::FirstByte, upstream.read_response_header()).await
 }
 
-/// The provider's timeouts for one attempt: first byte, idle between chunks, and the total
-/// (counted from the start of the request's first attempt).
-struct Clocks {
-    first_byte: Duration,
-    idle: Duration,
-    deadline: Option<Instant>,
-}
-
-impl Clocks {
-    fn of(p: &Provider, started: Instant) -> Clocks {
-        Clocks {
-            first_byte: p.first_byte_timeout,
-            idle: p.idle_timeout,
-            deadline: p.total_timeout.map(|t| started + t),
-        }
-    }
-
-    /// Run `read`, failing with a timeout after `limit` or at the total deadline.
-    async fn within<T>(
-        &self,
-        limit: Duration,
-        read: impl std::future::Future<Output = pingora::Result<T>>,
-    ) -> pingora::Result<T> {
-        let left = self
-            .deadline
-            .map(|d| d.saturating_duration_since(Instant::now()));
-        let (wait, total) = match left {
-            Some(l) if l <= limit => (l, true),
-            _ => (limit, false),
-        };
-        match tokio::time::timeout(wait, read).await {
-            Ok(r) => r,
-            Err(_) if total => Error::e_explain(
-                ErrorType::Custom("total_timeout"),
-                "the upstream exchange exceeded total_timeout_ms",
-            ),
-            Err(_) => Error::e_explain(ErrorType::ReadTimedout, format!("no data within {wait:?}")),
-        }
+/// Run `read` on `clock`, failing with the clock that ran out (the total one when its
+/// deadline comes first).
+async fn within<T>(
+    clocks: &Clocks,
+    clock: Clock,
+    read: impl std::future::Future<Output = pingora::Result<T>>,
+) -> Result<T, Failure> {
+    let (wait, runs_out) = clocks.wait(clock, Instant::now());
+    match tokio::time::timeout(wait, read).await {
+        Ok(r) => r.map_err(|e| Failure::of(&e, clock == Clock::Idle)),
+        Err(_) => Err(Failure::TimedOut(runs_out)),
     }
 }
 
@@ -217,66 +217,31 @@ const FIRST_EVENT_LIMIT: usize = 64 * 1024;
 async fn first_event(
     upstream: &mut HttpSession,
     clocks: &Clocks,
-) -> pingora::Result<(Vec<bytes::Bytes>, bool)> {
+) -> Result<(Vec<bytes::Bytes>, bool), Failure> {
     let mut chunks = Vec::new();
-    let mut seen = Vec::new();
-    let mut scanned = 0;
-    loop {
-        let Some(chunk) = clocks
-            .within(clocks.idle, upstream.read_response_body())
-            .await?
-        else {
-            return Ok((chunks, false));
+    let mut framer = crate::sse::Framer::new(FIRST_EVENT_LIMIT);
+    let mut verdict = None;
+    let mut seen = 0;
+    while verdict.is_none() {
+        let Some(chunk) = within(clocks, Clock::Idle, upstream.read_response_body()).await? else {
+            break;
         };
-        seen.extend_from_slice(&chunk);
-        chunks.push(chunk);
-        while let Some(end) = event_end(&seen[scanned..]) {
-            let event = &seen[scanned..scanned + end];
-            scanned += end;
-            match classify(event) {
-                Some(is_error) => return Ok((chunks, is_error)),
-                None => continue, // a comment or keep-alive: look at the next one
+        seen += chunk.len();
+        framer.feed(&chunk, |piece| {
+            if verdict.is_none() {
+                verdict = match piece {
+                    crate::sse::Piece::Event(e) if e.is_comment_only() => None,
+                    crate::sse::Piece::Event(e) => Some(e.is_error()),
+                    crate::sse::Piece::Oversized(_) => Some(false),
+                };
             }
-        }
-        if seen.len() >= FIRST_EVENT_LIMIT {
-            return Ok((chunks, false));
-        }
-    }
-}
-
-/// The length of the first complete event (its blank line included), if there is one.
-fn event_end(buf: &[u8]) -> Option<usize> {
-    let lf = memchr::memmem::find(buf, b"\n\n").map(|i| i + 2);
-    let crlf = memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4);
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// `Some(true)` for an error event, `Some(false)` for content, `None` for comments only.
-fn classify(event: &[u8]) -> Option<bool> {
-    let text = String::from_utf8_lossy(event);
-    let mut data = String::new();
-    let mut any = false;
-    for line in text.lines() {
-        if line.trim() == "event: error" || line.trim() == "event:error" {
-            return Some(true);
-        }
-        if let Some(d) = line.strip_prefix("data:") {
-            data.push_str(d.trim());
-            any = true;
-        } else if !line.starts_with(':') && !line.trim().is_empty() {
-            any = true;
+        });
+        chunks.push(chunk);
+        if seen >= FIRST_EVENT_LIMIT {
+            break;
         }
     }
-    if !any {
-        return None;
-    }
-    let is_error = serde_json::from_str::<serde_json::Value>(&data)
-        .ok()
-        .is_some_and(|v| v.get("error").is_some_and(|e| !e.is_null()));
-    Some(is_error)
+    Ok((chunks, verdict.unwrap_or(false)))
 }
 
 /// Copy the upstream body to the client, metering every chunk as the proxy phases do.
@@ -289,35 +254,35 @@ async fn relay_body(
     clocks: &Clocks,
 ) {
     for chunk in held {
-        let out = ctx.meter_chunk(&chunk).unwrap_or(chunk);
-        if !out.is_empty() && session.write_response_body(Some(out), false).await.is_err() {
-            ctx.client_gone = true;
+        if !relay_chunk(session, ctx, chunk).await {
             return;
         }
     }
     loop {
-        match clocks
-            .within(clocks.idle, upstream.read_response_body())
-            .await
-        {
+        match within(clocks, Clock::Idle, upstream.read_response_body()).await {
             Ok(Some(chunk)) => {
-                let out = ctx.meter_chunk(&chunk).unwrap_or(chunk);
-                if !out.is_empty() && session.write_response_body(Some(out), false).await.is_err() {
-                    ctx.client_gone = true;
+                if !relay_chunk(session, ctx, chunk).await {
                     return;
                 }
             }
             Ok(None) => {
                 let tail = ctx.meter_end();
                 if session.write_response_body(tail, true).await.is_err() {
-                    ctx.client_gone = true;
+                    ctx.end.client_gone = true;
                 }
                 return;
             }
-            Err(e) => {
-                let e: Box<Error> = e;
-                return end_stream_with_error(session, ctx, &e).await;
-            }
+            Err(failure) => return end_stream_with_error(session, ctx, failure).await,
         }
     }
+}
+
+/// Meter one chunk and write it to the client; false when the client is gone.
+async fn relay_chunk(session: &mut Session, ctx: &mut RequestCtx, chunk: bytes::Bytes) -> bool {
+    let out = ctx.meter_chunk(&chunk).unwrap_or(chunk);
+    if !out.is_empty() && session.write_response_body(Some(out), false).await.is_err() {
+        ctx.end.client_gone = true;
+        return false;
+    }
+    true
 }

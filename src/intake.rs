@@ -5,15 +5,17 @@
 //! reserve the request against the consumer's limits ([`crate::limits`]).
 //! Every refusal is a [`GatewayError`]; nothing here talks to an upstream.
 
+use crate::attempt::Attempts;
 use crate::auth;
 use crate::capture::Capture;
 use crate::ctx::RequestCtx;
-use crate::error::{Dialect, GatewayError};
+use crate::dialect::Dialect;
+use crate::error::GatewayError;
 use crate::metrics::METRICS;
 use crate::protocol::{self, Operation};
 use crate::routing::facts::Facts;
 use crate::routing::Plan;
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 use serde_json::json;
@@ -57,7 +59,7 @@ pub async fn admit(
         .keys
         .authenticate(key)
         .ok_or(GatewayError::InvalidKey)?;
-    ctx.consumer = Some(consumer.clone());
+    ctx.admission.consumer = Some(consumer.clone());
     // Kept only to redact it from captured payloads.
     let key_for_capture = runtime.captures_payloads.then(|| key.to_string());
 
@@ -109,7 +111,7 @@ pub async fn admit(
         .route_decisions
         .with_label_values(&[&model.name, plan.rule.as_deref().unwrap_or("default")])
         .inc();
-    model.retry_budget.deposit(crate::routing::budget::now_s());
+    model.retry_budget.deposit(crate::feedback::budget::now_s());
     if plan.is_empty() {
         return Err(GatewayError::NoCandidate(request.model.clone()));
     }
@@ -128,7 +130,7 @@ pub async fn admit(
                 .iter()
                 .filter_map(|p| p.api_key.as_ref().map(|k| k.expose().to_string())),
         );
-        ctx.capture = Some(Capture {
+        ctx.admission.capture = Some(Capture {
             request: request.body.clone(),
             secrets,
             ..Capture::default()
@@ -138,10 +140,10 @@ pub async fn admit(
         runtime
             .limits
             .reserve(&consumer, model, request.prompt_tokens_estimate, completion);
-    ctx.rate_headers = headers;
-    ctx.request = Some(request);
-    ctx.plan = Some(plan);
-    ctx.reservation = Some(reserved?);
+    ctx.admission.rate_headers = headers;
+    ctx.admission.request = Some(request);
+    ctx.attempts = Some(Attempts::new(plan));
+    ctx.admission.reservation = Some(reserved?);
     Ok(Admitted::Proxy)
 }
 

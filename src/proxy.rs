@@ -14,13 +14,15 @@
 //! | `logging` | [`report::record`]: usage, metrics, access log (every request, every path) |
 
 use crate::access_log::AccessLog;
+use crate::attempt::{Answer, Failure, Now, Retry};
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
+use crate::exchange::{carrier, Carrier};
 use crate::forward;
 use crate::intake::{self, Admitted};
 use crate::report;
-use crate::server::Runtime;
-use crate::upstream::{client_error_for, failure_reason, Upstreams};
+use crate::respond::{end_stream_with_error, linger, respond_error, send_json};
+use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -47,6 +49,32 @@ fn runtime_of(ctx: &RequestCtx) -> Result<Arc<Runtime>> {
         .ok_or_else(|| Error::explain(ErrorType::InternalError, "no runtime snapshot"))
 }
 
+/// A Pingora error for a decision that ends the attempt: `retry` tells Pingora whether to call
+/// `upstream_peer` again.
+fn with_retry(mut e: Box<Error>, retry: bool) -> Box<Error> {
+    e.set_retry(retry);
+    e
+}
+
+/// Apply the engine's verdict on a failure to Pingora's error.
+fn after_failure(
+    ctx: &mut RequestCtx,
+    e: Box<Error>,
+    failure: Failure,
+    reused: bool,
+) -> Box<Error> {
+    let Some(attempts) = ctx.attempts.as_mut() else {
+        return with_retry(e, false);
+    };
+    match attempts.failed(failure, reused, Now::real()) {
+        Retry::Same | Retry::Next => with_retry(e, true),
+        Retry::GiveUp(err) => {
+            ctx.end.error = Some(err);
+            with_retry(e, false)
+        }
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -60,11 +88,18 @@ impl ProxyHttp for Gateway {
         ctx.runtime = Some(Arc::clone(&runtime));
         match intake::admit(session, ctx, &runtime).await {
             Ok(Admitted::Proxy) => {
-                if session.as_ref().retry_buffer_truncated() || ctx.uses_forwarder() {
-                    forward::run(session, ctx, &runtime, &self.connector).await;
-                    return Ok(true);
+                let replayable = !session.as_ref().retry_buffer_truncated();
+                let path = match (ctx.admission.request.as_ref(), ctx.attempts.as_ref()) {
+                    (Some(r), Some(a)) => carrier(r, a, replayable),
+                    _ => Carrier::Forwarder,
+                };
+                match path {
+                    Carrier::Phases => Ok(false),
+                    Carrier::Forwarder => {
+                        forward::run(session, ctx, &runtime, &self.connector).await;
+                        Ok(true)
+                    }
                 }
-                Ok(false)
             }
             Ok(Admitted::Local(body)) => {
                 send_json(session, ctx, 200, body).await;
@@ -84,20 +119,14 @@ impl ProxyHttp for Gateway {
     async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let runtime = runtime_of(ctx)?;
         let target = ctx.begin_attempt().map_err(|e| {
-            let err = Error::explain(ErrorType::InternalError, "no candidate left");
-            ctx.gateway_error = Some(e);
-            err
+            ctx.end.error = Some(e);
+            Error::explain(ErrorType::InternalError, "no candidate left")
         })?;
         match runtime.upstreams.peer(&target) {
             Ok(peer) => Ok(peer),
-            Err(e) => {
-                let retry = ctx.fail_over("unresolved", None);
-                if !retry {
-                    ctx.gateway_error = Some(e);
-                }
-                let mut err = Error::explain(ErrorType::ConnectError, "provider has no address");
-                err.set_retry(retry);
-                Err(err)
+            Err(_) => {
+                let e = Error::explain(ErrorType::ConnectError, "provider has no address");
+                Err(after_failure(ctx, e, Failure::Unresolved, false))
             }
         }
     }
@@ -107,11 +136,10 @@ impl ProxyHttp for Gateway {
         _s: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
-        mut e: Box<Error>,
+        e: Box<Error>,
     ) -> Box<Error> {
-        let retry = ctx.fail_over(failure_reason(&e), None);
-        e.set_retry(retry);
-        e
+        let failure = Failure::of(&e, false);
+        after_failure(ctx, e, failure, false)
     }
 
     async fn upstream_request_filter(
@@ -121,15 +149,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let runtime = runtime_of(ctx)?;
-        let (Some(target), Some(request)) = (ctx.target(), ctx.request.as_ref()) else {
+        let (Some(target), Some(request)) = (ctx.target(), ctx.admission.request.as_ref()) else {
             return Error::e_explain(ErrorType::InternalError, "no attempt in progress");
         };
-        let upstreams: &Upstreams = &runtime.upstreams;
-        upstreams.prepare_request(
+        runtime.upstreams.prepare_request(
             upstream_request,
             target,
             request.operation,
-            ctx.attempt_body.len(),
+            ctx.upstream.body.len(),
             &ctx.request_id,
         )
     }
@@ -142,11 +169,11 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         // Pingora replays the client's original body; each attempt sends its own rewrite.
-        if ctx.attempt_body_sent {
+        if ctx.upstream.body_sent {
             *body = None;
         } else {
-            *body = Some(ctx.attempt_body.clone());
-            ctx.attempt_body_sent = true;
+            *body = Some(ctx.upstream.body.clone());
+            ctx.upstream.body_sent = true;
         }
         Ok(())
     }
@@ -158,46 +185,49 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
-        if ctx.fail_over_on_status(status) {
-            ctx.retry_status_pending = true;
-            let mut e = Error::explain(ErrorType::HTTPStatus(status), "retryable upstream status");
-            e.set_retry(true);
-            return Err(e);
+        let Some(attempts) = ctx.attempts.as_mut() else {
+            return Error::e_explain(ErrorType::InternalError, "no attempt in progress");
+        };
+        match attempts.answered(status, false, Now::real()) {
+            Answer::FailOver => {
+                let e = Error::explain(ErrorType::HTTPStatus(status), "retryable upstream status");
+                Err(with_retry(e, true))
+            }
+            // The phases cannot hold a stream back: they carry no streams (see `carrier`).
+            Answer::ReadFirstEvent | Answer::Commit => {
+                ctx.commit(upstream_response);
+                Ok(())
+            }
         }
-        ctx.commit(upstream_response);
-        Ok(())
     }
 
     fn error_while_proxy(
         &self,
         _peer: &HttpPeer,
         session: &mut Session,
-        mut e: Box<Error>,
+        e: Box<Error>,
         ctx: &mut RequestCtx,
         client_reused: bool,
     ) -> Box<Error> {
-        if std::mem::take(&mut ctx.retry_status_pending) {
-            e.set_retry(true);
-            return e;
+        let Some(attempts) = ctx.attempts.as_ref() else {
+            return with_retry(e, false);
+        };
+        if attempts.awaiting_next() {
+            // The engine already failed this attempt over (a retryable status).
+            return with_retry(e, true);
         }
         if e.esource() == &ErrorSource::Downstream {
-            ctx.client_gone = true;
-            e.set_retry(false);
-            return e;
+            ctx.end.client_gone = true;
+            return with_retry(e, false);
         }
-        if ctx.response.is_some() || session.response_written().is_some() {
-            e.set_retry(false);
-            return e;
+        if attempts.committed() || session.response_written().is_some() {
+            return with_retry(e, false);
         }
-        e.retry.decide_reuse(client_reused);
-        if e.retry() {
-            // A stale pooled connection: the same candidate again, on a fresh connection.
-            ctx.end_attempt("stale_connection", None);
-            return e;
-        }
-        let retry = ctx.fail_over(failure_reason(&e), None);
-        e.set_retry(retry);
-        e
+        // Pingora marks errors on a pooled connection as retryable only if it was reused.
+        let mut stale = e.retry;
+        stale.decide_reuse(client_reused);
+        let failure = Failure::of(&e, false);
+        after_failure(ctx, e, failure, stale.retry())
     }
 
     async fn response_filter(
@@ -247,14 +277,16 @@ impl ProxyHttp for Gateway {
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
             )
         {
-            ctx.client_gone = true;
+            ctx.end.client_gone = true;
             return gone;
         }
+        let committed = ctx.attempts.as_ref().is_some_and(|a| a.committed());
         if session.response_written().is_none() {
             let err = ctx
-                .gateway_error
+                .end
+                .error
                 .take()
-                .unwrap_or_else(|| client_error_for(e));
+                .unwrap_or_else(|| Failure::of(e, committed).client_error());
             let code = err.status();
             respond_error(session, ctx, err).await;
             return FailToProxy {
@@ -262,13 +294,13 @@ impl ProxyHttp for Gateway {
                 can_reuse_downstream: false,
             };
         }
-        end_stream_with_error(session, ctx, e).await;
+        end_stream_with_error(session, ctx, Failure::of(e, true)).await;
         gone
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         if e.is_some_and(|e| e.esource() == &ErrorSource::Downstream) {
-            ctx.client_gone = true;
+            ctx.end.client_gone = true;
         }
         let status = session.response_written().map_or(0, |h| h.status.as_u16());
         let req = session.req_header();
@@ -284,79 +316,6 @@ impl ProxyHttp for Gateway {
 
     fn suppress_error_log(&self, _s: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
         // Every outcome is in the access log; keep the process log for the unexpected.
-        ctx.gateway_error.is_some() || ctx.client_gone || ctx.upstream_cut.is_some()
-    }
-}
-
-/// The upstream failed after the response started: end an event stream with an error event
-/// the SDKs raise on, then close. A JSON body cannot be repaired; it is just cut.
-pub async fn end_stream_with_error(session: &mut Session, ctx: &mut RequestCtx, e: &Error) {
-    ctx.upstream_cut = Some(failure_reason(e));
-    if ctx.is_sse() {
-        // A blank line first ends whatever event the upstream left unfinished, so the error
-        // arrives as an event of its own (an extra blank line is ignored by SSE parsers).
-        let mut event = bytes::BytesMut::from(&b"\n\n"[..]);
-        event.extend_from_slice(&client_error_for(e).sse_event(ctx.dialect));
-        if session
-            .write_response_body(Some(event.freeze()), true)
-            .await
-            .is_err()
-        {
-            ctx.client_gone = true;
-        }
-    }
-}
-
-/// After refusing an oversized body, read and discard what the client is still sending for a
-/// moment (a lingering close, as nginx does): closing at once can reset the connection before
-/// the client has read the 413.
-async fn linger(session: &mut Session) {
-    const LINGER: Duration = Duration::from_secs(2);
-    const MAX_DISCARD: usize = 64 * 1024 * 1024;
-    let deadline = tokio::time::Instant::now() + LINGER;
-    let mut discarded = 0;
-    while discarded < MAX_DISCARD {
-        match tokio::time::timeout_at(deadline, session.read_request_body()).await {
-            Ok(Ok(Some(chunk))) => discarded += chunk.len(),
-            _ => return,
-        }
-    }
-}
-
-/// Send a gateway-made error in the client's dialect.
-pub async fn respond_error(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) {
-    let body = err.body(ctx.dialect);
-    let mut header = err.response_header(body.len());
-    let _ = header.insert_header("x-request-id", &ctx.request_id);
-    ctx.rate_headers.apply(&mut header, ctx.dialect);
-    ctx.gateway_error = Some(err);
-    write_whole(session, ctx, header, body).await;
-}
-
-/// Send a locally made JSON answer.
-pub async fn send_json(session: &mut Session, ctx: &mut RequestCtx, status: u16, body: Bytes) {
-    let Ok(mut header) = ResponseHeader::build(status, Some(4)) else {
-        return;
-    };
-    let _ = header.insert_header("content-type", "application/json");
-    let _ = header.insert_header("content-length", body.len().to_string());
-    let _ = header.insert_header("x-request-id", &ctx.request_id);
-    write_whole(session, ctx, header, body).await;
-}
-
-async fn write_whole(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    header: ResponseHeader,
-    body: Bytes,
-) {
-    let sent = async {
-        session
-            .write_response_header(Box::new(header), false)
-            .await?;
-        session.write_response_body(Some(body), true).await
-    };
-    if sent.await.is_err() {
-        ctx.client_gone = true;
+        ctx.end.error.is_some() || ctx.end.client_gone || ctx.end.upstream_cut.is_some()
     }
 }

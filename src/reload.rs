@@ -10,7 +10,7 @@
 use crate::config::{self, Config, Upstream};
 use crate::limits::Limiter;
 use crate::metrics::METRICS;
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;

@@ -6,6 +6,7 @@
 //! exactly once.
 
 use crate::access_log::{now_rfc3339, AccessLog, AccessRecord};
+use crate::attempt::{Attempts, ExchangeOutcome};
 use crate::ctx::RequestCtx;
 use crate::meter::Usage;
 use crate::meter::UsageSource;
@@ -13,25 +14,21 @@ use crate::metrics::METRICS;
 use crate::usage::{Counts, Key, UsageStore};
 use std::time::Duration;
 
-/// The outcome label for a finished request.
-fn outcome(ctx: &RequestCtx, status: u16) -> &'static str {
-    if let Some(e) = &ctx.gateway_error {
-        return e.outcome();
+/// How a finished request ended.
+fn outcome(ctx: &RequestCtx, status: u16) -> ExchangeOutcome {
+    if let Some(e) = &ctx.end.error {
+        return ExchangeOutcome::Refused(e.outcome());
     }
-    if let Some(reason) = ctx.upstream_cut {
-        return match reason {
-            "timeout" => "upstream_idle_timeout",
-            "total_timeout" => "upstream_total_timeout",
-            _ => "upstream_cut",
-        };
+    if let Some(cut) = ctx.end.upstream_cut {
+        return ExchangeOutcome::UpstreamCut(cut);
     }
-    if ctx.client_gone {
-        return "client_disconnect";
+    if ctx.end.client_gone {
+        return ExchangeOutcome::ClientDisconnect;
     }
     match status {
-        0 => "client_disconnect",
-        s if s >= 400 => "upstream_status",
-        _ => "success",
+        0 => ExchangeOutcome::ClientDisconnect,
+        s if s >= 400 => ExchangeOutcome::UpstreamStatus,
+        _ => ExchangeOutcome::Success,
     }
 }
 
@@ -43,42 +40,37 @@ pub fn record(
     path: &str,
     status: u16,
 ) {
-    ctx.upstream_done();
-    if let (Some(plan), Some(t), Some(c)) = (ctx.plan.as_ref(), ctx.target(), ctx.response.as_ref())
-    {
+    ctx.upstream.stop_wait();
+    let plan = ctx.attempts.as_ref().map(Attempts::plan);
+    if let (Some(plan), Some(t), Some(c)) = (plan, ctx.target(), ctx.response.as_ref()) {
         // least_latency learns from answered requests: TTFT, or the whole answer.
         let learns = plan.model.strategy == crate::config::Strategy::LeastLatency;
-        if learns && c.status < 400 && ctx.upstream_cut.is_none() {
+        if learns && c.status < 400 && ctx.end.upstream_cut.is_none() {
             let seconds = c
                 .first_token_at
                 .unwrap_or(ctx.started.elapsed())
                 .as_secs_f64();
-            crate::routing::latency::LATENCY.record(&t.provider.name, &t.model, seconds);
+            crate::feedback::latency::LATENCY.record(&t.provider.name, &t.model, seconds);
         }
     }
-    if ctx.upstream_cut.is_some() {
-        // The response had started fine; the upstream failed it later.
-        if let Some(t) = ctx.target() {
-            let p = &t.provider;
-            p.health
-                .record(false, &p.outlier, std::time::Instant::now());
-        }
-    }
-    let usage = ctx.settle_usage();
-    let price = ctx.plan.as_ref().and_then(|p| p.model.price);
+    let usage = ctx.final_usage();
+    let plan = ctx.attempts.as_ref().map(Attempts::plan);
+    let price = plan.and_then(|p| p.model.price);
     let cost_micros = match (usage, price) {
         (Some((u, _)), Some(p)) => Some(p.micros(u.input, u.output)),
         _ => None,
     };
-    if let Some(reservation) = ctx.reservation.take() {
+    if let Some(reservation) = ctx.admission.reservation.take() {
         let tokens = usage.map_or(0, |(u, _)| u.input + u.output);
         reservation.settle(tokens, cost_micros.unwrap_or(0));
     }
     let elapsed = ctx.started.elapsed();
     let outcome = outcome(ctx, status);
-    let consumer = ctx.consumer.as_ref().map(|c| c.name.as_str());
-    let model = ctx.plan.as_ref().map(|p| p.model.name.as_str());
-    let final_attempt = ctx.attempts.last();
+    let consumer = ctx.admission.consumer.as_ref().map(|c| c.name.as_str());
+    let plan = ctx.attempts.as_ref().map(Attempts::plan);
+    let model = plan.map(|p| p.model.name.as_str());
+    let attempt_log = ctx.attempts.as_ref().map_or(&[][..], Attempts::log);
+    let final_attempt = attempt_log.last();
     let provider = final_attempt.map(|a| a.provider.as_str());
     let ttft = ctx.response.as_ref().and_then(|c| c.first_token_at);
 
@@ -88,14 +80,14 @@ pub fn record(
     let tpot = ttft
         .filter(|_| output_tokens > 1)
         .map(|t| elapsed.saturating_sub(t).as_secs_f64() / (output_tokens - 1) as f64);
-    let overhead = elapsed.saturating_sub(ctx.upstream_wait);
+    let overhead = elapsed.saturating_sub(ctx.upstream.waited);
     METRICS
         .requests
         .with_label_values(&[
             model_label,
             provider.unwrap_or("none"),
             &status.to_string(),
-            outcome,
+            outcome.label(),
         ])
         .inc();
     METRICS
@@ -131,7 +123,7 @@ pub fn record(
         }
     }
 
-    if let Some(c) = &ctx.consumer {
+    if let Some(c) = &ctx.admission.consumer {
         usage_store.record(
             jiff::Timestamp::now().as_millisecond(),
             Key {
@@ -144,7 +136,7 @@ pub fn record(
                 input_tokens: usage.map_or(0, |(u, _)| u.input),
                 output_tokens,
                 cost_micros: cost_micros.unwrap_or(0),
-                errors: u64::from(outcome != "success"),
+                errors: u64::from(!outcome.is_success()),
             },
         );
     }
@@ -162,12 +154,12 @@ pub fn record(
         upstream_dialect: final_attempt
             .and_then(|_| ctx.target())
             .map(|t| t.provider.kind.dialect().label()),
-        rule: ctx.plan.as_ref().and_then(|p| p.rule.as_deref()),
-        skipped_targets: ctx.plan.as_ref().map_or(&[], |p| &p.skipped),
+        rule: plan.and_then(|p| p.rule.as_deref()),
+        skipped_targets: plan.map_or(&[], |p| &p.skipped),
         status,
-        stream: ctx.request.as_ref().is_some_and(|r| r.stream),
-        attempts: ctx.attempts.len(),
-        attempt_log: &ctx.attempts,
+        stream: ctx.admission.request.as_ref().is_some_and(|r| r.stream),
+        attempts: attempt_log.len(),
+        attempt_log,
         input_tokens: usage.map_or(0, |(u, _)| u.input),
         output_tokens: usage.map_or(0, |(u, _)| u.output),
         usage_source: usage.map(|(_, s)| UsageSource::label(s)),
@@ -175,7 +167,7 @@ pub fn record(
         ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
         tpot_ms: tpot.map(|t| t * 1000.0),
         overhead_ms: overhead.as_secs_f64() * 1000.0,
-        payload: ctx.capture.as_ref().map(|c| {
+        payload: ctx.admission.capture.as_ref().map(|c| {
             let max = ctx
                 .runtime
                 .as_ref()
@@ -183,7 +175,7 @@ pub fn record(
             c.render(ctx.is_sse(), max)
         }),
         duration_ms: elapsed.as_secs_f64() * 1000.0,
-        outcome,
+        outcome: outcome.label(),
     });
 }
 
@@ -196,10 +188,10 @@ fn record_genai(
     tpot: Option<f64>,
     usage: Option<Usage>,
 ) {
-    let (Some(request), Some(target)) = (ctx.request.as_ref(), ctx.target()) else {
+    let (Some(request), Some(target)) = (ctx.admission.request.as_ref(), ctx.target()) else {
         return;
     };
-    if ctx.attempts.is_empty() {
+    if ctx.attempts.as_ref().is_none_or(|a| a.log().is_empty()) {
         return;
     }
     let labels = [

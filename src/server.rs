@@ -1,19 +1,15 @@
-//! Wiring: Pingora's `Server` with the proxy service, the admin service, the limit store sync
-//! (when `[redis]` is set) and, when a provider uses it, the built-in mock upstream.
-//!
-//! [`Runtime`] is everything derived from one config file. Requests take a snapshot of it
-//! (`ArcSwap::load_full`) when they start and keep it to the end.
+//! Wiring: Pingora's `Server` with the proxy service, the admin service and the background
+//! services ([`crate::services`]). The top of the module graph: nothing imports it but `main`.
 
 use crate::access_log::{AccessLog, ReopenOnSigusr1};
 use crate::admin::Admin;
-use crate::auth::KeyTable;
 use crate::config::{Config, Upstream};
 use crate::limits::sync::{instance_name, StoreSync};
-use crate::limits::{LimitPlan, Limiter};
+use crate::limits::Limiter;
 use crate::mock;
 use crate::proxy::Gateway;
 use crate::reload::{Reloader, SighupReload};
-use crate::upstream::Upstreams;
+use crate::runtime::Runtime;
 use crate::usage::UsageStore;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -23,41 +19,8 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-
-/// Everything derived from one config file.
-pub struct Runtime {
-    pub config: Arc<Config>,
-    pub keys: KeyTable,
-    pub upstreams: Upstreams,
-    pub limits: LimitPlan,
-    /// Some consumer or model has `log_payloads`.
-    pub captures_payloads: bool,
-}
-
-impl Runtime {
-    /// `limiter` is the process's, so counts carry over from the previous config.
-    pub fn new(
-        config: Config,
-        builtin_mock: Option<SocketAddr>,
-        limiter: &Arc<Limiter>,
-    ) -> Runtime {
-        if config.models.iter().any(|m| m.needs_prompt_tokens()) {
-            // The tokenizer takes a moment to load: not on the first request.
-            crate::tokens::warm_up();
-        }
-        Runtime {
-            keys: KeyTable::new(&config.consumers),
-            upstreams: Upstreams::resolve(&config, builtin_mock),
-            limits: LimitPlan::new(Arc::clone(limiter), &config),
-            captures_payloads: config.consumers.iter().any(|c| c.log_payloads)
-                || config.models.iter().any(|m| m.log_payloads),
-            config: Arc::new(config),
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -148,14 +111,14 @@ pub fn build_server(
     // Always running (idle without checks): a reload may add some.
     server.add_service(background_service(
         "active health checks",
-        crate::upstream::active::ActiveHealth {
+        crate::services::health_checks::ActiveHealth {
             runtime: Arc::clone(&runtime),
             connector: health_connector,
         },
     ));
     server.add_service(background_service(
         "provider name resolution",
-        crate::upstream::dns::Resolver {
+        crate::services::dns::Resolver {
             runtime: Arc::clone(&runtime),
         },
     ));

@@ -9,7 +9,7 @@ pub mod limits;
 mod providers;
 pub mod rules;
 
-use crate::auth::{parse_key_digest, KeyDigest};
+use crate::key_digest::{parse_key_digest, KeyDigest};
 use file::FileConfig;
 use http::{HeaderName, HeaderValue};
 pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings};
@@ -121,10 +121,10 @@ impl ProviderKind {
     }
 
     /// The wire dialect the provider speaks.
-    pub fn dialect(self) -> crate::error::Dialect {
+    pub fn dialect(self) -> crate::dialect::Dialect {
         match self {
-            ProviderKind::Anthropic => crate::error::Dialect::Anthropic,
-            _ => crate::error::Dialect::OpenAi,
+            ProviderKind::Anthropic => crate::dialect::Dialect::Anthropic,
+            _ => crate::dialect::Dialect::OpenAi,
         }
     }
 }
@@ -158,7 +158,7 @@ pub struct Provider {
     /// The whole upstream exchange.
     pub total_timeout: Option<Duration>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
-    pub outlier: crate::upstream::health::OutlierSettings,
+    pub outlier: crate::feedback::health::OutlierSettings,
     pub health_check: Option<HealthCheck>,
     pub tls: TlsSettings,
     /// `anthropic-version` sent to Anthropic backends (unless the client sent its own).
@@ -166,7 +166,7 @@ pub struct Provider {
     /// Azure's `api-version` query parameter.
     pub api_version: Option<String>,
     /// This provider's passive/active health (shared with earlier configs of the same name).
-    pub health: Arc<crate::upstream::health::ProviderHealth>,
+    pub health: Arc<crate::feedback::health::ProviderHealth>,
 }
 
 /// How a provider's connections are made beyond address and port.
@@ -217,7 +217,7 @@ pub struct Model {
     pub log_payloads: bool,
     pub rules: Vec<Rule>,
     /// Shared by every request of this model while this config is live.
-    pub retry_budget: Arc<crate::routing::budget::RetryBudget>,
+    pub retry_budget: Arc<crate::feedback::budget::RetryBudget>,
     pub max_ejection_percent: u32,
 }
 
@@ -410,7 +410,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
             price,
             log_payloads: m.log_payloads,
             rules,
-            retry_budget: Arc::new(crate::routing::budget::RetryBudget::new(
+            retry_budget: Arc::new(crate::feedback::budget::RetryBudget::new(
                 m.retry_budget.percent,
                 m.retry_budget.min_per_second,
             )),

@@ -139,7 +139,7 @@ pub(super) fn build_provider(
             .anthropic_version
             .unwrap_or_else(|| "2023-06-01".to_string()),
         api_version: p.api_version,
-        health: crate::upstream::health::HEALTH.provider(&p.name),
+        health: crate::feedback::health::HEALTH.provider(&p.name),
         name: p.name,
         kind,
         upstream,
@@ -158,7 +158,7 @@ pub(super) fn build_provider(
             timeout: Duration::from_millis(hc.timeout_ms.max(1)),
             expected_status: hc.expected_status,
         }),
-        outlier: crate::upstream::health::OutlierSettings {
+        outlier: crate::feedback::health::OutlierSettings {
             consecutive_failures: p.outlier.consecutive_failures.max(1),
             base_ejection: Duration::from_millis(p.outlier.base_ejection_ms.max(1)),
             max_ejection: Duration::from_millis(

@@ -3,7 +3,7 @@
 //! (`6s`, `1m30s`). Anthropic: `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`,
 //! resets as RFC 3339 times.
 
-use crate::error::Dialect;
+use crate::dialect::Dialect;
 use pingora::http::ResponseHeader;
 
 /// One dimension's state for the client.

@@ -5,7 +5,8 @@
 //! `stream_options.include_usage` for metering) is then a splice of those spans, so a 1 MiB
 //! agent history is copied once per attempt, never re-serialised.
 
-use crate::error::{Dialect, GatewayError};
+use crate::dialect::Dialect;
+use crate::error::GatewayError;
 use crate::tokens;
 use bytes::Bytes;
 use serde::Deserialize;

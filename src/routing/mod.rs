@@ -7,12 +7,11 @@
 //! Fallbacks follow, in order. Targets whose `context_window` is smaller than the request are
 //! skipped, and the list is cut to the model's `max_attempts`.
 
-pub mod budget;
 pub mod facts;
-pub mod latency;
 
 use crate::config::{Condition, Model, Rule, Strategy, Target};
-use crate::upstream::health::Standing;
+use crate::feedback::health::Standing;
+use crate::feedback::latency;
 use facts::Facts;
 use rand::Rng;
 use std::sync::Arc;
@@ -237,7 +236,7 @@ mod tests {
             tls: Default::default(),
             anthropic_version: String::new(),
             api_version: None,
-            health: Arc::new(crate::upstream::health::ProviderHealth::new("p")),
+            health: Arc::new(crate::feedback::health::ProviderHealth::new("p")),
         });
         Arc::new(Model {
             name: "m".into(),
@@ -255,7 +254,7 @@ mod tests {
             price: None,
             log_payloads: false,
             rules: vec![],
-            retry_budget: Arc::new(budget::RetryBudget::new(100.0, 1000.0)),
+            retry_budget: Arc::new(crate::feedback::budget::RetryBudget::new(100.0, 1000.0)),
             max_ejection_percent: 50,
         })
     }

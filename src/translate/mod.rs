@@ -13,7 +13,8 @@ pub mod stream;
 #[cfg(test)]
 mod tests;
 
-use crate::error::{Dialect, GatewayError};
+use crate::dialect::Dialect;
+use crate::error::GatewayError;
 use crate::protocol::ParsedRequest;
 use bytes::Bytes;
 use serde_json::Value;

@@ -1,26 +1,17 @@
 //! Name resolution for providers: a host name becomes the set of addresses that share the
 //! provider's traffic. Resolution never runs on a request: [`resolve`] runs when a config is
-//! built (startup, or a reload's blocking task), and [`Resolver`] re-resolves every
-//! `server.resolve_interval_ms` on tokio's blocking pool. A failed or empty re-resolution keeps
+//! built (startup, or a reload's blocking task), and a background service re-resolves every
+//! `server.resolve_interval_ms` on tokio's blocking pool
+//! ([`crate::services::dns`]). A failed or empty re-resolution keeps
 //! the last good set.
 //!
 //! `server.hosts_file` (in `/etc/hosts` format) is read first, at every resolution, then the
 //! system resolver (`getaddrinfo`, which honours `/etc/hosts`, DNS and nsswitch).
 
 use crate::metrics::METRICS;
-use crate::server::Runtime;
-use arc_swap::ArcSwap;
-use async_trait::async_trait;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
-
-/// Longest wait for one background resolution (a stuck resolver must not stop the others).
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The addresses of `host:port`, sorted and without duplicates. Blocking.
 pub fn resolve(host: &str, port: u16, hosts_file: Option<&Path>) -> io::Result<Vec<SocketAddr>> {
@@ -61,39 +52,6 @@ fn lookup_hosts_file(text: &str, host: &str) -> Vec<IpAddr> {
             fields.any(|n| n.eq_ignore_ascii_case(host)).then_some(ip)
         })
         .collect()
-}
-
-/// Re-resolves every provider's host on an interval.
-pub struct Resolver {
-    pub runtime: Arc<ArcSwap<Runtime>>,
-}
-
-#[async_trait]
-impl BackgroundService for Resolver {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        loop {
-            let runtime = self.runtime.load_full();
-            let interval = runtime.config.server.resolve_interval;
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => return,
-            }
-            let runtime = self.runtime.load_full();
-            let hosts_file = runtime.config.server.hosts_file.clone();
-            for (provider, endpoint) in runtime.upstreams.named_hosts() {
-                let (host, port) = (endpoint.host.clone(), endpoint.port);
-                let file = hosts_file.clone();
-                let lookup =
-                    tokio::task::spawn_blocking(move || resolve(&host, port, file.as_deref()));
-                let result = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => Err(io::Error::other(e.to_string())),
-                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
-                };
-                endpoint.update(provider, result);
-            }
-        }
-    }
 }
 
 /// Record a resolution's result for `provider` (metrics and a log line on change). Returns

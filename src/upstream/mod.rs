@@ -4,9 +4,7 @@
 //! Both I/O paths (Pingora's proxy phases and the large-body forwarder) call these functions,
 //! so a target is reached, authenticated and judged the same way whichever path carries it.
 
-pub mod active;
 pub mod dns;
-pub mod health;
 
 use crate::config::{Config, Provider, ProviderKind, Target, Upstream};
 use crate::error::GatewayError;
@@ -65,6 +63,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The host name (or literal) and port this endpoint resolves.
+    pub fn host_and_port(&self) -> (String, u16) {
+        (self.host.clone(), self.port)
+    }
+
     /// Take a resolution's result: a new set replaces the old; a failure keeps it.
     pub fn update(&self, provider: &str, result: std::io::Result<Vec<SocketAddr>>) {
         let previous = self.addrs.load();

@@ -318,3 +318,32 @@ async fn ten_megabytes_of_garbage_in_a_stream_are_bounded_and_answered() {
     assert_eq!(r.status(), 405);
     gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
 }
+
+/// One timeout model on both paths: a non-streamed request whose first byte comes after
+/// `first_byte_timeout_ms` but within `idle_timeout_ms` fails over (the clocks are not merged
+/// into one per-read wait), and a short first-byte clock does not cut a body that follows.
+#[tokio::test]
+async fn a_late_first_byte_fails_over_even_when_the_idle_clock_is_longer() {
+    let mock = mock();
+    let url = mock.url();
+    let cfg = format!(
+        "{}{}\n[[models]]\nname = \"chat\"\nstrategy = \"priority\"\n\
+         targets = [{{ provider = \"late\", model = \"up-late\" }}, {{ provider = \"good\", model = \"up-good\" }}]\n",
+        timed_provider(
+            "late",
+            &url,
+            "ttft_ms=900",
+            "first_byte_timeout_ms = 300\nidle_timeout_ms = 5000"
+        ),
+        timed_provider("good", &url, "ttft_ms=0", "first_byte_timeout_ms = 300\nidle_timeout_ms = 5000"),
+    );
+    let gw = Gateway::start(&cfg);
+    let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    let lines = gw.wait_log_lines(1).await;
+    assert_eq!(lines[0]["attempt_log"][0]["outcome"], "timeout");
+    assert_eq!(lines[0]["attempt_log"][1]["outcome"], "ok");
+    assert_eq!(lines[0]["outcome"], "success");
+}

@@ -4,7 +4,7 @@
 //! ([`super::health::ProviderHealth`]), so routing treats both alike.
 
 use crate::config::{Provider, Target, Upstream};
-use crate::server::Runtime;
+use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;

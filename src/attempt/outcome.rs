@@ -1,0 +1,226 @@
+//! The typed vocabulary of upstream attempts: which clock ran out ([`Clock`]), why an attempt
+//! failed ([`Failure`]), how a logged attempt ended ([`AttemptOutcome`]) and how a whole
+//! exchange ended ([`ExchangeOutcome`]). Each has `label()`, the one word metrics and the
+//! access log use; nothing compares those words.
+
+use crate::error::GatewayError;
+use once_cell::sync::Lazy;
+use pingora::{Error, ErrorType};
+
+/// The clocks an upstream exchange runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// From the request sent to the response header.
+    FirstByte,
+    /// Between two reads of the response body.
+    Idle,
+    /// From the start of the first attempt to the end of the body.
+    Total,
+}
+
+/// Why an attempt did not give the client its answer, or why a committed one broke off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The provider has no address (its name does not resolve).
+    Unresolved,
+    ConnectTimeout,
+    ConnectRefused,
+    ConnectNoRoute,
+    Tls,
+    Connect,
+    TimedOut(Clock),
+    /// The connection was reset or closed.
+    Reset,
+    /// The upstream broke HTTP framing.
+    Protocol,
+    /// A retryable status answered before anything reached the client.
+    Status(u16),
+    /// A 200 stream whose first event is an error.
+    FirstFrameError,
+    /// A pooled connection had gone stale; the same candidate is tried on a fresh one.
+    StaleConnection,
+    Other,
+}
+
+/// `status_100` .. `status_599`, made once so a status label never allocates.
+static STATUS_LABELS: Lazy<Vec<&'static str>> = Lazy::new(|| {
+    (100..600u16)
+        .map(|s| &*Box::leak(format!("status_{s}").into_boxed_str()))
+        .collect()
+});
+
+impl Failure {
+    /// Classify a Pingora error. `committed`: the response had already started, so a read
+    /// that timed out was waiting between body chunks.
+    pub fn of(e: &Error, committed: bool) -> Failure {
+        use ErrorType::*;
+        match e.etype() {
+            ConnectTimedout => Failure::ConnectTimeout,
+            ConnectRefused => Failure::ConnectRefused,
+            ConnectNoRoute => Failure::ConnectNoRoute,
+            TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError
+            | TLSWantX509Lookup => Failure::Tls,
+            ConnectError | BindError | SocketError | ConnectProxyFailure | AcceptError => {
+                Failure::Connect
+            }
+            ReadTimedout | WriteTimedout if committed => Failure::TimedOut(Clock::Idle),
+            ReadTimedout | WriteTimedout => Failure::TimedOut(Clock::FirstByte),
+            ReadError | WriteError | ConnectionClosed => Failure::Reset,
+            InvalidHTTPHeader | H1Error | H2Error | H2Downgrade | InvalidH2 => Failure::Protocol,
+            HTTPStatus(s) => Failure::Status(*s),
+            _ => Failure::Other,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Failure::Unresolved => "unresolved",
+            Failure::ConnectTimeout => "connect_timeout",
+            Failure::ConnectRefused => "connect_refused",
+            Failure::ConnectNoRoute => "connect_no_route",
+            Failure::Tls => "tls_error",
+            Failure::Connect => "connect_error",
+            Failure::TimedOut(Clock::FirstByte | Clock::Idle) => "timeout",
+            Failure::TimedOut(Clock::Total) => "total_timeout",
+            Failure::Reset => "connection_reset",
+            Failure::Protocol => "protocol_error",
+            Failure::Status(s @ 100..600) => STATUS_LABELS[usize::from(s - 100)],
+            Failure::Status(_) => "status_other",
+            Failure::FirstFrameError => "first_frame_error",
+            Failure::StaleConnection => "stale_connection",
+            Failure::Other => "error",
+        }
+    }
+
+    /// Whether another candidate may be tried after this failure. A status only when the
+    /// model lists it in `retry_on_status`; a stale connection is retried on the same one.
+    pub fn retryable(self, retry_on_status: &[u16]) -> bool {
+        match self {
+            Failure::Status(s) => retry_on_status.contains(&s),
+            Failure::StaleConnection => false,
+            Failure::Unresolved
+            | Failure::ConnectTimeout
+            | Failure::ConnectRefused
+            | Failure::ConnectNoRoute
+            | Failure::Tls
+            | Failure::Connect
+            | Failure::TimedOut(_)
+            | Failure::Reset
+            | Failure::Protocol
+            | Failure::FirstFrameError
+            | Failure::Other => true,
+        }
+    }
+
+    /// Whether the failure counts against the provider's passive health: everything but a
+    /// stale pooled connection and a status below 500 (a 429 is the provider pacing us).
+    pub fn counts_against_health(self) -> bool {
+        match self {
+            Failure::Status(s) => s >= 500,
+            Failure::StaleConnection => false,
+            Failure::Unresolved
+            | Failure::ConnectTimeout
+            | Failure::ConnectRefused
+            | Failure::ConnectNoRoute
+            | Failure::Tls
+            | Failure::Connect
+            | Failure::TimedOut(_)
+            | Failure::Reset
+            | Failure::Protocol
+            | Failure::FirstFrameError
+            | Failure::Other => true,
+        }
+    }
+
+    /// Whether a pooled connection that failed this way may simply have gone stale (the
+    /// upstream closed it while idle): worth one more try on a fresh connection.
+    pub fn may_be_stale(self) -> bool {
+        matches!(self, Failure::Reset | Failure::Protocol | Failure::Other)
+    }
+
+    /// The error the client gets when the last attempt failed this way.
+    pub fn client_error(self) -> GatewayError {
+        match self {
+            Failure::TimedOut(_) => GatewayError::UpstreamTimeout,
+            Failure::Unresolved
+            | Failure::ConnectTimeout
+            | Failure::ConnectRefused
+            | Failure::ConnectNoRoute
+            | Failure::Tls
+            | Failure::Connect => GatewayError::UpstreamConnect,
+            Failure::Reset
+            | Failure::Protocol
+            | Failure::Status(_)
+            | Failure::FirstFrameError
+            | Failure::StaleConnection
+            | Failure::Other => {
+                GatewayError::UpstreamBroken("the connection failed before a response")
+            }
+        }
+    }
+}
+
+/// How one logged attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Begun, not ended yet.
+    Pending,
+    /// Committed with a success status.
+    Ok,
+    /// Committed with an error status (it went to the client as it was).
+    Status,
+    /// Abandoned.
+    Failed(Failure),
+}
+
+impl AttemptOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            AttemptOutcome::Pending => "pending",
+            AttemptOutcome::Ok => "ok",
+            AttemptOutcome::Status => "status",
+            AttemptOutcome::Failed(f) => f.label(),
+        }
+    }
+}
+
+impl serde::Serialize for AttemptOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.label())
+    }
+}
+
+/// How a whole exchange ended, as `tollgate_requests_total{outcome}` and the access log say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeOutcome {
+    Success,
+    /// The upstream's own error status reached the client.
+    UpstreamStatus,
+    /// The response had started; the upstream then failed it.
+    UpstreamCut(Failure),
+    ClientDisconnect,
+    /// The gateway answered with an error of its own (its outcome label).
+    Refused(&'static str),
+}
+
+impl ExchangeOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            ExchangeOutcome::Success => "success",
+            ExchangeOutcome::UpstreamStatus => "upstream_status",
+            ExchangeOutcome::UpstreamCut(Failure::TimedOut(Clock::Total)) => {
+                "upstream_total_timeout"
+            }
+            ExchangeOutcome::UpstreamCut(Failure::TimedOut(Clock::FirstByte | Clock::Idle)) => {
+                "upstream_idle_timeout"
+            }
+            ExchangeOutcome::UpstreamCut(_) => "upstream_cut",
+            ExchangeOutcome::ClientDisconnect => "client_disconnect",
+            ExchangeOutcome::Refused(label) => label,
+        }
+    }
+
+    pub fn is_success(self) -> bool {
+        matches!(self, ExchangeOutcome::Success)
+    }
+}

@@ -1,0 +1,186 @@
+//! The upstream exchange, as both I/O paths share it: which path carries a request
+//! ([`Carrier`]), starting an attempt (its body in the backend's dialect), committing an
+//! answer (meter, translator, client headers), and metering every body chunk.
+//!
+//! The failover policy itself is the engine's ([`crate::attempt`]); this module only turns
+//! its decisions into request state.
+
+use crate::attempt::{Attempts, Clocks};
+use crate::config::Target;
+use crate::ctx::{BodyMeter, Committed, RequestCtx};
+use crate::error::GatewayError;
+use crate::meter::{JsonMeter, SseMeter, Usage, UsageSource};
+use crate::metrics::{GaugeGuard, METRICS};
+use crate::protocol::ParsedRequest;
+use crate::tokens;
+use crate::translate::{self, ResponseTranslator};
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+
+/// Which I/O path carries a request's upstream exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    /// Pingora's proxy phases.
+    Phases,
+    /// The forwarder ([`crate::forward`]).
+    Forwarder,
+}
+
+/// The forwarder carries what the phases cannot: bodies Pingora cannot replay, streams (the
+/// first event must be seen before committing), translated requests (their bodies are
+/// rewritten whole), and providers whose clocks one per-read timeout cannot express.
+pub fn carrier(request: &ParsedRequest, attempts: &Attempts, body_replayable: bool) -> Carrier {
+    let client = request.operation.dialect();
+    let plan = attempts.plan();
+    let needs_forwarder = !body_replayable
+        || request.stream
+        || (0..plan.len()).filter_map(|i| plan.candidate(i)).any(|t| {
+            t.provider.kind.dialect() != client
+                || Clocks::single_read_timeout(&t.provider).is_none()
+        });
+    if needs_forwarder {
+        Carrier::Forwarder
+    } else {
+        Carrier::Phases
+    }
+}
+
+impl RequestCtx {
+    /// Start the next attempt of the plan: the engine's candidate, and its body.
+    pub fn begin_attempt(&mut self) -> Result<Target, GatewayError> {
+        let attempts = self.attempts.as_mut().ok_or(GatewayError::Internal)?;
+        let target = attempts.begin()?;
+        let request = self
+            .admission
+            .request
+            .as_ref()
+            .ok_or(GatewayError::Internal)?;
+        self.upstream.body =
+            translate::attempt_body(request, target.provider.kind.dialect(), &target.model)?;
+        self.upstream.body_sent = false;
+        self.upstream.start_wait();
+        Ok(target)
+    }
+
+    /// The engine committed the attempt's answer: set up its meter and translator. Returns
+    /// whether the body is rewritten (then its length changes and `Content-Length` must go).
+    pub fn commit(&mut self, header: &ResponseHeader) -> bool {
+        self.upstream.stop_wait();
+        let status = header.status.as_u16();
+        let sse = header
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("text/event-stream"));
+        let upstream = self.target().map(|t| t.provider.kind.dialect());
+        let translator =
+            upstream.and_then(|u| ResponseTranslator::new(self.dialect, u, status, sse));
+        let strip = sse
+            && self
+                .admission
+                .request
+                .as_ref()
+                .is_some_and(ParsedRequest::injects_usage);
+        let meter = if sse && status < 400 {
+            BodyMeter::Sse(SseMeter::new(strip))
+        } else {
+            BodyMeter::Json(JsonMeter::default())
+        };
+        let rewrites = strip || translator.is_some();
+        self.response = Some(Committed {
+            status,
+            meter,
+            translator,
+            rewrites,
+            first_token_at: None,
+            _stream: sse.then(|| GaugeGuard::acquire(&METRICS.inflight_streams)),
+        });
+        // The body is upstream time too.
+        self.upstream.start_wait();
+        rewrites
+    }
+
+    /// The client-facing edits to a committed upstream response header.
+    pub fn shape_response_header(&self, header: &mut ResponseHeader) -> pingora::Result<()> {
+        if self.response.as_ref().is_some_and(|c| c.rewrites) {
+            header.remove_header(&http::header::CONTENT_LENGTH);
+        }
+        header.insert_header("x-request-id", &self.request_id)?;
+        self.admission.rate_headers.apply(header, self.dialect);
+        Ok(())
+    }
+
+    /// Meter one body chunk (after translating it into the client's dialect). Returns
+    /// replacement bytes when the body is rewritten.
+    pub fn meter_chunk(&mut self, chunk: &[u8]) -> Option<Bytes> {
+        if let Some(c) = self.admission.capture.as_mut() {
+            c.push_response(chunk);
+        }
+        let elapsed = self.started.elapsed();
+        let c = self.response.as_mut()?;
+        let translated = c.translator.as_mut().map(|t| t.feed(chunk));
+        let chunk = translated.as_deref().unwrap_or(chunk);
+        let out = match &mut c.meter {
+            BodyMeter::Sse(m) => {
+                let out = m.feed(chunk);
+                if c.first_token_at.is_none() && m.saw_content() {
+                    c.first_token_at = Some(elapsed);
+                }
+                out
+            }
+            BodyMeter::Json(m) => {
+                m.feed(chunk);
+                None
+            }
+        };
+        out.or(translated)
+    }
+
+    /// The end of the upstream body. Returns what is still to be sent: the rest of a
+    /// translation, and bytes held back by a rewriting meter.
+    pub fn meter_end(&mut self) -> Option<Bytes> {
+        self.upstream.stop_wait();
+        let c = self.response.as_mut()?;
+        let mut tail = Vec::new();
+        if let Some(t) = c.translator.as_mut() {
+            let rest = t.finish();
+            match &mut c.meter {
+                BodyMeter::Sse(m) => match m.feed(&rest) {
+                    Some(kept) => tail.extend_from_slice(&kept),
+                    None => tail.extend_from_slice(&rest),
+                },
+                BodyMeter::Json(m) => {
+                    m.feed(&rest);
+                    tail.extend_from_slice(&rest);
+                }
+            }
+        }
+        if let BodyMeter::Sse(m) = &mut c.meter {
+            if let Some(kept) = m.finish() {
+                tail.extend_from_slice(&kept);
+            }
+        }
+        (!tail.is_empty()).then(|| Bytes::from(tail))
+    }
+
+    /// The request's token usage: the provider's figures, or an estimate when it gave none.
+    pub fn final_usage(&mut self) -> Option<(Usage, UsageSource)> {
+        let request = self.admission.request.as_ref()?;
+        let committed = self.response.as_mut()?;
+        let (reported, deltas, text_bytes) = match &mut committed.meter {
+            BodyMeter::Sse(m) => (m.usage, m.deltas, m.text_bytes),
+            BodyMeter::Json(m) => (m.finish(), 0, 0),
+        };
+        match reported {
+            Some(u) => Some((u, UsageSource::Provider)),
+            None if committed.status >= 400 => None,
+            None => Some((
+                Usage {
+                    input: request.prompt_tokens_estimate,
+                    output: tokens::estimate_output(deltas, text_bytes),
+                },
+                UsageSource::Estimated,
+            )),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The one place where the gateway answers the client itself: an error in the client's
+//! dialect before the response started, an error event after it started, a locally made
+//! JSON answer, and the lingering close after a refused body. Both I/O paths use it.
+
+use crate::attempt::{Failure, Now};
+use crate::ctx::RequestCtx;
+use crate::error::GatewayError;
+use bytes::{Bytes, BytesMut};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use std::time::Duration;
+
+/// Send a gateway-made error in the client's dialect.
+pub async fn respond_error(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) {
+    let body = err.body(ctx.dialect);
+    let mut header = err.response_header(body.len());
+    // A header value the gateway made itself; a failure here only loses the header.
+    if header
+        .insert_header("x-request-id", &ctx.request_id)
+        .is_err()
+    {
+        log::debug!("x-request-id not set on an error response");
+    }
+    ctx.admission.rate_headers.apply(&mut header, ctx.dialect);
+    ctx.end.error = Some(err);
+    write_whole(session, ctx, header, body).await;
+}
+
+/// The upstream failed after the response started: the engine records the cut, and an event
+/// stream ends with an error event the SDKs raise on. A JSON body cannot be repaired; it is
+/// just cut.
+pub async fn end_stream_with_error(session: &mut Session, ctx: &mut RequestCtx, cut: Failure) {
+    ctx.end.upstream_cut = Some(cut);
+    let err = match ctx.attempts.as_mut() {
+        Some(a) => a.cut(cut, Now::real()),
+        None => cut.client_error(),
+    };
+    if ctx.is_sse() {
+        // A blank line first ends whatever event the upstream left unfinished, so the error
+        // arrives as an event of its own (an extra blank line is ignored by SSE parsers).
+        let mut event = BytesMut::from(&b"\n\n"[..]);
+        event.extend_from_slice(&err.sse_event(ctx.dialect));
+        if session
+            .write_response_body(Some(event.freeze()), true)
+            .await
+            .is_err()
+        {
+            ctx.end.client_gone = true;
+        }
+    }
+}
+
+/// Send a locally made JSON answer.
+pub async fn send_json(session: &mut Session, ctx: &mut RequestCtx, status: u16, body: Bytes) {
+    let Ok(mut header) = ResponseHeader::build(status, Some(4)) else {
+        return;
+    };
+    let built = header
+        .insert_header("content-type", "application/json")
+        .and_then(|_| header.insert_header("content-length", body.len().to_string()))
+        .and_then(|_| header.insert_header("x-request-id", &ctx.request_id));
+    if built.is_err() {
+        return respond_error(session, ctx, GatewayError::Internal).await;
+    }
+    write_whole(session, ctx, header, body).await;
+}
+
+async fn write_whole(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    header: ResponseHeader,
+    body: Bytes,
+) {
+    let sent = async {
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session.write_response_body(Some(body), true).await
+    };
+    if sent.await.is_err() {
+        ctx.end.client_gone = true;
+    }
+}
+
+/// After refusing an oversized body, read and discard what the client is still sending for a
+/// moment (a lingering close, as nginx does): closing at once can reset the connection before
+/// the client has read the 413.
+pub async fn linger(session: &mut Session) {
+    const LINGER: Duration = Duration::from_secs(2);
+    const MAX_DISCARD: usize = 64 * 1024 * 1024;
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut discarded = 0;
+    while discarded < MAX_DISCARD {
+        match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+            Ok(Ok(Some(chunk))) => discarded += chunk.len(),
+            _ => return,
+        }
+    }
+}

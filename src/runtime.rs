@@ -1,0 +1,44 @@
+//! [`Runtime`]: everything derived from one config file, the snapshot a request runs on.
+//!
+//! Requests take a snapshot (`ArcSwap::load_full`) when they start and keep it to the end; a
+//! reload builds a new one and swaps it in. It depends on config, authentication, limits and
+//! upstream state only, so every stage and service can read it without a cycle.
+
+use crate::auth::KeyTable;
+use crate::config::Config;
+use crate::limits::{LimitPlan, Limiter};
+use crate::upstream::Upstreams;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Everything derived from one config file.
+pub struct Runtime {
+    pub config: Arc<Config>,
+    pub keys: KeyTable,
+    pub upstreams: Upstreams,
+    pub limits: LimitPlan,
+    /// Some consumer or model has `log_payloads`.
+    pub captures_payloads: bool,
+}
+
+impl Runtime {
+    /// `limiter` is the process's, so counts carry over from the previous config.
+    pub fn new(
+        config: Config,
+        builtin_mock: Option<SocketAddr>,
+        limiter: &Arc<Limiter>,
+    ) -> Runtime {
+        if config.models.iter().any(|m| m.needs_prompt_tokens()) {
+            // The tokenizer takes a moment to load: not on the first request.
+            crate::tokens::warm_up();
+        }
+        Runtime {
+            keys: KeyTable::new(&config.consumers),
+            upstreams: Upstreams::resolve(&config, builtin_mock),
+            limits: LimitPlan::new(Arc::clone(limiter), &config),
+            captures_payloads: config.consumers.iter().any(|c| c.log_payloads)
+                || config.models.iter().any(|m| m.log_payloads),
+            config: Arc::new(config),
+        }
+    }
+}
