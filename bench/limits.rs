@@ -3,6 +3,13 @@
 //! gateway limiter often looks.
 //!
 //!   cargo bench --bench limits
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::let_underscore_must_use,
+    clippy::disallowed_methods,
+    reason = "test and benchmark code: a failed step is a failed run, and the gateway's rules for clocks, tasks and results are the gateway's"
+)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::collections::{HashMap, VecDeque};

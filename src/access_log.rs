@@ -224,5 +224,5 @@ impl BackgroundService for ReopenOnSigusr1 {
 
 /// Now, as RFC 3339 with microseconds (the line's `ts`: when the request finished).
 pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
+    crate::clock::now_rfc3339()
 }

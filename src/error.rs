@@ -256,20 +256,20 @@ impl GatewayError {
     }
 
     /// A complete response header for this error; the body is [`Self::body`].
-    pub fn response_header(&self, body_len: usize) -> ResponseHeader {
-        let mut h = ResponseHeader::build(self.status(), Some(6)).expect("valid status code");
-        let _ = h.insert_header("content-type", "application/json");
-        let _ = h.insert_header("content-length", body_len.to_string());
-        let _ = h.insert_header("x-tollgate-error", "true");
-        let _ = h.insert_header(
+    pub fn response_header(&self, body_len: usize) -> pingora::Result<ResponseHeader> {
+        let mut h = ResponseHeader::build(self.status(), Some(6))?;
+        h.insert_header("content-type", "application/json")?;
+        h.insert_header("content-length", body_len.to_string())?;
+        h.insert_header("x-tollgate-error", "true")?;
+        h.insert_header(
             "x-should-retry",
             if self.should_retry() { "true" } else { "false" },
-        );
+        )?;
         if let Some(ms) = self.retry_after_ms() {
-            let _ = h.insert_header("retry-after", ms.div_ceil(1000).max(1).to_string());
-            let _ = h.insert_header("retry-after-ms", ms.to_string());
+            h.insert_header("retry-after", ms.div_ceil(1000).max(1).to_string())?;
+            h.insert_header("retry-after-ms", ms.to_string())?;
         }
-        h
+        Ok(h)
     }
 }
 
@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn header_marks_gateway_errors() {
         let e = GatewayError::NoCandidate("m".into());
-        let h = e.response_header(10);
+        let h = e.response_header(10).unwrap();
         assert_eq!(h.status.as_u16(), 503);
         assert_eq!(h.headers["x-tollgate-error"], "true");
         assert_eq!(h.headers["retry-after"], "1");
@@ -330,7 +330,7 @@ mod tests {
         let v = parse(e.body(Dialect::OpenAi));
         assert_eq!(v["error"]["type"], "tokens");
         assert_eq!(v["error"]["code"], "rate_limit_exceeded");
-        let h = e.response_header(1);
+        let h = e.response_header(1).unwrap();
         assert_eq!(h.status.as_u16(), 429);
         assert_eq!(h.headers["retry-after"], "2");
         assert_eq!(h.headers["retry-after-ms"], "1500");
@@ -338,7 +338,10 @@ mod tests {
         let big = GatewayError::RequestTooLarge {
             message: "Request too large".into(),
         };
-        assert_eq!(big.response_header(1).headers["x-should-retry"], "false");
+        assert_eq!(
+            big.response_header(1).unwrap().headers["x-should-retry"],
+            "false"
+        );
         let quota = GatewayError::QuotaExceeded {
             limit: "usd_per_day",
             message: "budget".into(),

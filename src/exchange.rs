@@ -106,8 +106,7 @@ impl RequestCtx {
             header.remove_header(&http::header::CONTENT_LENGTH);
         }
         header.insert_header("x-request-id", &self.request_id)?;
-        self.admission.rate_headers.apply(header, self.dialect);
-        Ok(())
+        self.admission.rate_headers.apply(header, self.dialect)
     }
 
     /// Meter one body chunk (after translating it into the client's dialect). Returns

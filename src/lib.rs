@@ -10,6 +10,7 @@ pub mod admin;
 pub mod attempt;
 pub mod auth;
 pub mod capture;
+pub mod clock;
 pub mod config;
 pub mod ctx;
 pub mod dialect;

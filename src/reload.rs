@@ -163,7 +163,10 @@ impl BackgroundService for SighupReload {
                     if got.is_none() {
                         return;
                     }
-                    let _ = self.reloader.reload("SIGHUP").await;
+                    // The reloader logs and counts the outcome either way.
+                    if let Err(errors) = self.reloader.reload("SIGHUP").await {
+                        log::debug!("SIGHUP reload refused ({} errors)", errors.len());
+                    }
                 }
                 _ = shutdown.changed() => return,
             }

@@ -13,17 +13,20 @@ use std::time::Duration;
 /// Send a gateway-made error in the client's dialect.
 pub async fn respond_error(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) {
     let body = err.body(ctx.dialect);
-    let mut header = err.response_header(body.len());
-    // A header value the gateway made itself; a failure here only loses the header.
-    if header
-        .insert_header("x-request-id", &ctx.request_id)
-        .is_err()
-    {
-        log::debug!("x-request-id not set on an error response");
-    }
-    ctx.admission.rate_headers.apply(&mut header, ctx.dialect);
+    let header = err.response_header(body.len()).and_then(|mut h| {
+        h.insert_header("x-request-id", &ctx.request_id)?;
+        ctx.admission.rate_headers.apply(&mut h, ctx.dialect)?;
+        Ok(h)
+    });
     ctx.end.error = Some(err);
-    write_whole(session, ctx, header, body).await;
+    match header {
+        Ok(header) => write_whole(session, ctx, header, body).await,
+        // Only gateway-made values go in; if one were refused, close rather than lie.
+        Err(e) => {
+            log::error!("cannot build an error response: {e}");
+            ctx.end.client_gone = true;
+        }
+    }
 }
 
 /// The upstream failed after the response started: the engine records the cut, and an event

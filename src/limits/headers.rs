@@ -30,7 +30,7 @@ impl RateHeaders {
         }
     }
 
-    pub fn apply(&self, h: &mut ResponseHeader, dialect: Dialect) {
+    pub fn apply(&self, h: &mut ResponseHeader, dialect: Dialect) -> pingora::Result<()> {
         for (name, q) in [("requests", self.requests), ("tokens", self.tokens)] {
             let Some(q) = q else { continue };
             if dialect == Dialect::Anthropic {
@@ -38,20 +38,19 @@ impl RateHeaders {
                     .checked_add(jiff::SignedDuration::from_millis(q.reset_ms.max(0)))
                     .unwrap_or_else(|_| jiff::Timestamp::now());
                 let prefix = format!("anthropic-ratelimit-{name}");
-                let _ = h.insert_header(format!("{prefix}-limit"), q.limit.to_string());
-                let _ = h.insert_header(format!("{prefix}-remaining"), q.remaining.to_string());
-                let _ = h.insert_header(format!("{prefix}-reset"), format!("{reset:.0}"));
+                h.insert_header(format!("{prefix}-limit"), q.limit.to_string())?;
+                h.insert_header(format!("{prefix}-remaining"), q.remaining.to_string())?;
+                h.insert_header(format!("{prefix}-reset"), format!("{reset:.0}"))?;
                 continue;
             }
-            {
-                let _ = h.insert_header(format!("x-ratelimit-limit-{name}"), q.limit.to_string());
-                let _ = h.insert_header(
-                    format!("x-ratelimit-remaining-{name}"),
-                    q.remaining.to_string(),
-                );
-                let _ = h.insert_header(format!("x-ratelimit-reset-{name}"), duration(q.reset_ms));
-            }
+            h.insert_header(format!("x-ratelimit-limit-{name}"), q.limit.to_string())?;
+            h.insert_header(
+                format!("x-ratelimit-remaining-{name}"),
+                q.remaining.to_string(),
+            )?;
+            h.insert_header(format!("x-ratelimit-reset-{name}"), duration(q.reset_ms))?;
         }
+        Ok(())
     }
 }
 
@@ -100,12 +99,12 @@ mod tests {
         RateHeaders::tighten(&mut h.requests, q(3));
         RateHeaders::tighten(&mut h.requests, q(5));
         let mut resp = ResponseHeader::build(200, None).unwrap();
-        h.apply(&mut resp, Dialect::OpenAi);
+        h.apply(&mut resp, Dialect::OpenAi).unwrap();
         assert_eq!(resp.headers["x-ratelimit-remaining-requests"], "3");
         assert_eq!(resp.headers["x-ratelimit-reset-requests"], "1.5s");
         assert!(resp.headers.get("x-ratelimit-limit-tokens").is_none());
         let mut resp = ResponseHeader::build(200, None).unwrap();
-        h.apply(&mut resp, Dialect::Anthropic);
+        h.apply(&mut resp, Dialect::Anthropic).unwrap();
         assert_eq!(resp.headers["anthropic-ratelimit-requests-remaining"], "3");
         assert_eq!(resp.headers["anthropic-ratelimit-requests-limit"], "10");
         let reset = resp.headers["anthropic-ratelimit-requests-reset"]

@@ -97,8 +97,10 @@ pub async fn serve(listener: TcpListener, state: Arc<MockState>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(stream, Arc::clone(&state)));
+                if let Err(e) = stream.set_nodelay(true) {
+                    log::debug!("mock upstream: no TCP_NODELAY: {e}");
+                }
+                spawn_connection(serve_connection(stream, Arc::clone(&state)));
             }
             Err(e) => {
                 log::warn!("mock upstream accept failed: {e}");
@@ -106,6 +108,14 @@ pub async fn serve(listener: TcpListener, state: Arc<MockState>) {
             }
         }
     }
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the mock upstream serves each connection on a task of its own"
+)]
+fn spawn_connection(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    tokio::spawn(f);
 }
 
 async fn serve_connection(mut stream: TcpStream, state: Arc<MockState>) {
@@ -116,7 +126,13 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<MockState>) {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
-                let _ = http1::write_json(&mut stream, 400, &[], &serde_json::json!({"error": {"message": e, "type": "invalid_request_error", "param": null, "code": null}}), true).await;
+                let body = serde_json::json!({"error": {"message": e, "type": "invalid_request_error", "param": null, "code": null}});
+                if http1::write_json(&mut stream, 400, &[], &body, true)
+                    .await
+                    .is_err()
+                {
+                    log::debug!("mock upstream: the client left before its 400");
+                }
                 return;
             }
         };

@@ -210,7 +210,5 @@ pub fn error(status: u16) -> Value {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::unix_seconds()
 }

@@ -44,13 +44,18 @@ impl ActiveHealth {
         };
         let mut req = RequestHeader::build("GET", format!("{base}{}", hc.path).as_bytes(), None)
             .map_err(|e| e.to_string())?;
-        let _ = req.insert_header("host", host);
-        let _ = req.insert_header("user-agent", "tollgate-health-check");
+        let header_error = |e: Box<pingora::Error>| e.to_string();
+        req.insert_header("host", host).map_err(header_error)?;
+        req.insert_header("user-agent", "tollgate-health-check")
+            .map_err(header_error)?;
         if let Some(key) = &p.api_key {
-            let _ = req.insert_header("authorization", format!("Bearer {}", key.expose()));
+            // The key is the provider's, checked at config load; never in the error text.
+            req.insert_header("authorization", format!("Bearer {}", key.expose()))
+                .map_err(|_| "the provider key is not a valid header value".to_string())?;
         }
         for (k, v) in &p.headers {
-            let _ = req.insert_header(k.clone(), v.clone());
+            req.insert_header(k.clone(), v.clone())
+                .map_err(header_error)?;
         }
         let exchange = async {
             let (mut s, _) = self.connector.get_http_session(&*peer).await?;

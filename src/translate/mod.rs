@@ -34,9 +34,7 @@ pub fn untranslatable(param: impl Into<String>, message: impl Into<String>) -> G
 
 /// Seconds since the epoch, for `created` fields.
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::clock::unix_seconds()
 }
 
 /// The body one attempt sends to a backend speaking `upstream`, with `model` set.

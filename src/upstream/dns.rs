@@ -133,6 +133,6 @@ mod tests {
                 "127.0.0.3:8000".parse().unwrap()
             ]
         );
-        let _ = std::fs::remove_file(&dir);
+        std::fs::remove_file(&dir).unwrap();
     }
 }
