@@ -86,6 +86,11 @@ impl Framer {
         self.hold(&chunk[start..], &mut out);
     }
 
+    /// Bytes held for an event that has not ended yet.
+    pub fn held_bytes(&self) -> usize {
+        self.pending.capacity()
+    }
+
     /// The end of the stream: a last event that lacked its blank line.
     pub fn finish(&mut self, mut out: impl FnMut(Piece<'_>)) {
         if !self.pending.is_empty() {

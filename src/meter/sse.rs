@@ -1,31 +1,22 @@
-//! Incremental SSE metering for OpenAI-style streams.
+//! Incremental SSE metering for OpenAI- and Anthropic-style streams.
 //!
-//! The meter frames events across arbitrary chunk boundaries (`\n` or `\r\n`), reads the usage
-//! chunk, counts content deltas for estimates, notices `[DONE]` and error events, and — when the
-//! gateway injected `include_usage` — removes the extra usage chunk and the `"usage":null`
-//! fields so the client sees exactly the stream it asked for. Memory is bounded: a line longer
-//! than [`MAX_LINE`] is passed through but not parsed.
+//! The meter reads complete events from the gateway's one framer ([`crate::sse`]), reads the
+//! usage, counts content deltas for estimates, notices `[DONE]` and error events, and — when
+//! the gateway injected `include_usage` — removes the extra usage chunk and the `"usage":null`
+//! fields so the client sees exactly the stream it asked for. Memory is bounded: an event
+//! longer than [`crate::sse::MAX_EVENT`] is passed through but not parsed.
 
 use super::{usage_from, Usage};
+use crate::sse::{Framer, Piece};
 use bytes::Bytes;
-
-/// Longest line the meter parses; longer ones pass through unparsed.
-pub const MAX_LINE: usize = 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct SseMeter {
     /// Strip the injected usage chunk and `usage: null` fields from the output.
     strip: bool,
-    /// The current line so far (without its newline).
-    line: Vec<u8>,
-    line_too_long: bool,
-    /// The current event's `data` payload.
-    data: Vec<u8>,
-    data_too_long: bool,
-    /// Strip mode: raw bytes of the current event, held until it is complete.
-    raw: Vec<u8>,
-    /// Strip mode: the current event grew too large to hold and is being passed through.
-    raw_passing: bool,
+    framer: Framer,
+    /// A reusable copy of an event's data (simd-json parses in place).
+    scratch: Vec<u8>,
     pub usage: Option<Usage>,
     /// Content-bearing deltas seen (text, tool-call arguments, reasoning).
     pub deltas: u64,
@@ -51,21 +42,9 @@ impl SseMeter {
     /// chunk goes through unchanged (always the case unless stripping).
     pub fn feed(&mut self, chunk: &[u8]) -> Option<Bytes> {
         let mut out = Vec::new();
-        let mut rest = chunk;
-        while !rest.is_empty() {
-            match memchr::memchr(b'\n', rest) {
-                Some(i) => {
-                    let (line, tail) = rest.split_at(i + 1);
-                    self.push_partial(line, &mut out);
-                    self.end_line(&mut out);
-                    rest = tail;
-                }
-                None => {
-                    self.push_partial(rest, &mut out);
-                    rest = &[];
-                }
-            }
-        }
+        let mut framer = std::mem::take(&mut self.framer);
+        framer.feed(chunk, |piece| self.piece(piece, &mut out));
+        self.framer = framer;
         self.strip.then(|| Bytes::from(out))
     }
 
@@ -73,15 +52,9 @@ impl SseMeter {
     /// release anything held back.
     pub fn finish(&mut self) -> Option<Bytes> {
         let mut out = Vec::new();
-        if !self.line.is_empty() || self.line_too_long {
-            self.end_line(&mut out);
-        }
-        if !self.data.is_empty() {
-            self.dispatch(&mut out);
-        }
-        if self.strip {
-            out.append(&mut self.raw);
-        }
+        let mut framer = std::mem::take(&mut self.framer);
+        framer.finish(|piece| self.piece(piece, &mut out));
+        self.framer = framer;
         self.strip.then(|| Bytes::from(out))
     }
 
@@ -90,90 +63,33 @@ impl SseMeter {
         self.deltas > 0
     }
 
-    fn push_partial(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        if self.strip {
-            if self.raw_passing {
-                out.extend_from_slice(bytes);
-            } else {
-                self.raw.extend_from_slice(bytes);
-                if self.raw.len() > MAX_LINE {
-                    out.append(&mut self.raw);
-                    self.raw_passing = true;
+    /// Bytes held while waiting for the rest of an event (bounded by [`crate::sse::MAX_EVENT`]).
+    pub fn held_bytes(&self) -> usize {
+        self.framer.held_bytes() + self.scratch.capacity()
+    }
+
+    fn piece(&mut self, piece: Piece<'_>, out: &mut Vec<u8>) {
+        match piece {
+            Piece::Event(e) => {
+                let mut drop_event = false;
+                if let Some(data) = e.data().filter(|d| !d.is_empty()) {
+                    self.events += 1;
+                    let mut scratch = std::mem::take(&mut self.scratch);
+                    scratch.clear();
+                    scratch.extend_from_slice(&data);
+                    drop_event = self.inspect_data(&mut scratch);
+                    self.scratch = scratch;
+                }
+                if self.strip && !drop_event {
+                    remove_usage_null(e.raw, out);
+                }
+            }
+            Piece::Oversized(bytes) => {
+                if self.strip {
+                    out.extend_from_slice(bytes);
                 }
             }
         }
-        if self.line_too_long {
-            return;
-        }
-        if self.line.len() + bytes.len() > MAX_LINE {
-            self.line_too_long = true;
-            self.line = Vec::new();
-            return;
-        }
-        self.line.extend_from_slice(bytes);
-    }
-
-    fn end_line(&mut self, out: &mut Vec<u8>) {
-        if self.line_too_long {
-            self.line_too_long = false;
-            self.data_too_long = true;
-            return;
-        }
-        let mut line: &[u8] = &self.line;
-        if let Some(l) = line.strip_suffix(b"\n") {
-            line = l;
-        }
-        if let Some(l) = line.strip_suffix(b"\r") {
-            line = l;
-        }
-        if line.is_empty() {
-            self.line.clear();
-            self.dispatch(out);
-            return;
-        }
-        if let Some(value) = line.strip_prefix(b"data:") {
-            let value = value.strip_prefix(b" ").unwrap_or(value);
-            if !self.data.is_empty() {
-                self.data.push(b'\n');
-            }
-            if self.data.len() + value.len() > MAX_LINE {
-                self.data_too_long = true;
-            } else {
-                self.data.extend_from_slice(value);
-            }
-        }
-        self.line.clear();
-    }
-
-    fn dispatch(&mut self, out: &mut Vec<u8>) {
-        let drop_event = if self.data_too_long || self.data.is_empty() {
-            false
-        } else {
-            self.events += 1;
-            self.inspect()
-        };
-        self.data.clear();
-        self.data_too_long = false;
-        if self.strip {
-            if self.raw_passing {
-                self.raw_passing = false;
-            } else if drop_event {
-                self.raw.clear();
-            } else {
-                remove_usage_null(&self.raw, out);
-                self.raw.clear();
-            }
-        }
-    }
-
-    /// Read one complete event's data. Returns true when the event must not reach the client.
-    fn inspect(&mut self) -> bool {
-        // Parsed from a buffer of its own, so the meter's fields stay writable meanwhile.
-        let mut data = std::mem::take(&mut self.data);
-        let drop_event = self.inspect_data(&mut data);
-        data.clear();
-        self.data = data;
-        drop_event
     }
 
     fn inspect_data(&mut self, data: &mut Vec<u8>) -> bool {

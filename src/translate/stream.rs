@@ -1,70 +1,38 @@
 //! Event streams across dialects, chunk by chunk: OpenAI chat chunks ⇄ Anthropic Messages
-//! events. Events may be split anywhere across chunks; each translator frames them itself
-//! (bounded) and writes complete events in the client's dialect.
+//! events. Events may be split anywhere across chunks; each translator frames them with the
+//! gateway's one SSE framer (bounded) and writes complete events in the client's dialect.
 
 use super::response::{anthropic_usage, finish_reason, openai_usage, stop_reason};
+use crate::sse;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
-/// Largest event held while framing; a longer one is dropped (and counted by the meter).
-const MAX_EVENT: usize = 1024 * 1024;
-
-/// Splits a byte stream into SSE events: `(event name, data)`.
+/// Splits a byte stream into SSE events, `(event name, data)`, with the gateway's one framer
+/// ([`crate::sse`]). An event over its limit is dropped (the meter counts it).
 #[derive(Debug, Default)]
-struct Framer {
-    buf: Vec<u8>,
-    skipping: bool,
-}
+struct Framer(sse::Framer);
 
 impl Framer {
     fn push(&mut self, chunk: &[u8], out: &mut Vec<(String, String)>) {
-        for &b in chunk {
-            if self.skipping {
-                // Inside an oversized event: wait for its blank line.
-                self.buf.push(b);
-                if self.buf.ends_with(b"\n\n") || self.buf.ends_with(b"\r\n\r\n") {
-                    self.buf.clear();
-                    self.skipping = false;
-                } else if self.buf.len() > 4 {
-                    self.buf.drain(..self.buf.len() - 4);
-                }
-                continue;
-            }
-            self.buf.push(b);
-            if b == b'\n' && (self.buf.ends_with(b"\n\n") || self.buf.ends_with(b"\n\r\n")) {
-                if let Some(e) = parse_event(&self.buf) {
-                    out.push(e);
-                }
-                self.buf.clear();
-            } else if self.buf.len() > MAX_EVENT {
-                self.buf.clear();
-                self.skipping = true;
-            }
-        }
+        self.0.feed(chunk, |p| collect(p, out));
     }
 
     fn finish(&mut self, out: &mut Vec<(String, String)>) {
-        if !self.skipping {
-            if let Some(e) = parse_event(&self.buf) {
-                out.push(e);
-            }
-        }
-        self.buf.clear();
+        self.0.finish(|p| collect(p, out));
     }
 }
 
-fn parse_event(raw: &[u8]) -> Option<(String, String)> {
-    let text = String::from_utf8_lossy(raw);
-    let mut name = String::new();
-    let mut data = Vec::new();
-    for line in text.lines() {
-        if let Some(v) = line.strip_prefix("event:") {
-            name = v.trim().to_string();
-        } else if let Some(v) = line.strip_prefix("data:") {
-            data.push(v.strip_prefix(' ').unwrap_or(v));
-        }
-    }
-    (!data.is_empty()).then(|| (name, data.join("\n")))
+fn collect(piece: sse::Piece<'_>, out: &mut Vec<(String, String)>) {
+    let sse::Piece::Event(e) = piece else {
+        return;
+    };
+    let Some(data) = e.data() else {
+        return;
+    };
+    let name = e.name().map_or(String::new(), |n| {
+        String::from_utf8_lossy(n).trim().to_string()
+    });
+    out.push((name, String::from_utf8_lossy(&data).into_owned()));
 }
 
 fn anthropic_event(out: &mut Vec<u8>, v: &Value) {

@@ -1,5 +1,8 @@
 use super::*;
 
+/// The longest event the meter parses.
+const MAX_LINE: usize = crate::sse::MAX_EVENT;
+
 const STREAM: &str = concat!(
     "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}],\"usage\":null}\n\n",
     "data: {\"id\":\"c1\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"}}],\"usage\":null}\n\n",
@@ -138,7 +141,7 @@ fn garbage_and_huge_lines_are_bounded() {
     junk.extend_from_slice(STREAM.as_bytes());
     for strip in [false, true] {
         let (m, out) = run(&junk, strip, |b| b.chunks(64 * 1024).collect());
-        assert!(m.line.capacity() <= 2 * MAX_LINE);
+        assert!(m.held_bytes() <= 2 * MAX_LINE);
         assert_eq!(
             m.usage,
             Some(Usage {
