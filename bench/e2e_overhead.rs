@@ -1,8 +1,10 @@
 //! End-to-end overhead: the same closed-loop load sent straight to the mock upstream, through
 //! Tollgate with an unlimited key, and through Tollgate with a key under RPM/TPM/concurrency
-//! limits and a daily budget (never reached), side by side in one run, interleaved twice.
+//! limits and a daily budget (never reached), side by side in one run, interleaved twice;
+//! then the same for streams (`stream: true`, 16 deltas and a usage chunk, read to the end).
 //!
 //!   cargo bench --bench e2e_overhead            # TG_BENCH_SECS=5 TG_BENCH_CONC=16 by default
+//!   TG_BENCH_BIN=/path/to/tollgate cargo bench --bench e2e_overhead   # another build, e.g. an older one
 //!
 //! Reports requests/s, p50 and p99 for each, and the ratios. All on loopback; the load stops
 //! after the configured seconds. On a 2-core machine client, mock and gateway share the CPU,
@@ -30,12 +32,20 @@ struct Run {
     errors: usize,
 }
 
-async fn load(url: String, key: Option<&'static str>, conc: usize, secs: u64) -> Run {
+const JSON_BODY: &str = r#"{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"Say hello to the benchmark"}]}"#;
+const SSE_BODY: &str = r#"{"model":"chat","max_tokens":16,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hello to the benchmark"}]}"#;
+
+async fn load(
+    url: String,
+    key: Option<&'static str>,
+    body: &'static str,
+    conc: usize,
+    secs: u64,
+) -> Run {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(conc)
         .build()
         .expect("client");
-    let body = r#"{"model":"chat","max_tokens":16,"messages":[{"role":"user","content":"Say hello to the benchmark"}]}"#;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let warmup_end = Instant::now() + Duration::from_millis(500);
     let mut tasks = Vec::new();
@@ -125,7 +135,9 @@ fn main() {
     );
     let path = dir.path().join("bench.toml");
     std::fs::write(&path, config).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+    let bin =
+        std::env::var("TG_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tollgate").into());
+    let mut child = Command::new(&bin)
         .arg("-c")
         .arg(&path)
         .stdout(Stdio::null())
@@ -143,16 +155,34 @@ fn main() {
         .expect("rt");
     let direct_url = format!("{}/v1/chat/completions", mock.url());
     let gw_url = format!("http://127.0.0.1:{api}/v1/chat/completions");
-    println!("e2e overhead: {conc} concurrent clients, {secs}s per run, 1 gateway worker thread, mock TTFT 0");
+    println!("e2e overhead: {conc} concurrent clients, {secs}s per run, 1 gateway worker thread, mock TTFT 0, gateway {bin}");
+    for (kind, body) in [("JSON", JSON_BODY), ("SSE", SSE_BODY)] {
+        compare(&rt, kind, body, &direct_url, &gw_url, conc, secs);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Direct, through the gateway, and through the gateway with limits, twice; then the ratios.
+fn compare(
+    rt: &tokio::runtime::Runtime,
+    kind: &str,
+    body: &'static str,
+    direct_url: &str,
+    gw_url: &str,
+    conc: usize,
+    secs: u64,
+) {
+    println!("-- {kind}");
     println!(
         "{:<10} {:>10} {:>10} {:>10} {:>7}",
         "target", "req/s", "p50 µs", "p99 µs", "errors"
     );
     let mut ratios = Vec::new();
     for _round in 0..2 {
-        let d = rt.block_on(load(direct_url.clone(), None, conc, secs));
-        let g = rt.block_on(load(gw_url.clone(), Some(KEY), conc, secs));
-        let l = rt.block_on(load(gw_url.clone(), Some(LIMITED_KEY), conc, secs));
+        let d = rt.block_on(load(direct_url.into(), None, body, conc, secs));
+        let g = rt.block_on(load(gw_url.into(), Some(KEY), body, conc, secs));
+        let l = rt.block_on(load(gw_url.into(), Some(LIMITED_KEY), body, conc, secs));
         for (name, r) in [("direct", &d), ("tollgate", &g), ("+limits", &l)] {
             println!(
                 "{:<10} {:>10.0} {:>10} {:>10} {:>7}",
@@ -174,20 +204,18 @@ fn main() {
     }
     for (i, (gd, lg)) in ratios.iter().enumerate() {
         println!(
-            "round {}: tollgate/direct  req/s x{:.2}  p50 x{:.2}  p99 x{:.2}",
+            "{kind} round {}: tollgate/direct  req/s x{:.2}  p50 x{:.2}  p99 x{:.2}",
             i + 1,
             gd.0,
             gd.1,
             gd.2
         );
         println!(
-            "round {}: limits on/off    req/s x{:.2}  p50 x{:.2}  p99 x{:.2}",
+            "{kind} round {}: limits on/off    req/s x{:.2}  p50 x{:.2}  p99 x{:.2}",
             i + 1,
             lg.0,
             lg.1,
             lg.2
         );
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }

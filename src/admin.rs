@@ -1,11 +1,11 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/admin/limits?consumer=NAME`,
 //! `/admin/usage?group_by=..` and `POST /admin/reload`. Never exposed on the API port.
 
+use crate::analytics::{self, Rollups};
 use crate::limits::decide::store_view;
 use crate::metrics::METRICS;
 use crate::reload::Reloader;
 use crate::runtime::Runtime;
-use crate::usage::{self, UsageStore};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::Response;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub struct Admin {
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub reloader: Arc<Reloader>,
-    pub usage: Arc<UsageStore>,
+    pub usage: Arc<Rollups>,
     /// This process's name in the shared store.
     pub instance: String,
 }
@@ -128,7 +128,7 @@ impl ServeHttp for Admin {
                 let runtime = self.runtime.load_full();
                 let now = jiff::Timestamp::now().as_millisecond();
                 let redis = runtime.config.redis.as_ref();
-                match usage::query_api(&self.usage, redis, &self.instance, &query, now).await {
+                match analytics::query_api(&self.usage, redis, &self.instance, &query, now).await {
                     Ok(v) => reply(200, "application/json", v.to_string().into_bytes()),
                     Err(e) => reply(
                         400,

@@ -4,6 +4,7 @@
 //! the client should retry, and its outcome label for metrics and the access log. Responses
 //! built here carry `x-tollgate-error: true` so clients can tell our errors from a provider's.
 
+use crate::counter::Counter;
 use crate::dialect::Dialect;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -43,8 +44,8 @@ pub enum GatewayError {
     UpstreamBroken(&'static str),
     #[error("{message}")]
     RateLimited {
-        /// Which limit: `requests`, `tokens` or `concurrency`.
-        limit: &'static str,
+        /// Which limit: requests, tokens or concurrency.
+        limit: Counter,
         message: String,
         retry_after_ms: u64,
     },
@@ -53,8 +54,8 @@ pub enum GatewayError {
     RequestTooLarge { message: String },
     #[error("{message}")]
     QuotaExceeded {
-        /// Which budget, e.g. `tokens_per_day`.
-        limit: &'static str,
+        /// Which budget, e.g. tokens per day.
+        limit: Counter,
         message: String,
         retry_after_ms: u64,
     },
@@ -91,7 +92,7 @@ impl GatewayError {
     pub fn limit_label(&self) -> Option<&'static str> {
         match self {
             GatewayError::RateLimited { limit, .. } | GatewayError::QuotaExceeded { limit, .. } => {
-                Some(limit)
+                Some(limit.label())
             }
             GatewayError::RequestTooLarge { .. } => Some("tokens"),
             GatewayError::LimiterUnavailable => Some("store_unavailable"),
@@ -124,7 +125,10 @@ impl GatewayError {
             NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) => {
                 "upstream_error"
             }
-            RateLimited { limit, .. } if *limit == "tokens" => "tokens",
+            RateLimited {
+                limit: Counter::Tokens,
+                ..
+            } => "tokens",
             RateLimited { .. } => "requests",
             RequestTooLarge { .. } => "tokens",
             QuotaExceeded { .. } => "insufficient_quota",
@@ -323,7 +327,7 @@ mod tests {
     #[test]
     fn limit_errors_speak_openai_rate_limit_shapes() {
         let e = GatewayError::RateLimited {
-            limit: "tokens",
+            limit: Counter::Tokens,
             message: "Rate limit reached".into(),
             retry_after_ms: 1_500,
         };
@@ -343,7 +347,7 @@ mod tests {
             "false"
         );
         let quota = GatewayError::QuotaExceeded {
-            limit: "usd_per_day",
+            limit: Counter::UsdDay,
             message: "budget".into(),
             retry_after_ms: 3_600_000,
         };

@@ -8,17 +8,19 @@
 use crate::attempt::Attempts;
 use crate::auth;
 use crate::capture::Capture;
+use crate::config::{Consumer, Model};
 use crate::ctx::RequestCtx;
 use crate::dialect::Dialect;
 use crate::error::GatewayError;
 use crate::metrics::METRICS;
-use crate::protocol::{self, Operation};
+use crate::protocol::{self, Operation, ParsedRequest};
 use crate::routing::facts::Facts;
 use crate::routing::Plan;
 use crate::runtime::Runtime;
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 use serde_json::json;
+use std::sync::Arc;
 
 /// What admission concluded.
 pub enum Admitted {
@@ -33,27 +35,12 @@ pub async fn admit(
     ctx: &mut RequestCtx,
     runtime: &Runtime,
 ) -> Result<Admitted, GatewayError> {
-    let method = session.req_header().method.clone();
     let path = session.req_header().uri.path().to_string();
     // Errors from here on speak the client's dialect (Anthropic's below /v1/messages).
     if path.starts_with("/v1/messages") {
         ctx.dialect = Dialect::Anthropic;
     }
-    let operation = match (method.as_str(), path.trim_end_matches('/')) {
-        ("GET", "/v1/models") => None,
-        (_, "/v1/models") => return Err(not_allowed(&method, &path)),
-        (m, _) => match Operation::from_path(&path) {
-            Some(op) if m == "POST" => Some(op),
-            Some(_) => return Err(not_allowed(&method, &path)),
-            None => {
-                return Err(GatewayError::UnknownRoute {
-                    method: method.to_string(),
-                    path,
-                })
-            }
-        },
-    };
-
+    let operation = route(&session.req_header().method, path)?;
     let key = auth::presented_key(&session.req_header().headers).ok_or(GatewayError::MissingKey)?;
     let consumer = runtime
         .keys
@@ -62,18 +49,8 @@ pub async fn admit(
     ctx.admission.consumer = Some(consumer.clone());
     // Kept only to redact it from captured payloads.
     let key_for_capture = runtime.captures_payloads.then(|| key.to_string());
-
     let Some(operation) = operation else {
-        let data: Vec<_> = runtime
-            .config
-            .models
-            .iter()
-            .filter(|m| consumer.may_use(&m.name))
-            .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}))
-            .collect();
-        return Ok(Admitted::Local(Bytes::from(
-            json!({"object": "list", "data": data}).to_string(),
-        )));
+        return Ok(Admitted::Local(list_models(runtime, &consumer)));
     };
 
     let body = read_body(session, runtime.config.server.max_body_bytes).await?;
@@ -83,20 +60,74 @@ pub async fn admit(
         .model(&request.model)
         .filter(|m| consumer.may_use(&m.name))
         .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
+    let headers = &session.req_header().headers;
     if operation == Operation::CountTokens {
         // The same count context-length routing uses (o200k_base: an estimate for Claude).
-        let headers = &session.req_header().headers;
         let tokens = Facts::read(&request.body, headers, None, true).prompt_tokens;
         return Ok(Admitted::Local(Bytes::from(
             json!({"input_tokens": tokens}).to_string(),
         )));
     }
+    let plan = plan(model, &request, headers)?;
+    // Embeddings generate nothing; the others reserve `max_tokens` or the configured default.
+    let completion = match operation {
+        Operation::Embeddings | Operation::CountTokens => Some(0),
+        Operation::Chat | Operation::Completion | Operation::Messages => request.max_tokens,
+    };
+    if consumer.log_payloads || model.log_payloads {
+        ctx.admission.capture = Some(capture(runtime, &request, key_for_capture));
+    }
+    let (headers, reserved) =
+        runtime
+            .limits
+            .reserve(&consumer, model, request.prompt_tokens_estimate, completion);
+    ctx.admission.rate_headers = headers;
+    ctx.admission.request = Some(request);
+    ctx.attempts = Some(Attempts::new(plan));
+    ctx.admission.reservation = Some(reserved?);
+    Ok(Admitted::Proxy)
+}
+
+/// The operation a method and path ask for (`None`: the model list).
+fn route(method: &http::Method, path: String) -> Result<Option<Operation>, GatewayError> {
+    match (method.as_str(), path.trim_end_matches('/')) {
+        ("GET", "/v1/models") => Ok(None),
+        (_, "/v1/models") => Err(not_allowed(method, &path)),
+        (m, _) => match Operation::from_path(&path) {
+            Some(op) if m == "POST" => Ok(Some(op)),
+            Some(_) => Err(not_allowed(method, &path)),
+            None => Err(GatewayError::UnknownRoute {
+                method: method.to_string(),
+                path,
+            }),
+        },
+    }
+}
+
+/// `GET /v1/models`: the models this consumer may use.
+fn list_models(runtime: &Runtime, consumer: &Consumer) -> Bytes {
+    let data: Vec<_> = runtime
+        .config
+        .models
+        .iter()
+        .filter(|m| consumer.may_use(&m.name))
+        .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}))
+        .collect();
+    Bytes::from(json!({"object": "list", "data": data}).to_string())
+}
+
+/// The request's candidates: the model's rules and context windows, when it has any.
+fn plan(
+    model: &Arc<Model>,
+    request: &ParsedRequest,
+    headers: &http::HeaderMap,
+) -> Result<Plan, GatewayError> {
     let plan = if model.rules.is_empty() && !model.needs_prompt_tokens() {
         Plan::new(model.clone(), &mut rand::rng())
     } else {
         let facts = Facts::read(
             &request.body,
-            &session.req_header().headers,
+            headers,
             request.max_tokens,
             model.needs_prompt_tokens(),
         );
@@ -115,36 +146,24 @@ pub async fn admit(
     if plan.is_empty() {
         return Err(GatewayError::NoCandidate(request.model.clone()));
     }
-    // Embeddings generate nothing; the others reserve `max_tokens` or the configured default.
-    let completion = match operation {
-        Operation::Embeddings => Some(0),
-        Operation::Chat | Operation::Completion | Operation::Messages => request.max_tokens,
-        Operation::CountTokens => Some(0),
-    };
-    if consumer.log_payloads || model.log_payloads {
-        let mut secrets: Vec<String> = key_for_capture.into_iter().collect();
-        secrets.extend(
-            runtime
-                .config
-                .providers
-                .iter()
-                .filter_map(|p| p.api_key.as_ref().map(|k| k.expose().to_string())),
-        );
-        ctx.admission.capture = Some(Capture {
-            request: request.body.clone(),
-            secrets,
-            ..Capture::default()
-        });
-    }
-    let (headers, reserved) =
+    Ok(plan)
+}
+
+/// Payload capture for this request, with every secret it must redact.
+fn capture(runtime: &Runtime, request: &ParsedRequest, client_key: Option<String>) -> Capture {
+    let mut secrets: Vec<String> = client_key.into_iter().collect();
+    secrets.extend(
         runtime
-            .limits
-            .reserve(&consumer, model, request.prompt_tokens_estimate, completion);
-    ctx.admission.rate_headers = headers;
-    ctx.admission.request = Some(request);
-    ctx.attempts = Some(Attempts::new(plan));
-    ctx.admission.reservation = Some(reserved?);
-    Ok(Admitted::Proxy)
+            .config
+            .providers
+            .iter()
+            .filter_map(|p| p.api_key.as_ref().map(|k| k.expose().to_string())),
+    );
+    Capture {
+        request: request.body.clone(),
+        secrets,
+        ..Capture::default()
+    }
 }
 
 fn not_allowed(method: &http::Method, path: &str) -> GatewayError {

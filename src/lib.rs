@@ -7,11 +7,13 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod analytics;
 pub mod attempt;
 pub mod auth;
 pub mod capture;
 pub mod clock;
 pub mod config;
+pub mod counter;
 pub mod ctx;
 pub mod dialect;
 pub mod error;
@@ -37,7 +39,6 @@ pub mod sse;
 pub mod tokens;
 pub mod translate;
 pub mod upstream;
-pub mod usage;
 
 /// The quick-start config, compiled in so the binary runs anywhere without `-c`.
 pub const EMBEDDED_CONFIG: &str = include_str!("../conf/tollgate.toml");

@@ -40,7 +40,7 @@ pub struct Gateway {
     /// Upstream connections for the large-body path.
     pub connector: Connector,
     /// Usage roll-ups for `/admin/usage`.
-    pub usage: Arc<crate::usage::UsageStore>,
+    pub usage: Arc<crate::analytics::Rollups>,
 }
 
 fn runtime_of(ctx: &RequestCtx) -> Result<Arc<Runtime>> {

@@ -6,12 +6,12 @@
 //! exactly once.
 
 use crate::access_log::{now_rfc3339, AccessLog, AccessRecord};
+use crate::analytics::{Counts, Key, Rollups};
 use crate::attempt::{Attempts, ExchangeOutcome};
 use crate::ctx::RequestCtx;
 use crate::meter::Usage;
 use crate::meter::UsageSource;
 use crate::metrics::METRICS;
-use crate::usage::{Counts, Key, UsageStore};
 use std::time::Duration;
 
 /// How a finished request ended.
@@ -32,30 +32,86 @@ fn outcome(ctx: &RequestCtx, status: u16) -> ExchangeOutcome {
     }
 }
 
+/// What the request came to, computed once for metrics, analytics and the access log.
+struct Settled {
+    usage: Option<(Usage, UsageSource)>,
+    cost_micros: Option<u64>,
+    outcome: ExchangeOutcome,
+    elapsed: Duration,
+    ttft: Option<Duration>,
+    /// Time per output token after the first, for streams.
+    tpot: Option<f64>,
+    /// Time spent in the gateway itself (duration minus upstream waits).
+    overhead: Duration,
+}
+
+impl Settled {
+    fn output_tokens(&self) -> u64 {
+        self.usage.map_or(0, |(u, _)| u.output)
+    }
+
+    fn input_tokens(&self) -> u64 {
+        self.usage.map_or(0, |(u, _)| u.input)
+    }
+}
+
 pub fn record(
     ctx: &mut RequestCtx,
     log: &AccessLog,
-    usage_store: &UsageStore,
+    rollups: &Rollups,
     method: &str,
     path: &str,
     status: u16,
 ) {
     ctx.upstream.stop_wait();
-    let plan = ctx.attempts.as_ref().map(Attempts::plan);
-    if let (Some(plan), Some(t), Some(c)) = (plan, ctx.target(), ctx.response.as_ref()) {
-        // least_latency learns from answered requests: TTFT, or the whole answer.
-        let learns = plan.model.strategy == crate::config::Strategy::LeastLatency;
-        if learns && c.status < 400 && ctx.end.upstream_cut.is_none() {
-            let seconds = c
-                .first_token_at
-                .unwrap_or(ctx.started.elapsed())
-                .as_secs_f64();
-            crate::feedback::latency::LATENCY.record(&t.provider.name, &t.model, seconds);
-        }
+    learn_latency(ctx);
+    let settled = settle(ctx, status);
+    let model = ctx
+        .attempts
+        .as_ref()
+        .map_or("unknown", |a| a.plan().model.name.as_str());
+    record_metrics(ctx, &settled, model, status);
+    if let Some(c) = &ctx.admission.consumer {
+        rollups.record(
+            jiff::Timestamp::now().as_millisecond(),
+            Key {
+                consumer: c.name.clone(),
+                project: c.project.clone().unwrap_or_default(),
+                model: model.to_string(),
+                tenant: c.tenant.clone().unwrap_or_default(),
+            },
+            Counts {
+                requests: 1,
+                input_tokens: settled.input_tokens(),
+                output_tokens: settled.output_tokens(),
+                cost_micros: settled.cost_micros.unwrap_or(0),
+                errors: u64::from(!settled.outcome.is_success()),
+            },
+        );
     }
-    let usage = ctx.final_usage();
+    emit(ctx, log, &settled, method, path, status);
+}
+
+/// least_latency learns from answered requests: TTFT, or the whole answer.
+fn learn_latency(ctx: &RequestCtx) {
     let plan = ctx.attempts.as_ref().map(Attempts::plan);
-    let price = plan.and_then(|p| p.model.price);
+    let (Some(plan), Some(t), Some(c)) = (plan, ctx.target(), ctx.response.as_ref()) else {
+        return;
+    };
+    let learns = plan.model.strategy == crate::config::Strategy::LeastLatency;
+    if learns && c.status < 400 && ctx.end.upstream_cut.is_none() {
+        let seconds = c
+            .first_token_at
+            .unwrap_or(ctx.started.elapsed())
+            .as_secs_f64();
+        crate::feedback::latency::LATENCY.record(&t.provider.name, &t.model, seconds);
+    }
+}
+
+/// The final usage and cost, charged to the reservation (which frees its slot).
+fn settle(ctx: &mut RequestCtx, status: u16) -> Settled {
+    let usage = ctx.final_usage();
+    let price = ctx.attempts.as_ref().and_then(|a| a.plan().model.price);
     let cost_micros = match (usage, price) {
         (Some((u, _)), Some(p)) => Some(p.micros(u.input, u.output)),
         _ => None,
@@ -65,90 +121,91 @@ pub fn record(
         reservation.settle(tokens, cost_micros.unwrap_or(0));
     }
     let elapsed = ctx.started.elapsed();
-    let outcome = outcome(ctx, status);
-    let consumer = ctx.admission.consumer.as_ref().map(|c| c.name.as_str());
-    let plan = ctx.attempts.as_ref().map(Attempts::plan);
-    let model = plan.map(|p| p.model.name.as_str());
-    let attempt_log = ctx.attempts.as_ref().map_or(&[][..], Attempts::log);
-    let final_attempt = attempt_log.last();
-    let provider = final_attempt.map(|a| a.provider.as_str());
     let ttft = ctx.response.as_ref().and_then(|c| c.first_token_at);
-
-    let model_label = model.unwrap_or("unknown");
     let output_tokens = usage.map_or(0, |(u, _)| u.output);
     // TPOT = (duration − TTFT) / (output tokens − 1), for streams.
     let tpot = ttft
         .filter(|_| output_tokens > 1)
         .map(|t| elapsed.saturating_sub(t).as_secs_f64() / (output_tokens - 1) as f64);
-    let overhead = elapsed.saturating_sub(ctx.upstream.waited);
+    Settled {
+        usage,
+        cost_micros,
+        outcome: outcome(ctx, status),
+        elapsed,
+        ttft,
+        tpot,
+        overhead: elapsed.saturating_sub(ctx.upstream.waited),
+    }
+}
+
+fn record_metrics(ctx: &RequestCtx, s: &Settled, model: &str, status: u16) {
+    let provider = ctx
+        .attempts
+        .as_ref()
+        .and_then(|a| a.log().last())
+        .map_or("none", |a| a.provider.as_str());
     METRICS
         .requests
-        .with_label_values(&[
-            model_label,
-            provider.unwrap_or("none"),
-            &status.to_string(),
-            outcome.label(),
-        ])
+        .with_label_values(&[model, provider, &status.to_string(), s.outcome.label()])
         .inc();
     METRICS
         .request_duration
-        .with_label_values(&[model_label])
-        .observe(elapsed.as_secs_f64());
+        .with_label_values(&[model])
+        .observe(s.elapsed.as_secs_f64());
     METRICS
         .overhead
-        .with_label_values(&[model_label])
-        .observe(overhead.as_secs_f64());
-    record_genai(ctx, model_label, elapsed, ttft, tpot, usage.map(|(u, _)| u));
-    if let Some(t) = ttft {
+        .with_label_values(&[model])
+        .observe(s.overhead.as_secs_f64());
+    record_genai(
+        ctx,
+        model,
+        s.elapsed,
+        s.ttft,
+        s.tpot,
+        s.usage.map(|(u, _)| u),
+    );
+    if let Some(t) = s.ttft {
         METRICS
             .ttft
-            .with_label_values(&[model_label])
+            .with_label_values(&[model])
             .observe(t.as_secs_f64());
     }
-    if let Some((u, _)) = usage {
-        let consumer_label = consumer.unwrap_or("anonymous");
+    if let Some((u, _)) = s.usage {
+        let consumer = ctx
+            .admission
+            .consumer
+            .as_ref()
+            .map_or("anonymous", |c| c.name.as_str());
         METRICS
             .tokens
-            .with_label_values(&[consumer_label, model_label, "input"])
+            .with_label_values(&[consumer, model, "input"])
             .inc_by(u.input);
         METRICS
             .tokens
-            .with_label_values(&[consumer_label, model_label, "output"])
+            .with_label_values(&[consumer, model, "output"])
             .inc_by(u.output);
-        if let Some(micros) = cost_micros {
+        if let Some(micros) = s.cost_micros {
             METRICS
                 .cost_usd
-                .with_label_values(&[consumer_label, model_label])
+                .with_label_values(&[consumer, model])
                 .inc_by(micros as f64 / 1e6);
         }
     }
+}
 
-    if let Some(c) = &ctx.admission.consumer {
-        usage_store.record(
-            jiff::Timestamp::now().as_millisecond(),
-            Key {
-                consumer: c.name.clone(),
-                project: c.project.clone().unwrap_or_default(),
-                model: model_label.to_string(),
-            },
-            Counts {
-                requests: 1,
-                input_tokens: usage.map_or(0, |(u, _)| u.input),
-                output_tokens,
-                cost_micros: cost_micros.unwrap_or(0),
-                errors: u64::from(!outcome.is_success()),
-            },
-        );
-    }
-
+/// The request's access-log line.
+fn emit(ctx: &RequestCtx, log: &AccessLog, s: &Settled, method: &str, path: &str, status: u16) {
+    let plan = ctx.attempts.as_ref().map(Attempts::plan);
+    let attempt_log = ctx.attempts.as_ref().map_or(&[][..], Attempts::log);
+    let final_attempt = attempt_log.last();
     log.emit(&AccessRecord {
         ts: now_rfc3339(),
         request_id: &ctx.request_id,
         method,
         path,
-        consumer,
-        model,
-        provider,
+        consumer: ctx.admission.consumer.as_ref().map(|c| c.name.as_str()),
+        model: plan.map(|p| p.model.name.as_str()),
+        provider: final_attempt.map(|a| a.provider.as_str()),
         upstream_model: final_attempt.map(|a| a.upstream_model.as_str()),
         client_dialect: ctx.dialect.label(),
         upstream_dialect: final_attempt
@@ -160,13 +217,13 @@ pub fn record(
         stream: ctx.admission.request.as_ref().is_some_and(|r| r.stream),
         attempts: attempt_log.len(),
         attempt_log,
-        input_tokens: usage.map_or(0, |(u, _)| u.input),
-        output_tokens: usage.map_or(0, |(u, _)| u.output),
-        usage_source: usage.map(|(_, s)| UsageSource::label(s)),
-        cost_usd: cost_micros.map(|m| m as f64 / 1e6),
-        ttft_ms: ttft.map(|t| t.as_secs_f64() * 1000.0),
-        tpot_ms: tpot.map(|t| t * 1000.0),
-        overhead_ms: overhead.as_secs_f64() * 1000.0,
+        input_tokens: s.input_tokens(),
+        output_tokens: s.output_tokens(),
+        usage_source: s.usage.map(|(_, src)| UsageSource::label(src)),
+        cost_usd: s.cost_micros.map(|m| m as f64 / 1e6),
+        ttft_ms: s.ttft.map(|t| t.as_secs_f64() * 1000.0),
+        tpot_ms: s.tpot.map(|t| t * 1000.0),
+        overhead_ms: s.overhead.as_secs_f64() * 1000.0,
         payload: ctx.admission.capture.as_ref().map(|c| {
             let max = ctx
                 .runtime
@@ -174,8 +231,8 @@ pub fn record(
                 .map_or(16 * 1024, |r| r.config.log.payload_max_bytes);
             c.render(ctx.is_sse(), max)
         }),
-        duration_ms: elapsed.as_secs_f64() * 1000.0,
-        outcome: outcome.label(),
+        duration_ms: s.elapsed.as_secs_f64() * 1000.0,
+        outcome: s.outcome.label(),
     });
 }
 

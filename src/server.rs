@@ -3,6 +3,7 @@
 
 use crate::access_log::{AccessLog, ReopenOnSigusr1};
 use crate::admin::Admin;
+use crate::analytics::Rollups;
 use crate::config::{Config, Upstream};
 use crate::limits::sync::{instance_name, StoreSync};
 use crate::limits::Limiter;
@@ -10,7 +11,6 @@ use crate::mock;
 use crate::proxy::Gateway;
 use crate::reload::{Reloader, SighupReload};
 use crate::runtime::Runtime;
-use crate::usage::UsageStore;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
@@ -19,6 +19,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{Server, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 use pingora::services::listening::Service;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -60,97 +61,55 @@ pub fn build_server(
     // Bootstrap (taking over the listeners during an upgrade) runs as a service after any
     // daemon fork, so `-u -d` tells its parent it is ready before it waits for the sockets.
     let bootstrap = server.bootstrap_as_a_service();
-
-    let needs_mock = config
-        .providers
-        .iter()
-        .any(|p| matches!(p.upstream, Upstream::BuiltinMock));
-    let mock_addr = if needs_mock {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(BuildError::Mock)?;
-        let addr = listener.local_addr().map_err(BuildError::Mock)?;
-        listener.set_nonblocking(true).map_err(BuildError::Mock)?;
-        server.add_service(background_service(
-            "builtin mock upstream",
-            BuiltinMock {
-                listener: Mutex::new(Some(listener)),
-            },
-        ));
-        Some(addr)
-    } else {
-        None
-    };
+    let mock_addr = builtin_mock(&mut server, &config)?;
 
     let listen = config.server.listen.clone();
     let admin_listen = config.server.admin_listen.clone();
     let access_log =
         Arc::new(AccessLog::open(&config.log.access_log).map_err(BuildError::AccessLog)?);
-    server.add_service(background_service(
-        "access log reopen on SIGUSR1",
-        ReopenOnSigusr1 {
-            log: Arc::clone(&access_log),
-        },
-    ));
     let limiter = Limiter::for_config(&config);
-    let usage = Arc::new(UsageStore::default());
+    let rollups = Arc::new(Rollups::default());
     let instance = instance_name();
-    if let Some(redis) = &config.redis {
-        server.add_service(background_service(
-            "limit store sync",
-            StoreSync::new(
-                Arc::clone(&limiter),
-                redis.clone(),
-                instance.clone(),
-                Arc::clone(&usage),
-            ),
-        ));
-    }
+    let redis = config.redis.clone();
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config, mock_addr, &limiter,
     )));
+    let reloader = Arc::new(Reloader::new(
+        config_path,
+        Arc::clone(&runtime),
+        Arc::clone(&limiter),
+        mock_addr,
+    ));
+    add_background_services(
+        &mut server,
+        Background {
+            access_log: &access_log,
+            limiter: &limiter,
+            redis,
+            instance: &instance,
+            rollups: &rollups,
+            runtime: &runtime,
+            reloader: &reloader,
+            health_connector,
+        },
+    );
 
-    // Always running (idle without checks): a reload may add some.
-    server.add_service(background_service(
-        "active health checks",
-        crate::services::health_checks::ActiveHealth {
-            runtime: Arc::clone(&runtime),
-            connector: health_connector,
-        },
-    ));
-    server.add_service(background_service(
-        "provider name resolution",
-        crate::services::dns::Resolver {
-            runtime: Arc::clone(&runtime),
-        },
-    ));
     let gateway = Gateway {
         runtime: Arc::clone(&runtime),
         access_log,
         connector,
-        usage: Arc::clone(&usage),
+        usage: Arc::clone(&rollups),
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
     proxy.add_tcp(&listen);
     server.add_service(proxy).add_dependency(&bootstrap);
-
-    let reloader = Arc::new(Reloader::new(
-        config_path,
-        Arc::clone(&runtime),
-        limiter,
-        mock_addr,
-    ));
-    server.add_service(background_service(
-        "config reload on SIGHUP",
-        SighupReload {
-            reloader: Arc::clone(&reloader),
-        },
-    ));
     let mut admin = Service::new(
         "tollgate admin".into(),
         Admin {
             runtime,
             reloader,
-            usage,
+            usage: rollups,
             instance,
         },
     );
@@ -158,6 +117,81 @@ pub fn build_server(
     admin.threads = Some(1);
     server.add_service(admin).add_dependency(&bootstrap);
     Ok(server)
+}
+
+/// What the background services share with the rest of the server.
+struct Background<'a> {
+    access_log: &'a Arc<AccessLog>,
+    limiter: &'a Arc<Limiter>,
+    redis: Option<crate::config::RedisSettings>,
+    instance: &'a str,
+    rollups: &'a Arc<Rollups>,
+    runtime: &'a Arc<ArcSwap<Runtime>>,
+    reloader: &'a Arc<Reloader>,
+    health_connector: Connector,
+}
+
+/// Every background service, registered in one place: access-log reopen (SIGUSR1), config
+/// reload (SIGHUP), the limit store sync (with `[redis]`), active health checks and provider
+/// name re-resolution (always running, idle without work: a reload may add some).
+fn add_background_services(server: &mut Server, b: Background<'_>) {
+    server.add_service(background_service(
+        "access log reopen on SIGUSR1",
+        ReopenOnSigusr1 {
+            log: Arc::clone(b.access_log),
+        },
+    ));
+    server.add_service(background_service(
+        "config reload on SIGHUP",
+        SighupReload {
+            reloader: Arc::clone(b.reloader),
+        },
+    ));
+    if let Some(redis) = b.redis {
+        server.add_service(background_service(
+            "limit store sync",
+            StoreSync::new(
+                Arc::clone(b.limiter),
+                redis,
+                b.instance.to_string(),
+                Arc::clone(b.rollups),
+            ),
+        ));
+    }
+    server.add_service(background_service(
+        "active health checks",
+        crate::services::health_checks::ActiveHealth {
+            runtime: Arc::clone(b.runtime),
+            connector: b.health_connector,
+        },
+    ));
+    server.add_service(background_service(
+        "provider name resolution",
+        crate::services::dns::Resolver {
+            runtime: Arc::clone(b.runtime),
+        },
+    ));
+}
+
+/// Bind the built-in mock upstream when a provider uses it; its address.
+fn builtin_mock(server: &mut Server, config: &Config) -> Result<Option<SocketAddr>, BuildError> {
+    let needs_mock = config
+        .providers
+        .iter()
+        .any(|p| matches!(p.upstream, Upstream::BuiltinMock));
+    if !needs_mock {
+        return Ok(None);
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(BuildError::Mock)?;
+    let addr = listener.local_addr().map_err(BuildError::Mock)?;
+    listener.set_nonblocking(true).map_err(BuildError::Mock)?;
+    server.add_service(background_service(
+        "builtin mock upstream",
+        BuiltinMock {
+            listener: Mutex::new(Some(listener)),
+        },
+    ));
+    Ok(Some(addr))
 }
 
 /// The in-process mock upstream serving `kind = "mock"` providers without a `base_url`.

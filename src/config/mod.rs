@@ -6,14 +6,15 @@
 
 pub mod file;
 pub mod limits;
+mod models;
 mod providers;
 pub mod rules;
 
-use crate::key_digest::{parse_key_digest, KeyDigest};
+use crate::key_digest::KeyDigest;
 use file::FileConfig;
 use http::{HeaderName, HeaderValue};
 pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings};
-use providers::{build_provider, build_targets};
+use providers::build_provider;
 pub use rules::{Condition, Rule};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -329,150 +330,13 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         if !seen.insert(p.name.clone()) {
             errs.push(format!("{at}.name `{}` is defined twice", p.name));
         }
-        if let Some(provider) = build_provider(&at, p, env, errs) {
-            providers.push(Arc::new(provider));
-        }
+        providers.push(Arc::new(build_provider(&at, p, env, errs)));
     }
     let by_name: HashMap<&str, &Arc<Provider>> =
         providers.iter().map(|p| (p.name.as_str(), p)).collect();
 
-    let mut models = Vec::new();
-    let mut model_names = HashSet::new();
-    for (i, m) in file.models.into_iter().enumerate() {
-        let at = format!("models[{i}]");
-        if m.name.is_empty() || m.name == "*" {
-            errs.push(format!("{at}.name must be a non-empty name other than `*`"));
-        }
-        if !model_names.insert(m.name.clone()) {
-            errs.push(format!("{at}.name `{}` is defined twice", m.name));
-        }
-        let strategy = match m.strategy.as_str() {
-            "weighted" => Strategy::Weighted,
-            "priority" => Strategy::Priority,
-            "least_latency" => Strategy::LeastLatency,
-            other => {
-                errs.push(format!(
-                    "{at}.strategy must be \"weighted\", \"priority\" or \"least_latency\", not \"{other}\""
-                ));
-                Strategy::Weighted
-            }
-        };
-        if m.targets.is_empty() {
-            errs.push(format!("{at}.targets must list at least one target"));
-        }
-        if m.max_attempts == 0 {
-            errs.push(format!("{at}.max_attempts must be > 0"));
-        }
-        if m.max_ejection_percent > 100 {
-            errs.push(format!("{at}.max_ejection_percent must be at most 100"));
-        }
-        let b = &m.retry_budget;
-        if !(b.percent >= 0.0 && b.percent <= 100.0) {
-            errs.push(format!("{at}.retry_budget.percent must be in [0, 100]"));
-        }
-        if !(b.min_per_second >= 0.0 && b.min_per_second.is_finite()) {
-            errs.push(format!("{at}.retry_budget.min_per_second must be >= 0"));
-        }
-        for (j, s) in m.retry_on_status.iter().enumerate() {
-            if !(400..=599).contains(s) {
-                errs.push(format!(
-                    "{at}.retry_on_status[{j}] must be an HTTP error status (400-599), not {s}"
-                ));
-            }
-        }
-        let price = m.price.as_ref().map(|p| limits::build_price(&at, p, errs));
-        let targets = build_targets(&format!("{at}.targets"), &m.targets, &by_name, errs);
-        let fallbacks = build_targets(&format!("{at}.fallbacks"), &m.fallbacks, &by_name, errs);
-        let mut rule_names = HashSet::new();
-        let rules = m
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(j, r)| {
-                let here = format!("{at}.rules[{j}]");
-                if !rule_names.insert(r.name.clone()) {
-                    errs.push(format!("{here}.name `{}` is used twice", r.name));
-                }
-                Rule {
-                    name: r.name.clone(),
-                    conditions: rules::build_conditions(&here, r, errs),
-                    targets: build_targets(&format!("{here}.targets"), &r.targets, &by_name, errs),
-                }
-            })
-            .collect();
-        models.push(Arc::new(Model {
-            name: m.name,
-            strategy,
-            targets,
-            fallbacks,
-            max_attempts: m.max_attempts,
-            retry_on_status: m.retry_on_status,
-            price,
-            log_payloads: m.log_payloads,
-            rules,
-            retry_budget: Arc::new(crate::feedback::budget::RetryBudget::new(
-                m.retry_budget.percent,
-                m.retry_budget.min_per_second,
-            )),
-            max_ejection_percent: m.max_ejection_percent.min(100),
-        }));
-    }
-
-    let known_model = |name: &str| model_names.contains(name);
-    let default_limits = file
-        .limits
-        .default
-        .as_ref()
-        .map(|t| limits::build_consumer_limits("limits.default", t, &known_model, errs));
-    let mut consumers = Vec::new();
-    let mut consumer_names = HashSet::new();
-    let mut all_keys = HashMap::new();
-    for (i, c) in file.consumers.into_iter().enumerate() {
-        let at = format!("consumers[{i}]");
-        if !consumer_names.insert(c.name.clone()) {
-            errs.push(format!("{at}.name `{}` is defined twice", c.name));
-        }
-        if c.keys.is_empty() {
-            errs.push(format!("{at}.keys must list at least one key digest"));
-        }
-        let mut keys = Vec::new();
-        for (j, k) in c.keys.iter().enumerate() {
-            match parse_key_digest(k) {
-                Ok(d) => {
-                    if let Some(other) = all_keys.insert(d, format!("{at}.keys[{j}]")) {
-                        errs.push(format!("{at}.keys[{j}] is the same key as {other}"));
-                    }
-                    keys.push(d);
-                }
-                Err(why) => errs.push(format!("{at}.keys[{j}] {why}")),
-            }
-        }
-        let models_allowed = if c.models.iter().any(|m| m == "*") {
-            None
-        } else {
-            for (j, m) in c.models.iter().enumerate() {
-                if !model_names.contains(m) {
-                    errs.push(format!("{at}.models[{j}] names unknown model `{m}`"));
-                }
-            }
-            Some(c.models.into_iter().collect())
-        };
-        let limits = match &c.limits {
-            Some(t) => {
-                limits::build_consumer_limits(&format!("{at}.limits"), t, &known_model, errs)
-            }
-            None => default_limits.clone().unwrap_or_default(),
-        };
-        consumers.push(Arc::new(Consumer {
-            name: c.name,
-            keys,
-            models: models_allowed,
-            limits,
-            project: c.project,
-            tenant: c.tenant,
-            log_payloads: c.log_payloads,
-        }));
-    }
+    let (models, model_names) = models::build_models(file.models, &by_name, errs);
+    let consumers = models::build_consumers(file.consumers, &file.limits, &model_names, errs);
 
     Config {
         server,

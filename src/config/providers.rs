@@ -14,11 +14,91 @@ pub(super) fn build_provider(
     p: file::ProviderSection,
     env: &dyn Fn(&str) -> Option<String>,
     errs: &mut Vec<String>,
-) -> Option<Provider> {
-    let start = errs.len();
+) -> Provider {
     if p.name.is_empty() {
         errs.push(format!("{at}.name must not be empty"));
     }
+    let kind = build_kind(at, &p, errs);
+    let upstream = match (&p.base_url, kind) {
+        (None, ProviderKind::Mock) => Upstream::BuiltinMock,
+        (None, _) => {
+            errs.push(format!("{at}.base_url is required for kind \"{}\"", p.kind));
+            Upstream::BuiltinMock
+        }
+        (Some(url), _) => match parse_base_url(url) {
+            Ok(u) => u,
+            Err(why) => {
+                errs.push(format!("{at}.base_url {why}"));
+                Upstream::BuiltinMock
+            }
+        },
+    };
+    let api_key = match &p.api_key_env {
+        None => None,
+        Some(var) => match env(var) {
+            Some(v) if !v.is_empty() => Some(Secret(v)),
+            _ => {
+                errs.push(format!(
+                    "{at}.api_key_env: environment variable {var} is not set"
+                ));
+                None
+            }
+        },
+    };
+    check_timeouts_and_health(at, &p, errs);
+    let mut headers = Vec::new();
+    for (k, v) in &p.headers {
+        match (
+            HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            (Ok(name), Ok(value)) => headers.push((name, value)),
+            _ => errs.push(format!("{at}.headers.{k} is not a valid HTTP header")),
+        }
+    }
+    let tls = build_tls(at, &p, errs);
+    // Built even when a field is wrong (the load fails anyway), so its targets still name a
+    // known provider and only the root cause is reported.
+    Provider {
+        tls,
+        anthropic_version: p
+            .anthropic_version
+            .unwrap_or_else(|| "2023-06-01".to_string()),
+        api_version: p.api_version,
+        health: crate::feedback::health::HEALTH.provider(&p.name),
+        name: p.name,
+        kind,
+        upstream,
+        api_key,
+        connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+        read_timeout: Duration::from_millis(p.read_timeout_ms),
+        first_byte_timeout: Duration::from_millis(
+            p.first_byte_timeout_ms.unwrap_or(p.read_timeout_ms).max(1),
+        ),
+        idle_timeout: Duration::from_millis(p.idle_timeout_ms.unwrap_or(p.read_timeout_ms).max(1)),
+        total_timeout: p.total_timeout_ms.map(|t| Duration::from_millis(t.max(1))),
+        headers,
+        health_check: p.health_check.as_ref().map(|hc| HealthCheck {
+            path: hc.path.clone(),
+            interval: Duration::from_millis(hc.interval_ms.max(1)),
+            timeout: Duration::from_millis(hc.timeout_ms.max(1)),
+            expected_status: hc.expected_status,
+        }),
+        outlier: crate::feedback::health::OutlierSettings {
+            consecutive_failures: p.outlier.consecutive_failures.max(1),
+            base_ejection: Duration::from_millis(p.outlier.base_ejection_ms.max(1)),
+            max_ejection: Duration::from_millis(
+                p.outlier
+                    .max_ejection_ms
+                    .max(p.outlier.base_ejection_ms)
+                    .max(1),
+            ),
+        },
+    }
+}
+
+/// `kind`, and the version fields that go with it.
+fn build_kind(at: &str, p: &file::ProviderSection, errs: &mut Vec<String>) -> ProviderKind {
     let kind = match p.kind.as_str() {
         "openai" => ProviderKind::OpenAi,
         "mock" => ProviderKind::Mock,
@@ -52,32 +132,11 @@ pub(super) fn build_provider(
             "{at}.anthropic_version applies only to kind \"anthropic\""
         ));
     }
-    let upstream = match (&p.base_url, kind) {
-        (None, ProviderKind::Mock) => Upstream::BuiltinMock,
-        (None, _) => {
-            errs.push(format!("{at}.base_url is required for kind \"{}\"", p.kind));
-            Upstream::BuiltinMock
-        }
-        (Some(url), _) => match parse_base_url(url) {
-            Ok(u) => u,
-            Err(why) => {
-                errs.push(format!("{at}.base_url {why}"));
-                Upstream::BuiltinMock
-            }
-        },
-    };
-    let api_key = match &p.api_key_env {
-        None => None,
-        Some(var) => match env(var) {
-            Some(v) if !v.is_empty() => Some(Secret(v)),
-            _ => {
-                errs.push(format!(
-                    "{at}.api_key_env: environment variable {var} is not set"
-                ));
-                None
-            }
-        },
-    };
+    kind
+}
+
+/// The timeout, health-check and outlier fields.
+fn check_timeouts_and_health(at: &str, p: &file::ProviderSection, errs: &mut Vec<String>) {
     if p.connect_timeout_ms == 0 {
         errs.push(format!("{at}.connect_timeout_ms must be > 0"));
     }
@@ -119,56 +178,6 @@ pub(super) fn build_provider(
             "{at}.outlier.max_ejection_ms must be >= base_ejection_ms"
         ));
     }
-    let mut headers = Vec::new();
-    for (k, v) in &p.headers {
-        match (
-            HeaderName::try_from(k.as_str()),
-            HeaderValue::try_from(v.as_str()),
-        ) {
-            (Ok(name), Ok(value)) => headers.push((name, value)),
-            _ => errs.push(format!("{at}.headers.{k} is not a valid HTTP header")),
-        }
-    }
-    let tls = build_tls(at, &p, errs);
-    if errs.len() > start {
-        return None;
-    }
-    Some(Provider {
-        tls,
-        anthropic_version: p
-            .anthropic_version
-            .unwrap_or_else(|| "2023-06-01".to_string()),
-        api_version: p.api_version,
-        health: crate::feedback::health::HEALTH.provider(&p.name),
-        name: p.name,
-        kind,
-        upstream,
-        api_key,
-        connect_timeout: Duration::from_millis(p.connect_timeout_ms),
-        read_timeout: Duration::from_millis(p.read_timeout_ms),
-        first_byte_timeout: Duration::from_millis(
-            p.first_byte_timeout_ms.unwrap_or(p.read_timeout_ms).max(1),
-        ),
-        idle_timeout: Duration::from_millis(p.idle_timeout_ms.unwrap_or(p.read_timeout_ms).max(1)),
-        total_timeout: p.total_timeout_ms.map(|t| Duration::from_millis(t.max(1))),
-        headers,
-        health_check: p.health_check.as_ref().map(|hc| HealthCheck {
-            path: hc.path.clone(),
-            interval: Duration::from_millis(hc.interval_ms.max(1)),
-            timeout: Duration::from_millis(hc.timeout_ms.max(1)),
-            expected_status: hc.expected_status,
-        }),
-        outlier: crate::feedback::health::OutlierSettings {
-            consecutive_failures: p.outlier.consecutive_failures.max(1),
-            base_ejection: Duration::from_millis(p.outlier.base_ejection_ms.max(1)),
-            max_ejection: Duration::from_millis(
-                p.outlier
-                    .max_ejection_ms
-                    .max(p.outlier.base_ejection_ms)
-                    .max(1),
-            ),
-        },
-    })
 }
 
 fn build_tls(at: &str, p: &file::ProviderSection, errs: &mut Vec<String>) -> TlsSettings {

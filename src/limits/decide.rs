@@ -304,7 +304,7 @@ fn check(
     if let Some(limit) = set.concurrency {
         if c.inflight.total() as u64 + 1 > limit {
             return Err(GatewayError::RateLimited {
-                limit: Counter::Inflight.label(),
+                limit: Counter::Inflight,
                 message: format!(
                     "Too many concurrent requests for {who}: Limit {limit}. Please try again in 1s."
                 ),
@@ -351,6 +351,17 @@ fn check(
             Some(_) => {}
         }
     }
+    check_budgets(set, c, cal, d, who)
+}
+
+/// The day and month token and USD budgets.
+fn check_budgets(
+    set: &LimitSet,
+    c: &Counters,
+    cal: &Calendar,
+    d: Demand,
+    who: &str,
+) -> Result<(), GatewayError> {
     let budgets = [
         (
             set.tokens_per_day,
@@ -395,7 +406,7 @@ fn check(
                 (limit.to_string(), used.to_string(), need.to_string())
             };
             return Err(GatewayError::QuotaExceeded {
-                limit: counter.label(),
+                limit: counter,
                 message: format!(
                     "You exceeded the {what} of {who}: Limit {l}, Used {u}, Requested {n}. It resets in {}.",
                     duration(left_ms)
@@ -417,7 +428,7 @@ fn rate_limited(
     wait_ms: i64,
 ) -> GatewayError {
     GatewayError::RateLimited {
-        limit: counter.label(),
+        limit: counter,
         message: format!(
             "Rate limit reached for {who} on {what}: Limit {limit}, Used {}, Requested {requested}. \
              Please try again in {}.",

@@ -14,9 +14,9 @@
 use super::clock::calendar;
 use super::window::minute_of;
 use super::{Counter, Limiter, Scope};
+use crate::analytics::Rollups;
 use crate::config::RedisSettings;
 use crate::metrics::METRICS;
-use crate::usage::UsageStore;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
@@ -32,7 +32,7 @@ pub struct StoreSync {
     /// This process's field name in every hash.
     instance: String,
     /// Usage roll-ups written on the same tick.
-    usage: Arc<UsageStore>,
+    usage: Arc<Rollups>,
 }
 
 /// One bucket as this instance sees it.
@@ -50,7 +50,7 @@ impl StoreSync {
         limiter: Arc<Limiter>,
         settings: RedisSettings,
         instance: String,
-        usage: Arc<UsageStore>,
+        usage: Arc<Rollups>,
     ) -> StoreSync {
         StoreSync {
             limiter,

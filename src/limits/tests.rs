@@ -61,7 +61,7 @@ fn rpm_admits_exactly_the_limit_then_refuses_with_a_wait() {
             retry_after_ms,
             message,
         } => {
-            assert_eq!(*limit, "requests");
+            assert_eq!(limit.label(), "requests");
             assert!(
                 message.contains("Limit 3, Used 3, Requested 1"),
                 "{message}"
@@ -84,7 +84,7 @@ fn tpm_reserves_the_estimate_and_settle_returns_the_rest() {
     assert!(matches!(
         reserve(&c, &plan, "chat", 100, Some(800)),
         Err(GatewayError::RateLimited {
-            limit: "tokens",
+            limit: Counter::Tokens,
             ..
         })
     ));
@@ -120,7 +120,7 @@ fn concurrency_slots_come_back_on_settle_and_on_drop() {
     assert!(matches!(
         reserve(&c, &plan, "chat", 1, Some(1)),
         Err(GatewayError::RateLimited {
-            limit: "concurrency",
+            limit: Counter::Inflight,
             ..
         })
     ));
@@ -165,7 +165,7 @@ fn budgets_refuse_with_insufficient_quota_until_the_day_turns() {
             retry_after_ms,
             ..
         } => {
-            assert_eq!(*limit, "tokens_per_day");
+            assert_eq!(limit.label(), "tokens_per_day");
             assert_eq!(*retry_after_ms, 18 * 3_600_000, "until UTC midnight");
         }
         other => panic!("{other:?}"),
@@ -183,7 +183,7 @@ fn budgets_refuse_with_insufficient_quota_until_the_day_turns() {
         matches!(
             err,
             GatewayError::QuotaExceeded {
-                limit: "usd_per_month",
+                limit: Counter::UsdMonth,
                 ..
             }
         ),

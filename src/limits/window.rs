@@ -136,13 +136,6 @@ impl Sliding {
         }
     }
 
-    /// The held cells with bucket id `current` or `current - 1` (what the store must see).
-    pub fn live_cells(&self, current: i64) -> impl Iterator<Item = &Cell> {
-        self.cells
-            .iter()
-            .filter(move |c| c.id == current || c.id == current - 1)
-    }
-
     /// Record the other instances' count of bucket `id`.
     pub fn set_others(&mut self, id: i64, others: i64) {
         let slot = Self::slot(id);

@@ -83,7 +83,12 @@ async fn usage_top_n_and_timeline_from_one_instance() {
     // 4 successful chats cost 10 + 2 x 5 = 20 µ$ each.
     assert!((by_key(&v, "chat")["cost_usd"].as_f64().unwrap() - 0.00008).abs() < 1e-12);
 
-    for bad in ["group_by=tenant", "top=0", "step=soon", "from=yesterday"] {
+    // Consumers' tenant tags group too; team-b has none (its group is the empty name).
+    let v = gw.admin_json("/admin/usage?group_by=tenant").await;
+    assert_eq!(by_key(&v, "acme")["requests"], 4);
+    assert_eq!(by_key(&v, "")["requests"], 2);
+
+    for bad in ["group_by=region", "top=0", "step=soon", "from=yesterday"] {
         let r = client()
             .get(format!("{}/admin/usage?{bad}", gw.admin))
             .send()

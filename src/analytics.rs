@@ -1,9 +1,10 @@
 //! Usage analytics: per-minute roll-ups of requests, tokens, cost and errors per
-//! (consumer, project, model), and the top-N / timeline queries of `GET /admin/usage`.
+//! (consumer, project, tenant, model), and the top-N / timeline queries of `GET /admin/usage`.
+//! (Token counts of one response are [`crate::meter::Usage`]; this module adds them up.)
 //!
 //! Every instance counts in memory (kept [`RETENTION_MINUTES`]). With `[redis]`, the limit-store
 //! sync also writes this instance's minutes to Redis, one hash per minute with a field per
-//! (instance, consumer, project, model) holding absolute counts, so a repeated write never
+//! (instance, consumer, project, model, tenant) holding absolute counts, so a repeated write never
 //! double counts; a query then sums every instance's fields, using this instance's live
 //! counts for its own. Without Redis the figures are this instance's.
 
@@ -21,6 +22,7 @@ pub struct Key {
     pub consumer: String,
     pub project: String,
     pub model: String,
+    pub tenant: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -86,11 +88,11 @@ struct Inner {
 
 /// The process's usage roll-ups; outlives config reloads.
 #[derive(Default)]
-pub struct UsageStore {
+pub struct Rollups {
     inner: Mutex<Inner>,
 }
 
-impl UsageStore {
+impl Rollups {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -153,8 +155,8 @@ impl UsageStore {
             let hash = format!("{prefix}:usage:{minute}");
             for (k, c) in keys {
                 let field = format!(
-                    "{instance}{SEP}{}{SEP}{}{SEP}{}",
-                    k.consumer, k.project, k.model
+                    "{instance}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
+                    k.consumer, k.project, k.model, k.tenant
                 );
                 pipe.hset(&hash, field, c.encode()).ignore();
             }
@@ -196,11 +198,14 @@ impl UsageStore {
                 if inst == instance {
                     continue;
                 }
+                // Fields written before tenants were counted have four parts.
+                let tenant = parts.next().unwrap_or_default();
                 if let Some(c) = Counts::decode(&value) {
                     let key = Key {
                         consumer: consumer.into(),
                         project: project.into(),
                         model: model.into(),
+                        tenant: tenant.into(),
                     };
                     rows.push((m, key, c));
                 }
@@ -216,6 +221,7 @@ pub enum GroupBy {
     Consumer,
     Model,
     Project,
+    Tenant,
 }
 
 impl GroupBy {
@@ -224,6 +230,7 @@ impl GroupBy {
             "consumer" => Some(GroupBy::Consumer),
             "model" => Some(GroupBy::Model),
             "project" => Some(GroupBy::Project),
+            "tenant" => Some(GroupBy::Tenant),
             _ => None,
         }
     }
@@ -233,6 +240,7 @@ impl GroupBy {
             GroupBy::Consumer => &k.consumer,
             GroupBy::Model => &k.model,
             GroupBy::Project => &k.project,
+            GroupBy::Tenant => &k.tenant,
         }
     }
 }
@@ -272,11 +280,11 @@ pub fn summarize(rows: &[Row], group_by: GroupBy, top: usize, from: i64, step: i
     })
 }
 
-/// `GET /admin/usage?group_by=consumer|model|project&top=N&from=..&to=..&step=1h`: `from` and
+/// `GET /admin/usage?group_by=consumer|model|project|tenant&top=N&from=..&to=..&step=1h`: `from` and
 /// `to` are RFC 3339 or Unix seconds (default: the last 24 hours), `step` a duration (`5m`,
 /// `1h`, `1d`; default 1h). Reads Redis when configured (all instances), else this instance.
 pub async fn query_api(
-    store: &UsageStore,
+    store: &Rollups,
     redis: Option<&crate::config::RedisSettings>,
     instance: &str,
     query: &str,
@@ -288,7 +296,9 @@ pub async fn query_api(
         .collect();
     let group_by = match params.get("group_by") {
         None => GroupBy::Consumer,
-        Some(g) => GroupBy::parse(g).ok_or("group_by must be consumer, model or project")?,
+        Some(g) => {
+            GroupBy::parse(g).ok_or("group_by must be consumer, model, project or tenant")?
+        }
     };
     let top: usize = match params.get("top") {
         None => 10,
@@ -349,7 +359,7 @@ pub async fn query_api(
 }
 
 async fn shared(
-    store: &UsageStore,
+    store: &Rollups,
     r: &crate::config::RedisSettings,
     instance: &str,
     from: i64,
@@ -400,6 +410,7 @@ mod tests {
             consumer: c.into(),
             project: p.into(),
             model: m.into(),
+            tenant: String::new(),
         }
     }
 
@@ -415,7 +426,7 @@ mod tests {
 
     #[test]
     fn rollups_rank_by_tokens_and_bucket_by_step() {
-        let s = UsageStore::default();
+        let s = Rollups::default();
         let t0 = 1_795_327_200_000; // a whole hour
         s.record(t0, key("a", "search", "chat"), counts(10, 5));
         s.record(t0 + 61_000, key("a", "search", "embed"), counts(100, 0));
