@@ -109,10 +109,13 @@ fn two_ports() -> (u16, u16) {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; under `cargo test` this is a one-second smoke run.
+    let measuring = std::env::args().any(|a| a == "--bench");
     let secs: u64 = std::env::var("TG_BENCH_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(if measuring { 5 } else { 1 });
+    let rounds = if measuring { 2 } else { 1 };
     let conc: usize = std::env::var("TG_BENCH_CONC")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -157,13 +160,18 @@ fn main() {
     let gw_url = format!("http://127.0.0.1:{api}/v1/chat/completions");
     println!("e2e overhead: {conc} concurrent clients, {secs}s per run, 1 gateway worker thread, mock TTFT 0, gateway {bin}");
     for (kind, body) in [("JSON", JSON_BODY), ("SSE", SSE_BODY)] {
-        compare(&rt, kind, body, &direct_url, &gw_url, conc, secs);
+        compare(&rt, kind, body, &direct_url, &gw_url, conc, secs, rounds);
     }
     let _ = child.kill();
     let _ = child.wait();
 }
 
-/// Direct, through the gateway, and through the gateway with limits, twice; then the ratios.
+/// Direct, through the gateway, and through the gateway with limits, `rounds` times; then the
+/// ratios.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a benchmark's knobs, spelled out"
+)]
 fn compare(
     rt: &tokio::runtime::Runtime,
     kind: &str,
@@ -172,6 +180,7 @@ fn compare(
     gw_url: &str,
     conc: usize,
     secs: u64,
+    rounds: usize,
 ) {
     println!("-- {kind}");
     println!(
@@ -179,7 +188,7 @@ fn compare(
         "target", "req/s", "p50 µs", "p99 µs", "errors"
     );
     let mut ratios = Vec::new();
-    for _round in 0..2 {
+    for _round in 0..rounds {
         let d = rt.block_on(load(direct_url.into(), None, body, conc, secs));
         let g = rt.block_on(load(gw_url.into(), Some(KEY), body, conc, secs));
         let l = rt.block_on(load(gw_url.into(), Some(LIMITED_KEY), body, conc, secs));

@@ -19,7 +19,7 @@ const TOKENS: u64 = 500;
 
 fn openai_stream() -> Vec<u8> {
     let usage = Some(openai::usage(120, TOKENS));
-    openai::stream("chatcmpl-1", "gpt", true, TOKENS, None, true, usage)
+    openai::stream("chatcmpl-1", "gpt", true, 0..TOKENS, None, true, usage)
         .iter()
         .flat_map(|v| format!("data: {v}\n\n").into_bytes())
         .chain(b"data: [DONE]\n\n".iter().copied())
@@ -27,7 +27,7 @@ fn openai_stream() -> Vec<u8> {
 }
 
 fn anthropic_stream() -> Vec<u8> {
-    anthropic::events("msg_1", "claude", TOKENS, None, 120)
+    anthropic::events("msg_1", "claude", 0, TOKENS, None, 120)
         .iter()
         .flat_map(|(name, v)| format!("event: {}\ndata: {v}\n\n", name.unwrap_or("")).into_bytes())
         .collect()

@@ -8,6 +8,11 @@ fn wall() -> SystemTime {
     SystemTime::now()
 }
 
+/// Now, on the wall clock.
+pub fn now() -> SystemTime {
+    wall()
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_seconds() -> u64 {
     wall().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())

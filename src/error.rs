@@ -38,10 +38,11 @@ pub enum GatewayError {
     NoCandidate(String),
     #[error("The upstream service could not be reached.")]
     UpstreamConnect,
-    #[error("The upstream service did not answer in time.")]
-    UpstreamTimeout,
-    #[error("The upstream service failed: {0}")]
-    UpstreamBroken(&'static str),
+    /// What did not come in time.
+    #[error("The upstream service did not answer in time: {0}.")]
+    UpstreamTimeout(String),
+    #[error("The upstream service failed: {0}.")]
+    UpstreamBroken(String),
     #[error("{message}")]
     RateLimited {
         /// Which limit: requests, tokens or concurrency.
@@ -81,7 +82,7 @@ impl GatewayError {
             BodyTooLarge { .. } => 413,
             NoCandidate(_) => 503,
             UpstreamConnect | UpstreamBroken(_) => 502,
-            UpstreamTimeout => 504,
+            UpstreamTimeout(_) => 504,
             RateLimited { .. } | RequestTooLarge { .. } | QuotaExceeded { .. } => 429,
             LimiterUnavailable => 503,
             Internal => 500,
@@ -122,7 +123,7 @@ impl GatewayError {
             }
             Untranslatable { .. } => "invalid_request_error",
             ContextTooLong { .. } => "invalid_request_error",
-            NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) => {
+            NoCandidate(_) | UpstreamConnect | UpstreamTimeout(_) | UpstreamBroken(_) => {
                 "upstream_error"
             }
             RateLimited {
@@ -152,7 +153,7 @@ impl GatewayError {
             RateLimited { .. } | RequestTooLarge { .. } | QuotaExceeded { .. } => {
                 "rate_limit_error"
             }
-            UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) | LimiterUnavailable
+            UpstreamConnect | UpstreamTimeout(_) | UpstreamBroken(_) | LimiterUnavailable
             | Internal => "api_error",
         }
     }
@@ -173,7 +174,7 @@ impl GatewayError {
             ModelNotFound(_) => Some("model_not_found"),
             NoCandidate(_) => Some("no_upstream_available"),
             UpstreamConnect => Some("upstream_connect_error"),
-            UpstreamTimeout => Some("upstream_timeout"),
+            UpstreamTimeout(_) => Some("upstream_timeout"),
             UpstreamBroken(_) => Some("upstream_error"),
             RateLimited { .. } | RequestTooLarge { .. } => Some("rate_limit_exceeded"),
             QuotaExceeded { .. } => Some("insufficient_quota"),
@@ -196,9 +197,8 @@ impl GatewayError {
     pub fn should_retry(&self) -> bool {
         use GatewayError::*;
         match self {
-            NoCandidate(_) | UpstreamConnect | UpstreamTimeout | UpstreamBroken(_) | Internal => {
-                true
-            }
+            NoCandidate(_) | UpstreamConnect | UpstreamTimeout(_) | UpstreamBroken(_)
+            | Internal => true,
             RateLimited { .. } | LimiterUnavailable => true,
             RequestTooLarge { .. } | QuotaExceeded { .. } => false,
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => false,
@@ -219,7 +219,7 @@ impl GatewayError {
             ModelNotFound(_) => "model_not_found",
             NoCandidate(_) => "no_upstream",
             UpstreamConnect => "upstream_connect_error",
-            UpstreamTimeout => "upstream_timeout",
+            UpstreamTimeout(_) => "upstream_timeout",
             UpstreamBroken(_) => "upstream_error",
             RateLimited { .. } | RequestTooLarge { .. } => "rate_limited",
             QuotaExceeded { .. } => "budget_exceeded",
@@ -303,7 +303,7 @@ mod tests {
         let v = parse(GatewayError::InvalidKey.body(Dialect::Anthropic));
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "authentication_error");
-        let ev = GatewayError::UpstreamTimeout.sse_event(Dialect::Anthropic);
+        let ev = GatewayError::UpstreamTimeout("x".into()).sse_event(Dialect::Anthropic);
         assert!(ev.starts_with(b"event: error\ndata: {"));
     }
 

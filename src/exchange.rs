@@ -28,13 +28,20 @@ pub enum Carrier {
 
 /// The forwarder carries what the phases cannot: bodies Pingora cannot replay, streams (the
 /// first event must be seen before committing), translated requests (their bodies are
-/// rewritten whole), and providers whose clocks one per-read timeout cannot express.
+/// rewritten whole), plans that may fail over on a context overflow (the 400's body must be
+/// read), and providers whose clocks one per-read timeout cannot express.
 pub fn carrier(request: &ParsedRequest, attempts: &Attempts, body_replayable: bool) -> Carrier {
     let client = request.operation.dialect();
     let plan = attempts.plan();
+    let candidates = || (0..plan.len()).filter_map(|i| plan.candidate(i));
+    // A 400 that may be a context overflow is read before committing when a candidate could
+    // take the prompt instead.
+    let may_overflow = plan.len() > 1
+        && (!plan.model.fallbacks.is_empty() || candidates().any(|t| t.context_window.is_some()));
     let needs_forwarder = !body_replayable
         || request.stream
-        || (0..plan.len()).filter_map(|i| plan.candidate(i)).any(|t| {
+        || may_overflow
+        || candidates().any(|t| {
             t.provider.kind.dialect() != client
                 || Clocks::single_read_timeout(&t.provider).is_none()
         });

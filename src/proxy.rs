@@ -14,7 +14,7 @@
 //! | `logging` | [`report::record`]: usage, metrics, access log (every request, every path) |
 
 use crate::access_log::AccessLog;
-use crate::attempt::{Answer, Failure, Now, Retry};
+use crate::attempt::{retry, Answer, Failure, Now, Retry};
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::exchange::{carrier, Carrier};
@@ -67,7 +67,7 @@ fn after_failure(
         return with_retry(e, false);
     };
     match attempts.failed(failure, reused, Now::real()) {
-        Retry::Same | Retry::Next => with_retry(e, true),
+        Retry::Same { .. } | Retry::Next => with_retry(e, true),
         Retry::GiveUp(err) => {
             ctx.end.error = Some(err);
             with_retry(e, false)
@@ -118,6 +118,9 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let runtime = runtime_of(ctx)?;
+        if let Some(wait) = ctx.attempts.as_ref().and_then(|a| a.pending_wait()) {
+            tokio::time::sleep(wait).await;
+        }
         let target = ctx.begin_attempt().map_err(|e| {
             ctx.end.error = Some(e);
             Error::explain(ErrorType::InternalError, "no candidate left")
@@ -188,13 +191,15 @@ impl ProxyHttp for Gateway {
         let Some(attempts) = ctx.attempts.as_mut() else {
             return Error::e_explain(ErrorType::InternalError, "no attempt in progress");
         };
-        match attempts.answered(status, false, Now::real()) {
-            Answer::FailOver => {
+        let retry_after = retry::retry_after(&upstream_response.headers, crate::clock::now());
+        match attempts.answered(status, false, retry_after, Now::real()) {
+            Answer::RetrySame { .. } | Answer::FailOver => {
                 let e = Error::explain(ErrorType::HTTPStatus(status), "retryable upstream status");
                 Err(with_retry(e, true))
             }
-            // The phases cannot hold a stream back: they carry no streams (see `carrier`).
-            Answer::ReadFirstEvent | Answer::Commit => {
+            // The phases cannot hold a body back, so the engine does not ask them to (the
+            // forwarder carries streams and plans that may fail over on a 400).
+            Answer::ReadFirstEvent | Answer::ReadErrorBody | Answer::Commit => {
                 ctx.commit(upstream_response);
                 Ok(())
             }

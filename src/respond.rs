@@ -3,7 +3,7 @@
 //! JSON answer, and the lingering close after a refused body. Both I/O paths use it.
 
 use crate::attempt::{Failure, Now};
-use crate::ctx::RequestCtx;
+use crate::ctx::{BodyMeter, RequestCtx};
 use crate::error::GatewayError;
 use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
@@ -34,9 +34,13 @@ pub async fn respond_error(session: &mut Session, ctx: &mut RequestCtx, err: Gat
 /// just cut.
 pub async fn end_stream_with_error(session: &mut Session, ctx: &mut RequestCtx, cut: Failure) {
     ctx.end.upstream_cut = Some(cut);
+    let events = match ctx.response.as_ref().map(|c| &c.meter) {
+        Some(BodyMeter::Sse(m)) => m.events,
+        Some(BodyMeter::Json(_)) | None => 0,
+    };
     let err = match ctx.attempts.as_mut() {
-        Some(a) => a.cut(cut, Now::real()),
-        None => cut.client_error(),
+        Some(a) => a.cut(cut, events, Now::real()),
+        None => cut.cut_error(events),
     };
     if ctx.is_sse() {
         // A blank line first ends whatever event the upstream left unfinished, so the error

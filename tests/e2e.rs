@@ -34,6 +34,8 @@ mod operations;
 mod redis_server;
 #[path = "e2e/resilience.rs"]
 mod resilience;
+#[path = "e2e/retries.rs"]
+mod retries;
 #[path = "e2e/routing.rs"]
 mod routing;
 #[path = "e2e/rules.rs"]

@@ -18,35 +18,55 @@ pub struct Clocks {
     pub idle: Duration,
     /// When the whole exchange must be over.
     pub deadline: Option<Instant>,
+    /// Streams: when this attempt's first content event must have arrived.
+    pub first_token_by: Option<Instant>,
 }
 
 impl Clocks {
-    /// `started`: when the request's first attempt began.
-    pub fn of(p: &Provider, started: Instant) -> Clocks {
+    /// `started`: when the request's first attempt began; `now`: when this attempt's
+    /// request goes out; `stream`: the first-token clock applies (streams only).
+    pub fn of(p: &Provider, started: Instant, now: Instant, stream: bool) -> Clocks {
         Clocks {
             first_byte: p.first_byte_timeout,
             idle: p.idle_timeout,
             deadline: p.total_timeout.map(|t| started + t),
+            first_token_by: p.first_token_timeout.filter(|_| stream).map(|t| now + t),
         }
     }
 
     /// The one per-read timeout that means the same as these clocks, if there is one.
     pub fn single_read_timeout(p: &Provider) -> Option<Duration> {
-        (p.first_byte_timeout == p.idle_timeout && p.total_timeout.is_none())
-            .then_some(p.first_byte_timeout)
+        (p.first_byte_timeout == p.idle_timeout
+            && p.total_timeout.is_none()
+            && p.first_token_timeout.is_none())
+        .then_some(p.first_byte_timeout)
     }
 
     /// How long the next wait on `clock` may last from `now`, and the clock that then runs
-    /// out (the total one when its deadline comes first).
+    /// out (the total one when its deadline comes first; the first-token one when it comes
+    /// before the response header).
     pub fn wait(&self, clock: Clock, now: Instant) -> (Duration, Clock) {
-        let limit = match clock {
-            Clock::FirstByte => self.first_byte,
-            Clock::Idle => self.idle,
-            Clock::Total => Duration::MAX,
+        let first_token_left = self
+            .first_token_by
+            .map(|d| d.saturating_duration_since(now));
+        let (limit, clock) = match (clock, first_token_left) {
+            (Clock::FirstByte, Some(left)) if left < self.first_byte => (left, Clock::FirstToken),
+            (clock, _) => (self.limit(clock, now), clock),
         };
         match self.deadline.map(|d| d.saturating_duration_since(now)) {
             Some(left) if left <= limit => (left, Clock::Total),
             _ => (limit, clock),
+        }
+    }
+
+    fn limit(&self, clock: Clock, now: Instant) -> Duration {
+        match clock {
+            Clock::FirstByte => self.first_byte,
+            Clock::Idle => self.idle,
+            Clock::FirstToken => self
+                .first_token_by
+                .map_or(Duration::MAX, |d| d.saturating_duration_since(now)),
+            Clock::Total => Duration::MAX,
         }
     }
 }
@@ -62,6 +82,7 @@ mod tests {
             first_byte: Duration::from_millis(300),
             idle: Duration::from_millis(100),
             deadline: Some(now + Duration::from_millis(250)),
+            first_token_by: None,
         };
         assert_eq!(
             c.wait(Clock::FirstByte, now),

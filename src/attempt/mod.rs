@@ -6,10 +6,15 @@
 //!
 //! | the I/O reports | the engine decides |
 //! |---|---|
-//! | [`failed`](Attempts::failed) (connect, timeout, reset, ...) | [`Retry::Same`] once for a stale pooled connection, [`Retry::Next`] candidate, or [`Retry::GiveUp`] with the client's error |
-//! | [`answered`](Attempts::answered) with a status | [`Answer::FailOver`] (retryable status), [`Answer::ReadFirstEvent`] (a stream that can still fail over), or [`Answer::Commit`] |
-//! | [`first_event`](Attempts::first_event) ok or error | [`FirstEvent::FailOver`] or [`FirstEvent::Commit`] |
+//! | [`failed`](Attempts::failed) (connect, timeout, reset, ...) | [`Retry::Same`] (once for a stale pooled connection, or a same-target retry after a back-off), [`Retry::Next`] candidate, or [`Retry::GiveUp`] with the client's error |
+//! | [`answered`](Attempts::answered) with a status | [`Answer::RetrySame`] (after the back-off or `Retry-After`), [`Answer::FailOver`] (retryable status), [`Answer::ReadFirstEvent`] (a stream that can still fail over or has a first-token deadline), [`Answer::ReadErrorBody`] (a 400 that may be a context overflow), or [`Answer::Commit`] |
+//! | [`first_event`](Attempts::first_event) / [`error_body`](Attempts::error_body) | [`Verdict::FailOver`] or [`Verdict::Commit`] |
 //! | [`cut`](Attempts::cut) after the commit | the error event the client gets |
+//!
+//! Order: a same-target retry (the model's `retries`) comes first, then failover to the next
+//! candidate (`retry_on_status`, connect failures, timeouts, first-frame errors, context
+//! overflow towards a larger window); every retry and failover spends the retry budget and
+//! counts against `max_attempts`.
 //!
 //! The engine owns the plan cursor, the attempt log, the model's retry budget and the passive
 //! health feedback, so nothing is counted twice. Time comes in as [`Now`], so tests need no
@@ -17,6 +22,8 @@
 
 pub mod clocks;
 pub mod outcome;
+pub mod overflow;
+pub mod retry;
 #[cfg(test)]
 mod tests;
 
@@ -27,14 +34,16 @@ use crate::routing::Plan;
 pub use clocks::Clocks;
 pub use outcome::{AttemptOutcome, Clock, ExchangeOutcome, Failure};
 use serde::Serialize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// The two clocks the engine reads: passive health runs on `Instant`, the retry budget on
-/// Unix seconds (its windows are aligned across instances).
+/// What the engine reads from outside: passive health runs on `Instant`, the retry budget on
+/// Unix seconds (its windows are aligned across instances), and back-off jitter is a random
+/// number in [0, 1).
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
     pub at: Instant,
     pub unix_s: i64,
+    pub jitter: f64,
 }
 
 impl Now {
@@ -42,6 +51,7 @@ impl Now {
         Now {
             at: Instant::now(),
             unix_s: crate::feedback::budget::now_s(),
+            jitter: rand::random::<f64>(),
         }
     }
 }
@@ -53,13 +63,17 @@ pub struct AttemptEntry {
     pub upstream_model: String,
     pub outcome: AttemptOutcome,
     pub status: Option<u16>,
+    /// How long the gateway waited before this try (a same-target retry's back-off or the
+    /// provider's `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
 }
 
 /// After a failure: what to do next.
 #[derive(Debug, Clone)]
 pub enum Retry {
-    /// The same candidate again, on a fresh connection.
-    Same,
+    /// The same candidate again (on a fresh connection), after this wait.
+    Same { after: Duration },
     /// The next candidate of the plan.
     Next,
     /// Nothing left to try: the client gets this error.
@@ -69,19 +83,25 @@ pub enum Retry {
 /// After a response header: what to do with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
+    /// Covered by the model's `retries`: the same candidate again after this wait.
+    RetrySame { after: Duration },
     /// A retryable status: drop it and try the next candidate.
     FailOver,
-    /// A 200 event stream with a candidate left: read its first event before committing.
+    /// A 200 event stream that can still fail over (or has a first-token deadline): read
+    /// until its first content event before committing, then call [`Attempts::first_event`].
     ReadFirstEvent,
+    /// A 400 with a larger-window candidate left: read the error body, then call
+    /// [`Attempts::error_body`].
+    ReadErrorBody,
     /// It goes to the client (the attempt is logged as ended).
     Commit,
 }
 
-/// After the first event of a stream.
+/// After a held first event or error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FirstEvent {
+pub enum Verdict {
     FailOver,
-    /// The stream goes to the client, error event or not.
+    /// What was held goes to the client, error or not.
     Commit,
 }
 
@@ -106,6 +126,10 @@ pub struct Attempts {
     phase: Phase,
     log: Vec<AttemptEntry>,
     stale_retry_used: bool,
+    /// Same-target retries spent on the current candidate.
+    retries_here: u32,
+    /// The wait before the next try.
+    pending_wait: Option<Duration>,
     /// A failover was refused by the model's retry budget.
     budget_refused: bool,
 }
@@ -118,6 +142,8 @@ impl Attempts {
             phase: Phase::Between,
             log: Vec::new(),
             stale_retry_used: false,
+            retries_here: 0,
+            pending_wait: None,
             budget_refused: false,
         }
     }
@@ -152,7 +178,18 @@ impl Attempts {
 
     /// Whether a failure now could still fail over (the budget is not consulted yet).
     pub fn can_fail_over(&self) -> bool {
-        !self.budget_refused && self.plan.has_next(self.cursor)
+        !self.budget_refused && self.plan.has_next(self.cursor) && self.tries_left()
+    }
+
+    /// The wait the I/O owes before beginning the next attempt.
+    pub fn pending_wait(&self) -> Option<Duration> {
+        self.pending_wait
+    }
+
+    /// Whether `max_attempts` allows another try (stale-connection retries do not count).
+    fn tries_left(&self) -> bool {
+        let stale = AttemptOutcome::Failed(Failure::StaleConnection);
+        self.log.iter().filter(|a| a.outcome != stale).count() < self.plan.model.max_attempts
     }
 
     /// Start the attempt at the cursor.
@@ -166,6 +203,10 @@ impl Attempts {
             upstream_model: target.model.clone(),
             outcome: AttemptOutcome::Pending,
             status: None,
+            waited_ms: self
+                .pending_wait
+                .take()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         });
         self.phase = Phase::Trying;
         Ok(target)
@@ -177,54 +218,140 @@ impl Attempts {
         if reused_connection && failure.may_be_stale() && !self.stale_retry_used {
             self.stale_retry_used = true;
             self.end(AttemptOutcome::Failed(Failure::StaleConnection), None, now);
-            self.phase = Phase::Between;
-            return Retry::Same;
+            return Retry::Same {
+                after: Duration::ZERO,
+            };
         }
         self.end(AttemptOutcome::Failed(failure), None, now);
-        if failure.retryable(&self.plan.model.retry_on_status) && self.advance(failure, now) {
+        if let Some(after) = self.retry_same(failure, None, now) {
+            return Retry::Same { after };
+        }
+        if failure.retryable(&self.plan.model.retry_on_status)
+            && self.try_next_candidate(failure, now)
+        {
             return Retry::Next;
         }
         self.phase = Phase::GaveUp;
         Retry::GiveUp(failure.client_error())
     }
 
-    /// The upstream answered `status`. `event_stream`: the I/O can hold a 200 event stream
-    /// until its first event is read.
-    pub fn answered(&mut self, status: u16, event_stream: bool, now: Now) -> Answer {
+    /// The upstream answered `status`. `held`: the I/O can hold the body back (a 200 event
+    /// stream until its first content event, a 400's error body). `retry_after`: the wait the
+    /// provider asked for.
+    pub fn answered(
+        &mut self,
+        status: u16,
+        held: bool,
+        retry_after: Option<Duration>,
+        now: Now,
+    ) -> Answer {
         let failure = Failure::Status(status);
+        if let Some(after) = self.retry_same(failure, retry_after, now) {
+            self.end(AttemptOutcome::Failed(failure), Some(status), now);
+            return Answer::RetrySame { after };
+        }
         if failure.retryable(&self.plan.model.retry_on_status) && self.can_fail_over() {
             if self.withdraw(now) {
                 self.end(AttemptOutcome::Failed(failure), Some(status), now);
-                self.move_on(failure);
+                self.next_candidate(failure, self.cursor + 1);
                 return Answer::FailOver;
             }
-        } else if status == 200 && event_stream && self.can_fail_over() {
+        } else if held && status == 400 && self.overflow_candidate().is_some() {
+            return Answer::ReadErrorBody;
+        } else if held && status == 200 && (self.can_fail_over() || self.first_token_deadline()) {
             return Answer::ReadFirstEvent;
         }
         self.commit(status, now);
         Answer::Commit
     }
 
-    /// The first event of a 200 stream was read (after [`Answer::ReadFirstEvent`]).
-    pub fn first_event(&mut self, is_error: bool, now: Now) -> FirstEvent {
+    /// The first content event of a 200 stream was read (after [`Answer::ReadFirstEvent`]),
+    /// or an error event came first.
+    pub fn first_event(&mut self, is_error: bool, now: Now) -> Verdict {
         if is_error && self.can_fail_over() && self.withdraw(now) {
             let failure = Failure::FirstFrameError;
             self.end(AttemptOutcome::Failed(failure), Some(200), now);
-            self.move_on(failure);
-            return FirstEvent::FailOver;
+            self.next_candidate(failure, self.cursor + 1);
+            return Verdict::FailOver;
         }
         self.commit(200, now);
-        FirstEvent::Commit
+        Verdict::Commit
     }
 
-    /// A committed response broke off: it counts against the provider, and the client's
-    /// stream ends with this error.
-    pub fn cut(&mut self, failure: Failure, now: Now) -> GatewayError {
+    /// A 400's body was read (after [`Answer::ReadErrorBody`]): a context overflow moves on to
+    /// a candidate with a larger window; any other 400 goes to the client.
+    pub fn error_body(&mut self, context_overflow: bool, now: Now) -> Verdict {
+        if let Some(next) = self.overflow_candidate().filter(|_| context_overflow) {
+            if self.withdraw(now) {
+                let failure = Failure::ContextOverflow;
+                self.end(AttemptOutcome::Failed(failure), Some(400), now);
+                self.next_candidate(failure, next);
+                return Verdict::FailOver;
+            }
+        }
+        self.commit(400, now);
+        Verdict::Commit
+    }
+
+    /// A committed response broke off after `events` events: it counts against the provider,
+    /// and the client's stream ends with this error.
+    pub fn cut(&mut self, failure: Failure, events: u64, now: Now) -> GatewayError {
         if let Some(t) = self.target() {
             let p = &t.provider;
             p.health.record(false, &p.outlier, now.at);
         }
-        failure.client_error()
+        failure.cut_error(events)
+    }
+
+    /// A same-target retry, if the model's `retries` cover `failure`, any are left, the
+    /// provider's `Retry-After` is within the cap, and the budget allows. Returns the wait.
+    fn retry_same(
+        &mut self,
+        failure: Failure,
+        retry_after: Option<Duration>,
+        now: Now,
+    ) -> Option<Duration> {
+        let r = &self.plan.model.retries;
+        if self.retries_here >= r.attempts || !retry::covers(r, failure) || !self.tries_left() {
+            return None;
+        }
+        let wait = match retry_after {
+            Some(asked) if asked > r.max_retry_after => return None,
+            Some(asked) => asked,
+            None => retry::backoff(r, self.retries_here + 1, now.jitter),
+        };
+        if !self.withdraw(now) {
+            return None;
+        }
+        self.retries_here += 1;
+        self.pending_wait = Some(wait);
+        Some(wait)
+    }
+
+    /// The first later candidate that can take a prompt the current one found too long: one
+    /// with a larger declared `context_window`, or a fallback.
+    fn overflow_candidate(&self) -> Option<usize> {
+        if self.budget_refused || !self.tries_left() {
+            return None;
+        }
+        let window = |t: &Target| t.context_window.unwrap_or(0);
+        let current = window(self.target()?);
+        let model = &self.plan.model;
+        (self.cursor + 1..self.plan.len()).find(|&i| {
+            self.plan.candidate(i).is_some_and(|t| {
+                window(t) > current
+                    || model
+                        .fallbacks
+                        .iter()
+                        .any(|f| f.provider.name == t.provider.name && f.model == t.model)
+            })
+        })
+    }
+
+    /// Whether the current candidate's provider has a first-token deadline.
+    fn first_token_deadline(&self) -> bool {
+        self.target()
+            .is_some_and(|t| t.provider.first_token_timeout.is_some())
     }
 
     fn commit(&mut self, status: u16, now: Now) {
@@ -262,16 +389,18 @@ impl Attempts {
     }
 
     /// Move to the next candidate if there is one and the budget allows.
-    fn advance(&mut self, reason: Failure, now: Now) -> bool {
+    fn try_next_candidate(&mut self, reason: Failure, now: Now) -> bool {
         if !self.can_fail_over() || !self.withdraw(now) {
             return false;
         }
-        self.move_on(reason);
+        self.next_candidate(reason, self.cursor + 1);
         true
     }
 
-    fn move_on(&mut self, reason: Failure) {
-        self.cursor += 1;
+    /// Fail over to candidate `index`.
+    fn next_candidate(&mut self, reason: Failure, index: usize) {
+        self.cursor = index;
+        self.retries_here = 0;
         self.phase = Phase::Between;
         METRICS.failovers.with_label_values(&[reason.label()]).inc();
     }

@@ -12,10 +12,24 @@ use pingora::{Error, ErrorType};
 pub enum Clock {
     /// From the request sent to the response header.
     FirstByte,
+    /// Streams: from the request sent to the first content event.
+    FirstToken,
     /// Between two reads of the response body.
     Idle,
     /// From the start of the first attempt to the end of the body.
     Total,
+}
+
+impl Clock {
+    /// What a client was not sent in time.
+    fn missed(self) -> &'static str {
+        match self {
+            Clock::FirstByte => "no response header within first_byte_timeout_ms",
+            Clock::FirstToken => "no first token within first_token_timeout_ms",
+            Clock::Idle => "the response stalled longer than idle_timeout_ms",
+            Clock::Total => "the exchange took longer than total_timeout_ms",
+        }
+    }
 }
 
 /// Why an attempt did not give the client its answer, or why a committed one broke off.
@@ -37,6 +51,8 @@ pub enum Failure {
     Status(u16),
     /// A 200 stream whose first event is an error.
     FirstFrameError,
+    /// A 400 saying the prompt does not fit the model's context window.
+    ContextOverflow,
     /// A pooled connection had gone stale; the same candidate is tried on a fresh one.
     StaleConnection,
     Other,
@@ -81,12 +97,14 @@ impl Failure {
             Failure::Tls => "tls_error",
             Failure::Connect => "connect_error",
             Failure::TimedOut(Clock::FirstByte | Clock::Idle) => "timeout",
+            Failure::TimedOut(Clock::FirstToken) => "first_token_timeout",
             Failure::TimedOut(Clock::Total) => "total_timeout",
             Failure::Reset => "connection_reset",
             Failure::Protocol => "protocol_error",
             Failure::Status(s @ 100..600) => STATUS_LABELS[usize::from(s - 100)],
             Failure::Status(_) => "status_other",
             Failure::FirstFrameError => "first_frame_error",
+            Failure::ContextOverflow => "context_length_exceeded",
             Failure::StaleConnection => "stale_connection",
             Failure::Other => "error",
         }
@@ -97,6 +115,8 @@ impl Failure {
     pub fn retryable(self, retry_on_status: &[u16]) -> bool {
         match self {
             Failure::Status(s) => retry_on_status.contains(&s),
+            // Only towards a larger window: the engine picks the candidate.
+            Failure::ContextOverflow => true,
             Failure::StaleConnection => false,
             Failure::Unresolved
             | Failure::ConnectTimeout
@@ -117,7 +137,7 @@ impl Failure {
     pub fn counts_against_health(self) -> bool {
         match self {
             Failure::Status(s) => s >= 500,
-            Failure::StaleConnection => false,
+            Failure::StaleConnection | Failure::ContextOverflow => false,
             Failure::Unresolved
             | Failure::ConnectTimeout
             | Failure::ConnectRefused
@@ -138,10 +158,10 @@ impl Failure {
         matches!(self, Failure::Reset | Failure::Protocol | Failure::Other)
     }
 
-    /// The error the client gets when the last attempt failed this way.
+    /// The error the client gets when the last attempt failed this way before a response.
     pub fn client_error(self) -> GatewayError {
         match self {
-            Failure::TimedOut(_) => GatewayError::UpstreamTimeout,
+            Failure::TimedOut(clock) => GatewayError::UpstreamTimeout(clock.missed().into()),
             Failure::Unresolved
             | Failure::ConnectTimeout
             | Failure::ConnectRefused
@@ -152,10 +172,41 @@ impl Failure {
             | Failure::Protocol
             | Failure::Status(_)
             | Failure::FirstFrameError
+            | Failure::ContextOverflow
             | Failure::StaleConnection
             | Failure::Other => {
-                GatewayError::UpstreamBroken("the connection failed before a response")
+                GatewayError::UpstreamBroken("the connection failed before a response".into())
             }
+        }
+    }
+
+    /// The error event a client gets when a started stream broke off this way, after
+    /// `events` events had been relayed.
+    pub fn cut_error(self, events: u64) -> GatewayError {
+        match self {
+            Failure::TimedOut(Clock::Idle | Clock::FirstByte | Clock::FirstToken) => {
+                GatewayError::UpstreamTimeout(format!(
+                    "the stream stalled after {events} events (idle_timeout_ms)"
+                ))
+            }
+            Failure::TimedOut(Clock::Total) => GatewayError::UpstreamTimeout(format!(
+                "the stream was still going after total_timeout_ms ({events} events sent)"
+            )),
+            Failure::Unresolved
+            | Failure::ConnectTimeout
+            | Failure::ConnectRefused
+            | Failure::ConnectNoRoute
+            | Failure::Tls
+            | Failure::Connect
+            | Failure::Reset
+            | Failure::Protocol
+            | Failure::Status(_)
+            | Failure::FirstFrameError
+            | Failure::ContextOverflow
+            | Failure::StaleConnection
+            | Failure::Other => GatewayError::UpstreamBroken(format!(
+                "the upstream connection broke off after {events} events"
+            )),
         }
     }
 }
@@ -211,9 +262,9 @@ impl ExchangeOutcome {
             ExchangeOutcome::UpstreamCut(Failure::TimedOut(Clock::Total)) => {
                 "upstream_total_timeout"
             }
-            ExchangeOutcome::UpstreamCut(Failure::TimedOut(Clock::FirstByte | Clock::Idle)) => {
-                "upstream_idle_timeout"
-            }
+            ExchangeOutcome::UpstreamCut(Failure::TimedOut(
+                Clock::FirstByte | Clock::Idle | Clock::FirstToken,
+            )) => "upstream_idle_timeout",
             ExchangeOutcome::UpstreamCut(_) => "upstream_cut",
             ExchangeOutcome::ClientDisconnect => "client_disconnect",
             ExchangeOutcome::Refused(label) => label,

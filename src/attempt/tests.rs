@@ -9,7 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn provider(name: &str) -> Arc<Provider> {
-    Arc::new(Provider {
+    provider_with(name, |_| {})
+}
+
+fn provider_with(name: &str, edit: impl FnOnce(&mut Provider)) -> Arc<Provider> {
+    let mut p = Provider {
         name: name.into(),
         kind: ProviderKind::OpenAi,
         upstream: Upstream::BuiltinMock,
@@ -19,6 +23,8 @@ fn provider(name: &str) -> Arc<Provider> {
         first_byte_timeout: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(1),
         total_timeout: None,
+        first_token_timeout: None,
+        prefill: false,
         headers: vec![],
         outlier: OutlierSettings {
             consecutive_failures: 2,
@@ -29,11 +35,22 @@ fn provider(name: &str) -> Arc<Provider> {
         anthropic_version: String::new(),
         api_version: None,
         health: Arc::new(ProviderHealth::new(name)),
-    })
+    };
+    edit(&mut p);
+    Arc::new(p)
 }
 
 /// A priority plan over providers `a`, `b`, `c`... (one target each).
 fn plan_over(providers: &[Arc<Provider>], max_attempts: usize, budget: RetryBudget) -> Plan {
+    plan_with(providers, max_attempts, budget, |_| {})
+}
+
+fn plan_with(
+    providers: &[Arc<Provider>],
+    max_attempts: usize,
+    budget: RetryBudget,
+    edit: impl FnOnce(&mut Model),
+) -> Plan {
     let targets = providers
         .iter()
         .map(|p| Target {
@@ -43,7 +60,7 @@ fn plan_over(providers: &[Arc<Provider>], max_attempts: usize, budget: RetryBudg
             context_window: None,
         })
         .collect();
-    let model = Arc::new(Model {
+    let mut model = Model {
         name: "m".into(),
         strategy: Strategy::Priority,
         targets,
@@ -55,8 +72,11 @@ fn plan_over(providers: &[Arc<Provider>], max_attempts: usize, budget: RetryBudg
         rules: vec![],
         retry_budget: Arc::new(budget),
         max_ejection_percent: 100,
-    });
-    Plan::new(model, &mut rand::rng())
+        retries: Default::default(),
+        stream_recovery: Default::default(),
+    };
+    edit(&mut model);
+    Plan::new(Arc::new(model), &mut rand::rng())
 }
 
 fn generous() -> RetryBudget {
@@ -67,6 +87,7 @@ fn now() -> Now {
     Now {
         at: Instant::now(),
         unix_s: 1_000,
+        jitter: 0.5,
     }
 }
 
@@ -86,6 +107,7 @@ enum Want {
     GiveUp(&'static str),
     FailOver,
     ReadFirst,
+    ReadBody,
     Commit,
 }
 
@@ -99,18 +121,20 @@ fn run(attempts: &mut Attempts, events: &[Ev]) -> (Vec<Want>, Vec<String>) {
         }
         let d = match *ev {
             Ev::Fail(f, reused) => match attempts.failed(f, reused, now()) {
-                Retry::Same => Want::Same,
+                Retry::Same { .. } => Want::Same,
                 Retry::Next => Want::Next,
                 Retry::GiveUp(e) => Want::GiveUp(e.outcome()),
             },
-            Ev::Answered(s, stream) => match attempts.answered(s, stream, now()) {
+            Ev::Answered(s, stream) => match attempts.answered(s, stream, None, now()) {
+                Answer::RetrySame { .. } => Want::Same,
                 Answer::FailOver => Want::FailOver,
                 Answer::ReadFirstEvent => Want::ReadFirst,
+                Answer::ReadErrorBody => Want::ReadBody,
                 Answer::Commit => Want::Commit,
             },
             Ev::First(err) => match attempts.first_event(err, now()) {
-                FirstEvent::FailOver => Want::FailOver,
-                FirstEvent::Commit => Want::Commit,
+                Verdict::FailOver => Want::FailOver,
+                Verdict::Commit => Want::Commit,
             },
         };
         decisions.push(d);
@@ -253,8 +277,8 @@ fn failures_feed_passive_health_and_ejected_candidates_move_back() {
             ],
         );
     }
-    assert_eq!(ps[0].health.standing(Instant::now()), Standing::Ejected);
-    assert_eq!(ps[1].health.standing(Instant::now()), Standing::Healthy);
+    assert_eq!(ps[0].health.claim(Instant::now()), Standing::Ejected);
+    assert_eq!(ps[1].health.claim(Instant::now()), Standing::Healthy);
     // The next plan tries the healthy provider first, the ejected one last.
     let mut attempts = Attempts::new(plan_over(&ps, 2, generous()));
     let (_, log) = run(&mut attempts, &[Ev::Answered(200, false)]);
@@ -268,7 +292,7 @@ fn failures_feed_passive_health_and_ejected_candidates_move_back() {
             &[Ev::Fail(Failure::Reset, true), Ev::Answered(404, false)],
         );
     }
-    assert_eq!(c[0].health.standing(Instant::now()), Standing::Healthy);
+    assert_eq!(c[0].health.claim(Instant::now()), Standing::Healthy);
 }
 
 #[test]
@@ -277,11 +301,12 @@ fn a_cut_counts_against_health_and_names_the_clock() {
     let mut attempts = Attempts::new(plan_over(&ps, 1, generous()));
     run(&mut attempts, &[Ev::Answered(200, true)]);
     assert!(attempts.committed());
-    let e = attempts.cut(Failure::TimedOut(Clock::Idle), now());
+    let e = attempts.cut(Failure::TimedOut(Clock::Idle), 7, now());
     assert_eq!(e.outcome(), "upstream_timeout");
-    let e = attempts.cut(Failure::Reset, now());
+    let e = attempts.cut(Failure::Reset, 7, now());
     assert_eq!(e.outcome(), "upstream_error");
-    assert_eq!(ps[0].health.standing(Instant::now()), Standing::Ejected);
+    assert!(e.to_string().contains("after 7 events"), "{e}");
+    assert_eq!(ps[0].health.claim(Instant::now()), Standing::Ejected);
 }
 
 #[test]
@@ -299,4 +324,125 @@ fn labels_are_the_access_log_words() {
     );
     assert!(!Failure::Status(400).retryable(&[503]));
     assert!(Failure::Status(503).retryable(&[503]));
+}
+
+fn with_retries(providers: &[Arc<Provider>], attempts: u32) -> Attempts {
+    Attempts::new(plan_with(providers, 3, generous(), |m| {
+        m.retries = crate::config::Retries {
+            attempts,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(400),
+            max_retry_after: Duration::from_secs(5),
+            on_status: vec![429, 500],
+            on_connect: true,
+            on_reset: false,
+            on_timeout: false,
+        }
+    }))
+}
+
+#[test]
+fn same_target_retries_wait_honour_retry_after_and_count_against_max_attempts() {
+    let ps = [provider("a"), provider("b"), provider("c")];
+    let mut a = with_retries(&ps, 2);
+    a.begin().unwrap();
+    // A 500: retried on `a` after the jittered back-off (100 ms, half of it random: 75 ms).
+    let Answer::RetrySame { after } = a.answered(500, false, None, now()) else {
+        panic!("a retry")
+    };
+    assert_eq!(after, Duration::from_millis(75));
+    assert_eq!(a.pending_wait(), Some(after));
+    assert_eq!(a.begin().unwrap().provider.name, "a");
+    // A 429 asking for 2 s: waited as asked.
+    let asked = Some(Duration::from_secs(2));
+    assert_eq!(
+        a.answered(429, false, asked, now()),
+        Answer::RetrySame {
+            after: Duration::from_secs(2)
+        }
+    );
+    a.begin().unwrap();
+    // Retries spent, max_attempts (3) spent: the answer is committed.
+    assert_eq!(a.answered(500, false, None, now()), Answer::Commit);
+    let log: Vec<_> = a
+        .log()
+        .iter()
+        .map(|e| (e.outcome.label(), e.waited_ms))
+        .collect();
+    assert_eq!(
+        log,
+        [
+            ("status_500", None),
+            ("status_429", Some(75)),
+            ("status", Some(2000))
+        ]
+    );
+}
+
+#[test]
+fn a_retry_after_over_the_cap_fails_over_at_once() {
+    let ps = [provider("a"), provider("b")];
+    let mut a = with_retries(&ps, 2);
+    a.begin().unwrap();
+    let asked = Some(Duration::from_secs(120));
+    assert_eq!(a.answered(429, false, asked, now()), Answer::FailOver);
+    assert_eq!(a.pending_wait(), None);
+    assert_eq!(a.begin().unwrap().provider.name, "b");
+    // Connect failures are retried when `on` says "connect".
+    let mut a = with_retries(&ps, 1);
+    a.begin().unwrap();
+    assert!(matches!(
+        a.failed(Failure::ConnectRefused, false, now()),
+        Retry::Same { .. }
+    ));
+    a.begin().unwrap();
+    assert!(matches!(
+        a.failed(Failure::ConnectRefused, false, now()),
+        Retry::Next
+    ));
+}
+
+#[test]
+fn a_context_overflow_skips_to_a_larger_window() {
+    let ps = [provider("a"), provider("b"), provider("c")];
+    let mut a = Attempts::new(plan_with(&ps, 3, generous(), |m| {
+        for (t, w) in m.targets.iter_mut().zip([4_096, 4_096, 200_000]) {
+            t.context_window = Some(w);
+        }
+    }));
+    a.begin().unwrap();
+    assert_eq!(a.answered(400, true, None, now()), Answer::ReadErrorBody);
+    assert_eq!(a.error_body(true, now()), Verdict::FailOver);
+    assert_eq!(
+        a.begin().unwrap().provider.name,
+        "c",
+        "b's window is no larger"
+    );
+    assert_eq!(
+        a.answered(400, true, None, now()),
+        Answer::Commit,
+        "nothing larger left"
+    );
+    // Another 400 is committed.
+    let mut a = Attempts::new(plan_over(&ps, 3, generous()));
+    a.begin().unwrap();
+    assert_eq!(
+        a.answered(400, true, None, now()),
+        Answer::Commit,
+        "no windows declared"
+    );
+}
+
+#[test]
+fn a_first_token_deadline_holds_the_last_candidate_too() {
+    let ps = [provider_with("a", |p| {
+        p.first_token_timeout = Some(Duration::from_secs(5))
+    })];
+    let mut a = Attempts::new(plan_over(&ps, 1, generous()));
+    a.begin().unwrap();
+    assert_eq!(a.answered(200, true, None, now()), Answer::ReadFirstEvent);
+    let Retry::GiveUp(e) = a.failed(Failure::TimedOut(Clock::FirstToken), false, now()) else {
+        panic!("nothing left")
+    };
+    assert!(e.to_string().contains("first_token_timeout_ms"), "{e}");
 }

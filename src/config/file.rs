@@ -127,6 +127,10 @@ pub struct ProviderSection {
     /// Longest whole exchange with the upstream, streams included.
     #[serde(default)]
     pub total_timeout_ms: Option<u64>,
+    /// Streams: longest wait from the request sent to the first content event (then the
+    /// request fails over before anything reached the client).
+    #[serde(default)]
+    pub first_token_timeout_ms: Option<u64>,
     /// Extra headers sent to this provider on every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -151,6 +155,11 @@ pub struct ProviderSection {
     /// `kind = "azure"`: the `api-version` query parameter (required there).
     #[serde(default)]
     pub api_version: Option<String>,
+    /// An OpenAI-compatible backend that continues a partial last assistant message when
+    /// asked (vLLM's `continue_final_message`): stream recovery can `continue` on it.
+    /// Anthropic backends always can.
+    #[serde(default)]
+    pub prefill: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -237,6 +246,58 @@ pub struct ModelSection {
     /// At most this share of a plan's candidates is moved back for being ejected.
     #[serde(default = "default_max_ejection_percent")]
     pub max_ejection_percent: u32,
+    /// Same-target retries before failing over (off unless `attempts` > 0).
+    #[serde(default)]
+    pub retries: RetriesSection,
+    /// A committed stream that is cut or stalls: `"off"`, `"continue"` (the next candidate
+    /// continues the text already sent, by prefill) or `"restart"` (it regenerates, and the
+    /// already-sent prefix is skipped when it matches exactly).
+    #[serde(default = "default_stream_recovery")]
+    pub stream_recovery: String,
+}
+
+fn default_stream_recovery() -> String {
+    "off".into()
+}
+
+/// `retries = { attempts = 2, backoff_ms = 250, max_backoff_ms = 2000, max_retry_after_ms = 10000,
+/// on = [429, 500, 502, 503, 504, "connect", "reset"] }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetriesSection {
+    /// Retries on the same target after the first try (0: none).
+    pub attempts: u32,
+    /// The first back-off; it doubles per retry, with jitter, up to `max_backoff_ms`.
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// A `Retry-After` / `retry-after-ms` up to this is waited for; a longer one fails over.
+    pub max_retry_after_ms: u64,
+    /// Statuses, and `"connect"`, `"reset"`, `"timeout"` failures, that are retried.
+    pub on: Vec<RetryOn>,
+}
+
+impl Default for RetriesSection {
+    fn default() -> Self {
+        RetriesSection {
+            attempts: 0,
+            backoff_ms: 250,
+            max_backoff_ms: 2_000,
+            max_retry_after_ms: 10_000,
+            on: [429, 500, 502, 503, 504]
+                .into_iter()
+                .map(RetryOn::Status)
+                .chain(["connect", "reset"].map(|k| RetryOn::Failure(k.to_string())))
+                .collect(),
+        }
+    }
+}
+
+/// One entry of `retries.on`: a status or a failure kind.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RetryOn {
+    Status(u16),
+    Failure(String),
 }
 
 fn default_max_ejection_percent() -> u32 {

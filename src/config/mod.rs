@@ -158,6 +158,11 @@ pub struct Provider {
     pub idle_timeout: Duration,
     /// The whole upstream exchange.
     pub total_timeout: Option<Duration>,
+    /// Streams: from the request sent to the first content event.
+    pub first_token_timeout: Option<Duration>,
+    /// Continues a partial last assistant message (Anthropic always; OpenAI-compatible when
+    /// declared).
+    pub prefill: bool,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub outlier: crate::feedback::health::OutlierSettings,
     pub health_check: Option<HealthCheck>,
@@ -220,6 +225,43 @@ pub struct Model {
     /// Shared by every request of this model while this config is live.
     pub retry_budget: Arc<crate::feedback::budget::RetryBudget>,
     pub max_ejection_percent: u32,
+    pub retries: Retries,
+    pub stream_recovery: StreamRecovery,
+}
+
+/// What a model does when a committed stream breaks off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamRecovery {
+    /// End the stream with an honest error event.
+    #[default]
+    Off,
+    /// The next candidate continues the text already sent (prefill), where it can.
+    Continue,
+    /// The next candidate regenerates; the already-sent prefix is skipped if it matches.
+    Restart,
+}
+
+impl StreamRecovery {
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamRecovery::Off => "off",
+            StreamRecovery::Continue => "continue",
+            StreamRecovery::Restart => "restart",
+        }
+    }
+}
+
+/// Same-target retries of a model (see `retries` in the README).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retries {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_retry_after: Duration,
+    pub on_status: Vec<u16>,
+    pub on_connect: bool,
+    pub on_reset: bool,
+    pub on_timeout: bool,
 }
 
 impl Model {

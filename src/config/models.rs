@@ -4,10 +4,11 @@
 
 use super::file;
 use super::providers::build_targets;
-use super::{limits, rules, Consumer, Model, Provider, Rule, Strategy};
+use super::{limits, rules, Consumer, Model, Provider, Retries, Rule, Strategy, StreamRecovery};
 use crate::key_digest::parse_key_digest;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Every model, and the set of their names.
 pub(super) fn build_models(
@@ -60,6 +61,17 @@ pub(super) fn build_models(
             }
         }
         let price = m.price.as_ref().map(|p| limits::build_price(&at, p, errs));
+        let stream_recovery = match m.stream_recovery.as_str() {
+            "off" => StreamRecovery::Off,
+            "continue" => StreamRecovery::Continue,
+            "restart" => StreamRecovery::Restart,
+            other => {
+                errs.push(format!(
+                    "{at}.stream_recovery must be \"off\", \"continue\" or \"restart\", not \"{other}\""
+                ));
+                StreamRecovery::Off
+            }
+        };
         let targets = build_targets(&format!("{at}.targets"), &m.targets, by_name, errs);
         let fallbacks = build_targets(&format!("{at}.fallbacks"), &m.fallbacks, by_name, errs);
         let mut rule_names = HashSet::new();
@@ -94,10 +106,45 @@ pub(super) fn build_models(
                 m.retry_budget.min_per_second,
             )),
             max_ejection_percent: m.max_ejection_percent.min(100),
+            retries: build_retries(&format!("{at}.retries"), &m.retries, errs),
+            stream_recovery,
         }));
     }
 
     (models, model_names)
+}
+
+fn build_retries(at: &str, r: &file::RetriesSection, errs: &mut Vec<String>) -> Retries {
+    let mut out = Retries {
+        attempts: r.attempts,
+        backoff: Duration::from_millis(r.backoff_ms),
+        max_backoff: Duration::from_millis(r.max_backoff_ms.max(r.backoff_ms)),
+        max_retry_after: Duration::from_millis(r.max_retry_after_ms),
+        ..Retries::default()
+    };
+    if r.attempts > 10 {
+        errs.push(format!("{at}.attempts must be at most 10"));
+    }
+    if r.max_backoff_ms < r.backoff_ms {
+        errs.push(format!("{at}.max_backoff_ms must be >= backoff_ms"));
+    }
+    for (j, on) in r.on.iter().enumerate() {
+        match on {
+            file::RetryOn::Status(s) if (400..=599).contains(s) => out.on_status.push(*s),
+            file::RetryOn::Status(s) => errs.push(format!(
+                "{at}.on[{j}] must be an HTTP error status (400-599), not {s}"
+            )),
+            file::RetryOn::Failure(k) => match k.as_str() {
+                "connect" => out.on_connect = true,
+                "reset" => out.on_reset = true,
+                "timeout" => out.on_timeout = true,
+                other => errs.push(format!(
+                    "{at}.on[{j}] must be a status or \"connect\", \"reset\" or \"timeout\", not \"{other}\""
+                )),
+            },
+        }
+    }
+    out
 }
 
 pub(super) fn build_consumers(

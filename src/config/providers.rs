@@ -77,6 +77,10 @@ pub(super) fn build_provider(
         ),
         idle_timeout: Duration::from_millis(p.idle_timeout_ms.unwrap_or(p.read_timeout_ms).max(1)),
         total_timeout: p.total_timeout_ms.map(|t| Duration::from_millis(t.max(1))),
+        first_token_timeout: p
+            .first_token_timeout_ms
+            .map(|t| Duration::from_millis(t.max(1))),
+        prefill: p.prefill || kind == ProviderKind::Anthropic,
         headers,
         health_check: p.health_check.as_ref().map(|hc| HealthCheck {
             path: hc.path.clone(),
@@ -147,6 +151,7 @@ fn check_timeouts_and_health(at: &str, p: &file::ProviderSection, errs: &mut Vec
         ("first_byte_timeout_ms", p.first_byte_timeout_ms),
         ("idle_timeout_ms", p.idle_timeout_ms),
         ("total_timeout_ms", p.total_timeout_ms),
+        ("first_token_timeout_ms", p.first_token_timeout_ms),
     ] {
         if v == Some(0) {
             errs.push(format!("{at}.{field} must be > 0"));

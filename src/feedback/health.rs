@@ -1,6 +1,10 @@
 //! Passive health (outlier detection): consecutive failures eject a provider for a back-off
-//! that doubles with every ejection (capped); when it expires, one request probes it
-//! (half-open); a success brings it back, a failure ejects it again for longer.
+//! that doubles with every ejection, at most [`MAX_DOUBLINGS`] times and never past
+//! `max_ejection`; when it expires, one request probes it (half-open); a success brings it
+//! back, a failure ejects it again for longer. The multiplier decays after healthy periods
+//! (one step per `base_ejection` of health, as Envoy's outlier detection does), and a
+//! background recovery probe ([`crate::services::health_checks`]) can bring an ejected
+//! provider back before its back-off runs out.
 //!
 //! State is per provider name and process-wide, so it survives config reloads. Routing moves
 //! ejected providers to the end of a plan instead of dropping them, and never lets ejections
@@ -36,10 +40,27 @@ impl Default for OutlierSettings {
 #[derive(Debug, Default)]
 struct State {
     consecutive: u32,
+    /// The back-off multiplier's exponent + 1 (decays while healthy).
     ejections: u32,
     ejected_until: Option<Instant>,
     /// When the half-open probe in flight was handed out.
     probing: Option<Instant>,
+    /// When the provider last came back from an ejection.
+    healthy_since: Option<Instant>,
+}
+
+/// A failed half-open probe doubles the back-off at most this many times (×8).
+pub const MAX_DOUBLINGS: u32 = 3;
+
+impl State {
+    /// Back in rotation: the counters start again, the multiplier is remembered.
+    fn back(&mut self, now: Instant) {
+        if self.ejected_until.take().is_some() {
+            self.healthy_since = Some(now);
+        }
+        self.consecutive = 0;
+        self.probing = None;
+    }
 }
 
 /// A probe that never reported (its plan did not reach it) is handed out again after this.
@@ -97,8 +118,8 @@ impl ProviderHealth {
         self.ejected.load(Ordering::Relaxed)
     }
 
-    /// Whether the provider may take a request now (claims the probe when one is due).
-    pub fn standing(&self, now: Instant) -> Standing {
+    /// Whether the provider may take a request now; claims the half-open probe when one is due.
+    pub fn claim(&self, now: Instant) -> Standing {
         if !self.is_ejected() {
             return Standing::Healthy;
         }
@@ -120,14 +141,21 @@ impl ProviderHealth {
         let healthy = self.with(|s| {
             s.probing = None;
             if ok {
-                *s = State::default();
+                s.back(now);
                 return true;
             }
             s.consecutive += 1;
             let due = s.ejected_until.is_some() || s.consecutive >= settings.consecutive_failures;
             if due {
-                s.ejections += 1;
-                let factor = 1u32 << (s.ejections - 1).min(16);
+                if let Some(since) = s.healthy_since.take() {
+                    let base = settings.base_ejection.as_millis().max(1);
+                    let periods = now.saturating_duration_since(since).as_millis() / base;
+                    s.ejections = s
+                        .ejections
+                        .saturating_sub(u32::try_from(periods).unwrap_or(u32::MAX));
+                }
+                s.ejections = (s.ejections + 1).min(MAX_DOUBLINGS + 1);
+                let factor = 1u32 << (s.ejections - 1);
                 let backoff = (settings.base_ejection * factor).min(settings.max_ejection);
                 s.ejected_until = Some(now + backoff);
                 s.consecutive = 0;
@@ -142,13 +170,21 @@ impl ProviderHealth {
     pub fn mark(&self, up: bool, until_next: Duration, now: Instant) {
         self.with(|s| {
             if up {
-                *s = State::default();
+                s.back(now);
             } else {
                 s.ejected_until = Some(now + until_next);
                 s.probing = None;
             }
         });
         self.publish(up);
+    }
+}
+
+impl ProviderHealth {
+    /// A recovery probe passed: back in rotation now.
+    pub fn recovered(&self, now: Instant) {
+        self.with(|s| s.back(now));
+        self.publish(true);
     }
 }
 
@@ -188,27 +224,62 @@ mod tests {
         for _ in 0..2 {
             t.record(false, &cfg, now);
         }
-        assert_eq!(t.standing(now), Standing::Healthy);
+        assert_eq!(t.claim(now), Standing::Healthy);
         t.record(false, &cfg, now);
-        assert_eq!(t.standing(now), Standing::Ejected);
+        assert_eq!(t.claim(now), Standing::Ejected);
         // After 10 s one probe is let through, the others still wait.
         let later = now + Duration::from_secs(10);
-        assert_eq!(t.standing(later), Standing::Probe);
-        assert_eq!(t.standing(later), Standing::Ejected);
+        assert_eq!(t.claim(later), Standing::Probe);
+        assert_eq!(t.claim(later), Standing::Ejected);
         // The probe fails: ejected again for twice as long (20 s), then capped at 25 s.
         t.record(false, &cfg, later);
-        assert_eq!(
-            t.standing(later + Duration::from_secs(19)),
-            Standing::Ejected
-        );
-        assert_eq!(t.standing(later + Duration::from_secs(20)), Standing::Probe);
+        assert_eq!(t.claim(later + Duration::from_secs(19)), Standing::Ejected);
+        assert_eq!(t.claim(later + Duration::from_secs(20)), Standing::Probe);
         let l2 = later + Duration::from_secs(20);
         t.record(false, &cfg, l2);
-        assert_eq!(t.standing(l2 + Duration::from_secs(24)), Standing::Ejected);
-        assert_eq!(t.standing(l2 + Duration::from_secs(25)), Standing::Probe);
+        assert_eq!(t.claim(l2 + Duration::from_secs(24)), Standing::Ejected);
+        assert_eq!(t.claim(l2 + Duration::from_secs(25)), Standing::Probe);
         // A successful probe: healthy, counters reset.
         t.record(true, &cfg, l2 + Duration::from_secs(25));
-        assert_eq!(t.standing(l2 + Duration::from_secs(25)), Standing::Healthy);
+        assert_eq!(t.claim(l2 + Duration::from_secs(25)), Standing::Healthy);
         assert!(!t.is_ejected());
+    }
+
+    /// Seconds after `at` until the half-open probe is handed out.
+    fn ejected_for(t: &ProviderHealth, at: Instant) -> u64 {
+        (1..10_000)
+            .find(|s| t.claim(at + Duration::from_secs(*s)) == Standing::Probe)
+            .unwrap()
+    }
+
+    #[test]
+    fn doubling_is_capped_decays_while_healthy_and_recovery_returns_at_once() {
+        let t = ProviderHealth::new("q");
+        let cfg = OutlierSettings {
+            consecutive_failures: 1,
+            base_ejection: Duration::from_secs(10),
+            max_ejection: Duration::from_secs(1_000),
+        };
+        let mut at = Instant::now();
+        t.record(false, &cfg, at);
+        let mut lengths = Vec::new();
+        for _ in 0..6 {
+            let d = ejected_for(&t, at);
+            lengths.push(d);
+            at += Duration::from_secs(d);
+            t.record(false, &cfg, at); // the half-open probe fails
+        }
+        assert_eq!(lengths, [10, 20, 40, 80, 80, 80], "at most three doublings");
+        // A recovery probe brings it back before its back-off ran out.
+        t.recovered(at + Duration::from_secs(1));
+        assert_eq!(t.claim(at + Duration::from_secs(1)), Standing::Healthy);
+        // Healthy for 30 s (three base periods): the multiplier steps down from x8 to x1.
+        let later = at + Duration::from_secs(31);
+        t.record(false, &cfg, later);
+        assert_eq!(
+            ejected_for(&t, later),
+            20,
+            "x8 decayed to x1, then one ejection: x2"
+        );
     }
 }

@@ -6,9 +6,11 @@
 
 mod json;
 mod sse;
+mod transcript;
 
 pub use json::JsonMeter;
 pub use sse::SseMeter;
+pub use transcript::Transcript;
 
 /// Token usage as a provider reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -6,7 +6,7 @@
 //! fields so the client sees exactly the stream it asked for. Memory is bounded: an event
 //! longer than [`crate::sse::MAX_EVENT`] is passed through but not parsed.
 
-use super::{usage_from, Usage};
+use super::{usage_from, Transcript, Usage};
 use crate::sse::{Framer, Piece};
 use bytes::Bytes;
 
@@ -28,6 +28,8 @@ pub struct SseMeter {
     pub events: u64,
     /// The upstream sent an error event; `events` tells whether it was the first one.
     pub error_event: bool,
+    /// What the client was sent, when the stream may have to be resumed.
+    pub transcript: Option<Transcript>,
 }
 
 impl SseMeter {
@@ -56,6 +58,12 @@ impl SseMeter {
         framer.finish(|piece| self.piece(piece, &mut out));
         self.framer = framer;
         self.strip.then(|| Bytes::from(out))
+    }
+
+    /// Keep a [`Transcript`] of what the client is sent (for stream recovery).
+    pub fn with_transcript(mut self) -> Self {
+        self.transcript = Some(Transcript::default());
+        self
     }
 
     /// Whether any content reached the stream.
@@ -104,6 +112,9 @@ impl SseMeter {
         if v.get("error").is_some_and(|e| !e.is_null()) {
             self.error_event = true;
             return false;
+        }
+        if let Some(t) = self.transcript.as_mut() {
+            t.observe(&v);
         }
         if let Some(kind) = v.get("type").and_then(|t| t.as_str()) {
             self.inspect_anthropic(kind, &v);

@@ -28,6 +28,7 @@ pub fn message(id: &str, model: &str, tokens: u64, tool: Option<&ToolCall>, usag
 pub fn events(
     id: &str,
     model: &str,
+    from: u64,
     tokens: u64,
     tool: Option<&ToolCall>,
     prompt: u64,
@@ -62,14 +63,14 @@ pub fn events(
                 Some("content_block_start"),
                 json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
             ));
-            for i in 0..tokens {
+            for i in from..tokens {
                 out.push((
                     Some("content_block_delta"),
                     json!({"type": "content_block_delta", "index": 0,
                         "delta": {"type": "text_delta", "text": token(i)}}),
                 ));
             }
-            (tokens, "end_turn")
+            (tokens - from, "end_turn")
         }
     };
     out.push((
@@ -83,6 +84,11 @@ pub fn events(
     ));
     out.push((Some("message_stop"), json!({"type": "message_stop"})));
     out
+}
+
+/// Anthropic's 400 for a prompt over the context window.
+pub fn context_overflow() -> Value {
+    json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 9000 tokens > 4096 maximum"}, "request_id": "req_mock"})
 }
 
 pub fn error(status: u16) -> Value {

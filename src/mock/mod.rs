@@ -51,8 +51,9 @@ const MAX_RECORDED: usize = 10_000;
 pub struct MockState {
     defaults: Script,
     requests: Mutex<Vec<RecordedRequest>>,
-    /// Requests seen per path prefix, for `times=N` scripts.
-    per_prefix: Mutex<HashMap<String, u64>>,
+    /// Requests seen per path prefix, for `times=N` scripts, and when the first came (for
+    /// `outage_ms`).
+    per_prefix: Mutex<HashMap<String, (u64, std::time::Instant)>>,
     next_id: AtomicU64,
     /// Client connections open now.
     open_connections: AtomicU64,
@@ -163,18 +164,21 @@ async fn handle(
             .await
             .map(|_| true);
     }
-    let seen = {
+    let (seen, since) = {
         let key = prefix.unwrap_or("").to_string();
         let mut counts = state
             .per_prefix
             .lock()
             .map_err(|_| std::io::Error::other("poisoned"))?;
-        let n = counts.entry(key).or_insert(0);
-        *n += 1;
-        *n
+        let entry = counts.entry(key).or_insert((0, std::time::Instant::now()));
+        entry.0 += 1;
+        *entry
     };
     if script.times.is_some_and(|t| seen > t) {
         script = script.healthy();
+    }
+    if let Some(outage) = script.outage {
+        script.status = (since.elapsed() < outage).then_some(503);
     }
     if let Ok(mut r) = state.requests.lock() {
         if r.len() < MAX_RECORDED {
@@ -202,19 +206,33 @@ async fn handle(
         _ => {}
     }
     let anthropic = path == "/v1/messages";
+    if script.fault == Some(Fault::ContextOverflow) {
+        let body = if anthropic {
+            anthropic::context_overflow()
+        } else {
+            openai::context_overflow()
+        };
+        return http1::write_json(stream, 400, &[], &body, req.keep_alive)
+            .await
+            .map(|_| true);
+    }
     if let Some(status) = script.status {
         tokio::time::sleep(script.ttft).await;
-        let extra: &[(&str, &str)] = if status == 429 {
-            &[("retry-after", "1"), ("retry-after-ms", "1000")]
+        let wait = script.retry_after.or((status == 429).then_some(1));
+        let (secs, ms) = wait.map_or((String::new(), String::new()), |s| {
+            (s.to_string(), (s * 1000).to_string())
+        });
+        let extra: Vec<(&str, &str)> = if wait.is_some() {
+            vec![("retry-after", &secs), ("retry-after-ms", &ms)]
         } else {
-            &[]
+            Vec::new()
         };
         let body = if anthropic {
             anthropic::error(status)
         } else {
             openai::error(status)
         };
-        return http1::write_json(stream, status, extra, &body, req.keep_alive)
+        return http1::write_json(stream, status, &extra, &body, req.keep_alive)
             .await
             .map(|_| true);
     }
@@ -262,6 +280,8 @@ async fn handle(
         .prompt_tokens
         .unwrap_or_else(|| (req.body.len() as u64 / 4).max(1));
     let tool = ToolCall::wanted(&body, kind == Kind::Messages);
+    // A partial assistant turn last (prefill): continue after the tokens it holds.
+    let from = prefilled(&body, kind).map_or(0, |p| openai::tokens_in(&p, tokens));
     tokio::time::sleep(script.ttft).await;
     if body["stream"].as_bool() != Some(true) {
         let v = match kind {
@@ -286,16 +306,17 @@ async fn handle(
     let events = match kind {
         Kind::Messages => {
             let id = id.replace("chatcmpl-", "msg_");
-            anthropic::events(&id, &model, tokens, tool.as_ref(), prompt)
+            anthropic::events(&id, &model, from, tokens, tool.as_ref(), prompt)
         }
         Kind::Chat | Kind::Completion => {
             let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
-            let usage = (include_usage && script.usage).then(|| openai::usage(prompt, tokens));
+            let usage =
+                (include_usage && script.usage).then(|| openai::usage(prompt, tokens - from));
             openai::stream(
                 &id,
                 &model,
                 kind == Kind::Chat,
-                tokens,
+                from..tokens,
                 tool.as_ref(),
                 include_usage,
                 usage,
@@ -350,6 +371,23 @@ async fn handle(
         w.done().await?;
     }
     Ok(req.keep_alive)
+}
+
+/// The text of a last assistant message the client wants continued: always on Anthropic's
+/// API, with vLLM's `continue_final_message` on OpenAI's.
+fn prefilled(body: &Value, kind: Kind) -> Option<String> {
+    let last = body["messages"].as_array()?.last()?;
+    if last["role"] != "assistant" {
+        return None;
+    }
+    if kind != Kind::Messages && body["continue_final_message"] != true {
+        return None;
+    }
+    match &last["content"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => Some(parts.iter().filter_map(|p| p["text"].as_str()).collect()),
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

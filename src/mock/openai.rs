@@ -27,6 +27,20 @@ pub fn full_text(tokens: u64) -> String {
     (0..tokens).map(token).collect()
 }
 
+/// How many generated tokens `prefix` already holds (a prefill continues after them).
+pub fn tokens_in(prefix: &str, limit: u64) -> u64 {
+    let mut text = String::new();
+    let mut n = 0;
+    while n < limit {
+        text.push_str(token(n));
+        if !prefix.starts_with(&text) {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 pub fn usage(prompt: u64, completion: u64) -> Value {
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
@@ -114,7 +128,7 @@ pub fn stream(
     id: &str,
     model: &str,
     chat: bool,
-    tokens: u64,
+    tokens: std::ops::Range<u64>,
     tool: Option<&ToolCall>,
     include_usage: bool,
     usage_value: Option<Value>,
@@ -150,7 +164,7 @@ pub fn stream(
             "tool_calls"
         }
         None => {
-            for i in 0..tokens {
+            for i in tokens {
                 let delta = chat.then(|| json!({"content": token(i)}));
                 events.push(c(delta, Some(token(i)), None));
             }
@@ -171,6 +185,11 @@ pub fn usage_chunk(id: &str, model: &str, chat: bool, usage_value: Value) -> Val
         "text_completion"
     };
     json!({"id": id, "object": object, "created": now(), "model": model, "choices": [], "usage": usage_value})
+}
+
+/// OpenAI's 400 for a prompt over the context window.
+pub fn context_overflow() -> Value {
+    json!({"error": {"message": "This model's maximum context length is 4096 tokens. However, your messages resulted in 9000 tokens. Please reduce the length of the messages.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}})
 }
 
 pub fn error(status: u16) -> Value {

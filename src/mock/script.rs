@@ -23,6 +23,8 @@ pub enum Fault {
     Stall,
     /// Stream `cut_after` events, then 10 MB of invalid UTF-8 with no newline, then close.
     Garbage,
+    /// Answer 400: the prompt does not fit the context window (in the path's dialect).
+    ContextOverflow,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +45,10 @@ pub struct Script {
     pub prompt_tokens: Option<u64>,
     /// Split every SSE event across two writes.
     pub split: bool,
+    /// `Retry-After` (seconds) sent with an error status (429 defaults to 1).
+    pub retry_after: Option<u64>,
+    /// Answer 503 to everything under this path prefix for this long after its first request.
+    pub outage: Option<Duration>,
 }
 
 impl Default for Script {
@@ -58,6 +64,8 @@ impl Default for Script {
             usage: true,
             prompt_tokens: None,
             split: false,
+            retry_after: None,
+            outage: None,
         }
     }
 }
@@ -83,6 +91,8 @@ impl Script {
                 "usage" => self.usage = num()? != 0,
                 "prompt_tokens" => self.prompt_tokens = Some(num()?),
                 "split" => self.split = num()? != 0,
+                "retry_after" => self.retry_after = Some(num()?),
+                "outage_ms" => self.outage = Some(Duration::from_millis(num()?)),
                 "fault" => {
                     self.fault = Some(match v {
                         "refuse" => Fault::Refuse,
@@ -92,6 +102,7 @@ impl Script {
                         "stall" => Fault::Stall,
                         "garbage" => Fault::Garbage,
                         "first_error" => Fault::FirstError,
+                        "context" => Fault::ContextOverflow,
                         _ => return Err(format!("unknown mock fault `{v}`")),
                     })
                 }

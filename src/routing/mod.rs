@@ -163,7 +163,7 @@ fn demote_ejected(candidates: Vec<Target>, max_percent: u32) -> Vec<Target> {
     let mut budget = candidates.len() * max_percent as usize / 100;
     let (mut front, mut back) = (Vec::new(), Vec::new());
     for t in candidates {
-        let standing = t.provider.health.standing(now);
+        let standing = t.provider.health.claim(now);
         if standing == Standing::Ejected && budget > 0 {
             budget -= 1;
             back.push(t);
@@ -230,6 +230,8 @@ mod tests {
             first_byte_timeout: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(1),
             total_timeout: None,
+            first_token_timeout: None,
+            prefill: false,
             headers: vec![],
             outlier: Default::default(),
             health_check: None,
@@ -256,6 +258,8 @@ mod tests {
             rules: vec![],
             retry_budget: Arc::new(crate::feedback::budget::RetryBudget::new(100.0, 1000.0)),
             max_ejection_percent: 50,
+            retries: Default::default(),
+            stream_recovery: Default::default(),
         })
     }
 

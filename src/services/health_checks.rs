@@ -1,7 +1,14 @@
-//! Active health checks: for each provider with a `health_check`, a `GET` on an interval. A
-//! failure (connect error, timeout, or an unexpected status) takes the provider out of
-//! rotation until a check succeeds; the state is the same as passive health's
-//! ([`super::health::ProviderHealth`]), so routing treats both alike.
+//! Health probes, one background service:
+//! - **active checks**: for each provider with a `health_check`, a `GET` on its interval. A
+//!   failure (connect error, timeout, or an unexpected status) takes the provider out of
+//!   rotation until a check succeeds.
+//! - **recovery probes**: a provider without an active check that passive health ejected is
+//!   probed every [`RECOVERY_INTERVAL`] with a light `GET {base_url}/models`; any answer below
+//!   500 returns it to rotation at once, so a recovered backend does not wait out its
+//!   back-off. A failed probe changes nothing (the ejection is not extended).
+//!
+//! The state is passive health's ([`crate::feedback::health::ProviderHealth`]), so routing
+//! treats all three alike.
 
 use crate::config::{Provider, Target, Upstream};
 use crate::runtime::Runtime;
@@ -23,12 +30,22 @@ pub struct ActiveHealth {
 /// How often the service looks for due checks.
 const TICK: Duration = Duration::from_millis(50);
 
+/// How often an ejected provider without an active check is probed.
+pub const RECOVERY_INTERVAL: Duration = Duration::from_secs(3);
+
+/// How long a recovery probe may take.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl ActiveHealth {
-    /// One check: whether the provider answered `expected_status` in time.
-    async fn check(&self, runtime: &Runtime, p: &Arc<Provider>) -> Result<(), String> {
-        let Some(hc) = &p.health_check else {
-            return Ok(());
-        };
+    /// One `GET` below the provider's base URL with its key and headers: the status, or why
+    /// there was none within `timeout`.
+    async fn probe(
+        &self,
+        runtime: &Runtime,
+        p: &Arc<Provider>,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<u16, String> {
         let target = Target {
             provider: Arc::clone(p),
             model: String::new(),
@@ -42,7 +59,7 @@ impl ActiveHealth {
             } => (host.clone(), base_path.clone()),
             Upstream::BuiltinMock => ("127.0.0.1".to_string(), "/v1".to_string()),
         };
-        let mut req = RequestHeader::build("GET", format!("{base}{}", hc.path).as_bytes(), None)
+        let mut req = RequestHeader::build("GET", format!("{base}{path}").as_bytes(), None)
             .map_err(|e| e.to_string())?;
         let header_error = |e: Box<pingora::Error>| e.to_string();
         req.insert_header("host", host).map_err(header_error)?;
@@ -64,11 +81,73 @@ impl ActiveHealth {
             s.read_response_header().await?;
             Ok::<u16, Box<pingora::Error>>(s.response_header().map_or(0, |h| h.status.as_u16()))
         };
-        match tokio::time::timeout(hc.timeout, exchange).await {
-            Ok(Ok(status)) if status == hc.expected_status => Ok(()),
-            Ok(Ok(status)) => Err(format!("status {status}")),
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(status)) => Ok(status),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", hc.timeout)),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
+    /// The active check of one provider, if it has one and it is due.
+    async fn active_check(
+        &self,
+        runtime: &Runtime,
+        p: &Arc<Provider>,
+        due: &mut HashMap<String, Instant>,
+        last_ok: &mut HashMap<String, bool>,
+    ) {
+        let Some(hc) = &p.health_check else { return };
+        let now = Instant::now();
+        if due.get(&p.name).is_some_and(|t| now < *t) {
+            return;
+        }
+        due.insert(p.name.clone(), now + hc.interval);
+        let result = match self.probe(runtime, p, &hc.path, hc.timeout).await {
+            Ok(status) if status == hc.expected_status => Ok(()),
+            Ok(status) => Err(format!("status {status}")),
+            Err(e) => Err(e),
+        };
+        let ok = result.is_ok();
+        if last_ok.insert(p.name.clone(), ok) != Some(ok) {
+            match &result {
+                Ok(()) => log::info!("health check: provider {} is up", p.name),
+                Err(e) => log::warn!("health check: provider {} is down ({e})", p.name),
+            }
+        }
+        // Down until the next verdict can arrive (interval + its timeout + a tick), so
+        // passive probing does not reopen it between checks.
+        p.health
+            .mark(ok, hc.interval + hc.timeout + TICK, Instant::now());
+    }
+
+    /// The recovery probe of an ejected provider without an active check, when due.
+    async fn recovery_probe(
+        &self,
+        runtime: &Runtime,
+        p: &Arc<Provider>,
+        due: &mut HashMap<String, Instant>,
+    ) {
+        if p.health_check.is_some() || !p.health.is_ejected() {
+            due.remove(&p.name);
+            return;
+        }
+        let now = Instant::now();
+        // The first probe one interval after the ejection, then every interval.
+        let next = *due.entry(p.name.clone()).or_insert(now + RECOVERY_INTERVAL);
+        if now < next {
+            return;
+        }
+        due.insert(p.name.clone(), now + RECOVERY_INTERVAL);
+        match self.probe(runtime, p, "/models", RECOVERY_TIMEOUT).await {
+            Ok(status) if status < 500 => {
+                log::info!(
+                    "recovery probe: provider {} answered {status}; back in rotation",
+                    p.name
+                );
+                p.health.recovered(Instant::now());
+            }
+            Ok(status) => log::debug!("recovery probe: provider {} answered {status}", p.name),
+            Err(e) => log::debug!("recovery probe: provider {}: {e}", p.name),
         }
     }
 }
@@ -76,29 +155,15 @@ impl ActiveHealth {
 #[async_trait]
 impl BackgroundService for ActiveHealth {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut next_due: HashMap<String, Instant> = HashMap::new();
+        let mut check_due: HashMap<String, Instant> = HashMap::new();
+        let mut probe_due: HashMap<String, Instant> = HashMap::new();
         let mut last_ok: HashMap<String, bool> = HashMap::new();
         loop {
             let runtime = self.runtime.load_full();
-            let now = Instant::now();
             for p in &runtime.config.providers {
-                let Some(hc) = &p.health_check else { continue };
-                if next_due.get(&p.name).is_some_and(|t| now < *t) {
-                    continue;
-                }
-                next_due.insert(p.name.clone(), now + hc.interval);
-                let result = self.check(&runtime, p).await;
-                let ok = result.is_ok();
-                if last_ok.insert(p.name.clone(), ok) != Some(ok) {
-                    match &result {
-                        Ok(()) => log::info!("health check: provider {} is up", p.name),
-                        Err(e) => log::warn!("health check: provider {} is down ({e})", p.name),
-                    }
-                }
-                // Down until the next verdict can arrive (interval + its timeout + a tick),
-                // so passive probing does not reopen it between checks.
-                p.health
-                    .mark(ok, hc.interval + hc.timeout + TICK, Instant::now());
+                self.active_check(&runtime, p, &mut check_due, &mut last_ok)
+                    .await;
+                self.recovery_probe(&runtime, p, &mut probe_due).await;
             }
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}

@@ -1,5 +1,5 @@
-//! Upstreams: where a target lives, the peer Pingora connects to, the request it receives,
-//! and how a failed attempt is classified.
+//! Upstreams: where a target lives, the peer Pingora connects to, and the request it
+//! receives. (How a failed attempt is classified is [`crate::attempt::Failure`]'s.)
 //!
 //! Both I/O paths (Pingora's proxy phases and the large-body forwarder) call these functions,
 //! so a target is reached, authenticated and judged the same way whichever path carries it.
@@ -246,36 +246,5 @@ impl Upstreams {
             req.insert_header(k.clone(), v.clone())?;
         }
         Ok(())
-    }
-}
-
-/// Why an attempt failed, as the access log and `tollgate_upstream_attempts_total` name it.
-pub fn failure_reason(e: &Error) -> &'static str {
-    use ErrorType::*;
-    match e.etype() {
-        ConnectTimedout => "connect_timeout",
-        ConnectRefused => "connect_refused",
-        ConnectNoRoute => "connect_no_route",
-        TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError
-        | TLSWantX509Lookup => "tls_error",
-        ConnectError | BindError | SocketError | ConnectProxyFailure | AcceptError => {
-            "connect_error"
-        }
-        ReadTimedout | WriteTimedout => "timeout",
-        ReadError | WriteError | ConnectionClosed => "connection_reset",
-        InvalidHTTPHeader | H1Error | H2Error | H2Downgrade | InvalidH2 => "protocol_error",
-        HTTPStatus(_) => "retryable_status",
-        Custom("total_timeout") => "total_timeout",
-        _ => "error",
-    }
-}
-
-/// The gateway error a client sees when the last attempt failed with `e` before any response.
-pub fn client_error_for(e: &Error) -> GatewayError {
-    match failure_reason(e) {
-        "timeout" | "total_timeout" => GatewayError::UpstreamTimeout,
-        "connect_timeout" | "connect_refused" | "connect_no_route" | "connect_error"
-        | "tls_error" => GatewayError::UpstreamConnect,
-        _ => GatewayError::UpstreamBroken("the connection failed before a response"),
     }
 }

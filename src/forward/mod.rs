@@ -10,7 +10,9 @@
 //! commit, metering and the client's errors are the same [`RequestCtx`] and
 //! [`crate::upstream`] functions the phases call.
 
-use crate::attempt::{Answer, Clock, Clocks, Failure, FirstEvent, Now, Retry};
+mod hold;
+
+use crate::attempt::{retry, Answer, Attempts, Clock, Clocks, Failure, Now, Retry, Verdict};
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::respond::{end_stream_with_error, respond_error};
@@ -42,11 +44,15 @@ pub async fn run(
 ) {
     let started = Instant::now();
     loop {
+        if let Some(wait) = ctx.attempts.as_ref().and_then(|a| a.pending_wait()) {
+            tokio::time::sleep(wait).await;
+        }
         let target = match ctx.begin_attempt() {
             Ok(t) => t,
             Err(e) => return respond_error(session, ctx, e).await,
         };
-        let clocks = Clocks::of(&target.provider, started);
+        let stream = ctx.admission.request.as_ref().is_some_and(|r| r.stream);
+        let clocks = Clocks::of(&target.provider, started, Instant::now(), stream);
         let Ok(peer) = runtime.upstreams.peer(&target) else {
             match failed(ctx, Failure::Unresolved, false) {
                 Some(err) => return respond_error(session, ctx, err).await,
@@ -76,7 +82,7 @@ pub async fn run(
 fn failed(ctx: &mut RequestCtx, failure: Failure, reused: bool) -> Option<GatewayError> {
     let attempts = ctx.attempts.as_mut()?;
     match attempts.failed(failure, reused, Now::real()) {
-        Retry::Same | Retry::Next => None,
+        Retry::Same { .. } | Retry::Next => None,
         Retry::GiveUp(err) => Some(err),
     }
 }
@@ -106,23 +112,26 @@ async fn attempt(
     let Some(attempts) = ctx.attempts.as_mut() else {
         return Tried::Done;
     };
-    let mut held = Vec::new();
-    match attempts.answered(status, is_event_stream(&header), Now::real()) {
-        Answer::FailOver => return Tried::Again,
-        Answer::Commit => {}
-        Answer::ReadFirstEvent => match first_event(&mut upstream, clocks).await {
-            Ok((chunks, is_error)) => {
-                let Some(attempts) = ctx.attempts.as_mut() else {
-                    return Tried::Done;
-                };
-                match attempts.first_event(is_error, Now::real()) {
-                    FirstEvent::FailOver => return Tried::Again,
-                    FirstEvent::Commit => held = chunks,
-                }
-            }
+    let holdable = status == 400 || (status == 200 && is_event_stream(&header));
+    let retry_after = retry::retry_after(&header.headers, crate::clock::now());
+    let held = match attempts.answered(status, holdable, retry_after, Now::real()) {
+        Answer::RetrySame { .. } | Answer::FailOver => return Tried::Again,
+        Answer::Commit => Vec::new(),
+        Answer::ReadFirstEvent => match hold::first_content(&mut upstream, clocks).await {
+            Ok(first) => match verdict(ctx, |a, now| a.first_event(first.is_error, now)) {
+                Verdict::FailOver => return Tried::Again,
+                Verdict::Commit => first.chunks,
+            },
             Err(failure) => return give_up_or_again(session, ctx, failure, false).await,
         },
-    }
+        Answer::ReadErrorBody => match hold::error_body(&mut upstream, clocks).await {
+            Ok(body) => match verdict(ctx, |a, now| a.error_body(body.context_overflow, now)) {
+                Verdict::FailOver => return Tried::Again,
+                Verdict::Commit => body.chunks,
+            },
+            Err(failure) => return give_up_or_again(session, ctx, failure, false).await,
+        },
+    };
     ctx.commit(&header);
     if ctx.shape_response_header(&mut header).is_err()
         || frame_for_http1(&mut header).is_err()
@@ -158,6 +167,14 @@ async fn give_up_or_again(
     }
 }
 
+/// Ask the engine about what was held (commit when there is no engine).
+fn verdict(ctx: &mut RequestCtx, ask: impl FnOnce(&mut Attempts, Now) -> Verdict) -> Verdict {
+    match ctx.attempts.as_mut() {
+        Some(a) => ask(a, Now::real()),
+        None => Verdict::Commit,
+    }
+}
+
 /// An upstream header (perhaps HTTP/2, perhaps stripped of its length) made ready for an
 /// HTTP/1.1 client: version, and chunked framing when no length is known.
 fn frame_for_http1(header: &mut ResponseHeader) -> pingora::Result<()> {
@@ -190,7 +207,7 @@ async fn send_request(
 
 /// Run `read` on `clock`, failing with the clock that ran out (the total one when its
 /// deadline comes first).
-async fn within<T>(
+pub(crate) async fn within<T>(
     clocks: &Clocks,
     clock: Clock,
     read: impl std::future::Future<Output = pingora::Result<T>>,
@@ -207,41 +224,6 @@ fn is_event_stream(h: &pingora::http::ResponseHeader) -> bool {
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("text/event-stream"))
-}
-
-/// Most bytes read while looking for the first event.
-const FIRST_EVENT_LIMIT: usize = 64 * 1024;
-
-/// Read until the first event that is not a comment is complete. Returns the chunks read and
-/// whether that event is an error (`event: error`, or a `data:` object with an `error` key).
-async fn first_event(
-    upstream: &mut HttpSession,
-    clocks: &Clocks,
-) -> Result<(Vec<bytes::Bytes>, bool), Failure> {
-    let mut chunks = Vec::new();
-    let mut framer = crate::sse::Framer::new(FIRST_EVENT_LIMIT);
-    let mut verdict = None;
-    let mut seen = 0;
-    while verdict.is_none() {
-        let Some(chunk) = within(clocks, Clock::Idle, upstream.read_response_body()).await? else {
-            break;
-        };
-        seen += chunk.len();
-        framer.feed(&chunk, |piece| {
-            if verdict.is_none() {
-                verdict = match piece {
-                    crate::sse::Piece::Event(e) if e.is_comment_only() => None,
-                    crate::sse::Piece::Event(e) => Some(e.is_error()),
-                    crate::sse::Piece::Oversized(_) => Some(false),
-                };
-            }
-        });
-        chunks.push(chunk);
-        if seen >= FIRST_EVENT_LIMIT {
-            break;
-        }
-    }
-    Ok((chunks, verdict.unwrap_or(false)))
 }
 
 /// Copy the upstream body to the client, metering every chunk as the proxy phases do.
