@@ -60,6 +60,9 @@ pub struct AccessRecord<'a> {
     pub payload: Option<serde_json::Value>,
     pub duration_ms: f64,
     pub outcome: &'a str,
+    /// The stream broke off and was finished on another candidate (`continue`, `restart`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_recovery: Option<&'a str>,
 }
 
 /// The access-log writer. The output is opened at startup (so errors show then), but the

@@ -21,6 +21,8 @@ use crate::limits::{RateHeaders, Reservation};
 use crate::meter::{JsonMeter, SseMeter};
 use crate::metrics::{GaugeGuard, METRICS};
 use crate::protocol::ParsedRequest;
+use crate::recovery::splice::Splice;
+use crate::recovery::Resume;
 use crate::runtime::Runtime;
 use crate::translate::ResponseTranslator;
 use bytes::Bytes;
@@ -82,6 +84,8 @@ pub struct Committed {
     pub translator: Option<ResponseTranslator>,
     /// The body is rewritten on its way to the client, so its length changes.
     pub rewrites: bool,
+    /// A resumed stream: the continuation is spliced into what the client already has.
+    pub splice: Option<Splice>,
     pub first_token_at: Option<Duration>,
     /// Counts the stream in `tollgate_inflight_streams` while it is relayed.
     pub(crate) _stream: Option<GaugeGuard>,
@@ -96,6 +100,8 @@ pub struct End {
     pub upstream_cut: Option<Failure>,
     /// The client went away before the response finished.
     pub client_gone: bool,
+    /// The stream broke off and was finished on another candidate.
+    pub resumed: Option<Resume>,
 }
 
 pub struct RequestCtx {

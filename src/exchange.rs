@@ -6,7 +6,7 @@
 //! its decisions into request state.
 
 use crate::attempt::{Attempts, Clocks};
-use crate::config::Target;
+use crate::config::{StreamRecovery, Target};
 use crate::ctx::{BodyMeter, Committed, RequestCtx};
 use crate::error::GatewayError;
 use crate::meter::{JsonMeter, SseMeter, Usage, UsageSource};
@@ -88,8 +88,13 @@ impl RequestCtx {
                 .request
                 .as_ref()
                 .is_some_and(ParsedRequest::injects_usage);
+        let recovers = self
+            .attempts
+            .as_ref()
+            .is_some_and(|a| a.plan().model.stream_recovery != StreamRecovery::Off);
         let meter = if sse && status < 400 {
-            BodyMeter::Sse(SseMeter::new(strip))
+            let m = SseMeter::new(strip);
+            BodyMeter::Sse(if recovers { m.with_transcript() } else { m })
         } else {
             BodyMeter::Json(JsonMeter::default())
         };
@@ -99,6 +104,7 @@ impl RequestCtx {
             meter,
             translator,
             rewrites,
+            splice: None,
             first_token_at: None,
             _stream: sse.then(|| GaugeGuard::acquire(&METRICS.inflight_streams)),
         });
@@ -125,7 +131,11 @@ impl RequestCtx {
         let elapsed = self.started.elapsed();
         let c = self.response.as_mut()?;
         let translated = c.translator.as_mut().map(|t| t.feed(chunk));
-        let chunk = translated.as_deref().unwrap_or(chunk);
+        let spliced = match c.splice.as_mut() {
+            Some(s) => Some(Bytes::from(s.feed(translated.as_deref().unwrap_or(chunk)))),
+            None => translated,
+        };
+        let chunk = spliced.as_deref().unwrap_or(chunk);
         let out = match &mut c.meter {
             BodyMeter::Sse(m) => {
                 let out = m.feed(chunk);
@@ -139,7 +149,7 @@ impl RequestCtx {
                 None
             }
         };
-        out.or(translated)
+        out.or(spliced)
     }
 
     /// The end of the upstream body. Returns what is still to be sent: the rest of a
@@ -148,8 +158,17 @@ impl RequestCtx {
         self.upstream.stop_wait();
         let c = self.response.as_mut()?;
         let mut tail = Vec::new();
-        if let Some(t) = c.translator.as_mut() {
-            let rest = t.finish();
+        let mut rest = c
+            .translator
+            .as_mut()
+            .map(|t| t.finish())
+            .unwrap_or_default();
+        if let Some(splice) = c.splice.as_mut() {
+            let mut spliced = splice.feed(&rest);
+            spliced.extend_from_slice(&splice.finish());
+            rest = Bytes::from(spliced);
+        }
+        if !rest.is_empty() {
             match &mut c.meter {
                 BodyMeter::Sse(m) => match m.feed(&rest) {
                     Some(kept) => tail.extend_from_slice(&kept),

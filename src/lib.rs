@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod mock;
 pub mod protocol;
 pub mod proxy;
+pub mod recovery;
 pub mod reload;
 pub mod report;
 pub mod respond;

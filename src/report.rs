@@ -233,6 +233,7 @@ fn emit(ctx: &RequestCtx, log: &AccessLog, s: &Settled, method: &str, path: &str
         }),
         duration_ms: s.elapsed.as_secs_f64() * 1000.0,
         outcome: s.outcome.label(),
+        stream_recovery: ctx.end.resumed.map(|r| r.label()),
     });
 }
 

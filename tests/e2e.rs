@@ -30,6 +30,8 @@ mod load_runner;
 mod observability;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/recovery.rs"]
+mod recovery;
 #[path = "e2e/redis_server.rs"]
 mod redis_server;
 #[path = "e2e/resilience.rs"]

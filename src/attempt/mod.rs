@@ -9,6 +9,7 @@
 //! | [`failed`](Attempts::failed) (connect, timeout, reset, ...) | [`Retry::Same`] (once for a stale pooled connection, or a same-target retry after a back-off), [`Retry::Next`] candidate, or [`Retry::GiveUp`] with the client's error |
 //! | [`answered`](Attempts::answered) with a status | [`Answer::RetrySame`] (after the back-off or `Retry-After`), [`Answer::FailOver`] (retryable status), [`Answer::ReadFirstEvent`] (a stream that can still fail over or has a first-token deadline), [`Answer::ReadErrorBody`] (a 400 that may be a context overflow), or [`Answer::Commit`] |
 //! | [`first_event`](Attempts::first_event) / [`error_body`](Attempts::error_body) | [`Verdict::FailOver`] or [`Verdict::Commit`] |
+//! | [`resume`](Attempts::resume) after the commit (stream recovery) | the next candidate continues the stream, or `None` |
 //! | [`cut`](Attempts::cut) after the commit | the error event the client gets |
 //!
 //! Order: a same-target retry (the model's `retries`) comes first, then failover to the next
@@ -27,9 +28,10 @@ pub mod retry;
 #[cfg(test)]
 mod tests;
 
-use crate::config::Target;
+use crate::config::{StreamRecovery, Target};
 use crate::error::GatewayError;
 use crate::metrics::METRICS;
+use crate::recovery::Resume;
 use crate::routing::Plan;
 pub use clocks::Clocks;
 pub use outcome::{AttemptOutcome, Clock, ExchangeOutcome, Failure};
@@ -301,6 +303,36 @@ impl Attempts {
             p.health.record(false, &p.outlier, now.at);
         }
         failure.cut_error(events)
+    }
+
+    /// A committed stream broke off with `failure`. With the model's `stream_recovery` on, a
+    /// `resumable` stream (text only, one choice), a candidate left and the budget's leave,
+    /// the broken attempt is logged as failed and the cursor moves on: the I/O begins the
+    /// next attempt as a continuation. `None`: end the stream with [`Attempts::cut`].
+    pub fn resume(&mut self, failure: Failure, resumable: bool, now: Now) -> Option<Resume> {
+        let mode = self.plan.model.stream_recovery;
+        let total_spent = failure == Failure::TimedOut(Clock::Total);
+        if mode == StreamRecovery::Off || !resumable || total_spent || !self.committed() {
+            return None;
+        }
+        if !self.can_fail_over() || !self.withdraw(now) {
+            return None;
+        }
+        if let Some(t) = self.target() {
+            let p = &t.provider;
+            p.health.record(false, &p.outlier, now.at);
+        }
+        if let Some(a) = self.log.last_mut() {
+            a.outcome = AttemptOutcome::Failed(failure);
+        }
+        self.next_candidate(failure, self.cursor + 1);
+        let prefill = self.target().is_some_and(|t| t.provider.prefill);
+        Some(match mode {
+            StreamRecovery::Continue if prefill => Resume::Continue,
+            StreamRecovery::Continue | StreamRecovery::Restart | StreamRecovery::Off => {
+                Resume::Restart
+            }
+        })
     }
 
     /// A same-target retry, if the model's `retries` cover `failure`, any are left, the

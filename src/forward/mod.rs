@@ -11,6 +11,7 @@
 //! [`crate::upstream`] functions the phases call.
 
 mod hold;
+mod resume;
 
 use crate::attempt::{retry, Answer, Attempts, Clock, Clocks, Failure, Now, Retry, Verdict};
 use crate::ctx::RequestCtx;
@@ -22,6 +23,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
+use resume::Leg;
 use std::time::{Duration, Instant};
 
 /// Keep-alive time of a connection returned to the pool.
@@ -71,7 +73,8 @@ pub async fn run(
         {
             return respond_error(session, ctx, GatewayError::Internal).await;
         }
-        match attempt(session, ctx, connector, &peer, req, &clocks).await {
+        let leg = (peer, clocks);
+        match attempt(session, ctx, (runtime, connector), leg, req, started).await {
             Tried::Again => continue,
             Tried::Done => return,
         }
@@ -92,12 +95,13 @@ fn failed(ctx: &mut RequestCtx, failure: Failure, reused: bool) -> Option<Gatewa
 async fn attempt(
     session: &mut Session,
     ctx: &mut RequestCtx,
-    connector: &Connector,
-    peer: &HttpPeer,
+    (runtime, connector): (&Runtime, &Connector),
+    (peer, clocks): (Box<HttpPeer>, Clocks),
     req: RequestHeader,
-    clocks: &Clocks,
+    started: Instant,
 ) -> Tried {
-    let (mut upstream, reused) = match connector.get_http_session(peer).await {
+    let clocks = &clocks;
+    let (mut upstream, reused) = match connector.get_http_session(&*peer).await {
         Ok(s) => s,
         Err(e) => return give_up_or_again(session, ctx, Failure::of(&e, false), false).await,
     };
@@ -143,13 +147,46 @@ async fn attempt(
         ctx.end.client_gone = true;
         return Tried::Done;
     }
-    relay_body(session, ctx, &mut upstream, held, clocks).await;
-    if !ctx.end.client_gone && ctx.end.upstream_cut.is_none() {
-        connector
-            .release_http_session(upstream, peer, Some(POOL_IDLE))
-            .await;
+    let mut leg = Leg {
+        upstream,
+        peer,
+        clocks: *clocks,
+    };
+    let mut held = held;
+    loop {
+        match relay_body(session, ctx, &mut leg.upstream, held, &leg.clocks).await {
+            Relayed::Done => {
+                if !ctx.end.client_gone {
+                    connector
+                        .release_http_session(leg.upstream, &*leg.peer, Some(POOL_IDLE))
+                        .await;
+                }
+                return Tried::Done;
+            }
+            Relayed::ClientGone => return Tried::Done,
+            Relayed::Broke(failure) => {
+                match resume::resume(session, ctx, runtime, connector, failure, started).await {
+                    Some(next) => {
+                        leg = next;
+                        held = Vec::new();
+                    }
+                    None => {
+                        end_stream_with_error(session, ctx, failure).await;
+                        return Tried::Done;
+                    }
+                }
+            }
+        }
     }
-    Tried::Done
+}
+
+/// How relaying one leg of a response ended.
+enum Relayed {
+    /// The body ended and went out whole.
+    Done,
+    ClientGone,
+    /// The upstream broke off (or a restarted continuation did not match what was sent).
+    Broke(Failure),
 }
 
 async fn give_up_or_again(
@@ -188,7 +225,7 @@ fn frame_for_http1(header: &mut ResponseHeader) -> pingora::Result<()> {
     Ok(())
 }
 
-async fn send_request(
+pub(super) async fn send_request(
     upstream: &mut HttpSession,
     req: RequestHeader,
     ctx: &RequestCtx,
@@ -219,7 +256,7 @@ pub(crate) async fn within<T>(
     }
 }
 
-fn is_event_stream(h: &pingora::http::ResponseHeader) -> bool {
+pub(super) fn is_event_stream(h: &pingora::http::ResponseHeader) -> bool {
     h.headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -234,29 +271,44 @@ async fn relay_body(
     upstream: &mut HttpSession,
     held: Vec<bytes::Bytes>,
     clocks: &Clocks,
-) {
+) -> Relayed {
     for chunk in held {
         if !relay_chunk(session, ctx, chunk).await {
-            return;
+            return Relayed::ClientGone;
         }
     }
     loop {
         match within(clocks, Clock::Idle, upstream.read_response_body()).await {
             Ok(Some(chunk)) => {
                 if !relay_chunk(session, ctx, chunk).await {
-                    return;
+                    return Relayed::ClientGone;
+                }
+                if splice_mismatch(ctx) {
+                    return Relayed::Broke(Failure::Other);
                 }
             }
             Ok(None) => {
                 let tail = ctx.meter_end();
+                if splice_mismatch(ctx) {
+                    return Relayed::Broke(Failure::Other);
+                }
                 if session.write_response_body(tail, true).await.is_err() {
                     ctx.end.client_gone = true;
+                    return Relayed::ClientGone;
                 }
-                return;
+                return Relayed::Done;
             }
-            Err(failure) => return end_stream_with_error(session, ctx, failure).await,
+            Err(failure) => return Relayed::Broke(failure),
         }
     }
+}
+
+/// A restarted continuation did not begin with the text already sent.
+fn splice_mismatch(ctx: &RequestCtx) -> bool {
+    ctx.response
+        .as_ref()
+        .and_then(|c| c.splice.as_ref())
+        .is_some_and(|s| s.mismatch)
 }
 
 /// Meter one chunk and write it to the client; false when the client is gone.

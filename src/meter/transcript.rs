@@ -16,8 +16,10 @@ pub struct Transcript {
     pub id: Option<String>,
     pub model: Option<String>,
     pub created: Option<u64>,
-    /// Anthropic events: the index of the last content block started.
+    /// Anthropic events: the index of the last content block started, and whether it is
+    /// still open.
     pub last_block: Option<u64>,
+    pub block_open: bool,
     /// Tool calls, several choices, reasoning, or too much text: it cannot be resumed.
     pub unresumable: bool,
 }
@@ -82,8 +84,10 @@ impl Transcript {
                     .and_then(|x| x.as_str())
                     .map(str::to_owned);
             }
+            "content_block_stop" => self.block_open = false,
             "content_block_start" => {
                 self.last_block = v.get("index").and_then(|i| i.as_u64());
+                self.block_open = true;
                 let block = v
                     .get("content_block")
                     .and_then(|b| b.get("type"))

@@ -8,14 +8,19 @@ use crate::harness::*;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Run `tests/sdk/<file>` with pytest, the gateway's key and one more variable set. Returns
+/// Run `tests/sdk/<file>` with pytest, the gateway's key and `vars` set. Returns
 /// whether it passed and its output.
-async fn pytest(python: PathBuf, file: &str, var: (&'static str, String)) -> (bool, String) {
+pub async fn pytest(
+    python: PathBuf,
+    file: &str,
+    vars: &[(&'static str, String)],
+) -> (bool, String) {
     let path = format!("{}/tests/sdk/{file}", env!("CARGO_MANIFEST_DIR"));
+    let vars = vars.to_vec();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", &path])
-            .env(var.0, var.1)
+            .envs(vars)
             .env("TOLLGATE_KEY", KEY)
             .output()
     })
@@ -47,7 +52,7 @@ async fn openai_python_sdk() {
     );
     let gw = Gateway::start(&cfg);
     let base = format!("{}/v1", gw.api);
-    let (ok, report) = pytest(python, "test_openai_sdk.py", ("TOLLGATE_BASE_URL", base)).await;
+    let (ok, report) = pytest(python, "test_openai_sdk.py", &[("TOLLGATE_BASE_URL", base)]).await;
     assert!(ok, "SDK tests failed:\n{report}");
     assert!(report.contains("7 passed"), "{report}");
 }
@@ -62,7 +67,12 @@ async fn anthropic_python_sdk() {
     let mock = mock();
     let gw = Gateway::start(&crate::anthropic::config(&mock.url()));
     let root = gw.api.clone();
-    let (ok, report) = pytest(python, "test_anthropic_sdk.py", ("TOLLGATE_ROOT_URL", root)).await;
+    let (ok, report) = pytest(
+        python,
+        "test_anthropic_sdk.py",
+        &[("TOLLGATE_ROOT_URL", root)],
+    )
+    .await;
     assert!(ok, "SDK tests failed:\n{report}");
     assert!(report.contains("14 passed"), "{report}");
 
