@@ -61,36 +61,10 @@ pub(super) fn build_models(
             }
         }
         let price = m.price.as_ref().map(|p| limits::build_price(&at, p, errs));
-        let stream_recovery = match m.stream_recovery.as_str() {
-            "off" => StreamRecovery::Off,
-            "continue" => StreamRecovery::Continue,
-            "restart" => StreamRecovery::Restart,
-            other => {
-                errs.push(format!(
-                    "{at}.stream_recovery must be \"off\", \"continue\" or \"restart\", not \"{other}\""
-                ));
-                StreamRecovery::Off
-            }
-        };
+        let stream_recovery = build_stream_recovery(&at, &m.stream_recovery, errs);
         let targets = build_targets(&format!("{at}.targets"), &m.targets, by_name, errs);
         let fallbacks = build_targets(&format!("{at}.fallbacks"), &m.fallbacks, by_name, errs);
-        let mut rule_names = HashSet::new();
-        let rules = m
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(j, r)| {
-                let here = format!("{at}.rules[{j}]");
-                if !rule_names.insert(r.name.clone()) {
-                    errs.push(format!("{here}.name `{}` is used twice", r.name));
-                }
-                Rule {
-                    name: r.name.clone(),
-                    conditions: rules::build_conditions(&here, r, errs),
-                    targets: build_targets(&format!("{here}.targets"), &r.targets, by_name, errs),
-                }
-            })
-            .collect();
+        let rules = build_rules(&at, &m.rules, by_name, errs);
         models.push(Arc::new(Model {
             name: m.name,
             strategy,
@@ -112,6 +86,44 @@ pub(super) fn build_models(
     }
 
     (models, model_names)
+}
+
+fn build_stream_recovery(at: &str, text: &str, errs: &mut Vec<String>) -> StreamRecovery {
+    match text {
+        "off" => StreamRecovery::Off,
+        "continue" => StreamRecovery::Continue,
+        "restart" => StreamRecovery::Restart,
+        other => {
+            errs.push(format!(
+                "{at}.stream_recovery must be \"off\", \"continue\" or \"restart\", not \"{other}\""
+            ));
+            StreamRecovery::Off
+        }
+    }
+}
+
+fn build_rules(
+    at: &str,
+    sections: &[file::RuleSection],
+    by_name: &HashMap<&str, &Arc<Provider>>,
+    errs: &mut Vec<String>,
+) -> Vec<Rule> {
+    let mut rule_names = HashSet::new();
+    sections
+        .iter()
+        .enumerate()
+        .map(|(j, r)| {
+            let here = format!("{at}.rules[{j}]");
+            if !rule_names.insert(r.name.clone()) {
+                errs.push(format!("{here}.name `{}` is used twice", r.name));
+            }
+            Rule {
+                name: r.name.clone(),
+                conditions: rules::build_conditions(&here, r, errs),
+                targets: build_targets(&format!("{here}.targets"), &r.targets, by_name, errs),
+            }
+        })
+        .collect()
 }
 
 fn build_retries(at: &str, r: &file::RetriesSection, errs: &mut Vec<String>) -> Retries {
