@@ -9,6 +9,7 @@ pub mod limits;
 mod models;
 mod providers;
 pub mod rules;
+mod server;
 
 use crate::key_digest::KeyDigest;
 use file::FileConfig;
@@ -16,10 +17,10 @@ use http::{HeaderName, HeaderValue};
 pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings};
 use providers::build_provider;
 pub use rules::{Condition, Rule};
+use server::{build_log, build_server};
+pub use server::{AccessLogTarget, LogSettings, ServerSettings};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,34 +69,6 @@ impl Config {
     pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
         self.models.iter().find(|m| m.name == name)
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ServerSettings {
-    pub listen: String,
-    pub admin_listen: String,
-    pub threads: usize,
-    pub max_body_bytes: usize,
-    pub pid_file: String,
-    pub upgrade_sock: String,
-    pub grace_period_seconds: u64,
-    pub graceful_shutdown_timeout_seconds: u64,
-    pub resolve_interval: Duration,
-    pub hosts_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum AccessLogTarget {
-    Stdout,
-    Off,
-    File(PathBuf),
-}
-
-#[derive(Debug, Clone)]
-pub struct LogSettings {
-    pub access_log: AccessLogTarget,
-    pub level: log::LevelFilter,
-    pub payload_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,67 +361,6 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         consumers,
         limits: limit_settings,
         redis,
-    }
-}
-
-fn build_server(s: file::ServerSection, errs: &mut Vec<String>) -> ServerSettings {
-    for (field, value) in [("listen", &s.listen), ("admin_listen", &s.admin_listen)] {
-        if value.parse::<SocketAddr>().is_err() {
-            errs.push(format!(
-                "server.{field} must be an address like 127.0.0.1:8080, not \"{value}\""
-            ));
-        }
-    }
-    if s.listen == s.admin_listen {
-        errs.push("server.admin_listen must differ from server.listen".into());
-    }
-    if s.threads == 0 {
-        errs.push("server.threads must be > 0".into());
-    }
-    if s.max_body_bytes == 0 {
-        errs.push("server.max_body_bytes must be > 0".into());
-    }
-    if s.resolve_interval_ms == 0 {
-        errs.push("server.resolve_interval_ms must be > 0".into());
-    }
-    ServerSettings {
-        listen: s.listen,
-        admin_listen: s.admin_listen,
-        threads: s.threads.max(1),
-        max_body_bytes: s.max_body_bytes,
-        pid_file: s.pid_file,
-        upgrade_sock: s.upgrade_sock,
-        grace_period_seconds: s.grace_period_seconds,
-        graceful_shutdown_timeout_seconds: s.graceful_shutdown_timeout_seconds,
-        resolve_interval: Duration::from_millis(s.resolve_interval_ms.max(1)),
-        hosts_file: s.hosts_file.map(PathBuf::from),
-    }
-}
-
-fn build_log(l: file::LogSection, errs: &mut Vec<String>) -> LogSettings {
-    let access_log = match l.access_log.as_str() {
-        "stdout" => AccessLogTarget::Stdout,
-        "off" => AccessLogTarget::Off,
-        "" => {
-            errs.push("log.access_log must be \"stdout\", \"off\" or a file path".into());
-            AccessLogTarget::Off
-        }
-        path => AccessLogTarget::File(PathBuf::from(path)),
-    };
-    let level = l.level.parse().unwrap_or_else(|_| {
-        errs.push(format!(
-            "log.level must be one of error, warn, info, debug, trace, not \"{}\"",
-            l.level
-        ));
-        log::LevelFilter::Info
-    });
-    if l.payload_max_bytes == 0 {
-        errs.push("log.payload_max_bytes must be > 0".into());
-    }
-    LogSettings {
-        access_log,
-        level,
-        payload_max_bytes: l.payload_max_bytes.max(1),
     }
 }
 
