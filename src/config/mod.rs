@@ -148,6 +148,33 @@ pub struct Provider {
     pub health: Arc<crate::feedback::health::ProviderHealth>,
 }
 
+#[cfg(test)]
+impl Provider {
+    /// A built-in-mock provider with one-second timeouts and its own health, for unit tests.
+    pub fn for_tests(name: &str) -> Provider {
+        Provider {
+            name: name.into(),
+            kind: ProviderKind::OpenAi,
+            upstream: Upstream::BuiltinMock,
+            api_key: None,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            first_byte_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            total_timeout: None,
+            first_token_timeout: None,
+            prefill: false,
+            headers: vec![],
+            outlier: Default::default(),
+            health_check: None,
+            tls: Default::default(),
+            anthropic_version: String::new(),
+            api_version: None,
+            health: Arc::new(crate::feedback::health::ProviderHealth::new(name)),
+        }
+    }
+}
+
 /// How a provider's connections are made beyond address and port.
 #[derive(Debug, Clone, Default)]
 pub struct TlsSettings {

@@ -201,9 +201,8 @@ fn weighted_order(targets: &[Target], rng: &mut impl Rng) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Provider, ProviderKind, Upstream};
+    use crate::config::{Provider, ProviderKind};
     use rand::SeedableRng;
-    use std::time::Duration;
 
     fn target(provider: &Arc<Provider>, model: &str, weight: u32) -> Target {
         Target {
@@ -221,24 +220,8 @@ mod tests {
         max_attempts: usize,
     ) -> Arc<Model> {
         let p = Arc::new(Provider {
-            name: "p".into(),
             kind: ProviderKind::Mock,
-            upstream: Upstream::BuiltinMock,
-            api_key: None,
-            connect_timeout: Duration::from_secs(1),
-            read_timeout: Duration::from_secs(1),
-            first_byte_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
-            total_timeout: None,
-            first_token_timeout: None,
-            prefill: false,
-            headers: vec![],
-            outlier: Default::default(),
-            health_check: None,
-            tls: Default::default(),
-            anthropic_version: String::new(),
-            api_version: None,
-            health: Arc::new(crate::feedback::health::ProviderHealth::new("p")),
+            ..Provider::for_tests("p")
         });
         Arc::new(Model {
             name: "m".into(),

@@ -35,14 +35,20 @@ fn two_targets(name: &str, primary: &str, backup: &str, extra: &str) -> String {
 
 const RETRIES: &str = "retries = { attempts = 2, backoff_ms = 50, max_retry_after_ms = 5000 }";
 
+/// A gateway whose model `chat` (with [`RETRIES`]) tries a mock behaving as `script`, then a
+/// good one.
+fn primary_then_good(mock: &tollgate::mock::MockServer, script: &str) -> Gateway {
+    let url = mock.url();
+    let cfg = mock_provider("limited", &url, script)
+        + &mock_provider("good", &url, "")
+        + &two_targets("chat", "limited", "good", RETRIES);
+    Gateway::start(&cfg)
+}
+
 #[tokio::test]
 async fn a_429_with_retry_after_is_retried_on_the_same_target_after_the_wait() {
     let mock = mock();
-    let url = mock.url();
-    let cfg = mock_provider("limited", &url, "status=429,retry_after=1,times=1")
-        + &mock_provider("good", &url, "")
-        + &two_targets("chat", "limited", "good", RETRIES);
-    let gw = Gateway::start(&cfg);
+    let gw = primary_then_good(&mock, "status=429,retry_after=1,times=1");
     let started = Instant::now();
     let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
     assert_eq!(r.status(), 200);
@@ -59,11 +65,7 @@ async fn a_429_with_retry_after_is_retried_on_the_same_target_after_the_wait() {
 #[tokio::test]
 async fn a_single_500_is_retried_once_on_the_same_target() {
     let mock = mock();
-    let url = mock.url();
-    let cfg = mock_provider("flaky", &url, "status=500,times=1")
-        + &mock_provider("good", &url, "")
-        + &two_targets("chat", "flaky", "good", RETRIES);
-    let gw = Gateway::start(&cfg);
+    let gw = primary_then_good(&mock, "status=500,times=1");
     for stream in [false, true] {
         let r = post(&gw, "/v1/chat/completions", &chat_body("chat", stream)).await;
         assert_eq!(r.status(), 200);
@@ -86,10 +88,7 @@ async fn a_single_500_is_retried_once_on_the_same_target() {
 async fn a_retry_after_beyond_the_cap_fails_over_at_once() {
     let mock = mock();
     let url = mock.url();
-    let cfg = mock_provider("limited", &url, "status=429,retry_after=120")
-        + &mock_provider("good", &url, "")
-        + &two_targets("chat", "limited", "good", RETRIES);
-    let gw = Gateway::start(&cfg);
+    let gw = primary_then_good(&mock, "status=429,retry_after=120");
     let started = Instant::now();
     let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
     assert_eq!(r.status(), 200);

@@ -2,9 +2,9 @@
 //! the decisions and attempt log expected. No sockets, no clock but the one passed in.
 
 use super::*;
-use crate::config::{Model, Provider, ProviderKind, Strategy, Upstream};
+use crate::config::{Model, Provider, Strategy};
 use crate::feedback::budget::RetryBudget;
-use crate::feedback::health::{OutlierSettings, ProviderHealth, Standing};
+use crate::feedback::health::{OutlierSettings, Standing};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,27 +14,11 @@ fn provider(name: &str) -> Arc<Provider> {
 
 fn provider_with(name: &str, edit: impl FnOnce(&mut Provider)) -> Arc<Provider> {
     let mut p = Provider {
-        name: name.into(),
-        kind: ProviderKind::OpenAi,
-        upstream: Upstream::BuiltinMock,
-        api_key: None,
-        connect_timeout: Duration::from_secs(1),
-        read_timeout: Duration::from_secs(1),
-        first_byte_timeout: Duration::from_secs(1),
-        idle_timeout: Duration::from_secs(1),
-        total_timeout: None,
-        first_token_timeout: None,
-        prefill: false,
-        headers: vec![],
         outlier: OutlierSettings {
             consecutive_failures: 2,
             ..OutlierSettings::default()
         },
-        health_check: None,
-        tls: Default::default(),
-        anthropic_version: String::new(),
-        api_version: None,
-        health: Arc::new(ProviderHealth::new(name)),
+        ..Provider::for_tests(name)
     };
     edit(&mut p);
     Arc::new(p)
