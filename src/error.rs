@@ -97,7 +97,21 @@ impl GatewayError {
             }
             GatewayError::RequestTooLarge { .. } => Some("tokens"),
             GatewayError::LimiterUnavailable => Some("store_unavailable"),
-            _ => None,
+            GatewayError::MissingKey
+            | GatewayError::InvalidKey
+            | GatewayError::UnknownRoute { .. }
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::InvalidJson(_)
+            | GatewayError::InvalidField { .. }
+            | GatewayError::Untranslatable { .. }
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::ModelNotFound(_)
+            | GatewayError::NoCandidate(_)
+            | GatewayError::UpstreamConnect
+            | GatewayError::UpstreamTimeout(_)
+            | GatewayError::UpstreamBroken(_)
+            | GatewayError::ContextTooLong { .. }
+            | GatewayError::Internal => None,
         }
     }
 
@@ -106,8 +120,8 @@ impl GatewayError {
         match self {
             GatewayError::RateLimited { retry_after_ms, .. }
             | GatewayError::QuotaExceeded { retry_after_ms, .. } => Some(*retry_after_ms),
-            e if e.status() == 503 => Some(1_000),
-            _ => None,
+            // Every 503 the gateway makes: an overload-like refusal, try again shortly.
+            e => (e.status() == 503).then_some(1_000),
         }
     }
 
@@ -189,7 +203,21 @@ impl GatewayError {
             GatewayError::Untranslatable { param, .. } => Some(param),
             GatewayError::ModelNotFound(_) => Some("model"),
             GatewayError::ContextTooLong { .. } => Some("messages"),
-            _ => None,
+            GatewayError::MissingKey
+            | GatewayError::InvalidKey
+            | GatewayError::UnknownRoute { .. }
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::InvalidJson(_)
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::NoCandidate(_)
+            | GatewayError::UpstreamConnect
+            | GatewayError::UpstreamTimeout(_)
+            | GatewayError::UpstreamBroken(_)
+            | GatewayError::RateLimited { .. }
+            | GatewayError::RequestTooLarge { .. }
+            | GatewayError::QuotaExceeded { .. }
+            | GatewayError::LimiterUnavailable
+            | GatewayError::Internal => None,
         }
     }
 

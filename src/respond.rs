@@ -40,7 +40,7 @@ pub async fn end_stream_with_error(session: &mut Session, ctx: &mut RequestCtx, 
     };
     let err = match ctx.attempts.as_mut() {
         Some(a) => a.cut(cut, events, Now::real()),
-        None => cut.cut_error(events),
+        None => cut.cut_error(events, None),
     };
     if ctx.is_sse() {
         // A blank line first ends whatever event the upstream left unfinished, so the error

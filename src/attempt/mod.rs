@@ -166,7 +166,7 @@ impl Attempts {
             return Retry::Next;
         }
         self.phase = Phase::GaveUp;
-        Retry::GiveUp(failure.client_error())
+        Retry::GiveUp(failure.client_error_with(self.limit_of(failure)))
     }
 
     /// The upstream answered `status`. `held`: the I/O can hold the body back (a 200 event
@@ -234,7 +234,10 @@ impl Attempts {
             let p = &t.provider;
             p.health.record(false, &p.outlier, now.at);
         }
-        failure.cut_error(events)
+        let idle = matches!(failure, Failure::TimedOut(_))
+            .then(|| self.target().map(|t| t.provider.idle_timeout))
+            .flatten();
+        failure.cut_error(events, idle)
     }
 
     /// A committed stream broke off with `failure`. With the model's `stream_recovery` on, a
@@ -310,6 +313,20 @@ impl Attempts {
                         .any(|f| f.provider.name == t.provider.name && f.model == t.model)
             })
         })
+    }
+
+    /// The limit of the clock that ran out, from the current candidate's provider.
+    fn limit_of(&self, failure: Failure) -> Option<Duration> {
+        let Failure::TimedOut(clock) = failure else {
+            return None;
+        };
+        let p = &self.target()?.provider;
+        match clock {
+            Clock::FirstByte => Some(p.first_byte_timeout),
+            Clock::Idle => Some(p.idle_timeout),
+            Clock::FirstToken => p.first_token_timeout,
+            Clock::Total => p.total_timeout,
+        }
     }
 
     /// Whether the current candidate's provider has a first-token deadline.

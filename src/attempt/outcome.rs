@@ -6,6 +6,7 @@
 use crate::error::GatewayError;
 use once_cell::sync::Lazy;
 use pingora::{Error, ErrorType};
+use std::time::Duration;
 
 /// The clocks an upstream exchange runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,8 +161,16 @@ impl Failure {
 
     /// The error the client gets when the last attempt failed this way before a response.
     pub fn client_error(self) -> GatewayError {
+        self.client_error_with(None)
+    }
+
+    /// [`Self::client_error`], naming the clock's limit when it is known.
+    pub fn client_error_with(self, limit: Option<Duration>) -> GatewayError {
         match self {
-            Failure::TimedOut(clock) => GatewayError::UpstreamTimeout(clock.missed().into()),
+            Failure::TimedOut(clock) => GatewayError::UpstreamTimeout(match limit {
+                Some(l) => format!("{} ({} ms)", clock.missed(), l.as_millis()),
+                None => clock.missed().into(),
+            }),
             Failure::Unresolved
             | Failure::ConnectTimeout
             | Failure::ConnectRefused
@@ -181,13 +190,17 @@ impl Failure {
     }
 
     /// The error event a client gets when a started stream broke off this way, after
-    /// `events` events had been relayed.
-    pub fn cut_error(self, events: u64) -> GatewayError {
+    /// `events` events had been relayed (`limit`: the clock's, when known).
+    pub fn cut_error(self, events: u64, limit: Option<Duration>) -> GatewayError {
         match self {
             Failure::TimedOut(Clock::Idle | Clock::FirstByte | Clock::FirstToken) => {
-                GatewayError::UpstreamTimeout(format!(
-                    "the stream stalled after {events} events (idle_timeout_ms)"
-                ))
+                GatewayError::UpstreamTimeout(match limit {
+                    Some(l) => format!(
+                        "the stream stalled for {} ms after {events} events (idle_timeout_ms)",
+                        l.as_millis()
+                    ),
+                    None => format!("the stream stalled after {events} events (idle_timeout_ms)"),
+                })
             }
             Failure::TimedOut(Clock::Total) => GatewayError::UpstreamTimeout(format!(
                 "the stream was still going after total_timeout_ms ({events} events sent)"

@@ -98,7 +98,9 @@ impl ProviderKind {
     pub fn dialect(self) -> crate::dialect::Dialect {
         match self {
             ProviderKind::Anthropic => crate::dialect::Dialect::Anthropic,
-            _ => crate::dialect::Dialect::OpenAi,
+            ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => {
+                crate::dialect::Dialect::OpenAi
+            }
         }
     }
 }

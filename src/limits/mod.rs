@@ -48,7 +48,7 @@ impl Counters {
             Counter::TokensMonth => Some(&mut self.tokens_month),
             Counter::UsdDay => Some(&mut self.usd_day),
             Counter::UsdMonth => Some(&mut self.usd_month),
-            _ => None,
+            Counter::Requests | Counter::Tokens | Counter::Inflight => None,
         }
     }
 
@@ -56,7 +56,11 @@ impl Counters {
         match c {
             Counter::Requests => Some(&mut self.requests),
             Counter::Tokens => Some(&mut self.tokens),
-            _ => None,
+            Counter::TokensDay
+            | Counter::TokensMonth
+            | Counter::UsdDay
+            | Counter::UsdMonth
+            | Counter::Inflight => None,
         }
     }
 }

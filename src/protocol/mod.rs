@@ -65,7 +65,7 @@ impl Operation {
     pub fn dialect(self) -> Dialect {
         match self {
             Operation::Messages | Operation::CountTokens => Dialect::Anthropic,
-            _ => Dialect::OpenAi,
+            Operation::Chat | Operation::Completion | Operation::Embeddings => Dialect::OpenAi,
         }
     }
 

@@ -180,15 +180,31 @@ async fn a_context_overflow_goes_to_the_larger_window_and_other_400s_do_not() {
 async fn a_cut_stream_says_after_how_many_events() {
     let mock = mock();
     let url = mock.url();
+    let stalls = provider_toml(
+        "stalls",
+        "openai",
+        &mock_base(&url, "fault=stall,cut_after=3"),
+        "idle_timeout_ms = 300",
+    );
     let cfg = mock_provider("cut", &url, "fault=cut,cut_after=5,tokens=40")
-        + "[[models]]\nname = \"chat\"\ntargets = [{ provider = \"cut\", model = \"up\" }]\n";
+        + &stalls
+        + "[[models]]\nname = \"chat\"\ntargets = [{ provider = \"cut\", model = \"up\" }]\n\
+           [[models]]\nname = \"stall\"\ntargets = [{ provider = \"stalls\", model = \"up\" }]\n";
     let gw = Gateway::start(&cfg);
+    let last_error = |body: &str| {
+        let last: Value = serde_json::from_str(sse_data(body).last().unwrap()).unwrap();
+        last["error"]["message"].as_str().unwrap().to_string()
+    };
     let r = post(&gw, "/v1/chat/completions", &chat_body("chat", true)).await;
-    let body = r.text().await.unwrap();
-    let last: Value = serde_json::from_str(sse_data(&body).last().unwrap()).unwrap();
-    let message = last["error"]["message"].as_str().unwrap();
-    assert!(message.contains("broke off after"), "{message}");
+    let message = last_error(&r.text().await.unwrap());
+    assert!(message.contains("broke off after 5 events"), "{message}");
     assert!(!message.contains("before a response"), "{message}");
+    let r = post(&gw, "/v1/chat/completions", &chat_body("stall", true)).await;
+    let message = last_error(&r.text().await.unwrap());
+    assert!(
+        message.contains("stalled for 300 ms after 3 events"),
+        "{message}"
+    );
 }
 
 /// A primary down for 60 s, then healthy, serves again within 15 s of recovering.
