@@ -185,11 +185,6 @@ impl<'a> Event<'a> {
         }
     }
 
-    /// Comments and blank lines only (a keep-alive).
-    pub fn is_comment_only(&self) -> bool {
-        self.lines().all(|l| l.starts_with(b":"))
-    }
-
     /// `event: error`, or a `data:` object with a non-null `error`.
     pub fn is_error(&self) -> bool {
         if self.name().is_some_and(|n| n == b"error") {

@@ -3,6 +3,7 @@
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
+#[cfg(test)]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
@@ -20,9 +21,11 @@ impl Clock for SystemClock {
 }
 
 /// A clock tests move by hand.
+#[cfg(test)]
 #[derive(Default)]
 pub struct ManualClock(AtomicI64);
 
+#[cfg(test)]
 impl ManualClock {
     pub fn new(ms: i64) -> ManualClock {
         ManualClock(AtomicI64::new(ms))
@@ -35,6 +38,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)

@@ -457,6 +457,7 @@ impl Reservation {
         }
     }
 
+    #[cfg(test)]
     pub fn reserved_tokens(&self) -> u64 {
         self.tokens
     }

@@ -41,7 +41,7 @@ fn fields_data_names_and_kinds() {
     Framer::default().feed(STREAM, |p| {
         if let Piece::Event(e) = p {
             events.push((
-                e.is_comment_only(),
+                e.lines().all(|l| l.starts_with(b":")),
                 e.name().map(<[u8]>::to_vec),
                 e.data().map(|d| d.to_vec()),
             ));
