@@ -1,7 +1,13 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`, `/admin/limits?consumer=NAME`,
 //! `/admin/usage?group_by=..` and `POST /admin/reload`. Never exposed on the API port.
+//!
+//! With `[admin] token_env`, every `/admin/*` route (and `/metrics` with
+//! `metrics_require_token`) needs `Authorization: Bearer <token>`, compared by digest in
+//! constant time; without it the listener may only bind a loopback address (a config error
+//! otherwise). `/healthz` and `/readyz` stay open for probes.
 
 use crate::analytics::{self, Rollups};
+use crate::config::AdminSettings;
 use crate::limits::decide::store_view;
 use crate::metrics::METRICS;
 use crate::reload::Reloader;
@@ -87,10 +93,43 @@ fn percent_decode(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether the request carries an admin token the config admits.
+fn authorized(admin: &AdminSettings, headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, token)| admin.admits(token.trim()))
+}
+
+fn unauthorized() -> Response<Vec<u8>> {
+    let body = json!({"error": {"message": "The admin API needs `Authorization: Bearer <admin token>`.",
+        "type": "authentication_error", "code": "invalid_admin_token"}});
+    let body = body.to_string().into_bytes();
+    Response::builder()
+        .status(401)
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .header("www-authenticate", "Bearer")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Vec::new()))
+}
+
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
+        let guarded = path.starts_with("/admin/") || path == "/admin";
+        {
+            let runtime = self.runtime.load();
+            let admin = &runtime.config.admin;
+            let needs = admin.requires_token()
+                && (guarded || (path == "/metrics" && admin.metrics_require_token));
+            if needs && !authorized(admin, &session.req_header().headers) {
+                return unauthorized();
+            }
+        }
         match path.as_str() {
             "/metrics" => reply(200, "text/plain; version=0.0.4", METRICS.render()),
             "/healthz" => reply(200, "application/json", br#"{"status":"ok"}"#.to_vec()),

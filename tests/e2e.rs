@@ -10,6 +10,8 @@
 #[path = "e2e/harness.rs"]
 mod harness;
 
+#[path = "e2e/admin_auth.rs"]
+mod admin_auth;
 #[path = "e2e/admission.rs"]
 mod admission;
 #[path = "e2e/anthropic.rs"]

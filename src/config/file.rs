@@ -28,6 +28,19 @@ pub struct FileConfig {
     /// Optional: without it, limits are per instance.
     #[serde(default)]
     pub redis: Option<RedisSection>,
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// `[admin]`: who may use the admin API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Environment variable holding the admin token(s), separated by commas or white space
+    /// (several during a rotation). With it, `/admin/*` needs `Authorization: Bearer <token>`.
+    pub token_env: Option<String>,
+    /// `/metrics` needs the token too.
+    pub metrics_require_token: bool,
 }
 
 /// `[server]`: listeners and process-wide settings.

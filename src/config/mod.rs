@@ -17,8 +17,8 @@ use http::{HeaderName, HeaderValue};
 pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings};
 use providers::build_provider;
 pub use rules::{Condition, Rule};
-use server::{build_log, build_server};
-pub use server::{AccessLogTarget, LogSettings, ServerSettings};
+use server::{build_admin, build_log, build_server};
+pub use server::{AccessLogTarget, AdminSettings, LogSettings, ServerSettings};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -63,6 +63,7 @@ pub struct Config {
     pub consumers: Vec<Arc<Consumer>>,
     pub limits: LimitSettings,
     pub redis: Option<RedisSettings>,
+    pub admin: AdminSettings,
 }
 
 impl Config {
@@ -362,6 +363,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<String>) -> Config {
+    let admin = build_admin(&file.admin, &file.server.admin_listen, env, errs);
     let server = build_server(file.server, errs);
     let log = build_log(file.log, errs);
     let limit_settings = limits::build_settings(&file.limits, errs);
@@ -390,6 +392,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         consumers,
         limits: limit_settings,
         redis,
+        admin,
     }
 }
 

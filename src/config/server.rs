@@ -1,5 +1,5 @@
-//! The `[server]` and `[log]` sections: listeners, threads, body cap, process files,
-//! re-resolution, and the access and process logs.
+//! The `[server]`, `[log]` and `[admin]` sections: listeners, threads, body cap, process
+//! files, re-resolution, the access and process logs, and the admin API's tokens.
 
 use super::file;
 use std::net::SocketAddr;
@@ -92,5 +92,66 @@ pub(super) fn build_log(l: file::LogSection, errs: &mut Vec<String>) -> LogSetti
         access_log,
         level,
         payload_max_bytes: l.payload_max_bytes.max(1),
+    }
+}
+
+/// Who may use the admin API: the SHA-256 digests of its tokens (never the tokens).
+#[derive(Debug, Clone, Default)]
+pub struct AdminSettings {
+    pub token_digests: Vec<[u8; 32]>,
+    pub metrics_require_token: bool,
+}
+
+impl AdminSettings {
+    /// Whether `presented` is one of the tokens (constant time per token).
+    pub fn admits(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let d = crate::key_digest::digest(presented);
+        self.token_digests
+            .iter()
+            .fold(false, |ok, t| ok | bool::from(t.ct_eq(&d)))
+    }
+
+    pub fn requires_token(&self) -> bool {
+        !self.token_digests.is_empty()
+    }
+}
+
+/// `[admin]`; `admin_listen` is checked here: without a token it must be a loopback address.
+pub(super) fn build_admin(
+    a: &file::AdminSection,
+    admin_listen: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> AdminSettings {
+    let mut token_digests = Vec::new();
+    if let Some(var) = &a.token_env {
+        match env(var) {
+            Some(v) if !v.trim().is_empty() => {
+                for token in v.split(|c: char| c == ',' || c.is_whitespace()) {
+                    if !token.is_empty() {
+                        token_digests.push(crate::key_digest::digest(token));
+                    }
+                }
+            }
+            _ => errs.push(format!(
+                "admin.token_env: environment variable {var} is not set"
+            )),
+        }
+    }
+    let loopback = admin_listen
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_loopback());
+    if a.token_env.is_none() && !loopback {
+        errs.push(format!(
+            "server.admin_listen `{admin_listen}` is not a loopback address: set [admin] token_env so the admin API requires a token"
+        ));
+    }
+    if a.metrics_require_token && a.token_env.is_none() {
+        errs.push("admin.metrics_require_token needs admin.token_env".into());
+    }
+    AdminSettings {
+        token_digests,
+        metrics_require_token: a.metrics_require_token,
     }
 }

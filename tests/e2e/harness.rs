@@ -59,6 +59,9 @@ pub struct Gateway {
     pub dir: tempfile::TempDir,
 }
 
+/// Admin tokens the gateway's environment holds in `TG_ADMIN_TOKENS` (for `[admin] token_env`).
+pub const ADMIN_TOKENS: &str = "tg-admin-current-7f3a9c, tg-admin-previous-2b8e41";
+
 impl Gateway {
     /// Start the gateway on `body` (providers, models; consumers are appended) with
     /// `[server]` extras such as `max_body_bytes = 1024`.
@@ -89,6 +92,7 @@ impl Gateway {
             .arg("-c")
             .arg(&config_path)
             .env("TG_UPSTREAM_KEY", UPSTREAM_KEY)
+            .env("TG_ADMIN_TOKENS", ADMIN_TOKENS)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_log).expect("stderr file"))
             .spawn()
@@ -229,6 +233,7 @@ impl Gateway {
             .arg("-c")
             .arg(&self.config_path)
             .env("TG_UPSTREAM_KEY", UPSTREAM_KEY)
+            .env("TG_ADMIN_TOKENS", ADMIN_TOKENS)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(stderr).expect("stderr file"))
             .spawn()
