@@ -27,6 +27,9 @@ pub struct AccessRecord<'a> {
     pub request_id: &'a str,
     pub method: &'a str,
     pub path: &'a str,
+    /// The client's address (after trusted proxies).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
     pub consumer: Option<&'a str>,
     pub model: Option<&'a str>,
     pub provider: Option<&'a str>,

@@ -1,4 +1,4 @@
-//! Client authentication: which consumer is calling.
+//! Client authentication: which consumer is calling, and from which address.
 //!
 //! Client keys are never stored: the config holds their SHA-256 digests. A presented key is
 //! hashed, looked up by digest, and the found digest is compared again in constant time, so
@@ -9,7 +9,46 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+use crate::config::canonical_ip;
 pub use crate::key_digest::{digest, new_key, parse_key_digest, KeyDigest, KEY_PREFIX};
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+
+/// The client's address: the socket peer, or, when the peer is a trusted proxy, the rightmost
+/// `X-Forwarded-For` entry that is not a trusted proxy itself (entries to its left are the
+/// client's own claims and are never believed). An unreadable entry stops the walk at the
+/// last trusted hop.
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    headers: &http::HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = canonical_ip(peer?);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut hop = peer;
+    // Later header lines were appended by later proxies: walk them, and each, right to left.
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return Some(hop);
+        };
+        for entry in text.rsplit(',').map(str::trim) {
+            let parsed = entry
+                .parse::<IpAddr>()
+                .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()));
+            let Ok(ip) = parsed.map(canonical_ip) else {
+                return Some(hop);
+            };
+            if !is_trusted(&ip) {
+                return Some(ip);
+            }
+            hop = ip;
+        }
+    }
+    Some(hop)
+}
 
 /// The client key from `Authorization: Bearer <key>` or `x-api-key: <key>`.
 pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
@@ -63,6 +102,7 @@ mod tests {
             limits: Default::default(),
             project: None,
             tenant: None,
+            ip_rules: Default::default(),
             log_payloads: false,
         })
     }
@@ -79,6 +119,7 @@ mod tests {
             limits: Default::default(),
             project: None,
             tenant: None,
+            ip_rules: Default::default(),
             log_payloads: false,
         })]);
         assert_eq!(table.authenticate(&key).unwrap().name, "a");

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 /// What admission decided about the caller and the request.
 #[derive(Default)]
 pub struct Admission {
+    /// The client's address (the peer, or what a trusted proxy says).
+    pub client_ip: Option<std::net::IpAddr>,
     pub consumer: Option<Arc<Consumer>>,
     pub request: Option<ParsedRequest>,
     /// What the limits charged at admission; settled in `logging`, and dropping it frees the

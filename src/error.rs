@@ -16,6 +16,8 @@ pub enum GatewayError {
     MissingKey,
     #[error("Incorrect API key provided.")]
     InvalidKey,
+    #[error("Requests from this address are not allowed.")]
+    PermissionDenied,
     #[error("Unknown request URL: {method} {path}.")]
     UnknownRoute { method: String, path: String },
     #[error("Method {method} is not allowed on {path}.")]
@@ -73,6 +75,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingKey | InvalidKey => 401,
+            PermissionDenied => 403,
             UnknownRoute { .. } | ModelNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             InvalidJson(_)
@@ -99,6 +102,7 @@ impl GatewayError {
             GatewayError::LimiterUnavailable => Some("store_unavailable"),
             GatewayError::MissingKey
             | GatewayError::InvalidKey
+            | GatewayError::PermissionDenied
             | GatewayError::UnknownRoute { .. }
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::InvalidJson(_)
@@ -132,6 +136,7 @@ impl GatewayError {
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => {
                 "invalid_request_error"
             }
+            PermissionDenied => "invalid_request_error",
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => {
                 "invalid_request_error"
             }
@@ -156,6 +161,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingKey | InvalidKey => "authentication_error",
+            PermissionDenied => "permission_error",
             UnknownRoute { .. } | ModelNotFound(_) => "not_found_error",
             MethodNotAllowed { .. }
             | InvalidJson(_)
@@ -178,6 +184,7 @@ impl GatewayError {
         match self {
             MissingKey => None,
             InvalidKey => Some("invalid_api_key"),
+            PermissionDenied => Some("permission_denied"),
             UnknownRoute { .. } => Some("unknown_url"),
             MethodNotAllowed { .. } => Some("method_not_allowed"),
             InvalidJson(_) => Some("invalid_json"),
@@ -205,6 +212,7 @@ impl GatewayError {
             GatewayError::ContextTooLong { .. } => Some("messages"),
             GatewayError::MissingKey
             | GatewayError::InvalidKey
+            | GatewayError::PermissionDenied
             | GatewayError::UnknownRoute { .. }
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::InvalidJson(_)
@@ -230,6 +238,7 @@ impl GatewayError {
             RateLimited { .. } | LimiterUnavailable => true,
             RequestTooLarge { .. } | QuotaExceeded { .. } => false,
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => false,
+            PermissionDenied => false,
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
             Untranslatable { .. } | ContextTooLong { .. } => false,
         }
@@ -240,6 +249,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingKey | InvalidKey => "unauthorized",
+            PermissionDenied => "ip_denied",
             UnknownRoute { .. } | MethodNotAllowed { .. } => "bad_route",
             InvalidJson(_) | InvalidField { .. } | Untranslatable { .. } => "bad_request",
             ContextTooLong { .. } => "context_too_long",

@@ -41,12 +41,27 @@ pub async fn admit(
         ctx.dialect = Dialect::Anthropic;
     }
     let operation = route(&session.req_header().method, path)?;
+    let access = &runtime.config.access;
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let ip = auth::client_ip(peer, &session.req_header().headers, &access.trusted_proxies);
+    ctx.admission.client_ip = ip;
+    let admitted =
+        |rules: &crate::config::IpRules| rules.is_empty() || ip.is_some_and(|ip| rules.admits(ip));
+    if !admitted(&access.rules) {
+        return Err(GatewayError::PermissionDenied);
+    }
     let key = auth::presented_key(&session.req_header().headers).ok_or(GatewayError::MissingKey)?;
     let consumer = runtime
         .keys
         .authenticate(key)
         .ok_or(GatewayError::InvalidKey)?;
     ctx.admission.consumer = Some(consumer.clone());
+    if !admitted(&consumer.ip_rules) {
+        return Err(GatewayError::PermissionDenied);
+    }
     // Kept only to redact it from captured payloads.
     let key_for_capture = runtime.captures_payloads.then(|| key.to_string());
     let Some(operation) = operation else {

@@ -203,6 +203,7 @@ fn emit(ctx: &RequestCtx, log: &AccessLog, s: &Settled, method: &str, path: &str
         request_id: &ctx.request_id,
         method,
         path,
+        client_ip: ctx.admission.client_ip.map(|ip| ip.to_string()),
         consumer: ctx.admission.consumer.as_ref().map(|c| c.name.as_str()),
         model: plan.map(|p| p.model.name.as_str()),
         provider: final_attempt.map(|a| a.provider.as_str()),

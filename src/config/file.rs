@@ -30,6 +30,20 @@ pub struct FileConfig {
     pub redis: Option<RedisSection>,
     #[serde(default)]
     pub admin: AdminSection,
+    #[serde(default)]
+    pub access: AccessSection,
+}
+
+/// `[access]`: client address rules for the API listener.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSection {
+    /// CIDRs that may call (empty: any).
+    pub allow: Vec<String>,
+    /// CIDRs that may not (checked first).
+    pub deny: Vec<String>,
+    /// Peers whose `X-Forwarded-For` names the client (the rightmost untrusted entry).
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[admin]`: who may use the admin API.
@@ -384,6 +398,11 @@ pub struct ConsumerSection {
     /// Put request and response bodies (redacted, capped) in the access log.
     #[serde(default)]
     pub log_payloads: bool,
+    /// Client addresses this consumer's keys work from (empty: any), and never from.
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    #[serde(default)]
+    pub deny_ips: Vec<String>,
 }
 
 fn default_models() -> Vec<String> {

@@ -4,6 +4,7 @@
 //! (`models[1].targets[0].weight must be > 0`), and never panic. The runtime types here are
 //! what the rest of the gateway reads; the file shapes stay in [`file`].
 
+mod access;
 pub mod file;
 pub mod limits;
 mod models;
@@ -12,6 +13,7 @@ pub mod rules;
 mod server;
 
 use crate::key_digest::KeyDigest;
+pub use access::{canonical_ip, AccessSettings, IpRules};
 use file::FileConfig;
 use http::{HeaderName, HeaderValue};
 pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings};
@@ -64,6 +66,7 @@ pub struct Config {
     pub limits: LimitSettings,
     pub redis: Option<RedisSettings>,
     pub admin: AdminSettings,
+    pub access: AccessSettings,
 }
 
 impl Config {
@@ -292,6 +295,8 @@ pub struct Consumer {
     pub project: Option<String>,
     pub tenant: Option<String>,
     pub log_payloads: bool,
+    /// Where its keys work from.
+    pub ip_rules: IpRules,
 }
 
 impl Consumer {
@@ -364,6 +369,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<String>) -> Config {
     let admin = build_admin(&file.admin, &file.server.admin_listen, env, errs);
+    let access = access::build_access(&file.access, errs);
     let server = build_server(file.server, errs);
     let log = build_log(file.log, errs);
     let limit_settings = limits::build_settings(&file.limits, errs);
@@ -393,6 +399,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         limits: limit_settings,
         redis,
         admin,
+        access,
     }
 }
 

@@ -4,7 +4,9 @@
 
 use super::file;
 use super::providers::build_targets;
-use super::{limits, rules, Consumer, Model, Provider, Retries, Rule, Strategy, StreamRecovery};
+use super::{
+    limits, rules, Consumer, IpRules, Model, Provider, Retries, Rule, Strategy, StreamRecovery,
+};
 use crate::key_digest::parse_key_digest;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -217,6 +219,10 @@ pub(super) fn build_consumers(
             project: c.project,
             tenant: c.tenant,
             log_payloads: c.log_payloads,
+            ip_rules: IpRules {
+                allow: super::access::build_nets(&format!("{at}.allow_ips"), &c.allow_ips, errs),
+                deny: super::access::build_nets(&format!("{at}.deny_ips"), &c.deny_ips, errs),
+            },
         }));
     }
 
