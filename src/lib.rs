@@ -20,6 +20,7 @@ pub mod error;
 pub mod exchange;
 pub mod feedback;
 pub mod forward;
+pub mod https;
 pub mod intake;
 pub mod key_digest;
 pub mod limits;

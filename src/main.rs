@@ -78,8 +78,13 @@ fn main() -> ExitCode {
         .parse_env("RUST_LOG")
         .init();
     log::info!(
-        "tollgate starting with {source}: api on {}, admin on {}",
+        "tollgate starting with {source}: api on {}{}, admin on {}",
         config.server.listen,
+        config
+            .server
+            .tls
+            .as_ref()
+            .map_or(String::new(), |t| format!(", https on {}", t.listen)),
         config.server.admin_listen
     );
     let opt = pingora::server::configuration::Opt {

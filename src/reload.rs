@@ -122,6 +122,10 @@ fn bound_at_start(old: &Config, new: &Config) -> Vec<String> {
     let (o, n) = (&old.server, &new.server);
     let checks = [
         ("server.listen", o.listen != n.listen),
+        (
+            "server.tls_listen",
+            o.tls.as_ref().map(|t| &t.listen) != n.tls.as_ref().map(|t| &t.listen),
+        ),
         ("server.admin_listen", o.admin_listen != n.admin_listen),
         ("server.threads", o.threads != n.threads),
         ("server.pid_file", o.pid_file != n.pid_file),

@@ -29,6 +29,8 @@ pub enum BuildError {
     AccessLog(std::io::Error),
     #[error("cannot bind the built-in mock upstream: {0}")]
     Mock(std::io::Error),
+    #[error("cannot set up the HTTPS listener: {0}")]
+    Tls(Box<pingora::Error>),
 }
 
 /// Pingora's process settings from the `[server]` section.
@@ -64,6 +66,7 @@ pub fn build_server(
     let mock_addr = builtin_mock(&mut server, &config)?;
 
     let listen = config.server.listen.clone();
+    let tls_listen = config.server.tls.as_ref().map(|t| t.listen.clone());
     let admin_listen = config.server.admin_listen.clone();
     let access_log =
         Arc::new(AccessLog::open(&config.log.access_log).map_err(BuildError::AccessLog)?);
@@ -102,7 +105,13 @@ pub fn build_server(
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
-    proxy.add_tcp(&listen);
+    if listen != "off" {
+        proxy.add_tcp(&listen);
+    }
+    if let Some(addr) = tls_listen {
+        let settings = crate::https::settings(Arc::clone(&runtime)).map_err(BuildError::Tls)?;
+        proxy.add_tls_with_settings(&addr, None, settings);
+    }
     server.add_service(proxy).add_dependency(&bootstrap);
     let mut admin = Service::new(
         "tollgate admin".into(),

@@ -61,8 +61,14 @@ pub struct AdminSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSection {
-    /// API listener (OpenAI/Anthropic-compatible endpoints).
+    /// API listener (OpenAI/Anthropic-compatible endpoints) in plain HTTP; `"off"` with
+    /// `tls_listen` serves HTTPS only.
     pub listen: String,
+    /// HTTPS listener (TLS 1.2+, ALPN h2 and http/1.1), beside or instead of `listen`.
+    pub tls_listen: Option<String>,
+    /// PEM certificate chain (leaf first) and private key of `tls_listen`; re-read on reload.
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
     /// Admin listener: `/metrics`, `/healthz`, `/readyz`.
     pub admin_listen: String,
     /// Worker threads of the proxy service.
@@ -97,6 +103,9 @@ impl Default for ServerSection {
             graceful_shutdown_timeout_seconds: 60,
             resolve_interval_ms: 30_000,
             hosts_file: None,
+            tls_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

@@ -20,7 +20,9 @@ pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price,
 use providers::build_provider;
 pub use rules::{Condition, Rule};
 use server::{build_admin, build_log, build_server};
-pub use server::{AccessLogTarget, AdminSettings, LogSettings, ServerSettings};
+pub use server::{
+    AccessLogTarget, AdminSettings, LogSettings, ServerCert, ServerSettings, TlsListener,
+};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -67,6 +69,8 @@ pub struct Config {
     pub redis: Option<RedisSettings>,
     pub admin: AdminSettings,
     pub access: AccessSettings,
+    /// The HTTPS listener's certificate (with `server.tls_listen`).
+    pub server_cert: Option<Arc<ServerCert>>,
 }
 
 impl Config {
@@ -371,6 +375,11 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
     let admin = build_admin(&file.admin, &file.server.admin_listen, env, errs);
     let access = access::build_access(&file.access, errs);
     let server = build_server(file.server, errs);
+    let server_cert = server
+        .tls
+        .as_ref()
+        .and_then(|t| server::load_server_cert(t, errs))
+        .map(Arc::new);
     let log = build_log(file.log, errs);
     let limit_settings = limits::build_settings(&file.limits, errs);
     let redis = file.redis.as_ref().map(|r| limits::build_redis(r, errs));
@@ -400,6 +409,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         redis,
         admin,
         access,
+        server_cert,
     }
 }
 

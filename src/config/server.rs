@@ -8,7 +8,10 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
+    /// The plain-HTTP API listener, `"off"` for none.
     pub listen: String,
+    /// The HTTPS API listener and where its certificate lives.
+    pub tls: Option<TlsListener>,
     pub admin_listen: String,
     pub threads: usize,
     pub max_body_bytes: usize,
@@ -34,8 +37,99 @@ pub struct LogSettings {
     pub payload_max_bytes: usize,
 }
 
+/// The HTTPS listener's address and certificate files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsListener {
+    pub listen: String,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// The HTTPS listener's certificate, loaded when the config is (so a bad one fails the load
+/// or the reload, and the old one keeps serving).
+pub struct ServerCert {
+    pub chain: Vec<pingora::tls::x509::X509>,
+    pub key: pingora::tls::pkey::PKey<pingora::tls::pkey::Private>,
+}
+
+impl std::fmt::Debug for ServerCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServerCert({} certificates)", self.chain.len())
+    }
+}
+
+/// Read and check `tls_cert_file` and `tls_key_file`: a chain, a key, and that they match.
+pub(super) fn load_server_cert(t: &TlsListener, errs: &mut Vec<String>) -> Option<ServerCert> {
+    use pingora::tls::pkey::PKey;
+    use pingora::tls::x509::X509;
+    let read = |field: &str, path: &PathBuf, errs: &mut Vec<String>| {
+        std::fs::read(path)
+            .map_err(|e| {
+                errs.push(format!(
+                    "server.{field}: cannot read {}: {e}",
+                    path.display()
+                ))
+            })
+            .ok()
+    };
+    let cert_pem = read("tls_cert_file", &t.cert_file, errs);
+    let key_pem = read("tls_key_file", &t.key_file, errs);
+    let (cert_pem, key_pem) = (cert_pem?, key_pem?);
+    let chain = match X509::stack_from_pem(&cert_pem) {
+        Ok(c) if !c.is_empty() => c,
+        _ => {
+            errs.push(format!(
+                "server.tls_cert_file: {} holds no PEM certificate",
+                t.cert_file.display()
+            ));
+            return None;
+        }
+    };
+    let Ok(key) = PKey::private_key_from_pem(&key_pem) else {
+        errs.push(format!(
+            "server.tls_key_file: {} holds no PEM private key",
+            t.key_file.display()
+        ));
+        return None;
+    };
+    let matches = chain[0]
+        .public_key()
+        .is_ok_and(|public| public.public_eq(&key));
+    if !matches {
+        errs.push("server.tls_key_file does not match the certificate in tls_cert_file".into());
+        return None;
+    }
+    Some(ServerCert { chain, key })
+}
+
 pub(super) fn build_server(s: file::ServerSection, errs: &mut Vec<String>) -> ServerSettings {
-    for (field, value) in [("listen", &s.listen), ("admin_listen", &s.admin_listen)] {
+    let tls = match (&s.tls_listen, &s.tls_cert_file, &s.tls_key_file) {
+        (None, None, None) => None,
+        (Some(listen), Some(cert), Some(key)) => Some(TlsListener {
+            listen: listen.clone(),
+            cert_file: PathBuf::from(cert),
+            key_file: PathBuf::from(key),
+        }),
+        _ => {
+            errs.push("server.tls_listen, tls_cert_file and tls_key_file go together".to_string());
+            None
+        }
+    };
+    let plain = s.listen != "off";
+    if !plain && tls.is_none() {
+        errs.push("server.listen = \"off\" needs server.tls_listen".into());
+    }
+    let mut addresses = vec![("admin_listen", &s.admin_listen)];
+    if plain {
+        addresses.push(("listen", &s.listen));
+    }
+    if let Some(t) = &s.tls_listen {
+        addresses.push(("tls_listen", t));
+        if t == &s.listen || t == &s.admin_listen {
+            errs.push("server.tls_listen must differ from listen and admin_listen".into());
+        }
+    }
+    for (field, value) in addresses {
         if value.parse::<SocketAddr>().is_err() {
             errs.push(format!(
                 "server.{field} must be an address like 127.0.0.1:8080, not \"{value}\""
@@ -56,6 +150,7 @@ pub(super) fn build_server(s: file::ServerSection, errs: &mut Vec<String>) -> Se
     }
     ServerSettings {
         listen: s.listen,
+        tls,
         admin_listen: s.admin_listen,
         threads: s.threads.max(1),
         max_body_bytes: s.max_body_bytes,

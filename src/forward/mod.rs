@@ -138,7 +138,7 @@ async fn attempt(
     };
     ctx.commit(&header);
     if ctx.shape_response_header(&mut header).is_err()
-        || frame_for_http1(&mut header).is_err()
+        || frame_for_client(&mut header, session.is_http2()).is_err()
         || session
             .write_response_header(Box::new(header), false)
             .await
@@ -212,9 +212,17 @@ fn verdict(ctx: &mut RequestCtx, ask: impl FnOnce(&mut Attempts, Now) -> Verdict
     }
 }
 
-/// An upstream header (perhaps HTTP/2, perhaps stripped of its length) made ready for an
-/// HTTP/1.1 client: version, and chunked framing when no length is known.
-fn frame_for_http1(header: &mut ResponseHeader) -> pingora::Result<()> {
+/// An upstream header (perhaps HTTP/2, perhaps stripped of its length) made ready for the
+/// client: an HTTP/2 client gets no connection-level headers; an HTTP/1.1 client gets its
+/// version, and chunked framing when no length is known.
+fn frame_for_client(header: &mut ResponseHeader, h2: bool) -> pingora::Result<()> {
+    if h2 {
+        for name in ["transfer-encoding", "connection", "keep-alive"] {
+            header.remove_header(name);
+        }
+        header.set_version(http::Version::HTTP_2);
+        return Ok(());
+    }
     header.set_version(http::Version::HTTP_11);
     let headers = &header.headers;
     if !headers.contains_key(http::header::CONTENT_LENGTH)

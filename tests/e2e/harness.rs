@@ -75,11 +75,25 @@ impl Gateway {
 
     /// Start on `rest` as the whole config after `[server]` and `[log]` (consumers included).
     pub fn start_raw(server_extra: &str, rest: &str) -> Gateway {
+        Self::spawn(server_extra, rest, None)
+    }
+
+    /// Start with plain HTTP off and the HTTPS listener on `tls_port` (in `server_extra`).
+    pub fn start_tls_only(body: &str, server_extra: &str, tls_port: u16) -> Gateway {
+        let rest = format!("{body}\n{}", consumers());
+        Self::spawn(server_extra, &rest, Some(tls_port))
+    }
+
+    fn spawn(server_extra: &str, rest: &str, tls_only: Option<u16>) -> Gateway {
         let dir = tempfile::tempdir().expect("temp dir");
         let [api_port, admin_port] = free_ports();
         let access_log = dir.path().join("access.log");
+        let listen = match tls_only {
+            Some(_) => "off".to_string(),
+            None => format!("127.0.0.1:{api_port}"),
+        };
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{api_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
+            "[server]\nlisten = \"{listen}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\n\
              threads = 2\npid_file = \"{d}/tollgate.pid\"\nupgrade_sock = \"{d}/upgrade.sock\"\n{server_extra}\n\
              [log]\naccess_log = \"{log}\"\nlevel = \"warn\"\n\n{rest}",
             d = dir.path().display(),
@@ -106,7 +120,7 @@ impl Gateway {
             stderr_log,
             dir,
         };
-        gw.wait_ready(api_port, admin_port);
+        gw.wait_ready(tls_only.unwrap_or(api_port), admin_port);
         gw
     }
 
