@@ -70,6 +70,50 @@ impl Admin {
     }
 }
 
+/// Largest body the keys API reads.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+impl Admin {
+    /// `/admin/keys...`: read the (small) body, answer from [`crate::keys::api`].
+    async fn keys(&self, session: &mut ServerSession, path: &str) -> Response<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() <= MAX_ADMIN_BODY => {
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(Some(_)) => {
+                    return reply(
+                        413,
+                        "application/json",
+                        br#"{"error":{"message":"body over 64 KiB"}}"#.to_vec(),
+                    )
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    return reply(
+                        400,
+                        "application/json",
+                        br#"{"error":{"message":"unreadable body"}}"#.to_vec(),
+                    )
+                }
+            }
+        }
+        let runtime = self.runtime.load_full();
+        let req = session.req_header();
+        let (status, value) = crate::keys::api::handle(
+            &runtime.api_keys,
+            &runtime.config,
+            &req.method,
+            path,
+            req.uri.query().unwrap_or(""),
+            &body,
+            crate::feedback::budget::now_s(),
+        );
+        reply(status, "application/json", value.to_string().into_bytes())
+    }
+}
+
 /// Decode `%XX` escapes and `+` in a query value.
 fn percent_decode(v: &str) -> String {
     let bytes = v.as_bytes();
@@ -129,6 +173,9 @@ impl ServeHttp for Admin {
             if needs && !authorized(admin, &session.req_header().headers) {
                 return unauthorized();
             }
+        }
+        if path == "/admin/keys" || path.starts_with("/admin/keys/") {
+            return self.keys(session, &path).await;
         }
         match path.as_str() {
             "/metrics" => reply(200, "text/plain; version=0.0.4", METRICS.render()),

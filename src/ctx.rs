@@ -17,6 +17,7 @@ use crate::capture::Capture;
 use crate::config::{Consumer, Target};
 use crate::dialect::Dialect;
 use crate::error::GatewayError;
+use crate::keys::KeyGrant;
 use crate::limits::{RateHeaders, Reservation};
 use crate::meter::{JsonMeter, SseMeter};
 use crate::metrics::{GaugeGuard, METRICS};
@@ -43,6 +44,20 @@ pub struct Admission {
     pub rate_headers: RateHeaders,
     /// Bodies kept for the access log (`log_payloads`).
     pub capture: Option<Capture>,
+    /// The API-created key that authenticated the request, if one did.
+    pub key: Option<KeyGrant>,
+}
+
+impl Admission {
+    /// Whether the consumer, and the key when it narrows the consumer's models, may use `model`.
+    pub fn may_use(&self, model: &str) -> bool {
+        self.consumer.as_ref().is_some_and(|c| c.may_use(model))
+            && self
+                .key
+                .as_ref()
+                .and_then(|k| k.models.as_ref())
+                .is_none_or(|models| models.iter().any(|m| m == model))
+    }
 }
 
 /// The I/O state of the attempt in progress, and the time spent waiting on upstreams.

@@ -8,7 +8,7 @@
 use crate::attempt::Attempts;
 use crate::auth;
 use crate::capture::Capture;
-use crate::config::{Consumer, Model};
+use crate::config::Model;
 use crate::ctx::RequestCtx;
 use crate::dialect::Dialect;
 use crate::error::GatewayError;
@@ -54,10 +54,26 @@ pub async fn admit(
         return Err(GatewayError::PermissionDenied);
     }
     let key = auth::presented_key(&session.req_header().headers).ok_or(GatewayError::MissingKey)?;
-    let consumer = runtime
-        .keys
-        .authenticate(key)
-        .ok_or(GatewayError::InvalidKey)?;
+    let consumer = match runtime.keys.authenticate(key) {
+        Some(c) => c,
+        None => {
+            // An API-created key: the table in memory, no store on the request path.
+            let now_s = crate::feedback::budget::now_s();
+            let grant = runtime
+                .api_keys
+                .authenticate(key, now_s)
+                .ok_or(GatewayError::InvalidKey)?;
+            let consumer = runtime
+                .config
+                .consumers
+                .iter()
+                .find(|c| c.name == grant.consumer)
+                .cloned()
+                .ok_or(GatewayError::InvalidKey)?;
+            ctx.admission.key = Some(grant);
+            consumer
+        }
+    };
     ctx.admission.consumer = Some(consumer.clone());
     if !admitted(&consumer.ip_rules) {
         return Err(GatewayError::PermissionDenied);
@@ -65,7 +81,7 @@ pub async fn admit(
     // Kept only to redact it from captured payloads.
     let key_for_capture = runtime.captures_payloads.then(|| key.to_string());
     let Some(operation) = operation else {
-        return Ok(Admitted::Local(list_models(runtime, &consumer)));
+        return Ok(Admitted::Local(list_models(runtime, &ctx.admission)));
     };
 
     let body = read_body(session, runtime.config.server.max_body_bytes).await?;
@@ -73,7 +89,7 @@ pub async fn admit(
     let model = runtime
         .config
         .model(&request.model)
-        .filter(|m| consumer.may_use(&m.name))
+        .filter(|m| ctx.admission.may_use(&m.name))
         .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
     let headers = &session.req_header().headers;
     if operation == Operation::CountTokens {
@@ -119,13 +135,13 @@ fn route(method: &http::Method, path: String) -> Result<Option<Operation>, Gatew
     }
 }
 
-/// `GET /v1/models`: the models this consumer may use.
-fn list_models(runtime: &Runtime, consumer: &Consumer) -> Bytes {
+/// `GET /v1/models`: the models this consumer (and key) may use.
+fn list_models(runtime: &Runtime, admission: &crate::ctx::Admission) -> Bytes {
     let data: Vec<_> = runtime
         .config
         .models
         .iter()
-        .filter(|m| consumer.may_use(&m.name))
+        .filter(|m| admission.may_use(&m.name))
         .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}))
         .collect();
     Bytes::from(json!({"object": "list", "data": data}).to_string())

@@ -23,6 +23,7 @@ pub mod forward;
 pub mod https;
 pub mod intake;
 pub mod key_digest;
+pub mod keys;
 pub mod limits;
 pub mod meter;
 pub mod metrics;

@@ -103,10 +103,12 @@ impl Reloader {
         let current = self.runtime.load_full();
         let pending_restart = bound_at_start(&current.config, &config);
         let (limiter, mock) = (Arc::clone(&self.limiter), self.builtin_mock);
+        let api_keys = Arc::clone(&current.api_keys);
         // Building resolves provider hosts (blocking DNS): off the async workers.
-        let runtime = tokio::task::spawn_blocking(move || Runtime::new(config, mock, &limiter))
-            .await
-            .map_err(|e| vec![format!("reload task failed: {e}")])?;
+        let runtime =
+            tokio::task::spawn_blocking(move || Runtime::new(config, mock, &limiter, &api_keys))
+                .await
+                .map_err(|e| vec![format!("reload task failed: {e}")])?;
         let reloaded = Reloaded {
             models: runtime.config.models.len(),
             consumers: runtime.config.consumers.len(),
@@ -122,6 +124,10 @@ fn bound_at_start(old: &Config, new: &Config) -> Vec<String> {
     let (o, n) = (&old.server, &new.server);
     let checks = [
         ("server.listen", o.listen != n.listen),
+        (
+            "keys.state_file",
+            old.keys_state_file != new.keys_state_file,
+        ),
         (
             "server.tls_listen",
             o.tls.as_ref().map(|t| &t.listen) != n.tls.as_ref().map(|t| &t.listen),

@@ -6,6 +6,7 @@
 
 use crate::auth::KeyTable;
 use crate::config::Config;
+use crate::keys::KeyStore;
 use crate::limits::{LimitPlan, Limiter};
 use crate::upstream::Upstreams;
 use std::net::SocketAddr;
@@ -17,16 +18,20 @@ pub struct Runtime {
     pub keys: KeyTable,
     pub upstreams: Upstreams,
     pub limits: LimitPlan,
+    /// Keys created through the admin API (the process's table, shared by every config).
+    pub api_keys: Arc<KeyStore>,
     /// Some consumer or model has `log_payloads`.
     pub captures_payloads: bool,
 }
 
 impl Runtime {
-    /// `limiter` is the process's, so counts carry over from the previous config.
+    /// `limiter` and `api_keys` are the process's, so counts and keys carry over from the
+    /// previous config.
     pub fn new(
         config: Config,
         builtin_mock: Option<SocketAddr>,
         limiter: &Arc<Limiter>,
+        api_keys: &Arc<KeyStore>,
     ) -> Runtime {
         if config.models.iter().any(|m| m.needs_prompt_tokens()) {
             // The tokenizer takes a moment to load: not on the first request.
@@ -36,6 +41,7 @@ impl Runtime {
             keys: KeyTable::new(&config.consumers),
             upstreams: Upstreams::resolve(&config, builtin_mock),
             limits: LimitPlan::new(Arc::clone(limiter), &config),
+            api_keys: Arc::clone(api_keys),
             captures_payloads: config.consumers.iter().any(|c| c.log_payloads)
                 || config.models.iter().any(|m| m.log_payloads),
             config: Arc::new(config),

@@ -5,6 +5,7 @@ use crate::access_log::{AccessLog, ReopenOnSigusr1};
 use crate::admin::Admin;
 use crate::analytics::Rollups;
 use crate::config::{Config, Upstream};
+use crate::keys::KeyStore;
 use crate::limits::sync::{instance_name, StoreSync};
 use crate::limits::Limiter;
 use crate::mock;
@@ -31,6 +32,8 @@ pub enum BuildError {
     Mock(std::io::Error),
     #[error("cannot set up the HTTPS listener: {0}")]
     Tls(Box<pingora::Error>),
+    #[error("cannot open the key store: {0}")]
+    Keys(String),
 }
 
 /// Pingora's process settings from the `[server]` section.
@@ -74,8 +77,10 @@ pub fn build_server(
     let rollups = Arc::new(Rollups::default());
     let instance = instance_name();
     let redis = config.redis.clone();
+    let api_keys =
+        Arc::new(KeyStore::open(config.keys_state_file.clone()).map_err(BuildError::Keys)?);
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
-        config, mock_addr, &limiter,
+        config, mock_addr, &limiter, &api_keys,
     )));
     let reloader = Arc::new(Reloader::new(
         config_path,

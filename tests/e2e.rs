@@ -26,6 +26,8 @@ mod daemon;
 mod https;
 #[path = "e2e/ip_rules.rs"]
 mod ip_rules;
+#[path = "e2e/keys.rs"]
+mod keys;
 #[path = "e2e/limits.rs"]
 mod limits;
 #[path = "e2e/limits_redis.rs"]

@@ -32,6 +32,16 @@ pub struct FileConfig {
     pub admin: AdminSection,
     #[serde(default)]
     pub access: AccessSection,
+    #[serde(default)]
+    pub keys: KeysSection,
+}
+
+/// `[keys]`: where keys created through the admin API are kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysSection {
+    /// The key table, written atomically on every change and loaded at start.
+    pub state_file: Option<String>,
 }
 
 /// `[access]`: client address rules for the API listener.

@@ -71,6 +71,8 @@ pub struct Config {
     pub access: AccessSettings,
     /// The HTTPS listener's certificate (with `server.tls_listen`).
     pub server_cert: Option<Arc<ServerCert>>,
+    /// Where API-created keys are kept (`[keys] state_file`).
+    pub keys_state_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -410,6 +412,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         admin,
         access,
         server_cert,
+        keys_state_file: file.keys.state_file.map(std::path::PathBuf::from),
     }
 }
 

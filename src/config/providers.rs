@@ -65,7 +65,12 @@ pub(super) fn build_provider(
             .anthropic_version
             .unwrap_or_else(|| "2023-06-01".to_string()),
         api_version: p.api_version,
-        health: crate::feedback::health::HEALTH.provider(&p.name),
+        health: crate::feedback::health::HEALTH.provider_checked(
+            &p.name,
+            p.health_check
+                .as_ref()
+                .map(|hc| Duration::from_millis(hc.interval_ms.max(1) + hc.timeout_ms.max(1))),
+        ),
         name: p.name,
         kind,
         upstream,

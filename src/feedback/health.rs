@@ -200,11 +200,26 @@ pub static HEALTH: Lazy<HealthTable> = Lazy::new(HealthTable::default);
 impl HealthTable {
     /// The health of the provider named `name` (created on first use).
     pub fn provider(&self, name: &str) -> Arc<ProviderHealth> {
+        self.provider_checked(name, None)
+    }
+
+    /// The health of `name`; a provider first seen here with an active check
+    /// (`first_verdict`: how long the first one may take) starts out of rotation until that
+    /// check passes, as Envoy treats new actively checked hosts, so no request reaches a
+    /// backend the check would have refused.
+    pub fn provider_checked(
+        &self,
+        name: &str,
+        first_verdict: Option<Duration>,
+    ) -> Arc<ProviderHealth> {
         let mut map = self.providers.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(
-            map.entry(name.to_string())
-                .or_insert_with(|| Arc::new(ProviderHealth::new(name))),
-        )
+        Arc::clone(map.entry(name.to_string()).or_insert_with(|| {
+            let health = ProviderHealth::new(name);
+            if let Some(wait) = first_verdict {
+                health.with(|s| s.ejected_until = Some(Instant::now() + wait));
+            }
+            Arc::new(health)
+        }))
     }
 }
 

@@ -164,7 +164,9 @@ impl Gateway {
         if let Ok(mut f) = std::fs::File::open(&self.access_log) {
             let _ = f.read_to_string(&mut text);
         }
-        let mut lines: Vec<Value> = text
+        // A line still being written (no newline yet) is not read.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        let mut lines: Vec<Value> = complete
             .lines()
             .map(|l| serde_json::from_str(l).expect("access log lines are JSON"))
             .collect();
