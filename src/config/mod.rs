@@ -8,6 +8,7 @@ mod access;
 pub mod file;
 pub mod limits;
 mod models;
+pub use models::{Retries, StreamRecovery};
 mod providers;
 pub mod rules;
 mod server;
@@ -239,54 +240,6 @@ pub struct Model {
     pub max_ejection_percent: u32,
     pub retries: Retries,
     pub stream_recovery: StreamRecovery,
-}
-
-/// What a model does when a committed stream breaks off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StreamRecovery {
-    /// End the stream with an honest error event.
-    #[default]
-    Off,
-    /// The next candidate continues the text already sent (prefill), where it can.
-    Continue,
-    /// The next candidate regenerates; the already-sent prefix is skipped if it matches.
-    Restart,
-}
-
-impl StreamRecovery {
-    pub fn label(self) -> &'static str {
-        match self {
-            StreamRecovery::Off => "off",
-            StreamRecovery::Continue => "continue",
-            StreamRecovery::Restart => "restart",
-        }
-    }
-}
-
-/// Same-target retries of a model (see `retries` in the README).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Retries {
-    pub attempts: u32,
-    pub backoff: Duration,
-    pub max_backoff: Duration,
-    pub max_retry_after: Duration,
-    pub on_status: Vec<u16>,
-    pub on_connect: bool,
-    pub on_reset: bool,
-    pub on_timeout: bool,
-}
-
-impl Model {
-    /// Whether routing needs a prompt-token count (a rule or a target's context window).
-    pub fn needs_prompt_tokens(&self) -> bool {
-        self.rules.iter().any(Rule::needs_prompt_tokens)
-            || self
-                .targets
-                .iter()
-                .chain(&self.fallbacks)
-                .chain(self.rules.iter().flat_map(|r| &r.targets))
-                .any(|t| t.context_window.is_some())
-    }
 }
 
 #[derive(Debug)]

@@ -4,13 +4,59 @@
 
 use super::file;
 use super::providers::build_targets;
-use super::{
-    limits, rules, Consumer, IpRules, Model, Provider, Retries, Rule, Strategy, StreamRecovery,
-};
+use super::{limits, rules, Consumer, IpRules, Model, Provider, Rule, Strategy};
 use crate::key_digest::parse_key_digest;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Same-target retries of a model (see `retries` in the README).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Retries {
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    pub max_retry_after: Duration,
+    pub on_status: Vec<u16>,
+    pub on_connect: bool,
+    pub on_reset: bool,
+    pub on_timeout: bool,
+}
+
+impl Model {
+    /// Whether routing needs a prompt-token count (a rule or a target's context window).
+    pub fn needs_prompt_tokens(&self) -> bool {
+        self.rules.iter().any(Rule::needs_prompt_tokens)
+            || self
+                .targets
+                .iter()
+                .chain(&self.fallbacks)
+                .chain(self.rules.iter().flat_map(|r| &r.targets))
+                .any(|t| t.context_window.is_some())
+    }
+}
+
+/// What a model does when a committed stream breaks off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamRecovery {
+    /// End the stream with an honest error event.
+    #[default]
+    Off,
+    /// The next candidate continues the text already sent (prefill), where it can.
+    Continue,
+    /// The next candidate regenerates; the already-sent prefix is skipped if it matches.
+    Restart,
+}
+
+impl StreamRecovery {
+    pub fn label(self) -> &'static str {
+        match self {
+            StreamRecovery::Off => "off",
+            StreamRecovery::Continue => "continue",
+            StreamRecovery::Restart => "restart",
+        }
+    }
+}
 
 /// Every model, and the set of their names.
 pub(super) fn build_models(
