@@ -1,10 +1,10 @@
 //! Usage analytics: per-minute roll-ups of requests, tokens, cost and errors per
-//! (consumer, project, tenant, model), and the top-N / timeline queries of `GET /admin/usage`.
+//! (consumer, project, tenant, model, key), and the top-N / timeline queries of `GET /admin/usage`.
 //! (Token counts of one response are [`crate::meter::Usage`]; this module adds them up.)
 //!
 //! Every instance counts in memory (kept [`RETENTION_MINUTES`]). With `[redis]`, the limit-store
 //! sync also writes this instance's minutes to Redis, one hash per minute with a field per
-//! (instance, consumer, project, model, tenant) holding absolute counts, so a repeated write never
+//! (instance, consumer, project, model, tenant, key) holding absolute counts, so a repeated write never
 //! double counts; a query then sums every instance's fields, using this instance's live
 //! counts for its own. Without Redis the figures are this instance's.
 
@@ -23,6 +23,8 @@ pub struct Key {
     pub project: String,
     pub model: String,
     pub tenant: String,
+    /// The key: an API key's id, or `config:<consumer>:<index>`.
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -155,8 +157,8 @@ impl Rollups {
             let hash = format!("{prefix}:usage:{minute}");
             for (k, c) in keys {
                 let field = format!(
-                    "{instance}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
-                    k.consumer, k.project, k.model, k.tenant
+                    "{instance}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
+                    k.consumer, k.project, k.model, k.tenant, k.key
                 );
                 pipe.hset(&hash, field, c.encode()).ignore();
             }
@@ -200,12 +202,14 @@ impl Rollups {
                 }
                 // Fields written before tenants were counted have four parts.
                 let tenant = parts.next().unwrap_or_default();
+                let key = parts.next().unwrap_or_default();
                 if let Some(c) = Counts::decode(&value) {
                     let key = Key {
                         consumer: consumer.into(),
                         project: project.into(),
                         model: model.into(),
                         tenant: tenant.into(),
+                        key: key.into(),
                     };
                     rows.push((m, key, c));
                 }
@@ -222,6 +226,7 @@ pub enum GroupBy {
     Model,
     Project,
     Tenant,
+    Key,
 }
 
 impl GroupBy {
@@ -231,6 +236,7 @@ impl GroupBy {
             "model" => Some(GroupBy::Model),
             "project" => Some(GroupBy::Project),
             "tenant" => Some(GroupBy::Tenant),
+            "key" => Some(GroupBy::Key),
             _ => None,
         }
     }
@@ -241,6 +247,7 @@ impl GroupBy {
             GroupBy::Model => &k.model,
             GroupBy::Project => &k.project,
             GroupBy::Tenant => &k.tenant,
+            GroupBy::Key => &k.key,
         }
     }
 }
@@ -280,7 +287,7 @@ pub fn summarize(rows: &[Row], group_by: GroupBy, top: usize, from: i64, step: i
     })
 }
 
-/// `GET /admin/usage?group_by=consumer|model|project|tenant&top=N&from=..&to=..&step=1h`: `from` and
+/// `GET /admin/usage?group_by=consumer|model|project|tenant|key&top=N&from=..&to=..&step=1h`: `from` and
 /// `to` are RFC 3339 or Unix seconds (default: the last 24 hours), `step` a duration (`5m`,
 /// `1h`, `1d`; default 1h). Reads Redis when configured (all instances), else this instance.
 pub async fn query_api(
@@ -297,7 +304,7 @@ pub async fn query_api(
     let group_by = match params.get("group_by") {
         None => GroupBy::Consumer,
         Some(g) => {
-            GroupBy::parse(g).ok_or("group_by must be consumer, model, project or tenant")?
+            GroupBy::parse(g).ok_or("group_by must be consumer, model, project, tenant or key")?
         }
     };
     let top: usize = match params.get("top") {
@@ -411,6 +418,7 @@ mod tests {
             project: p.into(),
             model: m.into(),
             tenant: String::new(),
+            key: String::new(),
         }
     }
 

@@ -68,25 +68,35 @@ pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// Digest → consumer, built once per config.
+/// Digest → consumer (and the key's name in usage analytics), built once per config.
 pub struct KeyTable {
-    by_digest: HashMap<KeyDigest, Arc<Consumer>>,
+    by_digest: HashMap<KeyDigest, (Arc<Consumer>, Arc<str>)>,
 }
 
 impl KeyTable {
     pub fn new(consumers: &[Arc<Consumer>]) -> Self {
         let by_digest = consumers
             .iter()
-            .flat_map(|c| c.keys.iter().map(move |k| (*k, Arc::clone(c))))
+            .flat_map(|c| {
+                c.keys.iter().enumerate().map(move |(i, k)| {
+                    let label: Arc<str> = format!("config:{}:{i}", c.name).into();
+                    (*k, (Arc::clone(c), label))
+                })
+            })
             .collect();
         KeyTable { by_digest }
     }
 
     /// The consumer owning `key`, if any.
     pub fn authenticate(&self, key: &str) -> Option<Arc<Consumer>> {
+        self.authenticate_key(key).map(|(c, _)| c)
+    }
+
+    /// The consumer owning `key` and the key's label (`config:<consumer>:<index>`).
+    pub fn authenticate_key(&self, key: &str) -> Option<(Arc<Consumer>, Arc<str>)> {
         let d = digest(key);
-        let (stored, consumer) = self.by_digest.get_key_value(&d)?;
-        bool::from(stored.ct_eq(&d)).then(|| Arc::clone(consumer))
+        let (stored, (consumer, label)) = self.by_digest.get_key_value(&d)?;
+        bool::from(stored.ct_eq(&d)).then(|| (Arc::clone(consumer), Arc::clone(label)))
     }
 }
 

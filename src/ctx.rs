@@ -46,6 +46,8 @@ pub struct Admission {
     pub capture: Option<Capture>,
     /// The API-created key that authenticated the request, if one did.
     pub key: Option<KeyGrant>,
+    /// The key's name in usage analytics: an API key's id, or `config:<consumer>:<index>`.
+    pub key_label: Option<Arc<str>>,
 }
 
 impl Admission {

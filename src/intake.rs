@@ -54,8 +54,11 @@ pub async fn admit(
         return Err(GatewayError::PermissionDenied);
     }
     let key = auth::presented_key(&session.req_header().headers).ok_or(GatewayError::MissingKey)?;
-    let consumer = match runtime.keys.authenticate(key) {
-        Some(c) => c,
+    let consumer = match runtime.keys.authenticate_key(key) {
+        Some((c, label)) => {
+            ctx.admission.key_label = Some(label);
+            c
+        }
         None => {
             // An API-created key: the table in memory, no store on the request path.
             let now_s = crate::feedback::budget::now_s();
@@ -70,6 +73,7 @@ pub async fn admit(
                 .find(|c| c.name == grant.consumer)
                 .cloned()
                 .ok_or(GatewayError::InvalidKey)?;
+            ctx.admission.key_label = Some(grant.key_id.as_str().into());
             ctx.admission.key = Some(grant);
             consumer
         }

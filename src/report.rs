@@ -79,6 +79,7 @@ pub fn record(
                 project: c.project.clone().unwrap_or_default(),
                 model: model.to_string(),
                 tenant: c.tenant.clone().unwrap_or_default(),
+                key: ctx.admission.key_label.as_deref().unwrap_or("").to_string(),
             },
             Counts {
                 requests: 1,

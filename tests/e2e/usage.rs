@@ -87,6 +87,10 @@ async fn usage_top_n_and_timeline_from_one_instance() {
     let v = gw.admin_json("/admin/usage?group_by=tenant").await;
     assert_eq!(by_key(&v, "acme")["requests"], 4);
     assert_eq!(by_key(&v, "")["requests"], 2);
+    // And by key: a config key is `config:<consumer>:<index>`.
+    let v = gw.admin_json("/admin/usage?group_by=key").await;
+    assert_eq!(by_key(&v, "config:team-a:0")["requests"], 4);
+    assert_eq!(by_key(&v, "config:team-b:0")["requests"], 2);
 
     for bad in ["group_by=region", "top=0", "step=soon", "from=yesterday"] {
         let r = client()
