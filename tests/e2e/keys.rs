@@ -87,7 +87,11 @@ async fn keys_are_created_narrowed_rotated_revoked_and_kept_across_a_restart() {
     let lines = gw.wait_log_lines(1).await;
     assert_eq!(lines[0]["consumer"], "team-a");
     let (_, usage) = admin(&gw, reqwest::Method::GET, "/admin/usage?group_by=key", None).await;
-    let row = usage["top"].as_array().unwrap().iter().find(|r| r["key"] == id.as_str());
+    let row = usage["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == id.as_str());
     assert_eq!(row.unwrap()["requests"], 2, "usage by key: {usage}");
 
     // Lists never show the secret or its digest; the config's keys are there, read-only.
