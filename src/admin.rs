@@ -40,11 +40,7 @@ fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
 impl Admin {
     /// `GET /admin/limits?consumer=NAME`: the consumer's limits, usage and remaining.
     fn limits(&self, query: &str) -> Response<Vec<u8>> {
-        let name = query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "consumer")
-            .map(|(_, v)| percent_decode(v));
+        let name = crate::query::param(query, "consumer");
         let Some(name) = name else {
             return reply(
                 400,
@@ -112,29 +108,6 @@ impl Admin {
         );
         reply(status, "application/json", value.to_string().into_bytes())
     }
-}
-
-/// Decode `%XX` escapes and `+` in a query value.
-fn percent_decode(v: &str) -> String {
-    let bytes = v.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match hex::decode(&bytes[i + 1..i + 3]) {
-                Ok(decoded) => {
-                    out.extend_from_slice(&decoded);
-                    i += 3;
-                    continue;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether the request carries an admin token the config admits.

@@ -71,6 +71,8 @@ pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
 /// Digest → consumer (and the key's name in usage analytics), built once per config.
 pub struct KeyTable {
     by_digest: HashMap<KeyDigest, (Arc<Consumer>, Arc<str>)>,
+    /// For keys made at run time, which name their consumer.
+    by_name: HashMap<String, Arc<Consumer>>,
 }
 
 impl KeyTable {
@@ -84,7 +86,16 @@ impl KeyTable {
                 })
             })
             .collect();
-        KeyTable { by_digest }
+        let by_name = consumers
+            .iter()
+            .map(|c| (c.name.clone(), Arc::clone(c)))
+            .collect();
+        KeyTable { by_digest, by_name }
+    }
+
+    /// The consumer named `name` in this config.
+    pub fn consumer(&self, name: &str) -> Option<Arc<Consumer>> {
+        self.by_name.get(name).cloned()
     }
 
     /// The consumer owning `key`, if any.

@@ -57,7 +57,7 @@ impl Admission {
             && self
                 .key
                 .as_ref()
-                .and_then(|k| k.models.as_ref())
+                .and_then(|k| k.record.models.as_ref())
                 .is_none_or(|models| models.iter().any(|m| m == model))
     }
 }

@@ -67,13 +67,10 @@ pub async fn admit(
                 .authenticate(key, now_s)
                 .ok_or(GatewayError::InvalidKey)?;
             let consumer = runtime
-                .config
-                .consumers
-                .iter()
-                .find(|c| c.name == grant.consumer)
-                .cloned()
+                .keys
+                .consumer(&grant.record.consumer)
                 .ok_or(GatewayError::InvalidKey)?;
-            ctx.admission.key_label = Some(grant.key_id.as_str().into());
+            ctx.admission.key_label = Some(Arc::clone(&grant.label));
             ctx.admission.key = Some(grant);
             consumer
         }

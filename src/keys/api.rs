@@ -93,11 +93,7 @@ fn view(e: &super::Entry, now_s: i64) -> Value {
 }
 
 fn list(store: &KeyStore, config: &Config, query: &str, now_s: i64) -> Value {
-    let wanted = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "consumer")
-        .map(|(_, v)| v.to_string());
+    let wanted = crate::query::param(query, "consumer");
     let matches = |consumer: &str| wanted.as_deref().is_none_or(|w| w == consumer);
     let mut keys: Vec<Value> = store
         .list()

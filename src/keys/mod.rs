@@ -24,6 +24,8 @@ use subtle::ConstantTimeEq;
 #[derive(Debug)]
 pub struct Entry {
     pub record: KeyRecord,
+    /// The id, shared by every request the key makes (its usage-analytics label).
+    pub label: Arc<str>,
     pub last_used: AtomicI64,
 }
 
@@ -44,6 +46,7 @@ impl Table {
                 .get(&record.id)
                 .map_or(0, |e| e.last_used.load(Ordering::Relaxed));
             let entry = Arc::new(Entry {
+                label: record.id.as_str().into(),
                 record,
                 last_used: AtomicI64::new(last),
             });
@@ -58,13 +61,9 @@ impl Table {
     }
 }
 
-/// What an API key opened: its consumer and the models it narrows that consumer to.
-#[derive(Debug, Clone)]
-pub struct KeyGrant {
-    pub key_id: String,
-    pub consumer: String,
-    pub models: Option<Vec<String>>,
-}
+/// What an API key opened: its entry (consumer, the models it narrows that consumer to, id),
+/// shared rather than copied per request.
+pub type KeyGrant = Arc<Entry>;
 
 /// Why a change to the table was refused.
 #[derive(Debug, thiserror::Error)]
@@ -121,11 +120,7 @@ impl KeyStore {
             return None;
         }
         entry.last_used.store(now_s, Ordering::Relaxed);
-        Some(KeyGrant {
-            key_id: r.id.clone(),
-            consumer: r.consumer.clone(),
-            models: r.models.clone(),
-        })
+        Some(Arc::clone(entry))
     }
 
     /// Every API key, in id order.

@@ -30,7 +30,7 @@ fn keys_authenticate_until_revoked_or_expired_and_rotation_has_a_grace_period() 
         ..record("k2", "tg-two")
     })
     .unwrap();
-    assert_eq!(s.authenticate("tg-one", 1_500).unwrap().key_id, "k1");
+    assert_eq!(s.authenticate("tg-one", 1_500).unwrap().record.id, "k1");
     assert!(s.authenticate("tg-onE", 1_500).is_none());
     assert!(s.authenticate("tg-two", 1_999).is_some());
     assert!(s.authenticate("tg-two", 2_000).is_none(), "expired");
