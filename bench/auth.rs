@@ -64,7 +64,7 @@ fn api_store(dir: &tempfile::TempDir) -> KeyStore {
         serde_json::json!({"version": 1, "keys": records}).to_string(),
     )
     .unwrap();
-    KeyStore::open(Some(path)).unwrap()
+    KeyStore::open(Some(path), None).unwrap()
 }
 
 fn bench(c: &mut Criterion) {

@@ -105,7 +105,8 @@ impl Admin {
             req.uri.query().unwrap_or(""),
             &body,
             crate::feedback::budget::now_s(),
-        );
+        )
+        .await;
         reply(status, "application/json", value.to_string().into_bytes())
     }
 }

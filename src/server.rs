@@ -12,6 +12,7 @@ use crate::mock;
 use crate::proxy::Gateway;
 use crate::reload::{Reloader, SighupReload};
 use crate::runtime::Runtime;
+use crate::services::store_sync::{KeyChanges, RedisSync};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::connectors::http::Connector;
@@ -77,8 +78,10 @@ pub fn build_server(
     let rollups = Arc::new(Rollups::default());
     let instance = instance_name();
     let redis = config.redis.clone();
-    let api_keys =
-        Arc::new(KeyStore::open(config.keys_state_file.clone()).map_err(BuildError::Keys)?);
+    let api_keys = Arc::new(
+        KeyStore::open(config.keys_state_file.clone(), config.redis.as_ref())
+            .map_err(BuildError::Keys)?,
+    );
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
         config, mock_addr, &limiter, &api_keys,
     )));
@@ -96,6 +99,7 @@ pub fn build_server(
             redis,
             instance: &instance,
             rollups: &rollups,
+            api_keys: &api_keys,
             runtime: &runtime,
             reloader: &reloader,
             health_connector,
@@ -140,6 +144,7 @@ struct Background<'a> {
     redis: Option<crate::config::RedisSettings>,
     instance: &'a str,
     rollups: &'a Arc<Rollups>,
+    api_keys: &'a Arc<KeyStore>,
     runtime: &'a Arc<ArcSwap<Runtime>>,
     reloader: &'a Arc<Reloader>,
     health_connector: Connector,
@@ -162,14 +167,28 @@ fn add_background_services(server: &mut Server, b: Background<'_>) {
         },
     ));
     if let Some(redis) = b.redis {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let retry = redis.sync_interval.max(std::time::Duration::from_secs(1));
         server.add_service(background_service(
-            "limit store sync",
-            StoreSync::new(
-                Arc::clone(b.limiter),
-                redis,
-                b.instance.to_string(),
-                Arc::clone(b.rollups),
-            ),
+            "store sync",
+            RedisSync {
+                limits: StoreSync {
+                    limiter: Arc::clone(b.limiter),
+                    settings: redis,
+                    instance: b.instance.to_string(),
+                },
+                usage: Arc::clone(b.rollups),
+                keys: Arc::clone(b.api_keys),
+                wake: Arc::clone(&wake),
+            },
+        ));
+        server.add_service(background_service(
+            "key change listener",
+            KeyChanges {
+                keys: Arc::clone(b.api_keys),
+                wake,
+                retry,
+            },
         ));
     }
     server.add_service(background_service(

@@ -28,6 +28,8 @@ mod https;
 mod ip_rules;
 #[path = "e2e/keys.rs"]
 mod keys;
+#[path = "e2e/keys_redis.rs"]
+mod keys_redis;
 #[path = "e2e/limits.rs"]
 mod limits;
 #[path = "e2e/limits_redis.rs"]

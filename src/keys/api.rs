@@ -2,7 +2,7 @@
 //! secret or its digest), rotate with a grace period, revoke. Plain functions from a request
 //! to a status and a JSON body, so the admin service only moves bytes.
 
-use super::{KeyRecord, KeyStore, StoreError};
+use super::{Change, KeyRecord, KeyStore, StoreError};
 use crate::config::Config;
 use crate::key_digest::{digest, new_key};
 use serde::Deserialize;
@@ -44,12 +44,13 @@ fn store_error(e: StoreError) -> (u16, Value) {
     match e {
         StoreError::Unconfigured => error(503, e.to_string()),
         StoreError::UnknownKey(_) => error(404, e.to_string()),
-        StoreError::Write(_) => error(503, e.to_string()),
+        StoreError::Exists(_) => error(409, e.to_string()),
+        StoreError::Write(_) | StoreError::Unavailable(_) => error(503, e.to_string()),
     }
 }
 
 /// Answer one `/admin/keys...` request.
-pub fn handle(
+pub async fn handle(
     store: &KeyStore,
     config: &Config,
     method: &http::Method,
@@ -62,9 +63,15 @@ pub fn handle(
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
     match (method.as_str(), parts.as_slice()) {
         ("GET", []) => (200, list(store, config, query, now_s)),
-        ("POST", []) => create(store, config, body, now_s),
-        ("POST", [id, "rotate"]) => rotate(store, id, body, now_s),
-        ("DELETE", [id]) => match store.revoke(id, now_s) {
+        ("POST", []) => create(store, config, body, now_s).await,
+        ("POST", [id, "rotate"]) => rotate(store, id, body, now_s).await,
+        ("DELETE", [id]) => match store
+            .change(Change::Revoke {
+                id: id.to_string(),
+                at: now_s,
+            })
+            .await
+        {
             Ok(()) => (200, json!({"id": id, "state": "revoked"})),
             Err(e) => store_error(e),
         },
@@ -113,7 +120,7 @@ fn list(store: &KeyStore, config: &Config, query: &str, now_s: i64) -> Value {
     json!({"keys": keys})
 }
 
-fn create(store: &KeyStore, config: &Config, body: &[u8], now_s: i64) -> (u16, Value) {
+async fn create(store: &KeyStore, config: &Config, body: &[u8], now_s: i64) -> (u16, Value) {
     if !store.configured() {
         return store_error(StoreError::Unconfigured);
     }
@@ -155,13 +162,13 @@ fn create(store: &KeyStore, config: &Config, body: &[u8], now_s: i64) -> (u16, V
     };
     let shown = json!({"id": id, "key": secret, "prefix": record.prefix, "consumer": record.consumer,
         "name": record.name, "models": record.models, "expires_at": record.expires_at});
-    match store.insert(record) {
+    match store.change(Change::Insert(record)).await {
         Ok(()) => (201, shown),
         Err(e) => store_error(e),
     }
 }
 
-fn rotate(store: &KeyStore, id: &str, body: &[u8], now_s: i64) -> (u16, Value) {
+async fn rotate(store: &KeyStore, id: &str, body: &[u8], now_s: i64) -> (u16, Value) {
     let req: RotateBody = if body.is_empty() {
         RotateBody::default()
     } else {
@@ -175,7 +182,12 @@ fn rotate(store: &KeyStore, id: &str, body: &[u8], now_s: i64) -> (u16, Value) {
     }
     let (secret, _) = new_key();
     let until = now_s + req.grace_seconds;
-    match store.rotate(id, digest(&secret), until) {
+    let change = Change::Rotate {
+        id: id.to_string(),
+        digest: digest(&secret),
+        until,
+    };
+    match store.change(change).await {
         Ok(()) => (
             200,
             json!({"id": id, "key": secret, "prefix": secret.chars().take(PREFIX_LEN).collect::<String>(),

@@ -6,7 +6,8 @@
 //! a repeated or lost round trip harmless: after Redis comes back, the first good tick restores
 //! exact totals, with nothing counted twice and no queue of unsynced deltas to replay.
 //!
-//! The same tick writes the usage roll-ups ([`crate::usage`]).
+//! The tick itself (with the usage roll-ups and the key table beside it) is
+//! [`crate::services::store_sync`].
 //!
 //! Concurrency fields carry a timestamp (`<count>:<unix ms>`); fields not refreshed within
 //! [`stale_ms`] belong to a dead instance and are ignored, then deleted.
@@ -14,25 +15,16 @@
 use super::clock::calendar;
 use super::window::minute_of;
 use super::{Counter, Limiter, Scope};
-use crate::analytics::Rollups;
 use crate::config::RedisSettings;
-use crate::metrics::METRICS;
-use async_trait::async_trait;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 pub struct StoreSync {
-    limiter: Arc<Limiter>,
-    settings: RedisSettings,
+    pub limiter: Arc<Limiter>,
+    pub settings: RedisSettings,
     /// This process's field name in every hash.
-    instance: String,
-    /// Usage roll-ups written on the same tick.
-    usage: Arc<Rollups>,
+    pub instance: String,
 }
 
 /// One bucket as this instance sees it.
@@ -46,20 +38,6 @@ struct Entry {
 }
 
 impl StoreSync {
-    pub fn new(
-        limiter: Arc<Limiter>,
-        settings: RedisSettings,
-        instance: String,
-        usage: Arc<Rollups>,
-    ) -> StoreSync {
-        StoreSync {
-            limiter,
-            settings,
-            instance,
-            usage,
-        }
-    }
-
     fn stale_ms(&self) -> i64 {
         let interval = self.settings.sync_interval.as_millis() as i64;
         let timeout = self.settings.timeout.as_millis() as i64;
@@ -179,76 +157,4 @@ pub fn instance_name() -> String {
         std::process::id(),
         rand::rng().next_u32()
     )
-}
-
-#[async_trait]
-impl BackgroundService for StoreSync {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let client = match redis::Client::open(self.settings.url.as_str()) {
-            Ok(c) => c,
-            Err(e) => return log::error!("rate-limit store: bad redis.url: {e}"),
-        };
-        let interval = self.settings.sync_interval;
-        let timeout = self.settings.timeout;
-        let max_backoff = interval.max(Duration::from_secs(1));
-        let gauge = METRICS.ratelimit_store_up.with_label_values(&["redis"]);
-        gauge.set(0);
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
-        let mut conn: Option<MultiplexedConnection> = None;
-        let mut stale_fields = Vec::new();
-        let mut logged: Option<bool> = None;
-        let mut wait = interval;
-        loop {
-            let tick = async {
-                let c = match conn.as_mut() {
-                    Some(c) => c,
-                    None => conn.insert(
-                        client
-                            .get_multiplexed_async_connection_with_config(&config)
-                            .await?,
-                    ),
-                };
-                self.sync_once(c, &mut stale_fields).await?;
-                self.usage
-                    .flush(c, &self.settings.key_prefix, &self.instance)
-                    .await
-            };
-            let result = match tokio::time::timeout(timeout, tick).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-            };
-            match result {
-                Ok(()) => {
-                    self.limiter.set_store_up(true);
-                    gauge.set(1);
-                    METRICS.ratelimit_syncs.inc();
-                    if logged != Some(true) {
-                        log::info!("rate-limit store up: syncing with Redis every {interval:?}");
-                        logged = Some(true);
-                    }
-                    wait = interval;
-                }
-                Err(e) => {
-                    conn = None;
-                    self.limiter.set_store_up(false);
-                    gauge.set(0);
-                    METRICS.ratelimit_store_errors.inc();
-                    if logged != Some(false) {
-                        log::warn!(
-                            "rate-limit store down ({e}); deciding by on_failure = {:?} until it returns",
-                            self.settings.on_failure
-                        );
-                        logged = Some(false);
-                    }
-                    wait = (wait * 2).min(max_backoff);
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
-    }
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "tg-admin-current-7f3a9c";
+pub(crate) const TOKEN: &str = "tg-admin-current-7f3a9c";
 
 fn start(state_dir: &Path) -> Gateway {
     let rest = format!(
@@ -24,7 +24,7 @@ fn start(state_dir: &Path) -> Gateway {
     )
 }
 
-async fn admin(
+pub(crate) async fn admin(
     gw: &Gateway,
     method: reqwest::Method,
     path: &str,
@@ -41,7 +41,7 @@ async fn admin(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn chat_with(gw: &Gateway, key: &str, model: &str) -> u16 {
+pub(crate) async fn chat_with(gw: &Gateway, key: &str, model: &str) -> u16 {
     client()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(key)
