@@ -93,7 +93,7 @@ impl BackgroundService for RedisSync {
                     gauge.set(1);
                     METRICS.ratelimit_syncs.inc();
                     if logged != Some(true) {
-                        log::info!("store up: syncing with Redis every {interval:?}");
+                        log::info!("rate-limit store up: syncing with Redis every {interval:?}");
                         logged = Some(true);
                     }
                     wait = interval;
@@ -105,7 +105,7 @@ impl BackgroundService for RedisSync {
                     METRICS.ratelimit_store_errors.inc();
                     if logged != Some(false) {
                         log::warn!(
-                            "store down ({e}); limits decide by on_failure = {:?} and the key table keeps its last copy until it returns",
+                            "rate-limit store down ({e}); deciding by on_failure = {:?} (the key table keeps its last copy) until it returns",
                             settings.on_failure
                         );
                         logged = Some(false);
