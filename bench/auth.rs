@@ -57,6 +57,10 @@ fn api_store(dir: &tempfile::TempDir) -> KeyStore {
             expires_at: None,
             revoked_at: None,
             previous: None,
+            limits: None,
+            project: None,
+            allow_ips: Vec::new(),
+            deny_ips: Vec::new(),
         })
         .collect();
     std::fs::write(

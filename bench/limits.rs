@@ -98,7 +98,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let consumer = &config.consumers[i % CONSUMERS];
             i += 1;
-            let (headers, r) = plan.reserve(consumer, model, black_box(40), Some(256));
+            let (headers, r) = plan.reserve(consumer, model, None, black_box(40), Some(256));
             black_box(headers);
             r.expect("admitted").settle(120, 30);
         })
@@ -124,7 +124,7 @@ fn bench(c: &mut Criterion) {
                     s.spawn(move || {
                         for k in 0..iters / 2 {
                             let consumer = &config.consumers[(2 * k as usize + t) % CONSUMERS];
-                            let (_, r) = plan.reserve(consumer, model, 40, Some(256));
+                            let (_, r) = plan.reserve(consumer, model, None, 40, Some(256));
                             r.expect("admitted").settle(120, 30);
                         }
                     });

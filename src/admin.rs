@@ -8,7 +8,7 @@
 
 use crate::analytics::{self, Rollups};
 use crate::config::AdminSettings;
-use crate::limits::decide::store_view;
+use crate::limits::describe::store_view;
 use crate::metrics::METRICS;
 use crate::reload::Reloader;
 use crate::runtime::Runtime;

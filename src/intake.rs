@@ -12,6 +12,7 @@ use crate::config::Model;
 use crate::ctx::RequestCtx;
 use crate::dialect::Dialect;
 use crate::error::GatewayError;
+use crate::limits::KeyScope;
 use crate::metrics::METRICS;
 use crate::protocol::{self, Operation, ParsedRequest};
 use crate::routing::facts::Facts;
@@ -76,7 +77,12 @@ pub async fn admit(
         }
     };
     ctx.admission.consumer = Some(consumer.clone());
-    if !admitted(&consumer.ip_rules) {
+    let key_admits = ctx
+        .admission
+        .key
+        .as_ref()
+        .is_none_or(|k| admitted(&k.ip_rules));
+    if !admitted(&consumer.ip_rules) || !key_admits {
         return Err(GatewayError::PermissionDenied);
     }
     // Kept only to redact it from captured payloads.
@@ -109,10 +115,17 @@ pub async fn admit(
     if consumer.log_payloads || model.log_payloads {
         ctx.admission.capture = Some(capture(runtime, &request, key_for_capture));
     }
-    let (headers, reserved) =
-        runtime
-            .limits
-            .reserve(&consumer, model, request.prompt_tokens_estimate, completion);
+    let key = ctx.admission.key.as_ref().map(|k| KeyScope {
+        id: &k.record.id,
+        limits: &k.limits,
+    });
+    let (headers, reserved) = runtime.limits.reserve(
+        &consumer,
+        model,
+        key,
+        request.prompt_tokens_estimate,
+        completion,
+    );
     ctx.admission.rate_headers = headers;
     ctx.admission.request = Some(request);
     ctx.attempts = Some(Attempts::new(plan));

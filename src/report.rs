@@ -76,7 +76,14 @@ pub fn record(
             jiff::Timestamp::now().as_millisecond(),
             Key {
                 consumer: c.name.clone(),
-                project: c.project.clone().unwrap_or_default(),
+                // An API key's own project, else its consumer's.
+                project: ctx
+                    .admission
+                    .key
+                    .as_ref()
+                    .and_then(|k| k.record.project.clone())
+                    .or_else(|| c.project.clone())
+                    .unwrap_or_default(),
                 model: model.to_string(),
                 tenant: c.tenant.clone().unwrap_or_default(),
                 key: ctx.admission.key_label.as_deref().unwrap_or("").to_string(),

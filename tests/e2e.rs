@@ -52,6 +52,8 @@ mod retries;
 mod routing;
 #[path = "e2e/rules.rs"]
 mod rules;
+#[path = "e2e/scoped_limits.rs"]
+mod scoped_limits;
 #[path = "e2e/sdk.rs"]
 mod sdk;
 #[path = "e2e/streaming.rs"]

@@ -41,7 +41,7 @@ pub struct AccessSettings {
 }
 
 /// A list of CIDRs (a bare address is a /32 or /128), each error naming its entry.
-pub(super) fn build_nets(at: &str, list: &[String], errs: &mut Vec<String>) -> Vec<IpNet> {
+pub fn build_nets(at: &str, list: &[String], errs: &mut Vec<String>) -> Vec<IpNet> {
     let mut out = Vec::new();
     for (i, text) in list.iter().enumerate() {
         let net = text

@@ -4,7 +4,7 @@
 //! Defaults live here, next to the field they belong to; `conf/tollgate.toml` documents each one.
 //! Validation and conversion into runtime types happen in [`super::load`].
 
-pub use super::limits::{LimitTable, LimitsSection, PriceTable, RedisSection};
+pub use super::limits::{LimitTable, LimitsSection, PriceTable, RedisSection, ScopeLimits};
 pub use super::rules::RuleSection;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -23,6 +23,9 @@ pub struct FileConfig {
     pub models: Vec<ModelSection>,
     #[serde(default)]
     pub consumers: Vec<ConsumerSection>,
+    /// Groups of consumers sharing limits and budgets (a consumer's `tenant`).
+    #[serde(default)]
+    pub tenants: Vec<TenantSection>,
     #[serde(default)]
     pub limits: LimitsSection,
     /// Optional: without it, limits are per instance.
@@ -34,6 +37,14 @@ pub struct FileConfig {
     pub access: AccessSection,
     #[serde(default)]
     pub keys: KeysSection,
+}
+
+/// `[[tenants]]`: limits and budgets every consumer with `tenant = <name>` shares.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    pub name: String,
+    pub limits: ScopeLimits,
 }
 
 /// `[keys]`: where keys created through the admin API are kept.

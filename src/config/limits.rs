@@ -3,7 +3,7 @@
 //! A consumer's `limits` table (or `[limits.default]` when it has none) becomes a
 //! [`ConsumerLimits`]: base rates, budgets, hour-of-day overrides and per-model limits.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// `[limits]`: process-wide limiter settings and the defaults for consumers that set none.
@@ -43,6 +43,27 @@ pub struct LimitTable {
     pub schedule: Vec<ScheduleTable>,
     #[serde(default)]
     pub models: Vec<ModelLimitTable>,
+}
+
+/// The limits of one flat scope, as written: a tenant (`[[tenants]] limits`) or an API key
+/// (`POST /admin/keys` `limits`, kept in its record).
+#[derive(Debug, Deserialize, Serialize, Default, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeLimits {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_day: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_month: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usd_per_day: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usd_per_month: Option<f64>,
 }
 
 /// Other rates during given hours of the day, e.g. `{ hours = "09:00-18:00", rpm = 30 }`.
@@ -321,6 +342,18 @@ pub fn build_price(at: &str, p: &PriceTable, errs: &mut Vec<String>) -> Price {
         input_per_mtok: p.input_per_mtok.max(0.0),
         output_per_mtok: p.output_per_mtok.max(0.0),
     }
+}
+
+/// Check a flat scope's limits (`at` names it in errors).
+pub fn build_scope_limits(at: &str, t: &ScopeLimits, errs: &mut Vec<String>) -> LimitSet {
+    let before = errs.len();
+    let set = build_set(at, &limit_fields!(t), errs);
+    if set.is_empty() && errs.len() == before {
+        errs.push(format!(
+            "{at} must set at least one of rpm, tpm, concurrency, tokens_per_day, tokens_per_month, usd_per_day, usd_per_month"
+        ));
+    }
+    set
 }
 
 /// Check a `limits` table. `known_model` tells whether a virtual model exists.

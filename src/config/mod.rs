@@ -14,10 +14,12 @@ pub mod rules;
 mod server;
 
 use crate::key_digest::KeyDigest;
-pub use access::{canonical_ip, AccessSettings, IpRules};
+pub use access::{build_nets, canonical_ip, AccessSettings, IpRules};
 use file::FileConfig;
 use http::{HeaderName, HeaderValue};
-pub use limits::{ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings};
+pub use limits::{
+    ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings, ScopeLimits,
+};
 use providers::build_provider;
 pub use rules::{Condition, Rule};
 use server::{build_admin, build_log, build_server};
@@ -66,6 +68,8 @@ pub struct Config {
     /// Virtual models in file order (the order `/v1/models` lists them).
     pub models: Vec<Arc<Model>>,
     pub consumers: Vec<Arc<Consumer>>,
+    /// Tenants with limits their consumers share.
+    pub tenants: Vec<Tenant>,
     pub limits: LimitSettings,
     pub redis: Option<RedisSettings>,
     pub admin: AdminSettings,
@@ -242,6 +246,13 @@ pub struct Model {
     pub stream_recovery: StreamRecovery,
 }
 
+/// A tenant's shared limits (`[[tenants]]`).
+#[derive(Debug)]
+pub struct Tenant {
+    pub name: String,
+    pub limits: LimitSet,
+}
+
 #[derive(Debug)]
 pub struct Consumer {
     pub name: String,
@@ -352,6 +363,20 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         providers.iter().map(|p| (p.name.as_str(), p)).collect();
 
     let (models, model_names) = models::build_models(file.models, &by_name, errs);
+    let tenants = build_tenants(&file.tenants, errs);
+    if !tenants.is_empty() {
+        for (i, c) in file.consumers.iter().enumerate() {
+            if let Some(t) = c
+                .tenant
+                .as_deref()
+                .filter(|t| !tenants.iter().any(|x| x.name == *t))
+            {
+                errs.push(format!(
+                    "consumers[{i}].tenant `{t}` is not one of [[tenants]] (a typo would leave it unlimited)"
+                ));
+            }
+        }
+    }
     let consumers = models::build_consumers(file.consumers, &file.limits, &model_names, errs);
 
     Config {
@@ -360,6 +385,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         providers,
         models,
         consumers,
+        tenants,
         limits: limit_settings,
         redis,
         admin,
@@ -367,6 +393,27 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         server_cert,
         keys_state_file: file.keys.state_file.map(std::path::PathBuf::from),
     }
+}
+
+fn build_tenants(sections: &[file::TenantSection], errs: &mut Vec<String>) -> Vec<Tenant> {
+    let mut seen = HashSet::new();
+    sections
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            if !seen.insert(t.name.as_str()) {
+                errs.push(format!("tenants[{i}].name `{}` is defined twice", t.name));
+            }
+            Tenant {
+                name: t.name.clone(),
+                limits: limits::build_scope_limits(
+                    &format!("tenants[{i}].limits"),
+                    &t.limits,
+                    errs,
+                ),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -228,3 +228,37 @@ targets = [{ provider = "p", model = "y" }]
         );
     }
 }
+
+#[test]
+fn tenant_errors_name_their_field() {
+    let text = format!(
+        r#"
+[[tenants]]
+name = "acme"
+limits = {{ rpm = 0 }}
+[[tenants]]
+name = "acme"
+limits = {{}}
+[[consumers]]
+name = "c"
+keys = ["{KEY}"]
+tenant = "acmee"
+"#
+    );
+    let errs = errors(&text);
+    let expect = [
+        "tenants[0].limits.rpm must be > 0",
+        "tenants[1].name `acme` is defined twice",
+        "tenants[1].limits must set at least one of",
+        "consumers[0].tenant `acmee` is not one of [[tenants]]",
+    ];
+    for e in expect {
+        assert!(
+            errs.iter().any(|x| x.starts_with(e)),
+            "missing `{e}` in {errs:#?}"
+        );
+    }
+    // Without [[tenants]], a tenant is only an analytics tag.
+    let ok = format!("[[consumers]]\nname = \"c\"\nkeys = [\"{KEY}\"]\ntenant = \"anything\"\n");
+    assert!(errors(&ok).is_empty());
+}

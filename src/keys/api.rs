@@ -3,7 +3,7 @@
 //! to a status and a JSON body, so the admin service only moves bytes.
 
 use super::{Change, KeyRecord, KeyStore, StoreError};
-use crate::config::Config;
+use crate::config::{Config, ScopeLimits};
 use crate::key_digest::{digest, new_key};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,6 +27,14 @@ struct CreateBody {
     expires_at: Option<i64>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    #[serde(default)]
+    limits: Option<ScopeLimits>,
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    allow_ips: Vec<String>,
+    #[serde(default)]
+    deny_ips: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,7 +99,9 @@ fn view(e: &super::Entry, now_s: i64) -> Value {
     let last = e.last_used.load(std::sync::atomic::Ordering::Relaxed);
     json!({
         "id": r.id, "name": r.name, "consumer": r.consumer, "prefix": r.prefix,
-        "models": r.models, "tags": r.tags, "created_at": r.created_at,
+        "models": r.models, "tags": r.tags, "limits": r.limits, "project": r.project,
+        "allow_ips": r.allow_ips, "deny_ips": r.deny_ips,
+        "created_at": r.created_at,
         "expires_at": r.expires_at, "revoked_at": r.revoked_at,
         "last_used_at": (last > 0).then_some(last),
         "rotated_until": r.previous.as_ref().map(|p| p.until).filter(|u| *u > now_s),
@@ -142,6 +152,13 @@ async fn create(store: &KeyStore, config: &Config, body: &[u8], now_s: i64) -> (
             );
         }
     }
+    if let Some(l) = &req.limits {
+        let mut errs = Vec::new();
+        crate::config::limits::build_scope_limits("limits", l, &mut errs);
+        if !errs.is_empty() {
+            return error(400, errs.join("; "));
+        }
+    }
     if req.expires_at.is_some_and(|e| e <= now_s) {
         return error(400, "expires_at must be in the future");
     }
@@ -159,10 +176,20 @@ async fn create(store: &KeyStore, config: &Config, body: &[u8], now_s: i64) -> (
         expires_at: req.expires_at,
         revoked_at: None,
         previous: None,
+        limits: req.limits,
+        project: req.project,
+        allow_ips: req.allow_ips,
+        deny_ips: req.deny_ips,
     };
+    let mut errs = Vec::new();
+    record.ip_rules(&mut errs);
+    if !errs.is_empty() {
+        return error(400, errs.join("; "));
+    }
     let shown = json!({"id": id, "key": secret, "prefix": record.prefix, "consumer": record.consumer,
-        "name": record.name, "models": record.models, "expires_at": record.expires_at});
-    match store.change(Change::Insert(record)).await {
+        "name": record.name, "models": record.models, "expires_at": record.expires_at,
+        "limits": record.limits, "project": record.project});
+    match store.change(Change::Insert(Box::new(record))).await {
         Ok(()) => (201, shown),
         Err(e) => store_error(e),
     }

@@ -35,6 +35,10 @@ pub struct Entry {
     pub record: KeyRecord,
     /// The id, shared by every request the key makes (its usage-analytics label).
     pub label: Arc<str>,
+    /// Its own limits, read once (empty: none).
+    pub limits: crate::config::LimitSet,
+    /// Where it works from, read once (empty: anywhere its consumer's do).
+    pub ip_rules: crate::config::IpRules,
     pub last_used: AtomicI64,
 }
 
@@ -74,6 +78,8 @@ impl Table {
         }
         let entry = Arc::new(Entry {
             label: record.id.as_str().into(),
+            limits: record.limit_set(),
+            ip_rules: record.ip_rules(&mut Vec::new()),
             record,
             last_used: AtomicI64::new(last),
         });
@@ -114,7 +120,7 @@ pub enum StoreError {
 /// One change to one key.
 #[derive(Debug, Clone)]
 pub enum Change {
-    Insert(KeyRecord),
+    Insert(Box<KeyRecord>),
     /// A new secret (`digest`); the old one works until `until`.
     Rotate {
         id: String,
@@ -138,7 +144,7 @@ impl Change {
     /// The record after this change, from the record before it.
     fn apply(self, current: Option<KeyRecord>) -> Result<KeyRecord, StoreError> {
         match (self, current) {
-            (Change::Insert(r), None) => Ok(r),
+            (Change::Insert(r), None) => Ok(*r),
             (Change::Insert(r), Some(_)) => Err(StoreError::Exists(r.id)),
             (Change::Rotate { id, .. } | Change::Revoke { id, .. }, None) => {
                 Err(StoreError::UnknownKey(id))

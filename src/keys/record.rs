@@ -1,5 +1,6 @@
 //! One API key as it is stored: never the secret, only its digest (hex in the state file).
 
+use crate::config::{build_nets, IpRules, LimitSet, ScopeLimits};
 use crate::key_digest::KeyDigest;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -17,6 +18,17 @@ pub struct KeyRecord {
     pub models: Option<Vec<String>>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// A per-key limiter scope on top of its consumer's (and tenant's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ScopeLimits>,
+    /// Client addresses it works from (empty: any), and never from (CIDRs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_ips: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_ips: Vec<String>,
+    /// Its project in usage analytics (`None`: the consumer's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     pub expires_at: Option<i64>,
@@ -52,6 +64,32 @@ impl KeyState {
 }
 
 impl KeyRecord {
+    /// Where it works from. Like its limits, checked when created.
+    pub fn ip_rules(&self, errs: &mut Vec<String>) -> IpRules {
+        IpRules {
+            allow: build_nets("allow_ips", &self.allow_ips, errs),
+            deny: build_nets("deny_ips", &self.deny_ips, errs),
+        }
+    }
+
+    /// Its limits as the limiter reads them (empty: none of its own). Records are checked
+    /// when created, so a bad field here only comes from a hand-edited store: it is dropped.
+    pub fn limit_set(&self) -> LimitSet {
+        let Some(l) = &self.limits else {
+            return LimitSet::default();
+        };
+        let mut errs = Vec::new();
+        let set = crate::config::limits::build_scope_limits("limits", l, &mut errs);
+        if !errs.is_empty() {
+            log::warn!(
+                "keys: `{}` has unusable limits ({}); ignored",
+                self.id,
+                errs.join("; ")
+            );
+        }
+        set
+    }
+
     pub fn state(&self, now_s: i64) -> KeyState {
         if self.revoked_at.is_some() {
             KeyState::Revoked

@@ -13,6 +13,10 @@ fn record(id: &str, secret: &str) -> KeyRecord {
         expires_at: None,
         revoked_at: None,
         previous: None,
+        limits: None,
+        project: None,
+        allow_ips: Vec::new(),
+        deny_ips: Vec::new(),
     }
 }
 
@@ -24,16 +28,17 @@ fn store(dir: &tempfile::TempDir) -> KeyStore {
 async fn keys_authenticate_until_revoked_or_expired_and_rotation_has_a_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let s = store(&dir);
-    s.change(Change::Insert(record("k1", "tg-one")))
+    s.change(Change::Insert(Box::new(record("k1", "tg-one"))))
         .await
         .unwrap();
     let expiring = KeyRecord {
         expires_at: Some(2_000),
         ..record("k2", "tg-two")
     };
-    s.change(Change::Insert(expiring)).await.unwrap();
+    s.change(Change::Insert(Box::new(expiring))).await.unwrap();
     assert!(matches!(
-        s.change(Change::Insert(record("k1", "tg-other"))).await,
+        s.change(Change::Insert(Box::new(record("k1", "tg-other"))))
+            .await,
         Err(StoreError::Exists(_))
     ));
     assert_eq!(s.authenticate("tg-one", 1_500).unwrap().record.id, "k1");
@@ -63,7 +68,10 @@ async fn keys_authenticate_until_revoked_or_expired_and_rotation_has_a_grace_per
 async fn the_table_survives_a_restart_and_an_interrupted_write() {
     let dir = tempfile::tempdir().unwrap();
     store(&dir)
-        .change(Change::Insert(record("k1", "tg-one-0123456789abcdef")))
+        .change(Change::Insert(Box::new(record(
+            "k1",
+            "tg-one-0123456789abcdef",
+        ))))
         .await
         .unwrap();
     // A crash mid-write leaves only a partial temp file beside the table.
@@ -90,7 +98,8 @@ async fn the_table_survives_a_restart_and_an_interrupted_write() {
 async fn without_a_state_file_nothing_can_be_created() {
     let s = KeyStore::open(None, None).unwrap();
     assert!(matches!(
-        s.change(Change::Insert(record("k", "tg-x"))).await,
+        s.change(Change::Insert(Box::new(record("k", "tg-x"))))
+            .await,
         Err(StoreError::Unconfigured)
     ));
     assert!(s.authenticate("tg-x", 1).is_none());

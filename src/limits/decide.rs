@@ -1,37 +1,14 @@
-//! The decisions: reserve at admission, settle at the end, describe for the admin view.
+//! The decisions: reserve at admission (every scope checked, then every scope charged, under
+//! all their locks), settle at the end.
 
-use super::clock::{Calendar, CalendarCache};
+use super::clock::Calendar;
 use super::headers::{duration, Quota, RateHeaders};
-use super::{Counter, Counters, Limiter, Mode, Scope};
-use crate::config::{Config, Consumer, LimitSet, Model, OnStoreFailure};
+use super::plan::{KeyScope, LimitPlan};
+use super::{Counter, Counters, Mode, Scope};
+use crate::config::{Consumer, LimitSet, Model, OnStoreFailure};
 use crate::error::GatewayError;
 use crate::metrics::METRICS;
-use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
-
-/// The limits of one config, bound to the process's [`Limiter`].
-pub struct LimitPlan {
-    limiter: Arc<Limiter>,
-    calendar: CalendarCache,
-    default_max_tokens: u64,
-    /// Consumers with limits; the others are not counted at all.
-    consumers: HashMap<String, ConsumerScopes>,
-}
-
-struct ConsumerScopes {
-    own: Named,
-    models: HashMap<String, Named>,
-}
-
-/// A scope with the phrase that names it in refusals ("consumer `a` on model `chat`").
-struct Named {
-    who: String,
-    scope: Arc<Scope>,
-}
-
-/// The (at most two) scopes one request is counted in, with their limits now.
-type Scopes<'a> = [Option<(&'a Named, LimitSet)>; 2];
 
 /// What one request asks of the limits.
 #[derive(Debug, Clone, Copy)]
@@ -57,89 +34,20 @@ struct Charge {
     holds_slot: bool,
 }
 
-fn limited_counters(set: &LimitSet) -> Vec<Counter> {
-    let pairs = [
-        (set.rpm, Counter::Requests),
-        (set.tpm, Counter::Tokens),
-        (set.tokens_per_day, Counter::TokensDay),
-        (set.tokens_per_month, Counter::TokensMonth),
-        (set.usd_micros_per_day, Counter::UsdDay),
-        (set.usd_micros_per_month, Counter::UsdMonth),
-        (set.concurrency, Counter::Inflight),
-    ];
-    pairs
-        .into_iter()
-        .filter_map(|(l, c)| l.map(|_| c))
-        .collect()
-}
-
 impl LimitPlan {
-    pub fn new(limiter: Arc<Limiter>, config: &Config) -> LimitPlan {
-        let mut consumers = HashMap::new();
-        for c in &config.consumers {
-            let l = &c.limits;
-            if l.base.is_empty() && l.schedule.is_empty() && l.models.is_empty() {
-                continue;
-            }
-            let own = Named {
-                who: format!("consumer `{}`", c.name),
-                scope: limiter.scope(&format!("consumer:{}", c.name)),
-            };
-            let mut counters = limited_counters(&l.base);
-            for s in &l.schedule {
-                counters.extend(limited_counters(&l.base.with(&s.rates)));
-            }
-            own.scope.set_active(&counters);
-            let models = l
-                .models
-                .iter()
-                .map(|(model, set)| {
-                    let scope = limiter.scope(&format!("consumer:{}:model:{model}", c.name));
-                    scope.set_active(&limited_counters(set));
-                    let who = format!("consumer `{}` on model `{model}`", c.name);
-                    (model.clone(), Named { who, scope })
-                })
-                .collect();
-            consumers.insert(c.name.clone(), ConsumerScopes { own, models });
-        }
-        limiter.set_timezone(config.limits.timezone.clone());
-        LimitPlan {
-            calendar: CalendarCache::new(config.limits.timezone.clone()),
-            default_max_tokens: config.limits.default_max_tokens,
-            limiter,
-            consumers,
-        }
-    }
-
-    pub fn limiter(&self) -> &Arc<Limiter> {
-        &self.limiter
-    }
-
-    /// The scopes a request of `consumer` on `model` is counted in, with their limits now.
-    fn scopes_of<'a>(&'a self, consumer: &'a Consumer, model: &str, cal: &Calendar) -> Scopes<'a> {
-        let Some(s) = self.consumers.get(&consumer.name) else {
-            return [None, None];
-        };
-        let own = Some((&s.own, consumer.limits.at(cal.minute_of_day)));
-        let per_model = s
-            .models
-            .get(model)
-            .zip(consumer.limits.for_model(model).copied());
-        [own, per_model]
-    }
-
     /// Admit or refuse a request. The headers describe the quotas either way.
     pub fn reserve(
         &self,
         consumer: &Consumer,
         model: &Model,
+        key: Option<KeyScope<'_>>,
         prompt_tokens: u64,
         max_tokens: Option<u64>,
     ) -> (RateHeaders, Result<Reservation, GatewayError>) {
         let now = self.limiter.clock.now_ms();
         let cal = self.calendar.at(now);
-        let scopes = self.scopes_of(consumer, &model.name, &cal);
-        if scopes[0].is_none() {
+        let scopes = self.scopes_of(consumer, &model.name, key, &cal);
+        if scopes.iter().all(Option::is_none) {
             return (RateHeaders::default(), Ok(Reservation::default()));
         }
         let scopes = scopes.iter().flatten();
@@ -154,11 +62,11 @@ impl LimitPlan {
         if mode != Mode::Normal {
             METRICS.ratelimit_degraded_decisions.inc();
         }
-        // Lock every scope (always in the same order: consumer, then model) so the check
-        // and the charge are one step.
-        let mut guards: [_; 2] = std::array::from_fn(|_| None);
-        for (slot, (named, _)) in guards.iter_mut().zip(scopes.clone()) {
-            *slot = Some(named.scope.lock());
+        // Lock every scope (always in the same order: tenant, consumer, model, key) so the
+        // check and the charge are one step.
+        let mut guards: [_; 4] = std::array::from_fn(|_| None);
+        for (slot, counted) in guards.iter_mut().zip(scopes.clone()) {
+            *slot = Some(counted.scope.lock());
         }
         let mut headers = RateHeaders::default();
         let checked = match mode {
@@ -167,11 +75,11 @@ impl LimitPlan {
             Mode::Normal | Mode::Degraded(OnStoreFailure::Local) => scopes
                 .clone()
                 .zip(guards.iter().flatten())
-                .try_for_each(|((named, set), c)| check(set, c, now, &cal, demand, &named.who)),
+                .try_for_each(|(s, c)| check(&s.set, c, now, &cal, demand, &s.who)),
         };
         if let Err(e) = checked {
-            for ((_, set), c) in scopes.zip(guards.iter().flatten()) {
-                quotas(&mut headers, set, c, now);
+            for (s, c) in scopes.zip(guards.iter().flatten()) {
+                quotas(&mut headers, &s.set, c, now);
             }
             METRICS
                 .ratelimit_rejections
@@ -180,11 +88,11 @@ impl LimitPlan {
             return (headers, Err(e));
         }
         let mut reservation = Reservation {
-            charges: Vec::with_capacity(2),
+            charges: Vec::with_capacity(4),
             tokens: demand.tokens,
             usd_micros: demand.usd_micros,
         };
-        for ((named, set), c) in scopes.zip(guards.iter_mut().flatten()) {
+        for (s, c) in scopes.zip(guards.iter_mut().flatten()) {
             let minute = c.requests.add(now, 1);
             c.tokens.add(now, demand.tokens as i64);
             c.tokens_day.add(cal.day, demand.tokens as i64);
@@ -192,9 +100,9 @@ impl LimitPlan {
             c.usd_day.add(cal.day, demand.usd_micros as i64);
             c.usd_month.add(cal.month, demand.usd_micros as i64);
             c.inflight.mine += 1;
-            quotas(&mut headers, set, c, now);
+            quotas(&mut headers, &s.set, c, now);
             reservation.charges.push(Charge {
-                scope: Arc::clone(&named.scope),
+                scope: Arc::clone(&s.scope),
                 minute,
                 day: cal.day,
                 month: cal.month,
@@ -202,78 +110,6 @@ impl LimitPlan {
             });
         }
         (headers, Ok(reservation))
-    }
-
-    /// The admin view of one consumer: each scope's limits, usage and remaining.
-    pub fn describe(&self, consumer: &Consumer) -> Value {
-        let now = self.limiter.clock.now_ms();
-        let cal = self.calendar.at(now);
-        let mut scopes: Vec<(String, &Arc<Scope>, LimitSet)> = Vec::new();
-        if let Some(s) = self.consumers.get(&consumer.name) {
-            let own = consumer.limits.at(cal.minute_of_day);
-            scopes.push(("consumer".into(), &s.own.scope, own));
-            for (model, set) in &consumer.limits.models {
-                if let Some(named) = s.models.get(model) {
-                    scopes.push((format!("model:{model}"), &named.scope, *set));
-                }
-            }
-        }
-        let views: Vec<Value> = scopes
-            .iter()
-            .map(|(name, scope, set)| {
-                let c = scope.lock();
-                let window = |limit: Option<u64>, used: f64, reset_ms: i64| {
-                    json!({
-                        "limit": limit,
-                        "used": (used * 100.0).round() / 100.0,
-                        "remaining": limit.map(|l| (l as f64 - used).floor().max(0.0) as u64),
-                        "reset": duration(reset_ms),
-                    })
-                };
-                json!({
-                    "scope": name,
-                    "rpm": window(set.rpm, c.requests.count(now), c.requests.reset_ms(now)),
-                    "tpm": window(set.tpm, c.tokens.count(now), c.tokens.reset_ms(now)),
-                    "concurrency": {"limit": set.concurrency, "in_use": c.inflight.total(),
-                                    "in_use_here": c.inflight.mine},
-                    "tokens_per_day": window(set.tokens_per_day, c.tokens_day.used(cal.day) as f64, cal.day_left_ms),
-                    "tokens_per_month": window(set.tokens_per_month, c.tokens_month.used(cal.month) as f64, cal.month_left_ms),
-                    "usd_per_day": usd_view(set.usd_micros_per_day, c.usd_day.used(cal.day), cal.day_left_ms),
-                    "usd_per_month": usd_view(set.usd_micros_per_month, c.usd_month.used(cal.month), cal.month_left_ms),
-                })
-            })
-            .collect();
-        json!({
-            "consumer": consumer.name,
-            "limited": !views.is_empty(),
-            "store": store_view(&self.limiter),
-            "scopes": views,
-        })
-    }
-}
-
-fn usd_view(limit: Option<u64>, used: i64, reset_ms: i64) -> Value {
-    let usd = |micros: f64| (micros / 1e4).round() / 100.0;
-    json!({
-        "limit": limit.map(|l| usd(l as f64)),
-        "used": usd(used as f64),
-        "remaining": limit.map(|l| usd((l as f64 - used as f64).max(0.0))),
-        "reset": duration(reset_ms),
-    })
-}
-
-pub fn store_view(limiter: &Limiter) -> Value {
-    match limiter.store_policy() {
-        None => json!({"configured": false}),
-        Some(policy) => json!({
-            "configured": true,
-            "up": limiter.store_up(),
-            "on_failure": match policy {
-                OnStoreFailure::Local => "local",
-                OnStoreFailure::Open => "open",
-                OnStoreFailure::Closed => "closed",
-            },
-        }),
     }
 }
 

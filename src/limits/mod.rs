@@ -3,7 +3,7 @@
 //!
 //! Admission [`LimitPlan::reserve`]s one request, the estimated tokens (prompt estimate +
 //! `max_tokens` or `limits.default_max_tokens`) and their price, in every scope the request
-//! falls in (the consumer, and the consumer on that model when configured). The end of the
+//! falls in ([`plan`]: its tenant, the consumer, the consumer on that model, its API key). The end of the
 //! request [`Reservation::settle`]s the real usage against the same buckets; the concurrency
 //! slot is released when the reservation is settled or dropped, so every exit path frees it.
 //!
@@ -12,7 +12,9 @@
 
 pub mod clock;
 pub mod decide;
+pub mod describe;
 pub mod headers;
+pub mod plan;
 pub mod sync;
 pub mod window;
 
@@ -23,8 +25,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use window::{Cell, Fixed, Sliding};
 
-pub use decide::{LimitPlan, Reservation};
+pub use decide::Reservation;
 pub use headers::RateHeaders;
+pub use plan::{KeyScope, LimitPlan};
 
 pub use crate::counter::Counter;
 

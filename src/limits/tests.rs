@@ -2,7 +2,7 @@
 
 use super::clock::ManualClock;
 use super::*;
-use crate::config::{parse_with_env, Config};
+use crate::config::{parse_with_env, Config, Consumer, LimitSet};
 use crate::error::GatewayError;
 
 const KEY: &str = "sha256:c45e76e88b4379cdf3b212a6d61c2be7d5ee1755fee3025f1e73408b986c8b44";
@@ -43,7 +43,7 @@ fn reserve(
     max: Option<u64>,
 ) -> Result<Reservation, GatewayError> {
     let model = c.model(model).unwrap();
-    plan.reserve(&c.consumers[0], model, prompt, max).1
+    plan.reserve(&c.consumers[0], model, None, prompt, max).1
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn tpm_reserves_the_estimate_and_settle_returns_the_rest() {
     // The real usage was 50 tokens: the over-estimate goes back.
     first.settle(50, 0);
     let second = reserve(&c, &plan, "chat", 100, Some(800)).unwrap();
-    let (headers, _) = plan.reserve(&c.consumers[0], c.model("chat").unwrap(), 1, Some(1));
+    let (headers, _) = plan.reserve(&c.consumers[0], c.model("chat").unwrap(), None, 1, Some(1));
     assert_eq!(headers.tokens.unwrap().remaining, 1000 - 50 - 900 - 2);
     drop(second);
 }
@@ -259,4 +259,67 @@ fn counts_survive_a_new_plan_for_the_same_limiter() {
     assert!(reserve(&c, &reloaded, "chat", 1, Some(1)).is_err());
     clock.advance(120_000);
     assert!(reserve(&c, &reloaded, "chat", 1, Some(1)).is_ok());
+}
+
+#[test]
+fn a_tenant_is_shared_by_its_consumers_and_a_key_scope_binds_one_key() {
+    let text = format!(
+        r#"
+[[providers]]
+name = "mock"
+kind = "mock"
+[[models]]
+name = "chat"
+targets = [{{ provider = "mock", model = "m" }}]
+[[tenants]]
+name = "acme"
+limits = {{ rpm = 3, concurrency = 10 }}
+[[consumers]]
+name = "a"
+keys = ["{KEY}"]
+tenant = "acme"
+[[consumers]]
+name = "b"
+keys = ["sha256:{}"]
+tenant = "acme"
+limits = {{ rpm = 100 }}
+"#,
+        "0".repeat(64)
+    );
+    let c = parse_with_env(&text, &|_| None).unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let plan = LimitPlan::new(Arc::new(Limiter::new(clock.clone(), None)), &c);
+    let model = c.model("chat").unwrap();
+    let (a, b) = (&c.consumers[0], &c.consumers[1]);
+    let go =
+        |who: &Consumer, key: Option<KeyScope<'_>>| plan.reserve(who, model, key, 1, Some(1)).1;
+    let mut held = vec![go(a, None).unwrap(), go(b, None).unwrap()];
+    // A key of its own: one request a minute, on top of the tenant's.
+    let key_limits = LimitSet {
+        rpm: Some(1),
+        ..LimitSet::default()
+    };
+    let key = KeyScope {
+        id: "key_1",
+        limits: &key_limits,
+    };
+    held.push(go(b, Some(key)).unwrap());
+    let err = go(a, None).unwrap_err();
+    assert!(
+        err.to_string().contains("tenant `acme`"),
+        "the tenant refuses its consumers together: {err}"
+    );
+    clock.advance(120_000);
+    held.push(go(b, Some(key)).unwrap());
+    let err = go(b, Some(key)).unwrap_err();
+    assert!(err.to_string().contains("key `key_1`"), "{err}");
+    // Refused at the key: nothing was charged to the tenant, which has room for exactly two.
+    go(a, None).unwrap().settle(2, 0);
+    go(b, None).unwrap().settle(2, 0);
+    assert!(go(a, None).is_err());
+    // Each admitted request held a slot in every scope, and dropping frees them.
+    drop(held);
+    let plan_view = plan.describe(a);
+    assert_eq!(plan_view["scopes"][0]["scope"], "tenant:acme");
+    assert_eq!(plan_view["scopes"][0]["concurrency"]["in_use"], 0);
 }

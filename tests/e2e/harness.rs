@@ -61,6 +61,8 @@ pub struct Gateway {
 
 /// Admin tokens the gateway's environment holds in `TG_ADMIN_TOKENS` (for `[admin] token_env`).
 pub const ADMIN_TOKENS: &str = "tg-admin-current-7f3a9c, tg-admin-previous-2b8e41";
+/// The first of [`ADMIN_TOKENS`].
+pub const ADMIN_TOKEN: &str = "tg-admin-current-7f3a9c";
 
 impl Gateway {
     /// Start the gateway on `body` (providers, models; consumers are appended) with
@@ -257,9 +259,11 @@ impl Gateway {
     }
 
     /// GET an admin path and parse its JSON.
+    /// (With the admin token, which a gateway without `[admin] token_env` ignores.)
     pub async fn admin_json(&self, path: &str) -> Value {
         client()
             .get(format!("{}{path}", self.admin))
+            .bearer_auth(ADMIN_TOKEN)
             .send()
             .await
             .expect("admin reachable")

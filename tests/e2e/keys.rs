@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-pub(crate) const TOKEN: &str = "tg-admin-current-7f3a9c";
+pub(crate) const TOKEN: &str = ADMIN_TOKEN;
 
 fn start(state_dir: &Path) -> Gateway {
     let rest = format!(
