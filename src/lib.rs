@@ -30,6 +30,7 @@ pub mod metrics;
 pub mod mock;
 pub mod protocol;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod query;
 pub mod recovery;
 pub mod reload;

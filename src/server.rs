@@ -10,6 +10,7 @@ use crate::limits::sync::{instance_name, StoreSync};
 use crate::limits::Limiter;
 use crate::mock;
 use crate::proxy::Gateway;
+use crate::proxy_protocol::{PreTlsHeader, ProxyProtocolApp};
 use crate::reload::{Reloader, SighupReload};
 use crate::runtime::Runtime;
 use crate::services::store_sync::{KeyChanges, RedisSync};
@@ -112,8 +113,16 @@ pub fn build_server(
         connector,
         usage: Arc::clone(&rollups),
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "tollgate");
+    let app = ProxyProtocolApp {
+        inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
+        runtime: Arc::clone(&runtime),
+    };
+    let mut proxy = Service::new("tollgate".into(), app);
+    proxy
+        .endpoints()
+        .set_pre_tls_callback(Arc::new(PreTlsHeader {
+            runtime: Arc::clone(&runtime),
+        }));
     if listen != "off" {
         proxy.add_tcp(&listen);
     }

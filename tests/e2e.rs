@@ -40,6 +40,8 @@ mod load_runner;
 mod observability;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/proxy_protocol.rs"]
+mod proxy_protocol;
 #[path = "e2e/recovery.rs"]
 mod recovery;
 #[path = "e2e/redis_server.rs"]

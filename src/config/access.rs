@@ -38,6 +38,15 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 pub struct AccessSettings {
     pub rules: IpRules,
     pub trusted_proxies: Vec<IpNet>,
+    /// Connections from `trusted_proxies` begin with a PROXY protocol (v1 or v2) header.
+    pub proxy_protocol: bool,
+}
+
+impl AccessSettings {
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = canonical_ip(peer);
+        self.trusted_proxies.iter().any(|n| n.contains(&peer))
+    }
 }
 
 /// A list of CIDRs (a bare address is a /32 or /128), each error naming its entry.
@@ -58,12 +67,19 @@ pub fn build_nets(at: &str, list: &[String], errs: &mut Vec<String>) -> Vec<IpNe
 }
 
 pub(super) fn build_access(a: &file::AccessSection, errs: &mut Vec<String>) -> AccessSettings {
+    if a.proxy_protocol && a.trusted_proxies.is_empty() {
+        errs.push(
+            "access.proxy_protocol needs access.trusted_proxies: the load balancers whose PROXY headers are believed"
+                .into(),
+        );
+    }
     AccessSettings {
         rules: IpRules {
             allow: build_nets("access.allow", &a.allow, errs),
             deny: build_nets("access.deny", &a.deny, errs),
         },
         trusted_proxies: build_nets("access.trusted_proxies", &a.trusted_proxies, errs),
+        proxy_protocol: a.proxy_protocol,
     }
 }
 

@@ -65,6 +65,9 @@ pub struct AccessSection {
     pub deny: Vec<String>,
     /// Peers whose `X-Forwarded-For` names the client (the rightmost untrusted entry).
     pub trusted_proxies: Vec<String>,
+    /// Connections from `trusted_proxies` start with a PROXY protocol v1/v2 header naming the
+    /// client (HAProxy, AWS NLB, ...).
+    pub proxy_protocol: bool,
 }
 
 /// `[admin]`: who may use the admin API.

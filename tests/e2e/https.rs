@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A CA and a `localhost` certificate it signs, written as PEM files into `dir`; returns the
 /// CA certificate's path.
-fn issue(dir: &Path, serial: u32) -> PathBuf {
+pub(crate) fn issue(dir: &Path, serial: u32) -> PathBuf {
     let ca_key = key();
     let ca = certificate(&format!("Tollgate Test CA {serial}"), &ca_key, None, serial);
     let leaf_key = key();
