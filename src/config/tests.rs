@@ -262,3 +262,16 @@ tenant = "acmee"
     let ok = format!("[[consumers]]\nname = \"c\"\nkeys = [\"{KEY}\"]\ntenant = \"anything\"\n");
     assert!(errors(&ok).is_empty());
 }
+
+#[test]
+fn proxy_protocol_needs_trusted_proxies() {
+    let errs = errors("[access]\nproxy_protocol = true\n");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("access.proxy_protocol needs access.trusted_proxies")),
+        "{errs:?}"
+    );
+    assert!(
+        errors("[access]\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n").is_empty()
+    );
+}
