@@ -6,6 +6,7 @@
 
 use crate::counter::Counter;
 use crate::dialect::Dialect;
+pub use crate::refusal::{Rejection, Shed};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use serde_json::json;
@@ -68,6 +69,14 @@ pub enum GatewayError {
     LimiterUnavailable,
     #[error("Internal gateway error.")]
     Internal,
+    /// The edge refused the request head.
+    #[error("{}", .0.message())]
+    MalformedHead(Rejection),
+    #[error("The request headers did not arrive in time.")]
+    HeaderTimeout,
+    /// A cap of the edge shed the request.
+    #[error("{}", .0.message())]
+    Overloaded(Shed),
 }
 
 impl GatewayError {
@@ -89,6 +98,9 @@ impl GatewayError {
             RateLimited { .. } | RequestTooLarge { .. } | QuotaExceeded { .. } => 429,
             LimiterUnavailable => 503,
             Internal => 500,
+            MalformedHead(r) => r.status(),
+            HeaderTimeout => 408,
+            Overloaded(_) => 503,
         }
     }
 
@@ -115,7 +127,10 @@ impl GatewayError {
             | GatewayError::UpstreamTimeout(_)
             | GatewayError::UpstreamBroken(_)
             | GatewayError::ContextTooLong { .. }
-            | GatewayError::Internal => None,
+            | GatewayError::Internal
+            | GatewayError::MalformedHead(_)
+            | GatewayError::HeaderTimeout
+            | GatewayError::Overloaded(_) => None,
         }
     }
 
@@ -152,7 +167,8 @@ impl GatewayError {
             RateLimited { .. } => "requests",
             RequestTooLarge { .. } => "tokens",
             QuotaExceeded { .. } => "insufficient_quota",
-            LimiterUnavailable | Internal => "server_error",
+            LimiterUnavailable | Internal | Overloaded(_) => "server_error",
+            MalformedHead(_) | HeaderTimeout => "invalid_request_error",
         }
     }
 
@@ -175,6 +191,8 @@ impl GatewayError {
             }
             UpstreamConnect | UpstreamTimeout(_) | UpstreamBroken(_) | LimiterUnavailable
             | Internal => "api_error",
+            MalformedHead(_) | HeaderTimeout => "invalid_request_error",
+            Overloaded(_) => "overloaded_error",
         }
     }
 
@@ -201,6 +219,9 @@ impl GatewayError {
             QuotaExceeded { .. } => Some("insufficient_quota"),
             LimiterUnavailable => Some("rate_limit_store_unavailable"),
             Internal => Some("internal_error"),
+            MalformedHead(r) => Some(r.label()),
+            HeaderTimeout => Some("request_timeout"),
+            Overloaded(_) => Some("overloaded"),
         }
     }
 
@@ -225,7 +246,10 @@ impl GatewayError {
             | GatewayError::RequestTooLarge { .. }
             | GatewayError::QuotaExceeded { .. }
             | GatewayError::LimiterUnavailable
-            | GatewayError::Internal => None,
+            | GatewayError::Internal
+            | GatewayError::MalformedHead(_)
+            | GatewayError::HeaderTimeout
+            | GatewayError::Overloaded(_) => None,
         }
     }
 
@@ -241,6 +265,8 @@ impl GatewayError {
             PermissionDenied => false,
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
             Untranslatable { .. } | ContextTooLong { .. } => false,
+            MalformedHead(_) | HeaderTimeout => false,
+            Overloaded(_) => true,
         }
     }
 
@@ -263,6 +289,9 @@ impl GatewayError {
             QuotaExceeded { .. } => "budget_exceeded",
             LimiterUnavailable => "limiter_unavailable",
             Internal => "internal_error",
+            MalformedHead(_) => "malformed_request",
+            HeaderTimeout => "header_timeout",
+            Overloaded(_) => "overloaded",
         }
     }
 

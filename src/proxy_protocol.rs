@@ -4,19 +4,17 @@
 //! access log and `X-Forwarded-For` handling all see the real client. Connections from other
 //! peers are served as they are (a PROXY header from them is not believed: it fails as HTTP).
 //!
-//! Plain connections are read here, in a [`ServerApp`] wrapped around the proxy; TLS ones in
-//! Pingora's pre-TLS callback, before the handshake. Both use [`read_header`]. The header is
+//! Plain connections are read by the edge ([`crate::edge`]) as they arrive; TLS ones in
+//! Pingora's pre-TLS callback, before the handshake. Both use [`accept`]. The header is
 //! parsed by the `ppp` crate; only the framing (how many bytes to read) is ours.
 
 use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
 use pingora::listeners::PreTlsProcess;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::{GetSocketDigest, SocketDigest, Stream};
-use pingora::server::ShutdownWatch;
+use pingora::protocols::{GetSocketDigest, SocketDigest};
 use ppp::{HeaderResult, PartialResult};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::io::AsRawFd;
@@ -126,7 +124,7 @@ fn expected(runtime: &ArcSwap<Runtime>, l4: &L4Stream) -> bool {
 }
 
 /// Read the header if this connection owes one; `false`: drop the connection.
-async fn accept(runtime: &ArcSwap<Runtime>, l4: &mut L4Stream) -> bool {
+pub async fn accept(runtime: &ArcSwap<Runtime>, l4: &mut L4Stream) -> bool {
     if !expected(runtime, l4) {
         return true;
     }
@@ -141,43 +139,7 @@ async fn accept(runtime: &ArcSwap<Runtime>, l4: &mut L4Stream) -> bool {
     }
 }
 
-/// The proxy, with PROXY headers read off plain connections first.
-pub struct ProxyProtocolApp<A> {
-    pub inner: Arc<A>,
-    pub runtime: Arc<ArcSwap<Runtime>>,
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyProtocolApp<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        let stream = if stream.as_any().is::<L4Stream>() {
-            let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
-            if !accept(&self.runtime, &mut l4).await {
-                return None;
-            }
-            l4 as Stream
-        } else {
-            // TLS: its header was read before the handshake.
-            stream
-        };
-        // Keep-alive reuse stays here, so a header is read once per connection.
-        let mut next = self.inner.process_new(stream, shutdown).await;
-        while let Some(s) = next {
-            next = self.inner.process_new(s, shutdown).await;
-        }
-        None
-    }
-
-    async fn cleanup(&self) {
-        self.inner.cleanup().await
-    }
-}
-
-/// The same, before the TLS handshake.
+/// The PROXY header before the TLS handshake.
 pub struct PreTlsHeader {
     pub runtime: Arc<ArcSwap<Runtime>>,
 }

@@ -5,12 +5,13 @@ use crate::access_log::{AccessLog, ReopenOnSigusr1};
 use crate::admin::Admin;
 use crate::analytics::Rollups;
 use crate::config::{Config, Upstream};
+use crate::edge::{EdgeApp, EdgeSlots};
 use crate::keys::KeyStore;
 use crate::limits::sync::{instance_name, StoreSync};
 use crate::limits::Limiter;
 use crate::mock;
 use crate::proxy::Gateway;
-use crate::proxy_protocol::{PreTlsHeader, ProxyProtocolApp};
+use crate::proxy_protocol::PreTlsHeader;
 use crate::reload::{Reloader, SighupReload};
 use crate::runtime::Runtime;
 use crate::services::store_sync::{KeyChanges, RedisSync};
@@ -113,9 +114,10 @@ pub fn build_server(
         connector,
         usage: Arc::clone(&rollups),
     };
-    let app = ProxyProtocolApp {
+    let app = EdgeApp {
         inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
         runtime: Arc::clone(&runtime),
+        slots: Arc::new(EdgeSlots::default()),
     };
     let mut proxy = Service::new("tollgate".into(), app);
     proxy

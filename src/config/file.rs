@@ -37,6 +37,8 @@ pub struct FileConfig {
     pub access: AccessSection,
     #[serde(default)]
     pub keys: KeysSection,
+    #[serde(default)]
+    pub edge: super::edge::EdgeSection,
 }
 
 /// `[[tenants]]`: limits and budgets every consumer with `tenant = <name>` shares.

@@ -5,6 +5,7 @@
 //! what the rest of the gateway reads; the file shapes stay in [`file`].
 
 mod access;
+pub mod edge;
 pub mod file;
 pub mod limits;
 mod models;
@@ -74,6 +75,7 @@ pub struct Config {
     pub redis: Option<RedisSettings>,
     pub admin: AdminSettings,
     pub access: AccessSettings,
+    pub edge: edge::EdgeSettings,
     /// The HTTPS listener's certificate (with `server.tls_listen`).
     pub server_cert: Option<Arc<ServerCert>>,
     /// Where API-created keys are kept (`[keys] state_file`).
@@ -340,6 +342,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<String>) -> Config {
     let admin = build_admin(&file.admin, &file.server.admin_listen, env, errs);
     let access = access::build_access(&file.access, errs);
+    let edge = edge::build_edge(&file.edge, errs);
     let server = build_server(file.server, errs);
     let server_cert = server
         .tls
@@ -390,6 +393,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         redis,
         admin,
         access,
+        edge,
         server_cert,
         keys_state_file: file.keys.state_file.map(std::path::PathBuf::from),
     }

@@ -84,7 +84,8 @@ async fn keys_are_created_narrowed_rotated_revoked_and_kept_across_a_restart() {
         404,
         "narrowed to chat"
     );
-    let lines = gw.wait_log_lines(1).await;
+    // Both requests settled (the access log is written after the usage is recorded).
+    let lines = gw.wait_log_lines(2).await;
     assert_eq!(lines[0]["consumer"], "team-a");
     let (_, usage) = admin(&gw, reqwest::Method::GET, "/admin/usage?group_by=key", None).await;
     let row = usage["top"]

@@ -119,9 +119,11 @@ async fn ten_reloads_one_broken_under_fifty_streams() {
     let r = post(&gw, "/v1/chat/completions", &chat_body("chat-v9", false)).await;
     assert_eq!(r.status(), 404);
     // Limiter counts carried over the reloads: the 50 streams and the request since.
+    // The minute window slides, so a boundary crossed during the test weighs the
+    // earlier requests a little under 1 (a few seconds' worth); a reset would show ~1.
     let v = gw.admin_json("/admin/limits?consumer=team-a").await;
     assert!(
-        v["scopes"][0]["rpm"]["used"].as_f64().unwrap() >= 51.0,
+        v["scopes"][0]["rpm"]["used"].as_f64().unwrap() >= 45.0,
         "{v}"
     );
     assert!(gw
