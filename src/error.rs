@@ -74,6 +74,9 @@ pub enum GatewayError {
     MalformedHead(Rejection),
     #[error("The request headers did not arrive in time.")]
     HeaderTimeout,
+    /// The request body stopped arriving for longer than the body timeout.
+    #[error("The request body stopped arriving.")]
+    BodyTimeout,
     /// A cap of the edge shed the request.
     #[error("{}", .0.message())]
     Overloaded(Shed),
@@ -99,7 +102,7 @@ impl GatewayError {
             LimiterUnavailable => 503,
             Internal => 500,
             MalformedHead(r) => r.status(),
-            HeaderTimeout => 408,
+            HeaderTimeout | BodyTimeout => 408,
             Overloaded(_) => 503,
         }
     }
@@ -130,6 +133,7 @@ impl GatewayError {
             | GatewayError::Internal
             | GatewayError::MalformedHead(_)
             | GatewayError::HeaderTimeout
+            | GatewayError::BodyTimeout
             | GatewayError::Overloaded(_) => None,
         }
     }
@@ -168,7 +172,7 @@ impl GatewayError {
             RequestTooLarge { .. } => "tokens",
             QuotaExceeded { .. } => "insufficient_quota",
             LimiterUnavailable | Internal | Overloaded(_) => "server_error",
-            MalformedHead(_) | HeaderTimeout => "invalid_request_error",
+            MalformedHead(_) | HeaderTimeout | BodyTimeout => "invalid_request_error",
         }
     }
 
@@ -191,7 +195,7 @@ impl GatewayError {
             }
             UpstreamConnect | UpstreamTimeout(_) | UpstreamBroken(_) | LimiterUnavailable
             | Internal => "api_error",
-            MalformedHead(_) | HeaderTimeout => "invalid_request_error",
+            MalformedHead(_) | HeaderTimeout | BodyTimeout => "invalid_request_error",
             Overloaded(_) => "overloaded_error",
         }
     }
@@ -220,7 +224,7 @@ impl GatewayError {
             LimiterUnavailable => Some("rate_limit_store_unavailable"),
             Internal => Some("internal_error"),
             MalformedHead(r) => Some(r.label()),
-            HeaderTimeout => Some("request_timeout"),
+            HeaderTimeout | BodyTimeout => Some("request_timeout"),
             Overloaded(_) => Some("overloaded"),
         }
     }
@@ -249,6 +253,7 @@ impl GatewayError {
             | GatewayError::Internal
             | GatewayError::MalformedHead(_)
             | GatewayError::HeaderTimeout
+            | GatewayError::BodyTimeout
             | GatewayError::Overloaded(_) => None,
         }
     }
@@ -265,7 +270,7 @@ impl GatewayError {
             PermissionDenied => false,
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
             Untranslatable { .. } | ContextTooLong { .. } => false,
-            MalformedHead(_) | HeaderTimeout => false,
+            MalformedHead(_) | HeaderTimeout | BodyTimeout => false,
             Overloaded(_) => true,
         }
     }
@@ -291,6 +296,7 @@ impl GatewayError {
             Internal => "internal_error",
             MalformedHead(_) => "malformed_request",
             HeaderTimeout => "header_timeout",
+            BodyTimeout => "body_timeout",
             Overloaded(_) => "overloaded",
         }
     }

@@ -243,8 +243,11 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Gateway
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(buf.freeze()),
-            Err(_) => {
+            Err(e) => {
                 session.set_keepalive(None);
+                if matches!(e.etype(), pingora::ErrorType::ReadTimedout) {
+                    return Err(GatewayError::BodyTimeout);
+                }
                 return Err(GatewayError::InvalidJson(
                     "the request body could not be read".into(),
                 ));

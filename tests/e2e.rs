@@ -22,6 +22,8 @@ mod configs;
 mod connections;
 #[path = "e2e/daemon.rs"]
 mod daemon;
+#[path = "e2e/edge.rs"]
+mod edge;
 #[path = "e2e/https.rs"]
 mod https;
 #[path = "e2e/ip_rules.rs"]

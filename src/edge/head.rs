@@ -23,6 +23,25 @@ pub struct HeadInfo {
     /// Bytes of the head, its blank line included.
     pub len: usize,
     pub dialect: Dialect,
+    pub body: BodyFraming,
+}
+
+/// How the request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// `Content-Length` bytes (0 when neither header came).
+    Length(u64),
+    Chunked,
+}
+
+impl HeadInfo {
+    /// Where this request ends on the connection, when its framing says so up front.
+    pub fn request_end(&self) -> Option<u64> {
+        match self.body {
+            BodyFraming::Length(n) => (self.len as u64).checked_add(n),
+            BodyFraming::Chunked => None,
+        }
+    }
 }
 
 fn is_token(b: u8) -> bool {
@@ -76,8 +95,9 @@ pub fn check(buf: &[u8], limits: &HeadLimits) -> Result<Option<HeadInfo>, Reject
     } else {
         &[][..]
     };
-    check_fields(fields, &line, limits)?;
+    let body = check_fields(fields, &line, limits)?;
     Ok(Some(HeadInfo {
+        body,
         len: skip + end + 4,
         dialect: if line.target.starts_with(b"/v1/messages") {
             Dialect::Anthropic
@@ -115,6 +135,7 @@ fn parse_request_line(line: &[u8]) -> Result<RequestLine<'_>, Rejection> {
 #[derive(Default)]
 struct Framing<'a> {
     lengths: usize,
+    length: u64,
     chunked: usize,
     hosts: usize,
     host: &'a [u8],
@@ -124,7 +145,7 @@ fn check_fields(
     fields: &[u8],
     line: &RequestLine<'_>,
     limits: &HeadLimits,
-) -> Result<(), Rejection> {
+) -> Result<BodyFraming, Rejection> {
     let mut framing = Framing::default();
     let mut count = 0usize;
     let lines = fields
@@ -171,7 +192,11 @@ fn check_fields(
             return Err(Rejection::ForeignTarget);
         }
     }
-    Ok(())
+    Ok(if framing.chunked > 0 {
+        BodyFraming::Chunked
+    } else {
+        BodyFraming::Length(framing.length)
+    })
 }
 
 fn check_framing<'a>(name: &[u8], value: &'a [u8], f: &mut Framing<'a>) -> Result<(), Rejection> {
@@ -184,6 +209,7 @@ fn check_framing<'a>(name: &[u8], value: &'a [u8], f: &mut Framing<'a>) -> Resul
         if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
             return Err(Rejection::BadLength);
         }
+        f.length = v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'));
     } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
         f.chunked += 1;
         if f.chunked > 1 || !trim_spaces(value).eq_ignore_ascii_case(b"chunked") {

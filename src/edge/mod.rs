@@ -156,7 +156,11 @@ impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> EdgeApp<A> {
             let Ok(_in_flight) = self.slots.begin_request(edge.max_in_flight) else {
                 return shed_reply(&mut stream, Shed::InFlight, info.dialect, edge).await;
             };
-            let mut session = ServerSession::new_http1(Box::new(Prefixed::new(stream, bytes)));
+            let mut session = ServerSession::new_http1(Box::new(Prefixed::new(
+                stream,
+                bytes,
+                info.request_end(),
+            )));
             if let Some(p) = persistent.take() {
                 p.apply_to_session(&mut session);
             }
@@ -173,7 +177,7 @@ impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> EdgeApp<A> {
             };
             let (inner, rest) = p.into_parts();
             stream = inner;
-            prefix = BytesMut::from(&rest[..]);
+            prefix = rest;
             persistent = settings;
             started = None;
         }

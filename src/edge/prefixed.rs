@@ -1,10 +1,13 @@
 //! A connection with bytes put back in front of it: the request head the edge read (and
 //! anything after it) is served again to Pingora's parser, on plain and TLS connections alike.
 //! Every other part of Pingora's transport interface passes through to the connection.
+//! It also holds the request boundary: Pingora reads this request and no further (when the
+//! framing gives its length), so the next request on the connection comes back to the edge
+//! to be checked, and a client closing during the response is still seen.
 //! (Pingora's own `rewind` exists only on its plain TCP stream, not on TLS.)
 
 use async_trait::async_trait;
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use pingora::protocols::raw_connect::ProxyDigest;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
@@ -17,20 +20,69 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Bytes read past the current request are kept for the next one up to this much; beyond
+/// it the connection is not read until the request ends.
+const STASH_CAP: usize = 64 * 1024;
+
 #[derive(Debug)]
 pub struct Prefixed {
     prefix: Bytes,
     inner: Stream,
+    /// Bytes of this request still to come from the connection after the prefix; `None`
+    /// when its end is not known up front (a chunked body).
+    left: Option<u64>,
+    /// Bytes that arrived after this request's end: the start of the next one.
+    stash: BytesMut,
 }
 
 impl Prefixed {
-    pub fn new(inner: Stream, prefix: Bytes) -> Prefixed {
-        Prefixed { prefix, inner }
+    /// `bytes` were read from `inner`; the request they begin ends at `request_end` (from
+    /// the start of `bytes`), when known. Pingora is handed the request and no more, so a
+    /// pipelined next request stays here for the edge to check.
+    pub fn new(inner: Stream, mut bytes: Bytes, request_end: Option<u64>) -> Prefixed {
+        let (left, stash) = match request_end {
+            Some(end) if end <= bytes.len() as u64 => {
+                let rest = bytes.split_off(end as usize);
+                (Some(0), BytesMut::from(&rest[..]))
+            }
+            Some(end) => (Some(end - bytes.len() as u64), BytesMut::new()),
+            None => (None, BytesMut::new()),
+        };
+        Prefixed {
+            prefix: bytes,
+            inner,
+            left,
+            stash,
+        }
     }
 
-    /// The connection, and what of the prefix was not read yet.
-    pub fn into_parts(self) -> (Stream, Bytes) {
-        (self.inner, self.prefix)
+    /// The connection, and the bytes already read of what follows on it.
+    pub fn into_parts(self) -> (Stream, BytesMut) {
+        let mut rest = BytesMut::from(&self.prefix[..]);
+        rest.extend_from_slice(&self.stash);
+        (self.inner, rest)
+    }
+
+    /// At the request's end: keep watching the connection, so a client that closes is
+    /// still seen (EOF), while bytes of a next request are kept back (pending).
+    fn poll_past_end(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut chunk = [0u8; 4096];
+        while self.stash.len() < STASH_CAP {
+            let mut rb = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                    return if self.stash.is_empty() {
+                        Poll::Ready(Ok(()))
+                    } else {
+                        Poll::Pending
+                    };
+                }
+                Poll::Ready(Ok(())) => self.stash.extend_from_slice(rb.filled()),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Pending
     }
 }
 
@@ -46,7 +98,26 @@ impl AsyncRead for Prefixed {
             self.prefix.advance(n);
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        match this.left {
+            None => Pin::new(&mut this.inner).poll_read(cx, buf),
+            Some(0) => this.poll_past_end(cx),
+            Some(left) if left >= buf.remaining() as u64 => {
+                let before = buf.filled().len();
+                let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+                this.left = Some(left - (buf.filled().len() - before) as u64);
+                polled
+            }
+            Some(left) => {
+                // The request's last bytes: read no further than its end.
+                let mut tail = vec![0u8; left as usize];
+                let mut rb = ReadBuf::new(&mut tail);
+                let polled = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
+                buf.put_slice(rb.filled());
+                this.left = Some(left - rb.filled().len() as u64);
+                polled
+            }
+        }
     }
 }
 

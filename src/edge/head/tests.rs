@@ -19,8 +19,15 @@ fn good_heads_are_complete_with_their_length_and_dialect() {
     let info = verdict(&h).unwrap().unwrap();
     assert_eq!(info.len, h.len() - 2);
     assert_eq!(info.dialect, Dialect::OpenAi);
+    assert_eq!(info.body, BodyFraming::Length(2));
+    assert_eq!(info.request_end(), Some(h.len() as u64));
     let h = "POST /v1/messages HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n";
-    assert_eq!(verdict(h).unwrap().unwrap().dialect, Dialect::Anthropic);
+    let info = verdict(h).unwrap().unwrap();
+    assert_eq!(info.dialect, Dialect::Anthropic);
+    assert_eq!(
+        (info.body, info.request_end()),
+        (BodyFraming::Chunked, None)
+    );
     assert!(
         verdict("GET / HTTP/1.0\r\n\r\n").unwrap().is_some(),
         "1.0 needs no host"
