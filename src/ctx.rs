@@ -12,7 +12,7 @@
 //! No field is kept twice: the candidate and the attempt log live in the engine, the
 //! client's dialect here only.
 
-use crate::attempt::{Attempts, Failure};
+use crate::attempt::{Attempts, ClientLeft, Failure};
 use crate::capture::Capture;
 use crate::config::{Consumer, Target};
 use crate::dialect::Dialect;
@@ -117,8 +117,8 @@ pub struct End {
     pub error: Option<GatewayError>,
     /// The upstream failed after the response started.
     pub upstream_cut: Option<Failure>,
-    /// The client went away before the response finished.
-    pub client_gone: bool,
+    /// The client went away (or stopped reading) before the response finished.
+    pub client_left: Option<ClientLeft>,
     /// The stream broke off and was finished on another candidate.
     pub resumed: Option<Resume>,
 }

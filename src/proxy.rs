@@ -14,7 +14,7 @@
 //! | `logging` | [`report::record`]: usage, metrics, access log (every request, every path) |
 
 use crate::access_log::AccessLog;
-use crate::attempt::{retry, Answer, Failure, Now, Retry};
+use crate::attempt::{retry, Answer, ClientLeft, Failure, Now, Retry};
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::exchange::{carrier, Carrier};
@@ -222,7 +222,7 @@ impl ProxyHttp for Gateway {
             return with_retry(e, true);
         }
         if e.esource() == &ErrorSource::Downstream {
-            ctx.end.client_gone = true;
+            ctx.end.client_left = Some(ClientLeft::of(&e));
             return with_retry(e, false);
         }
         if attempts.committed() || session.response_written().is_some() {
@@ -279,10 +279,13 @@ impl ProxyHttp for Gateway {
         if e.esource() == &ErrorSource::Downstream
             && matches!(
                 e.etype(),
-                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed
+                ErrorType::WriteError
+                    | ErrorType::WriteTimedout
+                    | ErrorType::ReadError
+                    | ErrorType::ConnectionClosed
             )
         {
-            ctx.end.client_gone = true;
+            ctx.end.client_left = Some(ClientLeft::of(e));
             return gone;
         }
         let committed = ctx.attempts.as_ref().is_some_and(|a| a.committed());
@@ -304,8 +307,8 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if e.is_some_and(|e| e.esource() == &ErrorSource::Downstream) {
-            ctx.end.client_gone = true;
+        if let Some(e) = e.filter(|e| e.esource() == &ErrorSource::Downstream) {
+            ctx.end.client_left.get_or_insert(ClientLeft::of(e));
         }
         let status = session.response_written().map_or(0, |h| h.status.as_u16());
         let req = session.req_header();
@@ -321,6 +324,6 @@ impl ProxyHttp for Gateway {
 
     fn suppress_error_log(&self, _s: &Session, ctx: &RequestCtx, _e: &Error) -> bool {
         // Every outcome is in the access log; keep the process log for the unexpected.
-        ctx.end.error.is_some() || ctx.end.client_gone || ctx.end.upstream_cut.is_some()
+        ctx.end.error.is_some() || ctx.end.client_left.is_some() || ctx.end.upstream_cut.is_some()
     }
 }

@@ -112,6 +112,8 @@ pub enum Shed {
     ClientConnections,
     /// `edge.max_requests_in_flight`.
     InFlight,
+    /// `edge.shed_above_memory_mb`.
+    Memory,
 }
 
 impl Shed {
@@ -120,6 +122,7 @@ impl Shed {
             Shed::Connections => "connections",
             Shed::ClientConnections => "client_connections",
             Shed::InFlight => "in_flight",
+            Shed::Memory => "memory",
         }
     }
 
@@ -131,7 +134,9 @@ impl Shed {
             Shed::ClientConnections => {
                 "Too many open connections from your address. Please retry shortly."
             }
-            Shed::InFlight => "The gateway is overloaded right now. Please retry shortly.",
+            Shed::InFlight | Shed::Memory => {
+                "The gateway is overloaded right now. Please retry shortly."
+            }
         }
     }
 }

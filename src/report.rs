@@ -7,7 +7,7 @@
 
 use crate::access_log::{now_rfc3339, AccessLog, AccessRecord};
 use crate::analytics::{Counts, Key, Rollups};
-use crate::attempt::{Attempts, ExchangeOutcome};
+use crate::attempt::{Attempts, ClientLeft, ExchangeOutcome};
 use crate::ctx::RequestCtx;
 use crate::meter::Usage;
 use crate::meter::UsageSource;
@@ -22,11 +22,11 @@ fn outcome(ctx: &RequestCtx, status: u16) -> ExchangeOutcome {
     if let Some(cut) = ctx.end.upstream_cut {
         return ExchangeOutcome::UpstreamCut(cut);
     }
-    if ctx.end.client_gone {
-        return ExchangeOutcome::ClientDisconnect;
+    if let Some(left) = ctx.end.client_left {
+        return ExchangeOutcome::ClientLeft(left);
     }
     match status {
-        0 => ExchangeOutcome::ClientDisconnect,
+        0 => ExchangeOutcome::ClientLeft(ClientLeft::Disconnected),
         s if s >= 400 => ExchangeOutcome::UpstreamStatus,
         _ => ExchangeOutcome::Success,
     }

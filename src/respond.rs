@@ -2,7 +2,7 @@
 //! dialect before the response started, an error event after it started, a locally made
 //! JSON answer, and the lingering close after a refused body. Both I/O paths use it.
 
-use crate::attempt::{Failure, Now};
+use crate::attempt::{ClientLeft, Failure, Now};
 use crate::ctx::{BodyMeter, RequestCtx};
 use crate::error::GatewayError;
 use bytes::{Bytes, BytesMut};
@@ -24,7 +24,7 @@ pub async fn respond_error(session: &mut Session, ctx: &mut RequestCtx, err: Gat
         // Only gateway-made values go in; if one were refused, close rather than lie.
         Err(e) => {
             log::error!("cannot build an error response: {e}");
-            ctx.end.client_gone = true;
+            ctx.end.client_left = Some(ClientLeft::Disconnected);
         }
     }
 }
@@ -47,12 +47,11 @@ pub async fn end_stream_with_error(session: &mut Session, ctx: &mut RequestCtx, 
         // arrives as an event of its own (an extra blank line is ignored by SSE parsers).
         let mut event = BytesMut::from(&b"\n\n"[..]);
         event.extend_from_slice(&err.sse_event(ctx.dialect));
-        if session
+        if let Err(e) = session
             .write_response_body(Some(event.freeze()), true)
             .await
-            .is_err()
         {
-            ctx.end.client_gone = true;
+            ctx.end.client_left = Some(ClientLeft::of(&e));
         }
     }
 }
@@ -84,8 +83,8 @@ async fn write_whole(
             .await?;
         session.write_response_body(Some(body), true).await
     };
-    if sent.await.is_err() {
-        ctx.end.client_gone = true;
+    if let Err(e) = sent.await {
+        ctx.end.client_left = Some(ClientLeft::of(&e));
     }
 }
 

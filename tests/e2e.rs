@@ -42,6 +42,8 @@ mod load_runner;
 mod observability;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/overload.rs"]
+mod overload;
 #[path = "e2e/proxy_protocol.rs"]
 mod proxy_protocol;
 #[path = "e2e/recovery.rs"]

@@ -36,7 +36,7 @@ use crate::metrics::METRICS;
 use crate::routing::Plan;
 pub use clocks::Clocks;
 pub use decision::{Answer, AttemptEntry, Now, Retry, Verdict};
-pub use outcome::{AttemptOutcome, Clock, ExchangeOutcome, Failure};
+pub use outcome::{AttemptOutcome, ClientLeft, Clock, ExchangeOutcome, Failure};
 use std::time::Duration;
 
 /// Where a request's plan stands.

@@ -254,6 +254,31 @@ impl serde::Serialize for AttemptOutcome {
     }
 }
 
+/// Why the client's side of an exchange ended before the response did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientLeft {
+    /// It closed or reset the connection.
+    Disconnected,
+    /// It stopped reading: a response write made no progress for the write timeout.
+    TooSlow,
+}
+
+impl ClientLeft {
+    /// Which, by the downstream error that showed it.
+    pub fn of(e: &pingora::Error) -> ClientLeft {
+        // Pingora's own write deadline, or the edge's (an I/O time-out under a write error).
+        let io_timed_out = e
+            .root_cause()
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
+        match e.etype() {
+            pingora::ErrorType::WriteTimedout => ClientLeft::TooSlow,
+            _ if io_timed_out => ClientLeft::TooSlow,
+            _ => ClientLeft::Disconnected,
+        }
+    }
+}
+
 /// How a whole exchange ended, as `tollgate_requests_total{outcome}` and the access log say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExchangeOutcome {
@@ -262,7 +287,8 @@ pub enum ExchangeOutcome {
     UpstreamStatus,
     /// The response had started; the upstream then failed it.
     UpstreamCut(Failure),
-    ClientDisconnect,
+    /// The client's side ended first.
+    ClientLeft(ClientLeft),
     /// The gateway answered with an error of its own (its outcome label).
     Refused(&'static str),
 }
@@ -279,7 +305,8 @@ impl ExchangeOutcome {
                 Clock::FirstByte | Clock::Idle | Clock::FirstToken,
             )) => "upstream_idle_timeout",
             ExchangeOutcome::UpstreamCut(_) => "upstream_cut",
-            ExchangeOutcome::ClientDisconnect => "client_disconnect",
+            ExchangeOutcome::ClientLeft(ClientLeft::Disconnected) => "client_disconnect",
+            ExchangeOutcome::ClientLeft(ClientLeft::TooSlow) => "client_too_slow",
             ExchangeOutcome::Refused(label) => label,
         }
     }

@@ -30,6 +30,9 @@ pub struct EdgeSection {
     pub max_connections_per_ip: usize,
     /// Requests being served at once (0: no cap); beyond it, 503 `overloaded` at once.
     pub max_requests_in_flight: usize,
+    /// Resident memory above which new requests are shed with 503 (0: off); streams in
+    /// flight go on.
+    pub shed_above_memory_mb: u64,
 }
 
 impl Default for EdgeSection {
@@ -46,6 +49,7 @@ impl Default for EdgeSection {
             max_connections: 10_000,
             max_connections_per_ip: 0,
             max_requests_in_flight: 4_096,
+            shed_above_memory_mb: 0,
         }
     }
 }
@@ -64,6 +68,8 @@ pub struct EdgeSettings {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub max_in_flight: usize,
+    /// Bytes of resident memory (0: no watermark).
+    pub shed_above_memory: u64,
 }
 
 impl Default for EdgeSettings {
@@ -103,5 +109,6 @@ pub fn build_edge(e: &EdgeSection, errs: &mut Vec<String>) -> EdgeSettings {
         max_connections: e.max_connections,
         max_connections_per_ip: e.max_connections_per_ip,
         max_in_flight: e.max_requests_in_flight,
+        shed_above_memory: e.shed_above_memory_mb.saturating_mul(1024 * 1024),
     }
 }

@@ -12,6 +12,7 @@
 //! connection, not only the first, meets the same deadline and checks.
 
 pub mod head;
+mod memory;
 pub mod prefixed;
 mod reply;
 mod slots;
@@ -153,13 +154,15 @@ impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> EdgeApp<A> {
             if let Err(shed) = &connection {
                 return shed_reply(&mut stream, *shed, info.dialect, edge).await;
             }
-            let Ok(_in_flight) = self.slots.begin_request(edge.max_in_flight) else {
-                return shed_reply(&mut stream, Shed::InFlight, info.dialect, edge).await;
+            let _in_flight = match self.slots.begin_request(edge) {
+                Ok(slot) => slot,
+                Err(shed) => return shed_reply(&mut stream, shed, info.dialect, edge).await,
             };
             let mut session = ServerSession::new_http1(Box::new(Prefixed::new(
                 stream,
                 bytes,
                 info.request_end(),
+                edge.write_timeout,
             )));
             if let Some(p) = persistent.take() {
                 p.apply_to_session(&mut session);

@@ -13,12 +13,14 @@ use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl, Stream,
     TimingDigest, UniqueID, UniqueIDType, ALPN,
 };
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
 
 /// Bytes read past the current request are kept for the next one up to this much; beyond
 /// it the connection is not read until the request ends.
@@ -33,13 +35,24 @@ pub struct Prefixed {
     left: Option<u64>,
     /// Bytes that arrived after this request's end: the start of the next one.
     stash: BytesMut,
+    /// How long any write may make no progress (a client that does not read). Pingora
+    /// times its body writes, but not all of its writes (ending a chunked body, flushing
+    /// at close), so the bound is kept here, on every write.
+    close_within: Duration,
+    /// Armed while a write is waiting on the client.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 impl Prefixed {
     /// `bytes` were read from `inner`; the request they begin ends at `request_end` (from
     /// the start of `bytes`), when known. Pingora is handed the request and no more, so a
     /// pipelined next request stays here for the edge to check.
-    pub fn new(inner: Stream, mut bytes: Bytes, request_end: Option<u64>) -> Prefixed {
+    pub fn new(
+        inner: Stream,
+        mut bytes: Bytes,
+        request_end: Option<u64>,
+        close_within: Duration,
+    ) -> Prefixed {
         let (left, stash) = match request_end {
             Some(end) if end <= bytes.len() as u64 => {
                 let rest = bytes.split_off(end as usize);
@@ -53,6 +66,8 @@ impl Prefixed {
             inner,
             left,
             stash,
+            close_within,
+            stalled: None,
         }
     }
 
@@ -121,21 +136,51 @@ impl AsyncRead for Prefixed {
     }
 }
 
+impl Prefixed {
+    /// Pass a write's poll through, failing it once it has waited `close_within`.
+    fn bounded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(Pin<&mut Stream>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match write(Pin::new(&mut self.inner), cx) {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let within = self.close_within;
+                let timer = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(within)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.stalled = None;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client stopped reading",
+                    )));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
 impl AsyncWrite for Prefixed {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.bounded(cx, |s, cx| s.poll_write(cx, buf))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.bounded(cx, |s, cx| s.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.bounded(cx, |s, cx| s.poll_shutdown(cx))
     }
 
     fn poll_write_vectored(
@@ -143,7 +188,7 @@ impl AsyncWrite for Prefixed {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.bounded(cx, |s, cx| s.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -154,7 +199,12 @@ impl AsyncWrite for Prefixed {
 #[async_trait]
 impl Shutdown for Prefixed {
     async fn shutdown(&mut self) {
-        self.inner.shutdown().await
+        if tokio::time::timeout(self.close_within, self.inner.shutdown())
+            .await
+            .is_err()
+        {
+            log::debug!("a client that does not read was closed without a clean shutdown");
+        }
     }
 }
 

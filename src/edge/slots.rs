@@ -1,6 +1,7 @@
 //! The edge's counts: open client connections (all, and per client address) and requests in
 //! flight. Each is held by a guard whose drop gives it back, so every exit path releases it.
 
+use super::memory::MemoryWatch;
 use crate::config::edge::EdgeSettings;
 use crate::metrics::METRICS;
 use crate::refusal::Shed;
@@ -15,6 +16,7 @@ pub struct EdgeSlots {
     connections: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     in_flight: AtomicUsize,
+    memory: MemoryWatch,
 }
 
 /// One open connection.
@@ -66,13 +68,16 @@ impl EdgeSlots {
         Ok(slot)
     }
 
-    /// Take a request slot (`max` 0: no cap).
-    pub fn begin_request(self: &Arc<Self>, max: usize) -> Result<RequestSlot, Shed> {
+    /// Take a request slot, or say which cap sheds the request.
+    pub fn begin_request(self: &Arc<Self>, edge: &EdgeSettings) -> Result<RequestSlot, Shed> {
+        if self.memory.over(edge.shed_above_memory) {
+            return Err(Shed::Memory);
+        }
         let n = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         let slot = RequestSlot {
             slots: Arc::clone(self),
         };
-        if max > 0 && n > max {
+        if edge.max_in_flight > 0 && n > edge.max_in_flight {
             return Err(Shed::InFlight);
         }
         Ok(slot)

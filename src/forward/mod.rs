@@ -13,7 +13,9 @@
 mod hold;
 mod resume;
 
-use crate::attempt::{retry, Answer, Attempts, Clock, Clocks, Failure, Now, Retry, Verdict};
+use crate::attempt::{
+    retry, Answer, Attempts, ClientLeft, Clock, Clocks, Failure, Now, Retry, Verdict,
+};
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
 use crate::respond::{end_stream_with_error, respond_error};
@@ -139,12 +141,12 @@ async fn attempt(
     ctx.commit(&header);
     if ctx.shape_response_header(&mut header).is_err()
         || frame_for_client(&mut header, session.is_http2()).is_err()
-        || session
-            .write_response_header(Box::new(header), false)
-            .await
-            .is_err()
     {
-        ctx.end.client_gone = true;
+        ctx.end.client_left = Some(ClientLeft::Disconnected);
+        return Tried::Done;
+    }
+    if let Err(e) = session.write_response_header(Box::new(header), false).await {
+        ctx.end.client_left = Some(ClientLeft::of(&e));
         return Tried::Done;
     }
     let mut leg = Leg {
@@ -156,7 +158,7 @@ async fn attempt(
     loop {
         match relay_body(session, ctx, &mut leg.upstream, held, &leg.clocks).await {
             Relayed::Done => {
-                if !ctx.end.client_gone {
+                if ctx.end.client_left.is_none() {
                     connector
                         .release_http_session(leg.upstream, &*leg.peer, Some(POOL_IDLE))
                         .await;
@@ -300,8 +302,8 @@ async fn relay_body(
                 if splice_mismatch(ctx) {
                     return Relayed::Broke(Failure::Other);
                 }
-                if session.write_response_body(tail, true).await.is_err() {
-                    ctx.end.client_gone = true;
+                if let Err(e) = session.write_response_body(tail, true).await {
+                    ctx.end.client_left = Some(ClientLeft::of(&e));
                     return Relayed::ClientGone;
                 }
                 return Relayed::Done;
@@ -322,9 +324,14 @@ fn splice_mismatch(ctx: &RequestCtx) -> bool {
 /// Meter one chunk and write it to the client; false when the client is gone.
 async fn relay_chunk(session: &mut Session, ctx: &mut RequestCtx, chunk: bytes::Bytes) -> bool {
     let out = ctx.meter_chunk(&chunk).unwrap_or(chunk);
-    if !out.is_empty() && session.write_response_body(Some(out), false).await.is_err() {
-        ctx.end.client_gone = true;
-        return false;
+    if out.is_empty() {
+        return true;
     }
-    true
+    match session.write_response_body(Some(out), false).await {
+        Ok(()) => true,
+        Err(e) => {
+            ctx.end.client_left = Some(ClientLeft::of(&e));
+            false
+        }
+    }
 }

@@ -360,7 +360,7 @@ async fn handle(
             }
             return Ok(false);
         }
-        if sent > 0 {
+        if sent > 0 && !script.itl.is_zero() {
             tokio::time::sleep(script.itl).await;
         }
         w.event(*name, ev).await?;
