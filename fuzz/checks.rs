@@ -1,0 +1,180 @@
+//! What each fuzz target checks, one function per target. Shared by the cargo-fuzz targets
+//! (`fuzz/fuzz_targets/*.rs`) and by `tests/fuzz_corpus.rs`, which runs every committed
+//! corpus file through the same function under `cargo test`. Each one panics on a broken
+//! property (beyond "it does not panic"): accepted heads parse under httparse, any split of
+//! an event stream frames the same, translated and metered output stays bounded.
+
+use bytes::Bytes;
+use tollgate::edge::head::{check, HeadLimits};
+use tollgate::meter::SseMeter;
+use tollgate::protocol::{self, Operation};
+use tollgate::sse::{Framer, Piece};
+use tollgate::translate::stream::{ChunksToEvents, EventsToChunks};
+
+/// One target's check.
+pub type Check = fn(&[u8]);
+
+/// The targets, by the names of their corpus directories.
+pub const TARGETS: &[(&str, Check)] = &[
+    ("head", head),
+    ("request", request),
+    ("sse", sse),
+    ("translate_chunks", translate_chunks),
+    ("translate_events", translate_events),
+    ("config", config),
+];
+
+const LIMITS: HeadLimits = HeadLimits {
+    max_head_bytes: 8 * 1024,
+    max_headers: 64,
+    max_request_line: 2 * 1024,
+    allow_underscores: false,
+};
+
+/// The strict head check: what it accepts, httparse parses to the same length, with the
+/// same header count; every shorter prefix of an accepted head is "more" or refused.
+pub fn head(data: &[u8]) {
+    let Ok(Some(info)) = check(data, &LIMITS) else {
+        return;
+    };
+    assert!(info.len <= data.len());
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(data) {
+        Ok(httparse::Status::Complete(n)) => assert_eq!(n, info.len, "lengths differ"),
+        other => panic!("accepted head that httparse does not: {other:?}"),
+    }
+    if info.len <= 2048 {
+        for cut in 1..info.len {
+            assert!(
+                !matches!(check(&data[..cut], &LIMITS), Ok(Some(_))),
+                "a prefix of {cut} bytes was complete"
+            );
+        }
+    }
+}
+
+/// The request parser and the body rewrite: a parsed body is rewritten to valid JSON that
+/// names the upstream model, and translates to the other dialect without panicking.
+pub fn request(data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let operation = match selector % 4 {
+        0 => Operation::Chat,
+        1 => Operation::Completion,
+        2 => Operation::Embeddings,
+        _ => Operation::Messages,
+    };
+    let Ok(parsed) = protocol::parse(operation, Bytes::copy_from_slice(body)) else {
+        return;
+    };
+    let out = parsed.upstream_body("up-\"model\"");
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("the rewrite is JSON");
+    assert_eq!(v["model"], "up-\"model\"");
+    if let Some(object) = v.as_object() {
+        let translated = [
+            tollgate::translate::request::chat_to_messages(object, "m"),
+            tollgate::translate::request::messages_to_chat(object, "m"),
+        ];
+        for t in translated.into_iter().flatten() {
+            assert_eq!(t["model"], "m", "a translated body names its model");
+        }
+    }
+}
+
+fn frame_all(framer: &mut Framer, chunks: &[&[u8]]) -> Vec<(bool, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut take = |p: Piece<'_>| match p {
+        Piece::Event(e) => out.push((true, e.raw.to_vec())),
+        Piece::Oversized(b) => out.push((false, b.to_vec())),
+    };
+    for c in chunks {
+        framer.feed(c, &mut take);
+    }
+    framer.finish(&mut take);
+    out
+}
+
+/// Split `data` where its first two bytes say.
+fn split(data: &[u8]) -> (Vec<&[u8]>, &[u8]) {
+    let (cuts, rest) = data.split_at(data.len().min(2));
+    let mut points: Vec<usize> = cuts
+        .iter()
+        .map(|c| usize::from(*c) * rest.len() / 256)
+        .collect();
+    points.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    for p in points {
+        chunks.push(&rest[at..p]);
+        at = p;
+    }
+    chunks.push(&rest[at..]);
+    (chunks, rest)
+}
+
+/// The framer: any split of the same bytes gives the same events (under its limit), and
+/// events and oversized bytes together are exactly the input; the meter takes any stream.
+pub fn sse(data: &[u8]) {
+    let (chunks, whole) = split(data);
+    let big = frame_all(&mut Framer::new(1 << 20), &[whole]);
+    assert_eq!(big, frame_all(&mut Framer::new(1 << 20), &chunks));
+    let bytes: Vec<u8> = big.iter().flat_map(|(_, b)| b.clone()).collect();
+    assert_eq!(bytes, whole, "the framer lost or added bytes");
+    // A small limit: bytes are still all passed on, whatever the split.
+    let small = frame_all(&mut Framer::new(64), &chunks);
+    let bytes: Vec<u8> = small.iter().flat_map(|(_, b)| b.clone()).collect();
+    assert_eq!(bytes, whole);
+    for strip in [false, true] {
+        let mut meter = SseMeter::new(strip);
+        let mut out = 0;
+        for c in &chunks {
+            out += meter.feed(c).map_or(c.len(), |b| b.len());
+        }
+        out += meter.finish().map_or(0, |b| b.len());
+        assert!(out <= whole.len() + 64, "the meter grew the stream");
+    }
+}
+
+fn bounded(input: usize, output: usize) {
+    assert!(
+        output <= 16 * input + 4096,
+        "{input} bytes became {output} bytes"
+    );
+}
+
+/// OpenAI chunks to Anthropic events, in any split: no panic, bounded output.
+pub fn translate_chunks(data: &[u8]) {
+    let (chunks, whole) = split(data);
+    let mut t = ChunksToEvents::default();
+    let mut out = 0;
+    for c in &chunks {
+        out += t.feed(c).len();
+    }
+    out += t.finish().len();
+    bounded(whole.len(), out);
+}
+
+/// Anthropic events to OpenAI chunks, in any split: no panic, bounded output.
+pub fn translate_events(data: &[u8]) {
+    let (chunks, whole) = split(data);
+    let mut t = EventsToChunks::default();
+    let mut out = 0;
+    for c in &chunks {
+        out += t.feed(c).len();
+    }
+    out += t.finish().len();
+    bounded(whole.len(), out);
+}
+
+/// The config loader: any text is a config or a list of errors, never a panic; each error
+/// names something (it is not empty).
+pub fn config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Err(e) = tollgate::config::parse_with_env(text, &|_| Some("sk-fuzz".into())) {
+        assert!(e.errors.iter().all(|m| !m.trim().is_empty()));
+    }
+}
