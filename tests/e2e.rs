@@ -62,6 +62,8 @@ mod rules;
 mod scoped_limits;
 #[path = "e2e/sdk.rs"]
 mod sdk;
+#[path = "e2e/slow_clients.rs"]
+mod slow_clients;
 #[path = "e2e/streaming.rs"]
 mod streaming;
 #[path = "e2e/upstream_servers.rs"]

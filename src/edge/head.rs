@@ -90,11 +90,9 @@ pub fn check(buf: &[u8], limits: &HeadLimits) -> Result<Option<HeadInfo>, Reject
     let head = &rest[..end];
     let request_line = &head[..line_end - 1];
     let line = parse_request_line(request_line)?;
-    let fields = if line_end < head.len() {
-        &head[line_end + 1..]
-    } else {
-        &[][..]
-    };
+    // The field lines, each with its CRLF (the last one's is the first half of the blank
+    // line), so that exactly one CR is taken off each and a stray CR stays in its value.
+    let fields = &rest[(line_end + 1).min(end + 2)..end + 2];
     let body = check_fields(fields, &line, limits)?;
     Ok(Some(HeadInfo {
         body,

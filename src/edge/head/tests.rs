@@ -64,6 +64,8 @@ fn each_malformed_head_gets_its_reason() {
         ("POST / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", Rejection::ObsFold),
         ("POST / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", Rejection::BadHeaderValue),
         ("POST / HTTP/1.1\r\nHost: a\r\nX-A: \u{1}\r\n\r\n", Rejection::BadHeaderValue),
+        ("POST / HTTP/1.1\r\nHost: gw\r\r\n\r\n", Rejection::BadHeaderValue),
+        ("POST / HTTP/1.1\r\nX-A: a\rb\r\nHost: gw\r\n\r\n", Rejection::BadHeaderValue),
         ("POST / HTTP/1.1\nHost: a\n\n", Rejection::BareLineFeed),
         ("POST / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", Rejection::BareLineFeed),
         ("POST / HTTP/1.1\r\nHost: a\r\nX_Forwarded: y\r\n\r\n", Rejection::UnderscoreInName),
