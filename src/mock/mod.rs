@@ -57,6 +57,8 @@ pub struct MockState {
     next_id: AtomicU64,
     /// Client connections open now.
     open_connections: AtomicU64,
+    /// Client connections accepted so far.
+    accepted_connections: AtomicU64,
 }
 
 impl MockState {
@@ -74,6 +76,11 @@ impl MockState {
     /// Connections from clients (the gateway) that are open now.
     pub fn open_connections(&self) -> u64 {
         self.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// Connections from clients (the gateway) accepted since the mock started.
+    pub fn accepted_connections(&self) -> u64 {
+        self.accepted_connections.load(Ordering::Relaxed)
     }
 }
 
@@ -98,6 +105,7 @@ pub async fn serve(listener: TcpListener, state: Arc<MockState>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                state.accepted_connections.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("mock upstream: no TCP_NODELAY: {e}");
                 }

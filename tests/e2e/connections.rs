@@ -223,3 +223,45 @@ async fn a_black_holed_upstream_times_out_on_connect_and_fails_over() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn upstream_connections_are_kept_alive_and_reused() {
+    let mock = mock();
+    let body = format!(
+        "{}\n{}\n{}",
+        provider("m", &mock_base(&mock.url(), ""), ""),
+        model("chat", &["m"]),
+        // The large-body path (the forwarder's own I/O) pools its connections too.
+        "[[models]]\nname = \"big\"\ntargets = [{ provider = \"m\", model = \"up-big\" }]\n"
+    );
+    let gw = Gateway::start(&body);
+    let c = client();
+    for i in 0..1000 {
+        let (model, stream) = match i % 4 {
+            0 => ("chat", false),
+            1 => ("chat", true),
+            2 => ("big", i % 8 == 2),
+            _ => ("chat", false),
+        };
+        let req = if model == "big" {
+            big_chat_body(model, stream, 80 * 1024)
+        } else {
+            chat_body(model, stream)
+        };
+        let r = c
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .json(&req)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "request {i}");
+        r.bytes().await.unwrap();
+    }
+    assert_eq!(mock.requests().len(), 1000);
+    let accepted = mock.state.accepted_connections();
+    assert!(
+        accepted <= 2,
+        "1,000 sequential requests opened {accepted} upstream connections"
+    );
+}
