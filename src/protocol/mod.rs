@@ -194,6 +194,13 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         ));
     }
     check_depth(&body)?;
+    // serde_json checks UTF-8 only in the strings it decodes, not in those it skips, and the
+    // body goes upstream nearly as it came: JSON text must be UTF-8 (RFC 8259 §8.1).
+    if std::str::from_utf8(&body).is_err() {
+        return Err(GatewayError::InvalidJson(
+            "the body is not valid UTF-8".into(),
+        ));
+    }
     let fields: Fields =
         serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
 

@@ -115,6 +115,14 @@ fn malformed_json_is_invalid_json() {
         "]".repeat(100_000)
     );
     assert!(matches!(chat(&deep), Err(GatewayError::InvalidJson(_))));
+    // Invalid UTF-8 in a string the parser skips (found by the request fuzzer).
+    let mut bad = br#"{"model":"m","messages":[{"role":"user","content":"a"#.to_vec();
+    bad.extend_from_slice(&[0xff, 0xfe]);
+    bad.extend_from_slice(br#""}]}"#);
+    assert!(matches!(
+        parse(Operation::Chat, Bytes::from(bad)),
+        Err(GatewayError::InvalidJson(_))
+    ));
 }
 
 #[test]
