@@ -4,6 +4,7 @@
 //! resets as RFC 3339 times.
 
 use crate::dialect::Dialect;
+use http::HeaderValue;
 use pingora::http::ResponseHeader;
 
 /// One dimension's state for the client.
@@ -31,28 +32,54 @@ impl RateHeaders {
     }
 
     pub fn apply(&self, h: &mut ResponseHeader, dialect: Dialect) -> pingora::Result<()> {
-        for (name, q) in [("requests", self.requests), ("tokens", self.tokens)] {
+        for (names, q) in [(0, self.requests), (1, self.tokens)] {
             let Some(q) = q else { continue };
-            if dialect == Dialect::Anthropic {
-                let reset = jiff::Timestamp::now()
-                    .checked_add(jiff::SignedDuration::from_millis(q.reset_ms.max(0)))
-                    .unwrap_or_else(|_| jiff::Timestamp::now());
-                let prefix = format!("anthropic-ratelimit-{name}");
-                h.insert_header(format!("{prefix}-limit"), q.limit.to_string())?;
-                h.insert_header(format!("{prefix}-remaining"), q.remaining.to_string())?;
-                h.insert_header(format!("{prefix}-reset"), format!("{reset:.0}"))?;
-                continue;
+            let [limit, remaining, reset] = match dialect {
+                Dialect::OpenAi => OPENAI[names],
+                Dialect::Anthropic => ANTHROPIC[names],
+            };
+            h.insert_header(limit, HeaderValue::from(q.limit))?;
+            h.insert_header(remaining, HeaderValue::from(q.remaining))?;
+            match dialect {
+                Dialect::OpenAi => h.insert_header(reset, duration(q.reset_ms))?,
+                Dialect::Anthropic => {
+                    let at = jiff::Timestamp::now()
+                        .checked_add(jiff::SignedDuration::from_millis(q.reset_ms.max(0)))
+                        .unwrap_or_else(|_| jiff::Timestamp::now());
+                    h.insert_header(reset, format!("{at:.0}"))?
+                }
             }
-            h.insert_header(format!("x-ratelimit-limit-{name}"), q.limit.to_string())?;
-            h.insert_header(
-                format!("x-ratelimit-remaining-{name}"),
-                q.remaining.to_string(),
-            )?;
-            h.insert_header(format!("x-ratelimit-reset-{name}"), duration(q.reset_ms))?;
         }
         Ok(())
     }
 }
+
+/// Header names (limit, remaining, reset) for requests and tokens: built once, not per
+/// response.
+const OPENAI: [[&str; 3]; 2] = [
+    [
+        "x-ratelimit-limit-requests",
+        "x-ratelimit-remaining-requests",
+        "x-ratelimit-reset-requests",
+    ],
+    [
+        "x-ratelimit-limit-tokens",
+        "x-ratelimit-remaining-tokens",
+        "x-ratelimit-reset-tokens",
+    ],
+];
+const ANTHROPIC: [[&str; 3]; 2] = [
+    [
+        "anthropic-ratelimit-requests-limit",
+        "anthropic-ratelimit-requests-remaining",
+        "anthropic-ratelimit-requests-reset",
+    ],
+    [
+        "anthropic-ratelimit-tokens-limit",
+        "anthropic-ratelimit-tokens-remaining",
+        "anthropic-ratelimit-tokens-reset",
+    ],
+];
 
 /// A duration the way OpenAI writes it: `250ms`, `6s`, `6.5s`, `1m30s`, `2h0m0s`.
 pub fn duration(ms: i64) -> String {
@@ -62,13 +89,26 @@ pub fn duration(ms: i64) -> String {
     }
     let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
     let (m, rest) = (rest / 60_000, rest % 60_000);
-    let s = rest as f64 / 1000.0;
-    let secs = format!("{s:.3}");
-    let secs = secs.trim_end_matches('0').trim_end_matches('.');
+    let secs = Seconds(rest);
     match (h, m) {
         (0, 0) => format!("{secs}s"),
         (0, m) => format!("{m}m{secs}s"),
         (h, m) => format!("{h}h{m}m{secs}s"),
+    }
+}
+
+/// Milliseconds under a minute as seconds with the fraction's trailing zeros dropped.
+struct Seconds(i64);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (s, milli) = (self.0 / 1000, self.0 % 1000);
+        match milli {
+            0 => write!(f, "{s}"),
+            m if m % 100 == 0 => write!(f, "{s}.{}", m / 100),
+            m if m % 10 == 0 => write!(f, "{s}.{:02}", m / 10),
+            m => write!(f, "{s}.{m:03}"),
+        }
     }
 }
 
@@ -85,6 +125,8 @@ mod tests {
         assert_eq!(duration(90_000), "1m30s");
         assert_eq!(duration(60_000), "1m0s");
         assert_eq!(duration(7_200_000), "2h0m0s");
+        assert_eq!(duration(61_050), "1m1.05s");
+        assert_eq!(duration(1_001), "1.001s");
     }
 
     #[test]
