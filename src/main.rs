@@ -5,11 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tollgate::{auth, config, server};
 
-/// mimalloc: the request path allocates and frees many small buffers and header maps across
-/// worker threads, where glibc's malloc spent about a tenth of the worker's CPU.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// An AI gateway on Pingora.
 #[derive(Parser, Debug)]
 #[command(version, about)]
