@@ -97,12 +97,24 @@ pub fn check(buf: &[u8], limits: &HeadLimits) -> Result<Option<HeadInfo>, Reject
     Ok(Some(HeadInfo {
         body,
         len: skip + end + 4,
-        dialect: if line.target.starts_with(b"/v1/messages") {
-            Dialect::Anthropic
-        } else {
-            Dialect::OpenAi
-        },
+        dialect: dialect_of_target(line.target),
     }))
+}
+
+/// The dialect a request target asks for: Anthropic's API under `/v1/messages`.
+fn dialect_of_target(target: &[u8]) -> Dialect {
+    if target.starts_with(b"/v1/messages") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    }
+}
+
+/// The dialect of a head that may be partial or refused, by its target (what the client
+/// should get its error in).
+pub fn dialect_of(buf: &[u8]) -> Dialect {
+    let line = buf.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    dialect_of_target(line.split(|b| *b == b' ').nth(1).unwrap_or(&[]))
 }
 
 struct RequestLine<'a> {

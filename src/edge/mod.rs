@@ -60,17 +60,6 @@ fn limits(edge: &EdgeSettings) -> HeadLimits {
     }
 }
 
-/// The dialect a partial or refused head asks for (by its path).
-fn dialect_of(buf: &[u8]) -> Dialect {
-    let line = buf.split(|b| *b == b'\n').next().unwrap_or(&[]);
-    let path = line.split(|b| *b == b' ').nth(1).unwrap_or(&[]);
-    if path.starts_with(b"/v1/messages") {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
-    }
-}
-
 /// Read one request head. Until its first byte the connection may wait `idle`; from then on
 /// (or from `started`, for a connection's first request) the whole head has `header_timeout`.
 async fn read_head(
@@ -92,7 +81,7 @@ async fn read_head(
                     }
                 }
                 Ok(None) => {}
-                Err(r) => return HeadRead::Rejected(r, dialect_of(&buf)),
+                Err(r) => return HeadRead::Rejected(r, head::dialect_of(&buf)),
             }
             deadline.get_or_insert_with(|| Instant::now() + edge.header_timeout);
         }
@@ -103,7 +92,7 @@ async fn read_head(
         buf.reserve(4096);
         match tokio::time::timeout(wait, stream.read_buf(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => {}
-            Err(_) if !buf.is_empty() => return HeadRead::TimedOut(dialect_of(&buf)),
+            Err(_) if !buf.is_empty() => return HeadRead::TimedOut(head::dialect_of(&buf)),
             Ok(Ok(_)) | Ok(Err(_)) | Err(_) => return HeadRead::Gone,
         }
     }
