@@ -129,6 +129,14 @@ async fn connections_over_the_global_or_per_client_cap_are_answered_503_and_clos
     let mock = mock();
     let gw = start_edge(&mock, "max_connections = 3\nmax_connections_per_ip = 2");
     let addr = api_addr(&gw);
+    // Serving (not only listening) before the idle connections are counted.
+    let probe = format!(
+        "GET /v1/models HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n"
+    );
+    let got = exchange(&addr, probe.as_bytes(), Duration::from_secs(5)).await;
+    assert_eq!(got.status(), 200, "{}", got.text());
+    gw.wait_metric("tollgate_client_connections", &[], 0.0)
+        .await;
     let a1 = connect_from("127.0.0.1", &addr).await;
     let a2 = connect_from("127.0.0.1", &addr).await;
     gw.wait_metric("tollgate_client_connections", &[], 2.0)
