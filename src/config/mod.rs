@@ -7,6 +7,7 @@
 mod access;
 pub mod edge;
 pub mod file;
+mod file_upstreams;
 pub mod limits;
 mod models;
 pub use models::{Retries, StreamRecovery};
