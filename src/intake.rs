@@ -16,7 +16,7 @@ use crate::limits::KeyScope;
 use crate::metrics::METRICS;
 use crate::protocol::{self, Operation, ParsedRequest};
 use crate::routing::facts::Facts;
-use crate::routing::Plan;
+use crate::routing::{CostBasis, Plan};
 use crate::runtime::Runtime;
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
@@ -167,8 +167,9 @@ fn plan(
     request: &ParsedRequest,
     headers: &http::HeaderMap,
 ) -> Result<Plan, GatewayError> {
+    let basis = CostBasis::new(request.prompt_tokens_estimate, request.max_tokens);
     let plan = if model.rules.is_empty() && !model.needs_prompt_tokens() {
-        Plan::new(model.clone(), &mut rand::rng())
+        Plan::new(model.clone(), basis, &mut rand::rng())
     } else {
         let facts = Facts::read(
             &request.body,
@@ -176,7 +177,7 @@ fn plan(
             request.max_tokens,
             model.needs_prompt_tokens(),
         );
-        Plan::route(model.clone(), &facts, &mut rand::rng()).map_err(|e| {
+        Plan::route(model.clone(), &facts, basis, &mut rand::rng()).map_err(|e| {
             GatewayError::ContextTooLong {
                 tokens: e.tokens,
                 largest_window: e.largest_window,

@@ -119,7 +119,10 @@ fn learn_latency(ctx: &RequestCtx) {
 /// The final usage and cost, charged to the reservation (which frees its slot).
 fn settle(ctx: &mut RequestCtx, status: u16) -> Settled {
     let usage = ctx.final_usage();
-    let price = ctx.attempts.as_ref().and_then(|a| a.plan().model.price);
+    let price = ctx.attempts.as_ref().and_then(|a| {
+        let model = &a.plan().model;
+        a.target().map_or(model.price, |t| model.price_of(t))
+    });
     let cost_micros = match (usage, price) {
         (Some((u, _)), Some(p)) => Some(p.micros(u.input, u.output)),
         _ => None,

@@ -255,6 +255,9 @@ pub struct TargetSection {
     /// skip this target.
     #[serde(default)]
     pub context_window: Option<i64>,
+    /// This target's own price (else the model's): cost accounting and `least_cost` use it.
+    #[serde(default)]
+    pub price: Option<PriceTable>,
 }
 
 fn default_weight() -> i64 {

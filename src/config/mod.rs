@@ -220,6 +220,9 @@ pub enum Strategy {
     Priority,
     /// Lowest moving-average time to first token first, exploring by weight 10% of the time.
     LeastLatency,
+    /// Lowest estimated cost of this request first (the target's price, else the model's;
+    /// unpriced targets last), ties by weight.
+    LeastCost,
 }
 
 /// A concrete (provider, upstream model) pair a virtual model can send to.
@@ -229,6 +232,8 @@ pub struct Target {
     pub model: String,
     pub weight: u32,
     pub context_window: Option<u64>,
+    /// Its own price, when it has one (else the model's applies).
+    pub price: Option<Price>,
 }
 
 #[derive(Debug)]

@@ -4,7 +4,7 @@
 
 use super::file;
 use super::providers::build_targets;
-use super::{limits, rules, Consumer, IpRules, Model, Provider, Rule, Strategy};
+use super::{limits, rules, Consumer, IpRules, Model, Price, Provider, Rule, Strategy, Target};
 use crate::key_digest::parse_key_digest;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +24,26 @@ pub struct Retries {
 }
 
 impl Model {
+    /// What answering `target` costs per token: its own price, else the model's.
+    pub fn price_of(&self, target: &Target) -> Option<Price> {
+        target.price.or(self.price)
+    }
+
+    /// The price admission reserves budget at: the model's, else its dearest target's (the
+    /// charge at the end uses the target that answered).
+    pub fn reserve_price(&self) -> Option<Price> {
+        self.price.or_else(|| {
+            self.targets
+                .iter()
+                .chain(&self.fallbacks)
+                .filter_map(|t| t.price)
+                .max_by(|a, b| {
+                    (a.output_per_mtok + a.input_per_mtok)
+                        .total_cmp(&(b.output_per_mtok + b.input_per_mtok))
+                })
+        })
+    }
+
     /// Whether routing needs a prompt-token count (a rule or a target's context window).
     pub fn needs_prompt_tokens(&self) -> bool {
         self.rules.iter().any(Rule::needs_prompt_tokens)
@@ -78,9 +98,10 @@ pub(super) fn build_models(
             "weighted" => Strategy::Weighted,
             "priority" => Strategy::Priority,
             "least_latency" => Strategy::LeastLatency,
+            "least_cost" => Strategy::LeastCost,
             other => {
                 errs.push(format!(
-                    "{at}.strategy must be \"weighted\", \"priority\" or \"least_latency\", not \"{other}\""
+                    "{at}.strategy must be \"weighted\", \"priority\", \"least_latency\" or \"least_cost\", not \"{other}\""
                 ));
                 Strategy::Weighted
             }

@@ -275,6 +275,10 @@ pub(super) fn build_targets(
                 model: t.model.clone(),
                 weight: t.weight.clamp(1, u32::MAX as i64) as u32,
                 context_window: t.context_window.map(|w| w.max(1) as u64),
+                price: t
+                    .price
+                    .as_ref()
+                    .map(|p| super::limits::build_price(&here, p, errs)),
             }),
         }
     }

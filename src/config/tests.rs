@@ -65,7 +65,7 @@ models = ["nope"]
         "providers[1].tls_sni must be a host name",
         "providers[2].base_url \"ftp://x\" must start with http:// or https://",
         "providers[2].api_key_env: environment variable UNSET_KEY is not set",
-        "models[0].strategy must be \"weighted\", \"priority\" or \"least_latency\"",
+        "models[0].strategy must be \"weighted\", \"priority\", \"least_latency\" or \"least_cost\"",
         "models[0].targets[1].weight must be > 0",
         "models[0].targets[1].provider names unknown provider `zz`",
         "models[1].name `m` is defined twice",
@@ -143,7 +143,8 @@ name = "p"
 kind = "mock"
 [[models]]
 name = "m"
-targets = [{{ provider = "p", model = "x" }}]
+strategy = "cheapest"
+targets = [{{ provider = "p", model = "x" }}, {{ provider = "p", model = "y", price = {{ input_per_mtok = 1.0, output_per_mtok = -2.0 }} }}]
 price = {{ input_per_mtok = -1.0, output_per_mtok = 0.5 }}
 [[consumers]]
 name = "c"
@@ -166,6 +167,8 @@ model = "nope"
         "limits.timezone `Mars/Olympus` is not a known time zone",
         "limits.default.rpm must be > 0",
         "models[0].price.input_per_mtok must be a number >= 0",
+        "models[0].targets[1].price.output_per_mtok must be a number >= 0",
+        "models[0].strategy must be \"weighted\", \"priority\", \"least_latency\" or \"least_cost\", not \"cheapest\"",
         "consumers[0].limits.tpm must be > 0",
         "consumers[0].limits.usd_per_day must be a positive amount",
         "consumers[0].limits.schedule[0].hours must look like \"09:00-18:00\"",

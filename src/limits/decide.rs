@@ -55,7 +55,7 @@ impl LimitPlan {
         let demand = Demand {
             tokens: prompt_tokens.saturating_add(completion),
             usd_micros: model
-                .price
+                .reserve_price()
                 .map_or(0, |p| p.micros(prompt_tokens, completion)),
         };
         let mode = self.limiter.mode();

@@ -56,10 +56,30 @@ fn matches(rule: &Rule, f: &Facts, rng: &mut impl Rng) -> bool {
     rule.conditions.iter().all(|c| holds(c, f, rng))
 }
 
+/// The request's expected tokens, for `least_cost`: the prompt estimate, and `max_tokens`
+/// (else [`EXPECTED_OUTPUT`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CostBasis {
+    pub input: u64,
+    pub output: u64,
+}
+
+/// Output tokens `least_cost` expects of a request that sets no `max_tokens`.
+pub const EXPECTED_OUTPUT: u64 = 256;
+
+impl CostBasis {
+    pub fn new(prompt_estimate: u64, max_tokens: Option<u64>) -> CostBasis {
+        CostBasis {
+            input: prompt_estimate,
+            output: max_tokens.unwrap_or(EXPECTED_OUTPUT),
+        }
+    }
+}
+
 impl Plan {
     /// The model's own targets, no rules (used where no request facts exist).
-    pub fn new(model: Arc<Model>, rng: &mut impl Rng) -> Plan {
-        let candidates = ordered(&model, &model.targets, rng);
+    pub fn new(model: Arc<Model>, basis: CostBasis, rng: &mut impl Rng) -> Plan {
+        let candidates = ordered(&model, &model.targets, basis, rng);
         let mut plan = Plan {
             model,
             rule: None,
@@ -71,10 +91,15 @@ impl Plan {
     }
 
     /// Route by the model's rules and the request's facts.
-    pub fn route(model: Arc<Model>, f: &Facts, rng: &mut impl Rng) -> Result<Plan, ContextTooLong> {
+    pub fn route(
+        model: Arc<Model>,
+        f: &Facts,
+        basis: CostBasis,
+        rng: &mut impl Rng,
+    ) -> Result<Plan, ContextTooLong> {
         let rule = model.rules.iter().find(|r| matches(r, f, rng));
         let targets = rule.map_or(&model.targets, |r| &r.targets);
-        let mut candidates = ordered(&model, targets, rng);
+        let mut candidates = ordered(&model, targets, basis, rng);
         let mut skipped = Vec::new();
         let mut largest_window = 0;
         if f.prompt_tokens > 0 {
@@ -122,7 +147,7 @@ impl Plan {
 }
 
 /// `targets` in strategy order, then the model's fallbacks; ejected providers moved to the end.
-fn ordered(model: &Model, targets: &[Target], rng: &mut impl Rng) -> Vec<Target> {
+fn ordered(model: &Model, targets: &[Target], basis: CostBasis, rng: &mut impl Rng) -> Vec<Target> {
     let order: Vec<usize> = match model.strategy {
         Strategy::Priority => (0..targets.len()).collect(),
         Strategy::Weighted => weighted_order(targets, rng),
@@ -136,6 +161,22 @@ fn ordered(model: &Model, targets: &[Target], rng: &mut impl Rng) -> Vec<Target>
                     .unwrap_or(0.0)
             };
             order.sort_by(|a, b| key(a).total_cmp(&key(b)));
+            order
+        }
+        Strategy::LeastCost => {
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            let cost = |i: &usize| {
+                let t = &targets[*i];
+                let micros = model.price_of(t).map_or(f64::INFINITY, |p| {
+                    basis.input as f64 * p.input_per_mtok + basis.output as f64 * p.output_per_mtok
+                });
+                (micros, std::cmp::Reverse(t.weight))
+            };
+            order.sort_by(|a, b| {
+                let (ca, wa) = cost(a);
+                let (cb, wb) = cost(b);
+                ca.total_cmp(&cb).then(wa.cmp(&wb))
+            });
             order
         }
     };
@@ -205,6 +246,7 @@ mod tests {
             model: model.into(),
             weight,
             context_window: None,
+            price: None,
         }
     }
 
@@ -248,9 +290,58 @@ mod tests {
     }
 
     #[test]
+    fn least_cost_orders_by_this_requests_estimated_cost() {
+        use crate::config::Price;
+        let price = |i, o| {
+            Some(Price {
+                input_per_mtok: i,
+                output_per_mtok: o,
+            })
+        };
+        let base = model(Strategy::LeastCost, &[1, 1, 1, 5], 1, 5);
+        let mut m = Model {
+            name: base.name.clone(),
+            strategy: Strategy::LeastCost,
+            targets: base.targets.clone(),
+            fallbacks: base.fallbacks.clone(),
+            max_attempts: 5,
+            retry_on_status: vec![],
+            price: price(10.0, 10.0),
+            log_payloads: false,
+            rules: vec![],
+            retry_budget: Arc::clone(&base.retry_budget),
+            max_ejection_percent: 50,
+            retries: Default::default(),
+            stream_recovery: Default::default(),
+        };
+        // t0 is cheap to read and dear to write, t1 the other way round; t2 has the model's
+        // price; t3 the same as t2 but a larger weight.
+        m.targets[0].price = price(0.1, 20.0);
+        m.targets[1].price = price(20.0, 0.1);
+        let m = Arc::new(m);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let long_prompt = CostBasis::new(10_000, Some(10));
+        let plan = Plan::new(Arc::clone(&m), long_prompt, &mut rng);
+        assert_eq!(names(&plan), ["t0", "t3", "t2", "t1", "f0"]);
+        let long_answer = CostBasis::new(10, Some(10_000));
+        let plan = Plan::new(Arc::clone(&m), long_answer, &mut rng);
+        assert_eq!(names(&plan), ["t1", "t3", "t2", "t0", "f0"]);
+        // Without any price, weight decides.
+        let unpriced = model(Strategy::LeastCost, &[1, 3], 0, 2);
+        let plan = Plan::new(unpriced, long_prompt, &mut rng);
+        assert_eq!(names(&plan), ["t1", "t0"]);
+        assert_eq!(m.price_of(&m.targets[0]), price(0.1, 20.0));
+        assert_eq!(m.price_of(&m.targets[2]), price(10.0, 10.0));
+    }
+
+    #[test]
     fn priority_keeps_order_then_fallbacks_within_budget() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let plan = Plan::new(model(Strategy::Priority, &[1, 1], 2, 3), &mut rng);
+        let plan = Plan::new(
+            model(Strategy::Priority, &[1, 1], 2, 3),
+            CostBasis::default(),
+            &mut rng,
+        );
         assert_eq!(names(&plan), ["t0", "t1", "f0"]);
         // Which statuses fail over is the attempt engine's (its tests); the plan says what is left.
         assert!(plan.has_next(1));
@@ -264,7 +355,7 @@ mod tests {
         let m = model(Strategy::Weighted, &[3, 1], 1, 5);
         let mut first_t0 = 0;
         for _ in 0..4000 {
-            let plan = Plan::new(Arc::clone(&m), &mut rng);
+            let plan = Plan::new(Arc::clone(&m), CostBasis::default(), &mut rng);
             let n = names(&plan);
             assert_eq!(n.len(), 3);
             assert_eq!(n[2], "f0");

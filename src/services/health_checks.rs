@@ -51,6 +51,7 @@ impl ActiveHealth {
             model: String::new(),
             weight: 1,
             context_window: None,
+            price: None,
         };
         let peer = runtime.upstreams.peer(&target).map_err(|e| e.to_string())?;
         let (host, base) = match &p.upstream {

@@ -220,3 +220,59 @@ async fn all_candidates_unreachable_is_502_in_openai_shape() {
     let line = &gw.wait_log_lines(1).await[0];
     assert_eq!(line["outcome"], "upstream_connect_error");
 }
+
+#[tokio::test]
+async fn least_cost_sends_each_request_to_its_cheapest_target_and_charges_that_price() {
+    let mock = mock();
+    // `reader` is cheap to read and dear to write, `writer` the other way round; `broken`
+    // is the cheapest of all but answers 503, so its request fails over to the next.
+    let cfg = format!(
+        "{}\n{}\n[[models]]\nname = \"chat\"\nstrategy = \"least_cost\"\ntargets = [\
+         {{ provider = \"m\", model = \"reader\", price = {{ input_per_mtok = 0.1, output_per_mtok = 30.0 }} }}, \
+         {{ provider = \"m\", model = \"writer\", price = {{ input_per_mtok = 30.0, output_per_mtok = 0.1 }} }}]\n\
+         [[models]]\nname = \"cheap\"\nstrategy = \"least_cost\"\n\
+         price = {{ input_per_mtok = 1.0, output_per_mtok = 1.0 }}\ntargets = [\
+         {{ provider = \"m\", model = \"middle\" }}, \
+         {{ provider = \"down\", model = \"broken\", price = {{ input_per_mtok = 0.01, output_per_mtok = 0.01 }} }}]\n",
+        mock_provider("m", &mock.url(), ""),
+        mock_provider("down", &mock.url(), "status=503")
+    );
+    let gw = Gateway::start(&cfg);
+    let long_prompt = serde_json::json!({
+        "model": "chat", "max_tokens": 4,
+        "messages": [{"role": "user", "content": "lorem ipsum ".repeat(2000)}],
+    });
+    let long_answer = serde_json::json!({
+        "model": "chat", "max_tokens": 4000,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    for (body, want) in [(&long_prompt, "reader"), (&long_answer, "writer")] {
+        let r: Value = post(&gw, "/v1/chat/completions", body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["model"], want);
+    }
+    let r = post(&gw, "/v1/chat/completions", &chat_body("cheap", false)).await;
+    assert_eq!(r.status(), 200);
+    let r: Value = r.json().await.unwrap();
+    assert_eq!(r["model"], "middle", "the cheapest failed over to the next");
+
+    let lines = gw.wait_log_lines(3).await;
+    let cost = |l: &Value| l["cost_usd"].as_f64().unwrap();
+    let tokens = |l: &Value, k: &str| l[k].as_f64().unwrap();
+    // Each is charged at the price of the target that answered.
+    let reader = &lines[0];
+    let want =
+        (tokens(reader, "input_tokens") * 0.1 + tokens(reader, "output_tokens") * 30.0) / 1e6;
+    assert!((cost(reader) - want).abs() < 2e-6, "{reader}");
+    let writer = &lines[1];
+    let want =
+        (tokens(writer, "input_tokens") * 30.0 + tokens(writer, "output_tokens") * 0.1) / 1e6;
+    assert!((cost(writer) - want).abs() < 2e-6, "{writer}");
+    let middle = &lines[2];
+    assert_eq!(middle["attempts"], 2, "{middle}");
+    let want = (tokens(middle, "input_tokens") + tokens(middle, "output_tokens")) / 1e6;
+    assert!((cost(middle) - want).abs() < 2e-6, "{middle}");
+}

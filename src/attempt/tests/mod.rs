@@ -5,6 +5,7 @@ use super::*;
 use crate::config::{Model, Provider, Strategy};
 use crate::feedback::budget::RetryBudget;
 use crate::feedback::health::{OutlierSettings, Standing};
+use crate::routing::CostBasis;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,7 @@ fn plan_with(
             model: format!("up-{}", p.name),
             weight: 1,
             context_window: None,
+            price: None,
         })
         .collect();
     let mut model = Model {
@@ -60,7 +62,7 @@ fn plan_with(
         stream_recovery: Default::default(),
     };
     edit(&mut model);
-    Plan::new(Arc::new(model), &mut rand::rng())
+    Plan::new(Arc::new(model), CostBasis::default(), &mut rand::rng())
 }
 
 fn generous() -> RetryBudget {
