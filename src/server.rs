@@ -203,6 +203,10 @@ fn add_background_services(server: &mut Server, b: Background<'_>) {
         ));
     }
     server.add_service(background_service(
+        "memory trim after bursts",
+        crate::services::memory_trim::MemoryTrim,
+    ));
+    server.add_service(background_service(
         "active health checks",
         crate::services::health_checks::ActiveHealth {
             runtime: Arc::clone(b.runtime),

@@ -44,6 +44,7 @@ pub struct Metrics {
     pub key_table_refreshes: IntCounter,
     pub config_reloads: IntCounterVec,
     pub access_log_reopens: IntCounterVec,
+    pub memory_trims: IntCounter,
     pub genai: genai::GenAi,
 }
 
@@ -156,6 +157,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Config reloads (SIGHUP or POST /admin/reload) by result (ok, error).", &["result"])?,
         access_log_reopens: counter_vec(&r, "tollgate_access_log_reopens_total",
             "Access-log file reopens on SIGUSR1, by result (ok, error).", &["result"])?,
+        memory_trims: reg(&r, IntCounter::new("tollgate_memory_trims_total",
+            "Times free memory was returned to the system after a burst of requests ended.")?)?,
         genai: genai::GenAi::register(&r)?,
         registry: r,
     })

@@ -6,4 +6,5 @@
 
 pub mod dns;
 pub mod health_checks;
+pub mod memory_trim;
 pub mod store_sync;

@@ -165,3 +165,56 @@ async fn slow_header_clients_are_cut_and_a_real_client_keeps_its_latency() {
         "only the real client's requests went upstream"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_returns_near_its_baseline_after_512_streams() {
+    let mock = mock();
+    let gw = start_edge(&mock, "");
+    // Warm up (thread pools, pools of buffers), then the baseline.
+    for _ in 0..8 {
+        assert!(super::edge::exchange_stream(&gw, "itl_ms=1,tokens=8").await);
+    }
+    let baseline = rss_mib(gw.pid());
+    let streams: Vec<_> = (0..512)
+        .map(|_| {
+            let url = gw.url("/v1/chat/completions");
+            tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(KEY)
+                    .header("x-mock", "itl_ms=20,tokens=64")
+                    .json(&chat_body("chat", true))
+                    .send()
+                    .await
+                    .unwrap();
+                r.text().await.unwrap().contains("data: [DONE]")
+            })
+        })
+        .collect();
+    gw.wait_metric("tollgate_inflight_streams", &[], 512.0)
+        .await;
+    let peak = rss_mib(gw.pid());
+    for s in streams {
+        assert!(s.await.unwrap(), "a stream did not complete");
+    }
+    gw.wait_metric("tollgate_inflight_streams", &[], 0.0).await;
+    gw.wait_metric("tollgate_client_connections", &[], 0.0)
+        .await;
+    // After the burst the free memory goes back to the system (tollgate_memory_trims_total).
+    let bound = |peak: u64| baseline + peak.saturating_sub(baseline) / 2 + 8;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut after = rss_mib(gw.pid());
+    while after > bound(peak) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = rss_mib(gw.pid());
+    }
+    eprintln!(
+        "512 streams: RSS {baseline} MiB before, {peak} MiB with all open, {after} MiB after"
+    );
+    assert!(
+        after <= bound(peak),
+        "RSS {after} MiB after the streams, {baseline} before, {peak} at the peak"
+    );
+    let m = gw.metrics().await;
+    assert!(metric(&m, "tollgate_memory_trims_total", &[]) >= 1.0);
+}
