@@ -55,7 +55,7 @@ impl Default for EdgeSection {
 }
 
 /// `[edge]`, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct EdgeSettings {
     pub header_timeout: Duration,
     pub body_timeout: Duration,

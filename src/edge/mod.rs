@@ -204,7 +204,7 @@ impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> ServerApp for EdgeApp
             // TLS: its PROXY header was read before the handshake.
             stream
         };
-        let edge = self.runtime.load().config.edge.clone();
+        let edge = self.runtime.load().config.edge;
         let connection = self.slots.open(&stream, &edge);
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             if connection.is_err() {

@@ -124,9 +124,11 @@ impl AsyncRead for Prefixed {
                 polled
             }
             Some(left) => {
-                // The request's last bytes: read no further than its end.
-                let mut tail = vec![0u8; left as usize];
-                let mut rb = ReadBuf::new(&mut tail);
+                // The request's last bytes: read no further than its end (in pieces of at
+                // most a stack buffer, rather than an allocation per request).
+                let mut tail = [0u8; 8192];
+                let n = (left as usize).min(tail.len());
+                let mut rb = ReadBuf::new(&mut tail[..n]);
                 let polled = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
                 buf.put_slice(rb.filled());
                 this.left = Some(left - rb.filled().len() as u64);

@@ -304,16 +304,3 @@ async fn header_keepalive_and_body_deadlines_close_what_lingers() {
         .await;
     gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
 }
-
-/// One streaming chat request on a fresh connection, read to its end; whether it completed.
-pub async fn exchange_stream(gw: &Gateway, script: &str) -> bool {
-    let r = reqwest::Client::new()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(KEY)
-        .header("x-mock", script)
-        .json(&chat_body("chat", true))
-        .send()
-        .await
-        .unwrap();
-    r.text().await.unwrap().contains("data: [DONE]")
-}

@@ -354,6 +354,29 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// A client that keeps no idle connections, so the gateway's connection gauges drain.
+pub fn unpooled_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
+/// One streaming chat request (`x-mock: script`) to `url` with the test key, on a
+/// connection of its own, read to its end: the status and the body.
+pub async fn stream_once(url: String, script: &str) -> (u16, String) {
+    let r = unpooled_client()
+        .post(url)
+        .bearer_auth(KEY)
+        .header("x-mock", script)
+        .json(&chat_body("chat", true))
+        .send()
+        .await
+        .expect("request sent");
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
 pub fn mock() -> MockServer {
     MockServer::start(Script::default()).expect("mock starts")
 }

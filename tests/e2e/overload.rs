@@ -11,27 +11,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-fn fresh_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-}
-
-async fn slow_stream(gw: &Gateway) -> String {
-    let r = fresh_client()
-        .post(gw.url("/v1/chat/completions"))
-        .bearer_auth(KEY)
-        .header("x-mock", "itl_ms=50,tokens=30")
-        .json(&chat_body("chat", true))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    r.text().await.unwrap()
-}
-
 fn assert_shed(r: &reqwest::header::HeaderMap) {
     assert!(r.get("retry-after").is_some(), "{r:?}");
     assert_eq!(r["x-should-retry"], "true");
@@ -43,23 +22,15 @@ async fn above_the_in_flight_cap_requests_are_shed_at_once_in_their_dialect() {
     let gw = start_edge(&mock, "max_requests_in_flight = 3");
     let streams: Vec<_> = (0..3)
         .map(|_| {
-            let url = gw.url("/v1/chat/completions");
-            tokio::spawn(async move {
-                let r = fresh_client()
-                    .post(url)
-                    .bearer_auth(KEY)
-                    .header("x-mock", "itl_ms=50,tokens=30")
-                    .json(&chat_body("chat", true))
-                    .send()
-                    .await
-                    .unwrap();
-                (r.status().as_u16(), r.text().await.unwrap())
-            })
+            tokio::spawn(stream_once(
+                gw.url("/v1/chat/completions"),
+                "itl_ms=50,tokens=30",
+            ))
         })
         .collect();
     gw.wait_metric("tollgate_inflight_requests", &[], 3.0).await;
 
-    let r = fresh_client()
+    let r = unpooled_client()
         .post(gw.url("/v1/chat/completions"))
         .bearer_auth(KEY)
         .json(&chat_body("chat", false))
@@ -72,7 +43,7 @@ async fn above_the_in_flight_cap_requests_are_shed_at_once_in_their_dialect() {
     assert_eq!(v["error"]["code"], "overloaded", "{v}");
     assert_eq!(v["error"]["type"], "server_error", "{v}");
 
-    let r = fresh_client()
+    let r = unpooled_client()
         .post(gw.url("/v1/messages"))
         .header("x-api-key", KEY)
         .header("anthropic-version", "2023-06-01")
@@ -106,7 +77,9 @@ async fn above_the_in_flight_cap_requests_are_shed_at_once_in_their_dialect() {
         2.0
     );
     // The slots came back: a request now goes through.
-    assert!(slow_stream(&gw).await.contains("[DONE]"));
+    let (status, body) = stream_once(gw.url("/v1/chat/completions"), "itl_ms=50,tokens=30").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("[DONE]"));
     gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
     gw.wait_metric("tollgate_client_connections", &[], 0.0)
         .await;

@@ -29,11 +29,7 @@ fn rss_mib(pid: u32) -> u64 {
 
 /// Per-request latencies of `n` requests sent at `per_second`, each on a new connection.
 async fn paced_latencies(gw: &Gateway, n: usize, per_second: u64) -> Vec<Duration> {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap();
+    let client = unpooled_client();
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / per_second));
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
@@ -172,30 +168,25 @@ async fn memory_returns_near_its_baseline_after_512_streams() {
     let gw = start_edge(&mock, "");
     // Warm up (thread pools, pools of buffers), then the baseline.
     for _ in 0..8 {
-        assert!(super::edge::exchange_stream(&gw, "itl_ms=1,tokens=8").await);
+        let (_, body) = stream_once(gw.url("/v1/chat/completions"), "itl_ms=1,tokens=8").await;
+        assert!(body.contains("data: [DONE]"));
     }
     let baseline = rss_mib(gw.pid());
     let streams: Vec<_> = (0..512)
         .map(|_| {
-            let url = gw.url("/v1/chat/completions");
-            tokio::spawn(async move {
-                let r = reqwest::Client::new()
-                    .post(url)
-                    .bearer_auth(KEY)
-                    .header("x-mock", "itl_ms=20,tokens=64")
-                    .json(&chat_body("chat", true))
-                    .send()
-                    .await
-                    .unwrap();
-                r.text().await.unwrap().contains("data: [DONE]")
-            })
+            tokio::spawn(stream_once(
+                gw.url("/v1/chat/completions"),
+                "itl_ms=20,tokens=64",
+            ))
         })
         .collect();
     gw.wait_metric("tollgate_inflight_streams", &[], 512.0)
         .await;
     let peak = rss_mib(gw.pid());
     for s in streams {
-        assert!(s.await.unwrap(), "a stream did not complete");
+        let (status, body) = s.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("data: [DONE]"), "a stream did not complete");
     }
     gw.wait_metric("tollgate_inflight_streams", &[], 0.0).await;
     gw.wait_metric("tollgate_client_connections", &[], 0.0)
