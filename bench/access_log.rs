@@ -49,6 +49,7 @@ fn record() -> AccessRecord<'static> {
         payload: None,
         duration_ms: 1650.2,
         outcome: "success",
+        guardrails: &[],
         stream_recovery: None,
     }
 }

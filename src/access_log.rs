@@ -71,6 +71,9 @@ pub struct AccessRecord<'a> {
     pub payload: Option<serde_json::Value>,
     pub duration_ms: f64,
     pub outcome: &'a str,
+    /// `policy/rule` of every guardrail that fired (any action).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub guardrails: &'a [String],
     /// The stream broke off and was finished on another candidate (`continue`, `restart`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_recovery: Option<&'a str>,

@@ -97,8 +97,8 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// Reassemble an OpenAI chat stream: the text, tool calls by index (arguments concatenated),
-/// and the finish reason.
+/// Reassemble a chat stream the client received (OpenAI chunks or Anthropic events): the
+/// text, tool calls by index (arguments concatenated), and the finish reason.
 pub fn merge_stream(sse: &str) -> Value {
     let mut content = String::new();
     let mut tools: Vec<Map<String, Value>> = Vec::new();
@@ -113,6 +113,9 @@ pub fn merge_stream(sse: &str) -> Value {
         };
         if let Some(e) = event.get("error") {
             error = e.clone();
+        }
+        if merge_anthropic(&event, &mut content, &mut tools, &mut finish) {
+            continue;
         }
         let Some(choice) = event["choices"].get(0) else {
             continue;
@@ -162,6 +165,49 @@ pub fn merge_stream(sse: &str) -> Value {
         merged["error"] = error;
     }
     merged
+}
+
+/// One Anthropic event into the merge; false when `event` is not one.
+fn merge_anthropic(
+    event: &Value,
+    content: &mut String,
+    tools: &mut Vec<Map<String, Value>>,
+    finish: &mut Value,
+) -> bool {
+    match event["type"].as_str() {
+        Some("content_block_start") if event["content_block"]["type"] == "tool_use" => {
+            let block = &event["content_block"];
+            let mut slot = Map::new();
+            slot.insert("id".into(), block["id"].clone());
+            slot.insert("type".into(), json!("function"));
+            slot.insert("name".into(), block["name"].clone());
+            tools.push(slot);
+            true
+        }
+        Some("content_block_delta") => {
+            let delta = &event["delta"];
+            if let Some(t) = delta["text"].as_str() {
+                content.push_str(t);
+            } else if let (Some(part), Some(slot)) =
+                (delta["partial_json"].as_str(), tools.last_mut())
+            {
+                let joined = format!(
+                    "{}{part}",
+                    slot.get("arguments").and_then(Value::as_str).unwrap_or("")
+                );
+                slot.insert("arguments".into(), json!(joined));
+            }
+            true
+        }
+        Some("message_delta") => {
+            if let Some(r) = event["delta"].get("stop_reason").filter(|r| !r.is_null()) {
+                *finish = r.clone();
+            }
+            true
+        }
+        Some(_) if event.get("choices").is_none() => true,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub struct Admission {
     pub key: Option<KeyGrant>,
     /// The key's name in usage analytics: an API key's id, or `config:<consumer>:<index>`.
     pub key_label: Option<Arc<str>>,
+    /// The guardrail policies that apply to this request.
+    pub guard: Option<crate::guard::Selected>,
 }
 
 impl Admission {
@@ -105,6 +107,8 @@ pub struct Committed {
     pub rewrites: bool,
     /// A resumed stream: the continuation is spliced into what the client already has.
     pub splice: Option<Splice>,
+    /// The guardrails screening the answer.
+    pub guard: Option<crate::guard::answer::ResponseGuard>,
     pub first_token_at: Option<Duration>,
     /// Counts the stream in `tollgate_inflight_streams` while it is relayed.
     pub(crate) _stream: Option<GaugeGuard>,
@@ -121,6 +125,9 @@ pub struct End {
     pub client_left: Option<ClientLeft>,
     /// The stream broke off and was finished on another candidate.
     pub resumed: Option<Resume>,
+    /// `policy/rule` of every guardrail that fired on the request (the answer's are read
+    /// from its guard at the end).
+    pub guardrails: Vec<String>,
 }
 
 pub struct RequestCtx {

@@ -6,6 +6,7 @@
 
 use crate::counter::Counter;
 use crate::dialect::Dialect;
+use crate::guard::{BlockReason, Blocked, Flow};
 pub use crate::refusal::{Rejection, Shed};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
@@ -80,6 +81,30 @@ pub enum GatewayError {
     /// A cap of the edge shed the request.
     #[error("{}", .0.message())]
     Overloaded(Shed),
+    /// A guardrail refused the request or the answer (the policy and rule, never the text).
+    #[error("{}", content_message(.0, *.1))]
+    ContentBlocked(Blocked, Flow),
+}
+
+fn content_message(b: &Blocked, flow: Flow) -> String {
+    let what = match flow {
+        Flow::Request => "request",
+        Flow::Response => "response",
+    };
+    match b.reason {
+        BlockReason::Matched => format!(
+            "This {what} was blocked by content policy `{}` (rule `{}`).",
+            b.policy, b.rule
+        ),
+        BlockReason::Flagged => format!(
+            "This {what} was flagged by the moderation check `{}` of content policy `{}`.",
+            b.rule, b.policy
+        ),
+        BlockReason::ModerationUnavailable => format!(
+            "The moderation check `{}` of content policy `{}` could not be completed, and the policy blocks when it cannot.",
+            b.rule, b.policy
+        ),
+    }
 }
 
 impl GatewayError {
@@ -93,7 +118,8 @@ impl GatewayError {
             InvalidJson(_)
             | InvalidField { .. }
             | Untranslatable { .. }
-            | ContextTooLong { .. } => 400,
+            | ContextTooLong { .. }
+            | ContentBlocked(..) => 400,
             BodyTooLarge { .. } => 413,
             NoCandidate(_) => 503,
             UpstreamConnect | UpstreamBroken(_) => 502,
@@ -134,7 +160,8 @@ impl GatewayError {
             | GatewayError::MalformedHead(_)
             | GatewayError::HeaderTimeout
             | GatewayError::BodyTimeout
-            | GatewayError::Overloaded(_) => None,
+            | GatewayError::Overloaded(_)
+            | GatewayError::ContentBlocked(..) => None,
         }
     }
 
@@ -172,7 +199,9 @@ impl GatewayError {
             RequestTooLarge { .. } => "tokens",
             QuotaExceeded { .. } => "insufficient_quota",
             LimiterUnavailable | Internal | Overloaded(_) => "server_error",
-            MalformedHead(_) | HeaderTimeout | BodyTimeout => "invalid_request_error",
+            MalformedHead(_) | HeaderTimeout | BodyTimeout | ContentBlocked(..) => {
+                "invalid_request_error"
+            }
         }
     }
 
@@ -195,7 +224,9 @@ impl GatewayError {
             }
             UpstreamConnect | UpstreamTimeout(_) | UpstreamBroken(_) | LimiterUnavailable
             | Internal => "api_error",
-            MalformedHead(_) | HeaderTimeout | BodyTimeout => "invalid_request_error",
+            MalformedHead(_) | HeaderTimeout | BodyTimeout | ContentBlocked(..) => {
+                "invalid_request_error"
+            }
             Overloaded(_) => "overloaded_error",
         }
     }
@@ -226,6 +257,7 @@ impl GatewayError {
             MalformedHead(r) => Some(r.label()),
             HeaderTimeout | BodyTimeout => Some("request_timeout"),
             Overloaded(_) => Some("overloaded"),
+            ContentBlocked(..) => Some("content_policy_violation"),
         }
     }
 
@@ -254,7 +286,8 @@ impl GatewayError {
             | GatewayError::MalformedHead(_)
             | GatewayError::HeaderTimeout
             | GatewayError::BodyTimeout
-            | GatewayError::Overloaded(_) => None,
+            | GatewayError::Overloaded(_)
+            | GatewayError::ContentBlocked(..) => None,
         }
     }
 
@@ -272,6 +305,7 @@ impl GatewayError {
             Untranslatable { .. } | ContextTooLong { .. } => false,
             MalformedHead(_) | HeaderTimeout | BodyTimeout => false,
             Overloaded(_) => true,
+            ContentBlocked(..) => false,
         }
     }
 
@@ -298,6 +332,7 @@ impl GatewayError {
             HeaderTimeout => "header_timeout",
             BodyTimeout => "body_timeout",
             Overloaded(_) => "overloaded",
+            ContentBlocked(..) => "content_blocked",
         }
     }
 

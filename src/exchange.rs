@@ -9,6 +9,7 @@ use crate::attempt::{Attempts, Clocks};
 use crate::config::{StreamRecovery, Target};
 use crate::ctx::{BodyMeter, Committed, RequestCtx};
 use crate::error::GatewayError;
+use crate::guard::answer::ResponseGuard;
 use crate::meter::{JsonMeter, SseMeter, Usage, UsageSource};
 use crate::metrics::{GaugeGuard, METRICS};
 use crate::protocol::ParsedRequest;
@@ -98,13 +99,20 @@ impl RequestCtx {
         } else {
             BodyMeter::Json(JsonMeter::default())
         };
-        let rewrites = strip || translator.is_some();
+        let guard = (status < 400)
+            .then_some(self.admission.guard.as_ref())
+            .flatten()
+            .and_then(|g| {
+                ResponseGuard::new(g, self.dialect, sse, !g.response_moderation.is_empty())
+            });
+        let rewrites = strip || translator.is_some() || guard.is_some();
         self.response = Some(Committed {
             status,
             meter,
             translator,
             rewrites,
             splice: None,
+            guard,
             first_token_at: None,
             _stream: sse.then(|| GaugeGuard::acquire(&METRICS.inflight_streams)),
         });
@@ -125,31 +133,59 @@ impl RequestCtx {
     /// Meter one body chunk (after translating it into the client's dialect). Returns
     /// replacement bytes when the body is rewritten.
     pub fn meter_chunk(&mut self, chunk: &[u8]) -> Option<Bytes> {
-        if let Some(c) = self.admission.capture.as_mut() {
-            c.push_response(chunk);
-        }
         let elapsed = self.started.elapsed();
-        let c = self.response.as_mut()?;
+        let Some(c) = self.response.as_mut() else {
+            if let Some(cap) = self.admission.capture.as_mut() {
+                cap.push_response(chunk);
+            }
+            return None;
+        };
         let translated = c.translator.as_mut().map(|t| t.feed(chunk));
         let spliced = match c.splice.as_mut() {
             Some(s) => Some(Bytes::from(s.feed(translated.as_deref().unwrap_or(chunk)))),
             None => translated,
         };
-        let chunk = spliced.as_deref().unwrap_or(chunk);
+        let metered = spliced.as_deref().unwrap_or(chunk);
         let out = match &mut c.meter {
             BodyMeter::Sse(m) => {
-                let out = m.feed(chunk);
+                let out = m.feed(metered);
                 if c.first_token_at.is_none() && m.saw_content() {
                     c.first_token_at = Some(elapsed);
                 }
                 out
             }
             BodyMeter::Json(m) => {
-                m.feed(chunk);
+                m.feed(metered);
                 None
             }
         };
-        out.or(spliced)
+        let out = out.or(spliced);
+        // Guardrails see what the client would; capture keeps what the client gets.
+        let out = match c.guard.as_mut() {
+            Some(g) => Some(g.feed(out.as_deref().unwrap_or(chunk))),
+            None => out,
+        };
+        if let Some(cap) = self.admission.capture.as_mut() {
+            cap.push_response(out.as_deref().unwrap_or(chunk));
+        }
+        out
+    }
+
+    /// The guardrail `block` that fired on the answer, as the client's error.
+    pub fn answer_blocked(&self) -> Option<GatewayError> {
+        let blocked = self.response.as_ref()?.guard.as_ref()?.blocked()?;
+        Some(GatewayError::ContentBlocked(
+            blocked,
+            crate::guard::Flow::Response,
+        ))
+    }
+
+    /// Whether the answer is screened whole before its header goes out (a guarded JSON body).
+    pub fn screens_whole_body(&self) -> bool {
+        matches!(
+            self.response.as_ref().and_then(|c| c.guard.as_ref()),
+            Some(ResponseGuard::Json { .. })
+        )
     }
 
     /// The end of the upstream body. Returns what is still to be sent: the rest of a
@@ -184,6 +220,13 @@ impl RequestCtx {
             if let Some(kept) = m.finish() {
                 tail.extend_from_slice(&kept);
             }
+        }
+        let tail = match c.guard.as_mut() {
+            Some(g) => g.finish(&tail).to_vec(),
+            None => tail,
+        };
+        if let Some(cap) = self.admission.capture.as_mut() {
+            cap.push_response(&tail);
         }
         (!tail.is_empty()).then(|| Bytes::from(tail))
     }

@@ -1,8 +1,9 @@
 //! Admission: what `request_filter` decides before any upstream is touched.
 //!
 //! In order: match the route, authenticate the key, read the body within `max_body_bytes`,
-//! parse it, check the model exists and the consumer may use it, plan the candidates, and
-//! reserve the request against the consumer's limits ([`crate::limits`]).
+//! parse it, check the model exists and the consumer may use it, screen it with the
+//! guardrails that apply ([`crate::screen`]), plan the candidates, and reserve the request
+//! against the consumer's limits ([`crate::limits`]).
 //! Every refusal is a [`GatewayError`]; nothing here talks to an upstream.
 
 use crate::attempt::Attempts;
@@ -18,7 +19,9 @@ use crate::protocol::{self, Operation, ParsedRequest};
 use crate::routing::facts::Facts;
 use crate::routing::{CostBasis, Plan};
 use crate::runtime::Runtime;
+use crate::screen;
 use bytes::{Bytes, BytesMut};
+use pingora::connectors::http::Connector;
 use pingora::proxy::Session;
 use serde_json::json;
 use std::sync::Arc;
@@ -35,6 +38,7 @@ pub async fn admit(
     session: &mut Session,
     ctx: &mut RequestCtx,
     runtime: &Runtime,
+    connector: &Connector,
 ) -> Result<Admitted, GatewayError> {
     let path = session.req_header().uri.path().to_string();
     // Errors from here on speak the client's dialect (Anthropic's below /v1/messages).
@@ -106,6 +110,14 @@ pub async fn admit(
             json!({"input_tokens": tokens}).to_string(),
         )));
     }
+    // Guardrails screen the request before routing, limits or capture see it.
+    ctx.admission.guard = runtime.config.guardrails.select(
+        &consumer.name,
+        ctx.admission.key_label.as_deref(),
+        &model.name,
+    );
+    let request = screen::screen_request(ctx, runtime, connector, request).await?;
+    let headers = &session.req_header().headers;
     let plan = plan(model, &request, headers)?;
     // Embeddings generate nothing; the others reserve `max_tokens` or the configured default.
     let completion = match operation {

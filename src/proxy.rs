@@ -86,11 +86,17 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let runtime = self.runtime.load_full();
         ctx.runtime = Some(Arc::clone(&runtime));
-        match intake::admit(session, ctx, &runtime).await {
+        match intake::admit(session, ctx, &runtime, &self.connector).await {
             Ok(Admitted::Proxy) => {
                 let replayable = !session.as_ref().retry_buffer_truncated();
+                // A screened answer is held or filtered by the forwarder.
+                let screened = ctx
+                    .admission
+                    .guard
+                    .as_ref()
+                    .is_some_and(|g| g.guards_response());
                 let path = match (ctx.admission.request.as_ref(), ctx.attempts.as_ref()) {
-                    (Some(r), Some(a)) => carrier(r, a, replayable),
+                    (Some(r), Some(a)) if !screened => carrier(r, a, replayable),
                     _ => Carrier::Forwarder,
                 };
                 match path {

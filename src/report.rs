@@ -209,6 +209,10 @@ fn emit(ctx: &RequestCtx, log: &AccessLog, s: &Settled, method: &str, path: &str
     let plan = ctx.attempts.as_ref().map(Attempts::plan);
     let attempt_log = ctx.attempts.as_ref().map_or(&[][..], Attempts::log);
     let final_attempt = attempt_log.last();
+    let mut guardrails = ctx.end.guardrails.clone();
+    if let Some(g) = ctx.response.as_ref().and_then(|c| c.guard.as_ref()) {
+        g.fired(&mut guardrails);
+    }
     log.emit(&AccessRecord {
         ts: now_rfc3339(),
         request_id: &ctx.request_id,
@@ -245,6 +249,7 @@ fn emit(ctx: &RequestCtx, log: &AccessLog, s: &Settled, method: &str, path: &str
         }),
         duration_ms: s.elapsed.as_secs_f64() * 1000.0,
         outcome: s.outcome.label(),
+        guardrails: &guardrails,
         stream_recovery: ctx.end.resumed.map(|r| r.label()),
     });
 }

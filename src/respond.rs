@@ -56,6 +56,20 @@ pub async fn end_stream_with_error(session: &mut Session, ctx: &mut RequestCtx, 
     }
 }
 
+/// A guardrail refused the answer after its stream started: what was already sent stays,
+/// and the stream ends with an error event in the client's dialect.
+pub async fn end_stream_blocked(session: &mut Session, ctx: &mut RequestCtx, err: GatewayError) {
+    let mut event = BytesMut::from(&b"\n\n"[..]);
+    event.extend_from_slice(&err.sse_event(ctx.dialect));
+    ctx.end.error = Some(err);
+    if let Err(e) = session
+        .write_response_body(Some(event.freeze()), true)
+        .await
+    {
+        ctx.end.client_left = Some(ClientLeft::of(&e));
+    }
+}
+
 /// Send a locally made JSON answer.
 pub async fn send_json(session: &mut Session, ctx: &mut RequestCtx, status: u16, body: Bytes) {
     let Ok(mut header) = ResponseHeader::build(status, Some(4)) else {

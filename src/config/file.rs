@@ -43,6 +43,9 @@ pub struct FileConfig {
     pub keys: KeysSection,
     #[serde(default)]
     pub edge: super::edge::EdgeSection,
+    /// Content policies (`[[guardrails]]`).
+    #[serde(default)]
+    pub guardrails: Vec<super::guardrails::GuardrailSection>,
 }
 
 /// `[[tenants]]`: limits and budgets every consumer with `tenant = <name>` shares.

@@ -8,6 +8,7 @@ mod access;
 pub mod edge;
 pub mod file;
 mod file_upstreams;
+pub mod guardrails;
 pub mod limits;
 mod models;
 pub use models::{Retries, StreamRecovery};
@@ -81,6 +82,8 @@ pub struct Config {
     pub server_cert: Option<Arc<ServerCert>>,
     /// Where API-created keys are kept (`[keys] state_file`).
     pub keys_state_file: Option<std::path::PathBuf>,
+    /// `[[guardrails]]` policies.
+    pub guardrails: crate::guard::Guardrails,
 }
 
 impl Config {
@@ -387,6 +390,8 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         }
     }
     let consumers = models::build_consumers(file.consumers, &file.limits, &model_names, errs);
+    let provider_names: HashSet<&str> = by_name.keys().copied().collect();
+    let guardrails = guardrails::build(&file.guardrails, &provider_names, errs);
 
     Config {
         server,
@@ -402,6 +407,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         edge,
         server_cert,
         keys_state_file: file.keys.state_file.map(std::path::PathBuf::from),
+        guardrails,
     }
 }
 

@@ -278,3 +278,90 @@ fn proxy_protocol_needs_trusted_proxies() {
         errors("[access]\nproxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n").is_empty()
     );
 }
+
+#[test]
+fn guardrail_errors_name_their_field() {
+    let text = r#"
+[[providers]]
+name = "mock"
+kind = "mock"
+[[guardrails]]
+name = "p"
+[[guardrails.rules]]
+name = "bad-regex"
+kind = "regex"
+pattern = "(unclosed"
+action = "mask"
+[[guardrails.rules]]
+name = "bad-detector"
+kind = "pii"
+detectors = ["email", "ssn"]
+action = "block"
+[[guardrails.rules]]
+name = "no-pattern"
+kind = "regex"
+action = "log"
+[[guardrails.rules]]
+name = "no-words"
+kind = "words"
+words_file = "/nonexistent/words.txt"
+action = "mask"
+[guardrails.moderation]
+kind = "openai_moderation"
+provider = "nowhere"
+on_error = "allow"
+[[guardrails]]
+name = "p"
+"#;
+    let errs = errors(text).join("\n");
+    for want in [
+        "guardrails[0].rules[0].pattern:",
+        "guardrails[0].rules[1].detectors[1]: unknown detector `ssn`",
+        "guardrails[0].rules[2].pattern is required",
+        "guardrails[0].rules[3].words_file: cannot read /nonexistent/words.txt",
+        "guardrails[0].moderation.provider `nowhere`",
+        "guardrails[1].name `p` is defined twice",
+        "guardrails[1] has no rules and no moderation",
+    ] {
+        assert!(errs.contains(want), "missing `{want}` in:\n{errs}");
+    }
+    let typo = "[[guardrails]]\nname = \"p\"\n[[guardrails.rules]]\nname = \"r\"\nkind = \"pii\"\naction = \"redact\"\n";
+    assert!(
+        errors(typo)
+            .join("\n")
+            .contains("guardrails[0].rules[0].action"),
+        "{:?}",
+        errors(typo)
+    );
+}
+
+#[test]
+fn guardrails_attach_to_consumers_keys_and_models() {
+    let text = r#"
+[[guardrails]]
+name = "everyone"
+[[guardrails.rules]]
+name = "w"
+kind = "words"
+words = ["x"]
+action = "mask"
+[[guardrails]]
+name = "team"
+direction = "request"
+consumers = ["team-a"]
+keys = ["key-1"]
+[[guardrails.rules]]
+name = "w"
+kind = "words"
+words = ["y"]
+action = "log"
+"#;
+    let c = parse_with_env(text, &env).unwrap();
+    let g = &c.guardrails;
+    let s = g.select("team-b", None, "chat").unwrap();
+    assert_eq!((s.request.rules.len(), s.response.rules.len()), (1, 1));
+    let s = g.select("team-a", None, "chat").unwrap();
+    assert_eq!((s.request.rules.len(), s.response.rules.len()), (2, 1));
+    let s = g.select("team-b", Some("key-1"), "chat").unwrap();
+    assert_eq!(s.request.rules.len(), 2);
+}

@@ -12,13 +12,14 @@
 
 mod hold;
 mod resume;
+mod screened;
 
 use crate::attempt::{
     retry, Answer, Attempts, ClientLeft, Clock, Clocks, Failure, Now, Retry, Verdict,
 };
 use crate::ctx::RequestCtx;
 use crate::error::GatewayError;
-use crate::respond::{end_stream_with_error, respond_error};
+use crate::respond::{end_stream_blocked, end_stream_with_error, respond_error};
 use crate::runtime::Runtime;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -139,6 +140,15 @@ async fn attempt(
         },
     };
     ctx.commit(&header);
+    if ctx.screens_whole_body() {
+        let io = (runtime, connector);
+        if screened::whole_body(session, ctx, io, &mut upstream, header, held, clocks).await {
+            connector
+                .release_http_session(upstream, &*peer, Some(POOL_IDLE))
+                .await;
+        }
+        return Tried::Done;
+    }
     if ctx.shape_response_header(&mut header).is_err()
         || frame_for_client(&mut header, session.is_http2()).is_err()
     {
@@ -155,8 +165,18 @@ async fn attempt(
         clocks: *clocks,
     };
     let mut held = held;
+    let mut windows = screened::Windows::new(ctx, runtime, connector);
     loop {
-        match relay_body(session, ctx, &mut leg.upstream, held, &leg.clocks).await {
+        match relay_body(
+            session,
+            ctx,
+            &mut leg.upstream,
+            held,
+            &leg.clocks,
+            &mut windows,
+        )
+        .await
+        {
             Relayed::Done => {
                 if ctx.end.client_left.is_none() {
                     connector
@@ -166,6 +186,10 @@ async fn attempt(
                 return Tried::Done;
             }
             Relayed::ClientGone => return Tried::Done,
+            Relayed::Blocked(err) => {
+                end_stream_blocked(session, ctx, err).await;
+                return Tried::Done;
+            }
             Relayed::Broke(failure) => {
                 match resume::resume(session, ctx, runtime, connector, failure, started).await {
                     Some(next) => {
@@ -189,6 +213,8 @@ enum Relayed {
     ClientGone,
     /// The upstream broke off (or a restarted continuation did not match what was sent).
     Broke(Failure),
+    /// A guardrail refused the answer mid-stream.
+    Blocked(GatewayError),
 }
 
 async fn give_up_or_again(
@@ -273,25 +299,26 @@ pub(super) fn is_event_stream(h: &pingora::http::ResponseHeader) -> bool {
         .is_some_and(|c| c.starts_with("text/event-stream"))
 }
 
-/// Copy the upstream body to the client, metering every chunk as the proxy phases do.
-/// `held` is what was already read while checking the first event.
+/// Copy the upstream body to the client, metering (and screening) every chunk as the proxy
+/// phases do. `held` is what was already read while checking the first event.
 async fn relay_body(
     session: &mut Session,
     ctx: &mut RequestCtx,
     upstream: &mut HttpSession,
     held: Vec<bytes::Bytes>,
     clocks: &Clocks,
+    windows: &mut Option<screened::Windows<'_>>,
 ) -> Relayed {
     for chunk in held {
-        if !relay_chunk(session, ctx, chunk).await {
-            return Relayed::ClientGone;
+        if let Some(r) = relay_chunk(session, ctx, chunk, windows).await {
+            return r;
         }
     }
     loop {
         match within(clocks, Clock::Idle, upstream.read_response_body()).await {
             Ok(Some(chunk)) => {
-                if !relay_chunk(session, ctx, chunk).await {
-                    return Relayed::ClientGone;
+                if let Some(r) = relay_chunk(session, ctx, chunk, windows).await {
+                    return r;
                 }
                 if splice_mismatch(ctx) {
                     return Relayed::Broke(Failure::Other);
@@ -302,11 +329,24 @@ async fn relay_body(
                 if splice_mismatch(ctx) {
                     return Relayed::Broke(Failure::Other);
                 }
-                if let Err(e) = session.write_response_body(tail, true).await {
+                let blocked = ctx.answer_blocked();
+                let mut tail = tail;
+                if let Some(w) = windows.as_mut() {
+                    let passed = tail.and_then(|t| w.pass(t));
+                    match w.after_chunk(ctx, true).await {
+                        Ok(released) => tail = released.or(passed),
+                        Err(err) => return Relayed::Blocked(err),
+                    }
+                }
+                let end = blocked.is_none();
+                if let Err(e) = session.write_response_body(tail, end).await {
                     ctx.end.client_left = Some(ClientLeft::of(&e));
                     return Relayed::ClientGone;
                 }
-                return Relayed::Done;
+                return match blocked {
+                    Some(err) => Relayed::Blocked(err),
+                    None => Relayed::Done,
+                };
             }
             Err(failure) => return Relayed::Broke(failure),
         }
@@ -321,17 +361,28 @@ fn splice_mismatch(ctx: &RequestCtx) -> bool {
         .is_some_and(|s| s.mismatch)
 }
 
-/// Meter one chunk and write it to the client; false when the client is gone.
-async fn relay_chunk(session: &mut Session, ctx: &mut RequestCtx, chunk: bytes::Bytes) -> bool {
-    let out = ctx.meter_chunk(&chunk).unwrap_or(chunk);
-    if out.is_empty() {
-        return true;
-    }
-    match session.write_response_body(Some(out), false).await {
-        Ok(()) => true,
-        Err(e) => {
-            ctx.end.client_left = Some(ClientLeft::of(&e));
-            false
+/// Meter one chunk and write it to the client: `None` to go on, or how the relay ends (the
+/// client is gone, or a guardrail refused the answer).
+async fn relay_chunk(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    chunk: bytes::Bytes,
+    windows: &mut Option<screened::Windows<'_>>,
+) -> Option<Relayed> {
+    let mut out = Some(ctx.meter_chunk(&chunk).unwrap_or(chunk));
+    if let Some(w) = windows.as_mut() {
+        let passed = out.and_then(|o| w.pass(o));
+        match w.after_chunk(ctx, false).await {
+            Ok(released) => out = released.or(passed),
+            Err(err) => return Some(Relayed::Blocked(err)),
         }
     }
+    let blocked = ctx.answer_blocked();
+    if let Some(out) = out.filter(|o| !o.is_empty()) {
+        if let Err(e) = session.write_response_body(Some(out), false).await {
+            ctx.end.client_left = Some(ClientLeft::of(&e));
+            return Some(Relayed::ClientGone);
+        }
+    }
+    blocked.map(Relayed::Blocked)
 }

@@ -45,6 +45,7 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub access_log_reopens: IntCounterVec,
     pub memory_trims: IntCounter,
+    pub guardrail_actions: IntCounterVec,
     pub genai: genai::GenAi,
 }
 
@@ -159,6 +160,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
             "Access-log file reopens on SIGUSR1, by result (ok, error).", &["result"])?,
         memory_trims: reg(&r, IntCounter::new("tollgate_memory_trims_total",
             "Times free memory was returned to the system after a burst of requests ended.")?)?,
+        guardrail_actions: counter_vec(&r, "tollgate_guardrail_actions_total",
+            "Guardrail findings acted on, by policy, rule, action (block, mask, log) and direction.",
+            &["policy", "rule", "action", "direction"])?,
         genai: genai::GenAi::register(&r)?,
         registry: r,
     })

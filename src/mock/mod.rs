@@ -4,11 +4,13 @@
 //! It backs the built-in `mock` provider, the `tollgate-mock` binary, the tests and the
 //! benchmarks. It is a deliberately small HTTP/1.1 server on raw tokio sockets so that faults
 //! (refuse, hang, cut mid-stream, reset) are exact. Every request is recorded for tests.
-//! Scripts: see [`script`].
+//! Scripts: see [`script`]; exact answers split at chosen points: see [`reply`];
+//! `POST /v1/moderations` flags any input containing `FLAG_ME`.
 
 pub mod anthropic;
 mod http1;
 pub mod openai;
+pub mod reply;
 pub mod script;
 
 use bytes::Bytes;
@@ -263,6 +265,13 @@ async fn handle(
         ("POST", "/v1/completions") => Kind::Completion,
         ("POST", "/v1/messages") => Kind::Messages,
         ("POST", "/v1/embeddings") => return embeddings(stream, &req, &script).await,
+        ("POST", "/v1/moderations") => {
+            tokio::time::sleep(script.ttft).await;
+            let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+            return http1::write_json(stream, 200, &[], &reply::moderation(&body), req.keep_alive)
+                .await
+                .map(|_| true);
+        }
         _ => {
             let body = serde_json::json!({"error": {"message": format!("Unknown request URL: {} {}", req.method, path), "type": "invalid_request_error", "param": null, "code": "unknown_url"}});
             return http1::write_json(stream, 404, &[], &body, req.keep_alive)
@@ -287,6 +296,19 @@ async fn handle(
     let prompt = script
         .prompt_tokens
         .unwrap_or_else(|| (req.body.len() as u64 / 4).max(1));
+    let scripted = match req.header("x-mock-reply").map(reply::Reply::parse) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            let body = serde_json::json!({"error": {"message": e, "type": "invalid_request_error", "param": null, "code": "bad_mock_reply"}});
+            return http1::write_json(stream, 400, &[], &body, req.keep_alive)
+                .await
+                .map(|_| true);
+        }
+        None => None,
+    };
+    if let Some(reply) = scripted {
+        return scripted_reply(stream, &req, &script, kind, &body, &id, &reply).await;
+    }
     let tool = ToolCall::wanted(&body, kind == Kind::Messages);
     // A partial assistant turn last (prefill): continue after the tokens it holds.
     let from = prefilled(&body, kind).map_or(0, |p| openai::tokens_in(&p, tokens));
@@ -374,6 +396,57 @@ async fn handle(
         w.event(*name, ev).await?;
     }
     if kind == Kind::Messages {
+        w.end().await?;
+    } else {
+        w.done().await?;
+    }
+    Ok(req.keep_alive)
+}
+
+/// Answer with a scripted reply ([`reply`]), JSON or streamed.
+async fn scripted_reply(
+    stream: &mut TcpStream,
+    req: &RawRequest,
+    script: &Script,
+    kind: Kind,
+    body: &Value,
+    id: &str,
+    reply: &reply::Reply,
+) -> std::io::Result<bool> {
+    let model = body["model"].as_str().unwrap_or("mock");
+    let prompt = (req.body.len() as u64 / 4).max(1);
+    let output = reply.tokens();
+    tokio::time::sleep(script.ttft).await;
+    let anthropic = kind == Kind::Messages;
+    if body["stream"].as_bool() != Some(true) {
+        let v = if anthropic {
+            reply.anthropic_message(id, model, anthropic::usage(prompt, output))
+        } else {
+            reply.openai_message(id, model, Some(openai::usage(prompt, output)))
+        };
+        return http1::write_json(stream, 200, &[], &v, req.keep_alive)
+            .await
+            .map(|_| true);
+    }
+    let events: Vec<(Option<&str>, Value)> = if anthropic {
+        reply.anthropic_events(id, model, anthropic::usage(prompt, 1))
+    } else {
+        let include = body["stream_options"]["include_usage"].as_bool() == Some(true);
+        let usage = include.then(|| openai::usage(prompt, output));
+        reply
+            .openai_chunks(id, model, usage)
+            .into_iter()
+            .map(|v| (None, v))
+            .collect()
+    };
+    let mut w = ChunkedWriter::start(stream, script.split).await?;
+    for (sent, (name, ev)) in events.iter().enumerate() {
+        if sent > 0 && !script.itl.is_zero() {
+            tokio::time::sleep(script.itl).await;
+        }
+        w.event(*name, ev).await?;
+    }
+    if anthropic {
         w.end().await?;
     } else {
         w.done().await?;

@@ -183,6 +183,51 @@ impl Upstreams {
         Ok(Box::new(peer))
     }
 
+    /// A gateway-made `POST` below a provider's base URL (the moderation hook): its peer and
+    /// header, with the provider's host, key and headers.
+    pub fn side_request(
+        &self,
+        provider: &Arc<Provider>,
+        path: &str,
+        body_len: usize,
+    ) -> Result<(Box<HttpPeer>, RequestHeader), GatewayError> {
+        let target = Target {
+            provider: Arc::clone(provider),
+            model: String::new(),
+            weight: 1,
+            context_window: None,
+            price: None,
+        };
+        let peer = self.peer(&target)?;
+        let ep = self
+            .endpoints
+            .get(&provider.name)
+            .ok_or(GatewayError::Internal)?;
+        let uri = format!("{}{path}", ep.base_path);
+        let build = || -> Result<RequestHeader, Box<Error>> {
+            let mut req = RequestHeader::build("POST", uri.as_bytes(), None)?;
+            req.insert_header("host", &ep.host_header)?;
+            req.insert_header("content-type", "application/json")?;
+            req.insert_header("content-length", body_len.to_string())?;
+            req.insert_header("user-agent", "tollgate-guardrails")?;
+            if let Some(key) = &provider.api_key {
+                match provider.kind {
+                    ProviderKind::Anthropic => req.insert_header("x-api-key", key.expose())?,
+                    ProviderKind::Azure => req.insert_header("api-key", key.expose())?,
+                    ProviderKind::OpenAi | ProviderKind::Mock => {
+                        req.insert_header("authorization", format!("Bearer {}", key.expose()))?
+                    }
+                }
+            }
+            for (k, v) in &provider.headers {
+                req.insert_header(k.clone(), v.clone())?;
+            }
+            Ok(req)
+        };
+        let req = build().map_err(|_| GatewayError::Internal)?;
+        Ok((peer, req))
+    }
+
     /// Turn the client's request header into the one `target` receives.
     pub fn prepare_request(
         &self,
