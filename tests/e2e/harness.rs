@@ -196,7 +196,7 @@ impl Gateway {
 
     /// Wait until a metric's value equals `want` (metrics settle in `logging`, after the body).
     pub async fn wait_metric(&self, name: &str, labels: &[(&str, &str)], want: f64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let got = metric(&self.metrics().await, name, labels);
             if got == want {
