@@ -24,6 +24,7 @@ pub mod forward;
 pub mod guard;
 pub mod https;
 pub mod intake;
+pub mod json_spans;
 pub mod key_digest;
 pub mod keys;
 pub mod limits;

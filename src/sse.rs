@@ -152,10 +152,19 @@ pub struct Event<'a> {
 impl<'a> Event<'a> {
     /// Its lines, without line endings (the blank line that ends it excluded).
     pub fn lines(&self) -> impl Iterator<Item = &'a [u8]> {
-        let raw: &'a [u8] = self.raw;
-        raw.split(|b| *b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .filter(|l| !l.is_empty())
+        let mut rest: &'a [u8] = self.raw;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let (line, after) = match memchr::memchr(b'\n', rest) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            rest = after;
+            Some(line.strip_suffix(b"\r").unwrap_or(line))
+        })
+        .filter(|l| !l.is_empty())
     }
 
     /// The value of the first `name:` field (one leading space removed).
