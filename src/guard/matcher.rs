@@ -11,7 +11,9 @@
 use aho_corasick::automaton::Automaton as _;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex_automata::dfa::{dense, Automaton as _, StartKind};
-use regex_automata::{Anchored, Input};
+use regex_automata::util::primitives::StateID;
+use regex_automata::util::start;
+use regex_automata::Anchored;
 
 /// Checks a candidate's text beyond its shape (a checksum, an address parse).
 pub type Validator = fn(&str) -> bool;
@@ -20,6 +22,7 @@ pub type Validator = fn(&str) -> bool;
 pub struct Words {
     finder: AhoCorasick,
     prefixes: aho_corasick::dfa::DFA,
+    first: ByteSet,
     whole_word: bool,
     longest: usize,
 }
@@ -28,8 +31,35 @@ pub struct Words {
 pub struct Pattern {
     finder: regex::Regex,
     prefixes: dense::DFA<Vec<u32>>,
+    /// The prefix automaton's anchored start state by the byte before the start (index 0:
+    /// none; `1 + b`: byte `b`), resolved once: `None` where that byte stops the automaton.
+    starts: Box<[Option<StateID>]>,
+    first: ByteSet,
     validate: Option<Validator>,
     longest: usize,
+}
+
+/// The bytes a match can begin with (after any byte): a text without one of them has no
+/// match and no live start, and is passed over without running an automaton.
+struct ByteSet([bool; 256]);
+
+impl ByteSet {
+    fn of(can_start: impl Fn(u8) -> bool) -> ByteSet {
+        let mut set = [false; 256];
+        for b in 0..=u8::MAX {
+            set[usize::from(b)] = can_start(b);
+        }
+        ByteSet(set)
+    }
+
+    fn has(&self, b: u8) -> bool {
+        self.0[usize::from(b)]
+    }
+
+    /// Whether any byte of `bytes` could begin a match.
+    fn any_in(&self, bytes: &[u8]) -> bool {
+        bytes.iter().any(|&b| self.has(b))
+    }
 }
 
 pub enum Matcher {
@@ -61,9 +91,17 @@ impl Words {
             .build(&words)
             .map_err(|e| e.to_string())?;
         let longest = words.iter().map(|w| w.len()).max().unwrap_or(1);
+        let first = ByteSet::of(|b| {
+            prefixes
+                .start_state(aho_corasick::Anchored::Yes)
+                .is_ok_and(|s| {
+                    !prefixes.is_dead(prefixes.next_state(aho_corasick::Anchored::Yes, s, b))
+                })
+        });
         Ok(Words {
             finder,
             prefixes,
+            first,
             whole_word,
             longest,
         })
@@ -101,9 +139,29 @@ impl Pattern {
             )
             .build(source)
             .map_err(|e| format!("too complex to check on streams: {e}"))?;
+        let start = |behind: Option<u8>| {
+            let config = start::Config::new()
+                .anchored(Anchored::Yes)
+                .look_behind(behind);
+            prefixes.start_state(&config).ok()
+        };
+        let starts: Box<[Option<StateID>]> = std::iter::once(start(None))
+            .chain((0..=u8::MAX).map(|b| start(Some(b))))
+            .collect();
+        // A byte that stops the automaton (non-ASCII next to `\b`) counts as a possible start.
+        let first = ByteSet::of(|b| {
+            starts.iter().any(|s| {
+                s.is_none_or(|s| {
+                    let next = prefixes.next_state(s, b);
+                    !prefixes.is_dead_state(next)
+                })
+            })
+        });
         Ok(Pattern {
             finder,
             prefixes,
+            starts,
+            first,
             validate,
             longest: longest.max(1),
         })
@@ -131,6 +189,12 @@ impl Matcher {
     /// Every match in `text[from..]` (the bytes before `from` are context only): `found(start,
     /// end)`. Word lists report overlapping matches; patterns report leftmost ones.
     pub fn find(&self, text: &str, from: usize, mut found: impl FnMut(usize, usize)) {
+        if !self
+            .first()
+            .any_in(&text.as_bytes()[from.min(text.len())..])
+        {
+            return;
+        }
         match self {
             Matcher::Words(w) => {
                 let input = aho_corasick::Input::new(text).range(from..);
@@ -166,17 +230,25 @@ impl Matcher {
         }
     }
 
-    /// The first start in `text[from..]` where a match could still be in progress at the
-    /// text's end, or `text.len()` when none could.
-    pub fn earliest_live(&self, text: &str, from: usize) -> usize {
+    /// The first start in `text[from..before]` where a match could still be in progress at
+    /// the text's end, or `before` when none could.
+    pub fn earliest_live(&self, text: &str, from: usize, before: usize) -> usize {
         let bytes = text.as_bytes();
+        let starts = self.first();
         // A match as long as the longest one ending right at the end still waits for the next
         // character (a `\b` or whole-word check).
         let first = from.max(text.len().saturating_sub(self.longest()));
-        (first..text.len())
-            .filter(|&p| text.is_char_boundary(p))
+        (first..before.min(text.len()))
+            .filter(|&p| starts.has(bytes[p]) && text.is_char_boundary(p))
             .find(|&p| self.live_from(bytes, p))
-            .unwrap_or(text.len())
+            .unwrap_or(before)
+    }
+
+    fn first(&self) -> &ByteSet {
+        match self {
+            Matcher::Words(w) => &w.first,
+            Matcher::Pattern(p) => &p.first,
+        }
     }
 
     fn live_from(&self, hay: &[u8], start: usize) -> bool {
@@ -198,8 +270,8 @@ impl Matcher {
             }
             Matcher::Pattern(p) => {
                 let dfa = &p.prefixes;
-                let input = Input::new(hay).range(start..).anchored(Anchored::Yes);
-                let Ok(mut sid) = dfa.start_state_forward(&input) else {
+                let behind = start.checked_sub(1).map_or(0, |i| 1 + usize::from(hay[i]));
+                let Some(mut sid) = p.starts[behind] else {
                     return true;
                 };
                 for &b in &hay[start..] {
@@ -245,10 +317,10 @@ mod tests {
     #[test]
     fn a_prefix_of_a_word_is_live_and_a_dead_end_is_not() {
         let m = words(&["forbidden"], false);
-        assert_eq!(m.earliest_live("this is forb", 0), 8);
-        assert_eq!(m.earliest_live("this is fox", 0), 11);
+        assert_eq!(m.earliest_live("this is forb", 0, 12), 8);
+        assert_eq!(m.earliest_live("this is fox", 0, 11), 11);
         // A complete match at the end is held: a whole-word check needs the next character.
-        assert_eq!(m.earliest_live("x forbidden", 0), 2);
+        assert_eq!(m.earliest_live("x forbidden", 0, 11), 2);
     }
 
     #[test]
@@ -258,9 +330,9 @@ mod tests {
             Pattern::new(r"(?-u:\b)[0-9]+(?-u:\b)", false, 8, Some(even)).unwrap(),
         ));
         assert_eq!(all(&m, "12 345 6789"), vec![(0, 2), (7, 11)]);
-        assert_eq!(m.earliest_live("call 123", 0), 5);
-        assert_eq!(m.earliest_live("call 123 now", 0), 12);
+        assert_eq!(m.earliest_live("call 123", 0, 8), 5);
+        assert_eq!(m.earliest_live("call 123 now", 0, 12), 12);
         // Older than the longest match: no longer live.
-        assert_eq!(m.earliest_live("12345678 90", 0), 9);
+        assert_eq!(m.earliest_live("12345678 90", 0, 11), 9);
     }
 }

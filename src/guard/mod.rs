@@ -10,6 +10,7 @@
 //! | [`scan`] | rules, the scanner over a text, and the stream channel's hold-back |
 //! | [`text`] | where the text is in request and answer bodies of each dialect |
 //! | [`stream`] | the live-stream filter over client-dialect events |
+//! | [`wire`] | what the filter reads of each event: its text fields' spans |
 //! | [`answer`] | one answer's guard: a stream's filter, or a JSON body screened whole |
 //!
 //! This module knows nothing of the proxy: it takes text and bytes and says what they
@@ -23,6 +24,7 @@ pub mod matcher;
 pub mod scan;
 pub mod stream;
 pub mod text;
+pub mod wire;
 
 pub use scan::{Action, Flow, Rule, Scanner, Verdict};
 use std::sync::Arc;

@@ -133,6 +133,13 @@ impl Scanner {
     /// Every finding in `text[from..]`, sorted by start (longest first on a tie).
     pub fn hits(&self, text: &str, from: usize) -> Vec<Hit> {
         let mut hits = Vec::new();
+        self.hits_into(text, from, &mut hits);
+        hits
+    }
+
+    /// [`Self::hits`] into a reused vector (cleared first).
+    pub fn hits_into(&self, text: &str, from: usize, hits: &mut Vec<Hit>) {
+        hits.clear();
         for (rule, check, c) in self.checks() {
             c.matcher.find(text, from, |start, end| {
                 hits.push(Hit {
@@ -143,16 +150,15 @@ impl Scanner {
                 })
             });
         }
-        hits.sort_by_key(|h| (h.start, std::cmp::Reverse(h.end), h.rule, h.check));
-        hits
+        hits.sort_unstable_by_key(|h| (h.start, std::cmp::Reverse(h.end), h.rule, h.check));
     }
 
     /// The first start in `text[from..]` a match could still be in progress at.
     pub fn earliest_live(&self, text: &str, from: usize) -> usize {
-        self.checks()
-            .map(|(_, _, c)| c.matcher.earliest_live(text, from))
-            .min()
-            .unwrap_or(text.len())
+        // Each check only looks before the earliest start found so far.
+        self.checks().fold(text.len(), |earliest, (_, _, c)| {
+            c.matcher.earliest_live(text, from, earliest)
+        })
     }
 
     /// Apply the findings in `text[from..to]` (which must not cut any of them): the text
@@ -215,34 +221,39 @@ pub struct Hold {
     buf: String,
     /// Where the held text starts in `buf`.
     held_from: usize,
+    /// The findings of the last scan (kept for its allocation).
+    hits: Vec<Hit>,
 }
 
 impl Hold {
-    /// Add `text` and return what can be released now (masked).
-    pub fn feed(&mut self, scanner: &Scanner, text: &str, v: &mut Verdict) -> String {
+    /// Add `text`; what can be released now (masked) is appended to `out`.
+    pub fn feed(&mut self, scanner: &Scanner, text: &str, out: &mut String, v: &mut Verdict) {
         self.buf.push_str(text);
         let from = self.held_from;
-        let hits = scanner.hits(&self.buf, from);
         let mut release = scanner.earliest_live(&self.buf, from);
+        if release == from {
+            return;
+        }
+        scanner.hits_into(&self.buf, from, &mut self.hits);
         // Never cut a finding: release up to the start of one that reaches past the point
         // (which may in turn cut an earlier, overlapping one).
-        while let Some(h) = hits.iter().find(|h| h.start < release && h.end > release) {
+        while let Some(h) = self
+            .hits
+            .iter()
+            .find(|h| h.start < release && h.end > release)
+        {
             release = h.start;
         }
-        let mut out = String::with_capacity(release - from);
-        scanner.apply(&self.buf, from, release, &hits, &mut out, v);
+        scanner.apply(&self.buf, from, release, &self.hits, out, v);
         self.keep_from(release);
-        out
     }
 
-    /// The channel ended: everything held is final.
-    pub fn flush(&mut self, scanner: &Scanner, v: &mut Verdict) -> String {
+    /// The channel ended: everything held is final, appended to `out`.
+    pub fn flush(&mut self, scanner: &Scanner, out: &mut String, v: &mut Verdict) {
         let from = self.held_from;
-        let hits = scanner.hits(&self.buf, from);
-        let mut out = String::with_capacity(self.buf.len() - from);
-        scanner.apply(&self.buf, from, self.buf.len(), &hits, &mut out, v);
+        scanner.hits_into(&self.buf, from, &mut self.hits);
+        scanner.apply(&self.buf, from, self.buf.len(), &self.hits, out, v);
         self.keep_from(self.buf.len());
-        out
     }
 
     pub fn is_empty(&self) -> bool {

@@ -11,50 +11,11 @@
 //! error event.
 
 use super::scan::{Hold, Scanner, Verdict};
+use super::wire::{self, BlockKind, ChoiceText, Field};
 use crate::dialect::Dialect;
+use crate::json_spans::string_value;
 use crate::sse::{Framer, Piece};
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use std::borrow::Cow;
-
-/// Which text of which choice or block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Content,
-    ReasoningContent,
-    Reasoning,
-    /// A tool call's arguments, by the tool call's index.
-    Arguments(u32),
-    /// Legacy completions' `text`.
-    Text,
-    /// An Anthropic block's text, thinking or partial JSON.
-    Block(BlockKind),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BlockKind {
-    Text,
-    Thinking,
-    ToolInput,
-}
-
-impl BlockKind {
-    fn delta_type(self) -> &'static str {
-        match self {
-            BlockKind::Text => "text_delta",
-            BlockKind::Thinking => "thinking_delta",
-            BlockKind::ToolInput => "input_json_delta",
-        }
-    }
-
-    fn field(self) -> &'static str {
-        match self {
-            BlockKind::Text => "text",
-            BlockKind::Thinking => "thinking",
-            BlockKind::ToolInput => "partial_json",
-        }
-    }
-}
+use std::ops::Range;
 
 struct Channel {
     /// The choice (OpenAI) or content block (Anthropic) index.
@@ -71,9 +32,17 @@ pub struct StreamGuard {
     channels: Vec<Channel>,
     /// Anthropic: each open block's kind.
     blocks: Vec<(u32, BlockKind)>,
-    /// OpenAI: the envelope (`id`, `object`, `created`, `model`) of the last chunk, for the
-    /// flush chunks.
-    envelope: Option<String>,
+    /// OpenAI: the data of the last chunk with choices, whose envelope (`id`, `object`,
+    /// `created`, `model`) the flush chunks repeat.
+    last_chunk: Vec<u8>,
+    /// The current event's replacements: a span of its data, and where the replacement
+    /// (a JSON string) lies in `edit_bytes`. Both are reused from event to event.
+    edits: Vec<(Range<usize>, Range<usize>)>,
+    edit_bytes: Vec<u8>,
+    /// What a channel released for the field at hand (reused).
+    scratch: String,
+    /// The current chunk's choices (reused).
+    choices: Vec<ChoiceText>,
     pub verdict: Verdict,
     /// Text released so far, for the moderation hook's windows (only when it is on).
     pub released: Option<String>,
@@ -92,7 +61,11 @@ impl StreamGuard {
             framer: Framer::default(),
             channels: Vec::new(),
             blocks: Vec::new(),
-            envelope: None,
+            last_chunk: Vec::new(),
+            edits: Vec::new(),
+            edit_bytes: Vec::new(),
+            scratch: String::new(),
+            choices: Vec::new(),
             verdict: Verdict::default(),
             released: keep_released.then(String::new),
             stopped: false,
@@ -183,10 +156,12 @@ impl StreamGuard {
                     out.extend_from_slice(event.raw);
                     return;
                 };
-                let rewritten = match self.dialect {
+                self.edits.clear();
+                self.edit_bytes.clear();
+                match self.dialect {
                     Dialect::OpenAi => self.openai_event(&data, out),
                     Dialect::Anthropic => self.anthropic_event(&data, out),
-                };
+                }
                 if self.verdict.blocked.is_some() {
                     self.stopped = true;
                     return;
@@ -206,17 +181,18 @@ impl StreamGuard {
                     out.extend_from_slice(event.raw);
                     return;
                 }
-                match rewritten {
-                    None => out.extend_from_slice(event.raw),
-                    Some(data) => write_event(out, name, &data),
+                if self.edits.is_empty() {
+                    out.extend_from_slice(event.raw);
+                } else {
+                    self.write_edited(out, name, &data);
                 }
             }
         }
     }
 
     /// Feed `text` to its channel; the released text (all of it when `last`: the channel
-    /// ends with this text).
-    fn release(&mut self, index: u32, field: Field, text: &str, last: bool) -> String {
+    /// ends with this text) is appended to `out`.
+    fn release(&mut self, index: u32, field: Field, text: &str, last: bool, out: &mut String) {
         let at = match self
             .channels
             .iter()
@@ -232,17 +208,63 @@ impl StreamGuard {
                 self.channels.len() - 1
             }
         };
-        let mut released = self.channels[at]
+        let start = out.len();
+        self.channels[at]
             .hold
-            .feed(&self.scanner, text, &mut self.verdict);
+            .feed(&self.scanner, text, out, &mut self.verdict);
         if last {
             let mut c = self.channels.remove(at);
-            released.push_str(&c.hold.flush(&self.scanner, &mut self.verdict));
+            c.hold.flush(&self.scanner, out, &mut self.verdict);
         }
         if let Some(r) = self.released.as_mut() {
-            r.push_str(&released);
+            r.push_str(&out[start..]);
         }
-        released
+    }
+
+    /// Release a field's text (`data[span]`, a JSON string) through its channel, and note
+    /// the replacement when what goes out differs.
+    fn edit_field(
+        &mut self,
+        data: &[u8],
+        span: Range<usize>,
+        index: u32,
+        field: Field,
+        last: bool,
+    ) {
+        let Some(original) = string_value(&data[span.clone()]) else {
+            return;
+        };
+        let mut released = std::mem::take(&mut self.scratch);
+        released.clear();
+        self.release(index, field, &original, last, &mut released);
+        if released != original {
+            let at = self.edit_bytes.len();
+            if serde_json::to_writer(&mut self.edit_bytes, released.as_str()).is_err() {
+                self.edit_bytes.truncate(at);
+                self.edit_bytes.extend_from_slice(b"\"\"");
+            }
+            self.edits.push((span, at..self.edit_bytes.len()));
+        }
+        self.scratch = released;
+    }
+
+    /// Write the current event with its edits in place.
+    fn write_edited(&mut self, out: &mut Vec<u8>, name: Option<&[u8]>, data: &[u8]) {
+        if let Some(n) = name {
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(n);
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"data: ");
+        self.edits.sort_unstable_by_key(|(span, _)| span.start);
+        let mut at = 0;
+        for (span, with) in &self.edits {
+            out.extend_from_slice(&data[at..span.start]);
+            out.extend_from_slice(&self.edit_bytes[with.clone()]);
+            at = span.end;
+        }
+        out.extend_from_slice(&data[at..]);
+        out.extend_from_slice(b"\n\n");
     }
 
     /// Flush the channels `which` selects, as delta events written to `out`.
@@ -252,7 +274,8 @@ impl StreamGuard {
         while i < self.channels.len() {
             if which(&self.channels[i]) {
                 let mut c = self.channels.remove(i);
-                let text = c.hold.flush(&self.scanner, &mut self.verdict);
+                let mut text = String::new();
+                c.hold.flush(&self.scanner, &mut text, &mut self.verdict);
                 if !text.is_empty() {
                     if let Some(r) = self.released.as_mut() {
                         r.push_str(&text);
@@ -308,8 +331,9 @@ impl StreamGuard {
         };
         let mut data = String::with_capacity(text.len() + 160);
         data.push('{');
-        if let Some(env) = &self.envelope {
-            data.push_str(env);
+        let env = wire::envelope(&self.last_chunk);
+        if !env.is_empty() {
+            data.push_str(&env);
             data.push(',');
         }
         data.push_str("\"choices\":[");
@@ -318,232 +342,69 @@ impl StreamGuard {
         write_event(out, None, data.as_bytes());
     }
 
-    /// One OpenAI chunk: `None` when it goes out as it came.
-    fn openai_event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Option<Vec<u8>> {
+    /// One OpenAI chunk: its replacements go to `self.edits` (none: it goes out as it came).
+    fn openai_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
         if data.trim_ascii() == b"[DONE]" {
             self.flush_where(out, |_| true);
-            return None;
+            return;
         }
-        let text = std::str::from_utf8(data).ok()?;
-        let chunk: Chunk = serde_json::from_str(text).ok()?;
-        if chunk.choices.is_empty() {
-            return None;
-        }
-        self.envelope = Some(envelope(&chunk));
-        let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
-        let mut finished = Vec::new();
-        for choice in &chunk.choices {
-            let i = choice.index;
-            let mut fields: Vec<(Field, &RawValue)> = Vec::new();
-            if let Some(d) = &choice.delta {
-                fields.extend(d.content.map(|r| (Field::Content, r)));
-                fields.extend(d.reasoning_content.map(|r| (Field::ReasoningContent, r)));
-                fields.extend(d.reasoning.map(|r| (Field::Reasoning, r)));
-                for call in d.tool_calls.iter().flatten() {
-                    if let Some(args) = call.function.as_ref().and_then(|f| f.arguments) {
-                        fields.push((Field::Arguments(call.index), args));
-                    }
+        let mut choices = std::mem::take(&mut self.choices);
+        if wire::read_chunk(data, &mut choices).is_some() && !choices.is_empty() {
+            self.last_chunk.clear();
+            self.last_chunk.extend_from_slice(data);
+            for choice in &choices {
+                for (field, span) in &choice.fields {
+                    self.edit_field(data, span.clone(), choice.index, *field, choice.last);
                 }
             }
-            fields.extend(choice.text.map(|r| (Field::Text, r)));
-            let last = choice.finish_reason.is_some_and(|r| r.get() != "null");
-            for (field, raw) in fields {
-                let Ok(original) = serde_json::from_str::<Cow<str>>(raw.get()) else {
-                    continue;
-                };
-                let released = self.release(i, field, &original, last);
-                if released != original {
-                    edits.push((span_of(text, raw), json_string(&released)));
-                }
-            }
-            if last {
-                finished.push(i);
+            if choices.iter().any(|c| c.last) {
+                self.flush_where(out, |c| {
+                    choices.iter().any(|ch| ch.last && ch.index == c.index)
+                });
             }
         }
-        if !finished.is_empty() {
-            self.flush_where(out, |c| finished.contains(&c.index));
-        }
-        (!edits.is_empty()).then(|| splice(text, edits))
+        self.choices = choices;
     }
 
-    /// One Anthropic event: `None` when it goes out as it came.
-    fn anthropic_event(&mut self, data: &[u8], out: &mut Vec<u8>) -> Option<Vec<u8>> {
-        let text = std::str::from_utf8(data).ok()?;
-        let ev: Event = serde_json::from_str(text).ok()?;
-        match ev.kind {
+    /// One Anthropic event: its replacements go to `self.edits` (none: it goes out as it
+    /// came).
+    fn anthropic_event(&mut self, data: &[u8], out: &mut Vec<u8>) {
+        let Some(ev) = wire::read_event(data) else {
+            return;
+        };
+        match &*ev.kind {
             "content_block_start" => {
-                let block = ev.content_block.as_ref()?;
-                let kind = match block.kind {
-                    "text" => BlockKind::Text,
-                    "thinking" => BlockKind::Thinking,
-                    "tool_use" => BlockKind::ToolInput,
-                    _ => return None,
+                let Some(kind) = ev.block_kind else {
+                    return;
                 };
                 self.blocks.push((ev.index, kind));
-                let raw = block.text.or(block.thinking)?;
-                let original = serde_json::from_str::<Cow<str>>(raw.get()).ok()?;
-                let released = self.release(ev.index, Field::Block(kind), &original, false);
-                (released != original)
-                    .then(|| splice(text, vec![(span_of(text, raw), json_string(&released))]))
+                if let Some(span) = ev.block_text {
+                    self.edit_field(data, span, ev.index, Field::Block(kind), false);
+                }
             }
             "content_block_delta" => {
-                let delta = ev.delta.as_ref()?;
                 let kind = self
                     .blocks
                     .iter()
                     .find(|(i, _)| *i == ev.index)
-                    .map(|(_, k)| *k)?;
-                let raw = delta.text.or(delta.thinking).or(delta.partial_json)?;
-                let original = serde_json::from_str::<Cow<str>>(raw.get()).ok()?;
-                let released = self.release(ev.index, Field::Block(kind), &original, false);
-                (released != original)
-                    .then(|| splice(text, vec![(span_of(text, raw), json_string(&released))]))
+                    .map(|(_, k)| *k);
+                if let (Some(kind), Some(span)) = (kind, ev.delta_text) {
+                    self.edit_field(data, span, ev.index, Field::Block(kind), false);
+                }
             }
             "content_block_stop" => {
                 let index = ev.index;
                 self.flush_where(out, |c| c.index == index);
                 self.blocks.retain(|(i, _)| *i != index);
-                None
             }
-            "message_delta" | "message_stop" => {
-                self.flush_where(out, |_| true);
-                None
-            }
-            _ => None,
+            "message_delta" | "message_stop" => self.flush_where(out, |_| true),
+            _ => {}
         }
     }
 }
 
 fn scanner_is_shadow(s: &Scanner) -> bool {
     s.rules.iter().all(|r| r.action == super::Action::Log)
-}
-
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    created: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    choices: Vec<Choice<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Choice<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    delta: Option<Delta<'a>>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    finish_reason: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(borrow, default)]
-    content: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    reasoning_content: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    reasoning: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    tool_calls: Option<Vec<ToolDelta<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ToolDelta<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    function: Option<FunctionDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct FunctionDelta<'a> {
-    #[serde(borrow, default)]
-    arguments: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Event<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: &'a str,
-    #[serde(default)]
-    index: u32,
-    #[serde(borrow, default)]
-    delta: Option<BlockText<'a>>,
-    #[serde(borrow, default)]
-    content_block: Option<BlockStart<'a>>,
-}
-
-#[derive(Deserialize)]
-struct BlockText<'a> {
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    thinking: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    partial_json: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct BlockStart<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: &'a str,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    thinking: Option<&'a RawValue>,
-}
-
-/// `"id":…,"object":…,"created":…,"model":…` of a chunk, as it came.
-fn envelope(c: &Chunk<'_>) -> String {
-    let mut s = String::new();
-    for (k, v) in [
-        ("id", c.id),
-        ("object", c.object),
-        ("created", c.created),
-        ("model", c.model),
-    ] {
-        if let Some(v) = v {
-            if !s.is_empty() {
-                s.push(',');
-            }
-            s.push('"');
-            s.push_str(k);
-            s.push_str("\":");
-            s.push_str(v.get());
-        }
-    }
-    s
-}
-
-fn span_of(text: &str, raw: &RawValue) -> std::ops::Range<usize> {
-    let start = raw.get().as_ptr() as usize - text.as_ptr() as usize;
-    start..start + raw.get().len()
-}
-
-fn json_string(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
-}
-
-fn splice(text: &str, mut edits: Vec<(std::ops::Range<usize>, String)>) -> Vec<u8> {
-    edits.sort_by_key(|(r, _)| r.start);
-    let mut out = Vec::with_capacity(text.len() + 16);
-    let mut at = 0;
-    for (range, with) in edits {
-        out.extend_from_slice(&text.as_bytes()[at..range.start]);
-        out.extend_from_slice(with.as_bytes());
-        at = range.end;
-    }
-    out.extend_from_slice(&text.as_bytes()[at..]);
-    out
 }
 
 fn write_event(out: &mut Vec<u8>, name: Option<&[u8]>, data: &[u8]) {
