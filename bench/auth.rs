@@ -36,6 +36,7 @@ fn config_table() -> KeyTable {
                 tenant: None,
                 log_payloads: false,
                 ip_rules: Default::default(),
+                mcp_tools: vec!["*".into()],
             })
         })
         .collect();

@@ -125,6 +125,7 @@ mod tests {
             tenant: None,
             ip_rules: Default::default(),
             log_payloads: false,
+            mcp_tools: vec!["*".into()],
         })
     }
 
@@ -142,6 +143,7 @@ mod tests {
             tenant: None,
             ip_rules: Default::default(),
             log_payloads: false,
+            mcp_tools: vec!["*".into()],
         })]);
         assert_eq!(table.authenticate(&key).unwrap().name, "a");
         assert!(table.authenticate(&format!("{key}x")).is_none());

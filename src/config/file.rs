@@ -46,6 +46,9 @@ pub struct FileConfig {
     /// Content policies (`[[guardrails]]`).
     #[serde(default)]
     pub guardrails: Vec<super::guardrails::GuardrailSection>,
+    /// The MCP bridge.
+    #[serde(default)]
+    pub mcp: super::mcp::McpSection,
 }
 
 /// `[[tenants]]`: limits and budgets every consumer with `tenant = <name>` shares.
@@ -191,6 +194,9 @@ pub struct ConsumerSection {
     pub allow_ips: Vec<String>,
     #[serde(default)]
     pub deny_ips: Vec<String>,
+    /// MCP tools it may see and call: `*`, `server/*`, `server/tool`.
+    #[serde(default = "default_models")]
+    pub mcp_tools: Vec<String>,
 }
 
 fn default_models() -> Vec<String> {

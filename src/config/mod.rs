@@ -10,7 +10,9 @@ pub mod file;
 mod file_upstreams;
 pub mod guardrails;
 pub mod limits;
+pub mod mcp;
 mod models;
+mod openapi;
 pub use models::{Retries, StreamRecovery};
 mod providers;
 pub mod rules;
@@ -23,7 +25,7 @@ use http::{HeaderName, HeaderValue};
 pub use limits::{
     ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings, ScopeLimits,
 };
-use providers::build_provider;
+use providers::{build_provider, parse_base_url};
 pub use rules::{Condition, Rule};
 use server::{build_admin, build_log, build_server};
 pub use server::{
@@ -84,6 +86,8 @@ pub struct Config {
     pub keys_state_file: Option<std::path::PathBuf>,
     /// `[[guardrails]]` policies.
     pub guardrails: crate::guard::Guardrails,
+    /// The MCP bridge (`[mcp]`).
+    pub mcp: mcp::McpSettings,
 }
 
 impl Config {
@@ -278,11 +282,22 @@ pub struct Consumer {
     pub log_payloads: bool,
     /// Where its keys work from.
     pub ip_rules: IpRules,
+    /// MCP tools it may see and call: `*`, `server/*`, `server/tool`.
+    pub mcp_tools: Vec<String>,
 }
 
 impl Consumer {
     pub fn may_use(&self, model: &str) -> bool {
         self.models.as_ref().is_none_or(|m| m.contains(model))
+    }
+
+    /// Whether it may see and call `tool` of MCP server `server`.
+    pub fn may_use_tool(&self, server: &str, tool: &str) -> bool {
+        self.mcp_tools.iter().any(|p| {
+            p == "*"
+                || p.split_once('/')
+                    .is_some_and(|(s, t)| s == server && (t == "*" || t == tool))
+        })
     }
 }
 
@@ -392,6 +407,10 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
     let consumers = models::build_consumers(file.consumers, &file.limits, &model_names, errs);
     let provider_names: HashSet<&str> = by_name.keys().copied().collect();
     let guardrails = guardrails::build(&file.guardrails, &provider_names, errs);
+    let mcp = mcp::build(&file.mcp, server.max_body_bytes, env, errs);
+    for (i, c) in consumers.iter().enumerate() {
+        mcp::check_tool_patterns(&format!("consumers[{i}]"), &c.mcp_tools, &mcp, errs);
+    }
 
     Config {
         server,
@@ -408,6 +427,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         server_cert,
         keys_state_file: file.keys.state_file.map(std::path::PathBuf::from),
         guardrails,
+        mcp,
     }
 }
 
@@ -432,5 +452,13 @@ fn build_tenants(sections: &[file::TenantSection], errs: &mut Vec<String>) -> Ve
         .collect()
 }
 
+/// The tools of an OpenAPI document (for other modules' unit tests).
+#[cfg(test)]
+pub fn openapi_tools_for_tests(doc: &str) -> Vec<mcp::Tool> {
+    openapi::tools(doc, &[], &[]).expect("a valid test document")
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mcp;

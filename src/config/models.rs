@@ -286,6 +286,7 @@ pub(super) fn build_consumers(
             project: c.project,
             tenant: c.tenant,
             log_payloads: c.log_payloads,
+            mcp_tools: c.mcp_tools,
             ip_rules: IpRules {
                 allow: super::access::build_nets(&format!("{at}.allow_ips"), &c.allow_ips, errs),
                 deny: super::access::build_nets(&format!("{at}.deny_ips"), &c.deny_ips, errs),

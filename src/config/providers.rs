@@ -216,7 +216,7 @@ fn build_tls(at: &str, p: &file::ProviderSection, errs: &mut Vec<String>) -> Tls
 }
 
 /// Split `http(s)://host[:port][/prefix]` into its parts.
-fn parse_base_url(url: &str) -> Result<Upstream, String> {
+pub(super) fn parse_base_url(url: &str) -> Result<Upstream, String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|_| format!("\"{url}\" is not a valid URL"))?;

@@ -1,0 +1,441 @@
+//! `[mcp]`: the MCP bridge's file shapes, checked and built into [`McpSettings`].
+//!
+//! Each `[[mcp.servers]]` entry becomes one MCP server at `/mcp/{name}`: an HTTP API whose
+//! OpenAPI document is read here, at load, into its tools ([`super::openapi`]). Every error names
+//! its field (`mcp.servers[0].openapi: …`); a document that cannot be read, parsed or resolved
+//! is an error at load, never at request time.
+
+use super::openapi;
+use super::{parse_base_url, Secret, Upstream};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `[mcp]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpSection {
+    /// Environment variable holding the session-sealing key (32 bytes: 64 hex digits or
+    /// base64). Every instance given the same key serves every session. Without it, a random
+    /// key per process: sessions then live on the instance that opened them.
+    pub session_key_env: Option<String>,
+    /// The key before a rotation, still accepted (never used to seal).
+    pub previous_session_key_env: Option<String>,
+    /// How long a session lasts after it is opened.
+    pub session_ttl_seconds: Option<u64>,
+    /// `Origin` values browsers may call from; a request with any other `Origin` gets 403.
+    /// Requests without `Origin` (SDKs, servers) are not affected.
+    pub allowed_origins: Vec<String>,
+    /// Largest JSON-RPC message accepted (default: `server.max_body_bytes`).
+    pub max_body_bytes: Option<usize>,
+    pub servers: Vec<McpServerSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerSection {
+    pub name: String,
+    /// The OpenAPI 3.0 or 3.1 document (JSON) describing the API.
+    pub openapi: String,
+    /// Where the API is (`http(s)://host[:port][/prefix]`); the document's paths go below it.
+    pub base_url: String,
+    /// Operations to offer (operationId or tool name); empty: all.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Operations never offered.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Calls per minute of one consumer to one tool (on top of the consumer's own limits).
+    #[serde(default)]
+    pub tool_calls_per_minute: Option<u64>,
+    /// Client headers passed on to the API (e.g. a user's own token); never the gateway key.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// A stored credential the gateway adds to every call.
+    #[serde(default)]
+    pub credential: Option<CredentialSection>,
+    /// Shown to clients in `initialize` / `server/discover`.
+    #[serde(default)]
+    pub instructions: Option<String>,
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialSection {
+    pub kind: CredentialKind,
+    /// The header or query parameter name (`header`, `query`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Environment variable holding the value.
+    pub value_env: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// `Authorization: Bearer <value>`.
+    Bearer,
+    Header,
+    Query,
+}
+
+/// The bridge's runtime settings.
+#[derive(Debug)]
+pub struct McpSettings {
+    pub servers: Vec<Arc<McpServer>>,
+    pub keys: SessionKeys,
+    pub session_ttl: Duration,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+impl McpSettings {
+    pub fn server(&self, name: &str) -> Option<&Arc<McpServer>> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+}
+
+/// The keys that seal session ids: `current` seals and opens, `previous` only opens.
+#[derive(Clone)]
+pub struct SessionKeys {
+    pub current: [u8; 32],
+    pub previous: Option<[u8; 32]>,
+    /// The key came from the environment (shared by instances), not made at start.
+    pub shared: bool,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKeys(***)")
+    }
+}
+
+/// One MCP server: an HTTP API and the tools its operations became.
+#[derive(Debug)]
+pub struct McpServer {
+    pub name: String,
+    pub upstream: Upstream,
+    pub tools: Vec<Tool>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub tool_calls_per_minute: Option<u64>,
+    pub forward_headers: Vec<http::HeaderName>,
+    pub credential: Option<Credential>,
+    pub instructions: Option<String>,
+}
+
+impl McpServer {
+    pub fn tool(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.name == name)
+    }
+}
+
+#[derive(Debug)]
+pub enum Credential {
+    Bearer(Secret),
+    Header(http::HeaderName, Secret),
+    Query(String, Secret),
+}
+
+/// One tool: what clients see (`tools/list`) and the HTTP operation a call becomes.
+#[derive(Debug)]
+pub struct Tool {
+    pub name: String,
+    pub description: String,
+    pub input_schema: Value,
+    pub output_schema: Option<Value>,
+    /// The response schema is not an object: results are `{"result": …}`.
+    pub wraps_output: bool,
+    pub operation: Operation,
+}
+
+#[derive(Debug)]
+pub struct Operation {
+    pub method: http::Method,
+    /// The document's path template, e.g. `/pets/{petId}`.
+    pub path: String,
+    pub params: Vec<Param>,
+    /// A JSON request body, passed as the `body` argument.
+    pub body: Option<BodyParam>,
+}
+
+#[derive(Debug)]
+pub struct Param {
+    /// The parameter's name on the wire.
+    pub name: String,
+    /// Its property in the tool's `inputSchema` (the name, unless two locations share it).
+    pub argument: String,
+    pub location: Location,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    Path,
+    Query,
+    Header,
+}
+
+#[derive(Debug)]
+pub struct BodyParam {
+    pub required: bool,
+    pub content_type: String,
+}
+
+pub(super) fn build(
+    section: &McpSection,
+    default_max_body: usize,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> McpSettings {
+    let keys = SessionKeys {
+        current: key_from_env(
+            "mcp.session_key_env",
+            section.session_key_env.as_deref(),
+            env,
+            errs,
+        )
+        .unwrap_or_else(random_key),
+        previous: key_from_env(
+            "mcp.previous_session_key_env",
+            section.previous_session_key_env.as_deref(),
+            env,
+            errs,
+        ),
+        shared: section.session_key_env.is_some(),
+    };
+    let mut names = HashSet::new();
+    let mut servers = Vec::new();
+    for (i, s) in section.servers.iter().enumerate() {
+        let at = format!("mcp.servers[{i}]");
+        if !valid_server_name(&s.name) {
+            errs.push(format!(
+                "{at}.name `{}` must be 1-64 of [A-Za-z0-9_-] (it is a path segment and a tool prefix)",
+                s.name
+            ));
+        }
+        if !names.insert(s.name.as_str()) {
+            errs.push(format!("{at}.name `{}` is defined twice", s.name));
+        }
+        if let Some(server) = build_server(&at, s, env, errs) {
+            servers.push(Arc::new(server));
+        }
+    }
+    let ttl = section.session_ttl_seconds.unwrap_or(24 * 3600);
+    if ttl == 0 {
+        errs.push("mcp.session_ttl_seconds must be > 0".into());
+    }
+    McpSettings {
+        servers,
+        keys,
+        session_ttl: Duration::from_secs(ttl),
+        allowed_origins: section.allowed_origins.clone(),
+        max_body_bytes: section.max_body_bytes.unwrap_or(default_max_body),
+    }
+}
+
+fn valid_server_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn build_server(
+    at: &str,
+    s: &McpServerSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> Option<McpServer> {
+    let upstream = parse_base_url(&s.base_url)
+        .map_err(|e| errs.push(format!("{at}.base_url {e}")))
+        .ok();
+    if s.timeout_ms == 0 {
+        errs.push(format!("{at}.timeout_ms must be > 0"));
+    }
+    if s.connect_timeout_ms == 0 {
+        errs.push(format!("{at}.connect_timeout_ms must be > 0"));
+    }
+    if s.tool_calls_per_minute == Some(0) {
+        errs.push(format!(
+            "{at}.tool_calls_per_minute must be > 0 (omit it for no limit)"
+        ));
+    }
+    let mut forward_headers = Vec::new();
+    for (j, h) in s.forward_headers.iter().enumerate() {
+        match http::HeaderName::from_bytes(h.as_bytes()) {
+            Ok(name) if is_credential_header(&name) => errs.push(format!(
+                "{at}.forward_headers[{j}] `{h}` carries the gateway key and is never forwarded"
+            )),
+            Ok(name) => forward_headers.push(name),
+            Err(_) => errs.push(format!(
+                "{at}.forward_headers[{j}] `{h}` is not a header name"
+            )),
+        }
+    }
+    let credential = s
+        .credential
+        .as_ref()
+        .and_then(|c| build_credential(&format!("{at}.credential"), c, env, errs));
+    let tools = match std::fs::read_to_string(&s.openapi) {
+        Err(e) => {
+            errs.push(format!("{at}.openapi: cannot read {}: {e}", s.openapi));
+            return None;
+        }
+        Ok(text) => match openapi::tools(&text, &s.include, &s.exclude) {
+            Ok(tools) => tools,
+            Err(e) => {
+                errs.push(format!("{at}.openapi ({}): {e}", s.openapi));
+                return None;
+            }
+        },
+    };
+    Some(McpServer {
+        name: s.name.clone(),
+        upstream: upstream?,
+        tools,
+        timeout: Duration::from_millis(s.timeout_ms),
+        connect_timeout: Duration::from_millis(s.connect_timeout_ms),
+        tool_calls_per_minute: s.tool_calls_per_minute,
+        forward_headers,
+        credential,
+        instructions: s.instructions.clone(),
+    })
+}
+
+/// Headers that carry a client's credentials (the gateway key): never forwarded.
+fn is_credential_header(name: &http::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization" | "x-api-key" | "api-key" | "proxy-authorization" | "cookie"
+    )
+}
+
+fn build_credential(
+    at: &str,
+    c: &CredentialSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> Option<Credential> {
+    let Some(value) = env(&c.value_env).filter(|v| !v.is_empty()) else {
+        errs.push(format!(
+            "{at}.value_env: environment variable {} is not set",
+            c.value_env
+        ));
+        return None;
+    };
+    let value = Secret(value);
+    match (c.kind, c.name.as_deref()) {
+        (CredentialKind::Bearer, None) => Some(Credential::Bearer(value)),
+        (CredentialKind::Bearer, Some(_)) => {
+            errs.push(format!("{at}.name is not used with kind = \"bearer\""));
+            None
+        }
+        (CredentialKind::Header, Some(n)) => match http::HeaderName::from_bytes(n.as_bytes()) {
+            Ok(h) if http::HeaderValue::from_str(value.expose()).is_ok() => {
+                Some(Credential::Header(h, value))
+            }
+            Ok(_) => {
+                errs.push(format!(
+                    "{at}.value_env: the value is not a valid header value"
+                ));
+                None
+            }
+            Err(_) => {
+                errs.push(format!("{at}.name `{n}` is not a header name"));
+                None
+            }
+        },
+        (CredentialKind::Query, Some(n)) if !n.is_empty() => {
+            Some(Credential::Query(n.to_string(), value))
+        }
+        (CredentialKind::Header | CredentialKind::Query, _) => {
+            errs.push(format!("{at}.name is required with this kind"));
+            None
+        }
+    }
+}
+
+fn key_from_env(
+    field: &str,
+    var: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> Option<[u8; 32]> {
+    let var = var?;
+    let Some(text) = env(var) else {
+        errs.push(format!("{field}: environment variable {var} is not set"));
+        return None;
+    };
+    match decode_key(text.trim()) {
+        Some(k) => Some(k),
+        None => {
+            errs.push(format!(
+                "{field}: {var} must hold 32 bytes as 64 hex digits or base64 (`openssl rand -hex 32`)"
+            ));
+            None
+        }
+    }
+}
+
+fn decode_key(text: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let bytes = hex::decode(text).ok().or_else(|| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .or_else(|| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(text)
+                    .ok()
+            })
+    })?;
+    bytes.try_into().ok()
+}
+
+fn random_key() -> [u8; 32] {
+    rand::random()
+}
+
+/// `consumers[i].mcp_tools`: `*`, `server/*` or `server/tool`, checked against the servers.
+pub(super) fn check_tool_patterns(
+    at: &str,
+    patterns: &[String],
+    mcp: &McpSettings,
+    errs: &mut Vec<String>,
+) {
+    for (j, p) in patterns.iter().enumerate() {
+        if p == "*" {
+            continue;
+        }
+        let Some((server, tool)) = p.split_once('/') else {
+            errs.push(format!(
+                "{at}.mcp_tools[{j}] `{p}` must be `*`, `server/*` or `server/tool`"
+            ));
+            continue;
+        };
+        match mcp.server(server) {
+            None => errs.push(format!(
+                "{at}.mcp_tools[{j}] names unknown MCP server `{server}`"
+            )),
+            Some(s) if tool != "*" && s.tool(tool).is_none() => errs.push(format!(
+                "{at}.mcp_tools[{j}]: MCP server `{server}` has no tool `{tool}`"
+            )),
+            Some(_) => {}
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! OpenAPI 3.0 / 3.1 documents (JSON) into MCP tools, at config load.
+//!
+//! Each operation becomes one [`Tool`]: its name from `operationId` (or method and path),
+//! made valid (`[A-Za-z0-9_.-]`, at most 64 characters, unique); its description from
+//! `summary` and `description`; its `inputSchema` an object whose properties are the path,
+//! query and header parameters (under their names) and the JSON request body (under `body`);
+//! its `outputSchema` the first 2xx response's JSON schema, wrapped as `{"result": …}` when it
+//! is not an object (MCP's structured content is always an object).
+//!
+//! `$ref`s within the document are resolved by inlining the target (siblings of a `$ref`
+//! override it, as in 3.1); a reference back into itself becomes `{}` (any value) at the point
+//! of recursion; references to other files are refused. In 3.0 documents `nullable: true`
+//! becomes a `"null"` member of `type`. Cookie parameters are not offered. Written here rather
+//! than with an OpenAPI crate: the ones available model the whole specification as types and
+//! would still need this walk to produce JSON Schema for tools.
+
+use super::mcp::{BodyParam, Location, Operation, Param, Tool};
+use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+
+const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
+/// How deep references may nest before the document is refused.
+const MAX_REF_DEPTH: usize = 64;
+const MAX_TOOL_NAME: usize = 64;
+
+/// The tools of one document, filtered by `include` and `exclude`.
+pub fn tools(text: &str, include: &[String], exclude: &[String]) -> Result<Vec<Tool>, String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let version = doc
+        .get("openapi")
+        .and_then(Value::as_str)
+        .ok_or("no `openapi` version field (only OpenAPI 3.0 and 3.1 are read)")?;
+    let legacy_nullable = if version.starts_with("3.0") {
+        true
+    } else if version.starts_with("3.1") {
+        false
+    } else {
+        return Err(format!("openapi {version} is not 3.0 or 3.1"));
+    };
+    let r = Resolver {
+        doc: &doc,
+        legacy_nullable,
+    };
+    let paths = doc
+        .get("paths")
+        .and_then(Value::as_object)
+        .ok_or("no `paths` object")?;
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    let mut matched = HashSet::new();
+    for (path, item) in paths {
+        let item = r.resolve(item, &format!("/paths/{path}"), &mut Vec::new())?;
+        let shared = item.get("parameters").cloned().unwrap_or(json!([]));
+        for method in METHODS {
+            let Some(op) = item.get(method) else { continue };
+            let at = format!("{} {path}", method.to_uppercase());
+            let id = op.get("operationId").and_then(Value::as_str);
+            let base = tool_name(id.unwrap_or(&format!("{method}_{path}")));
+            let mut name = base.clone();
+            let mut n = 2;
+            while !names.insert(name.clone()) {
+                name = format!("{}_{n}", &base[..base.len().min(MAX_TOOL_NAME - 4)]);
+                n += 1;
+            }
+            let chosen = |list: &[String]| {
+                list.iter()
+                    .find(|x| Some(x.as_str()) == id || **x == name)
+                    .cloned()
+            };
+            if let Some(x) = chosen(include) {
+                matched.insert(x);
+            } else if !include.is_empty() {
+                continue;
+            }
+            if let Some(x) = chosen(exclude) {
+                matched.insert(x);
+                continue;
+            }
+            let tool = r
+                .tool(name, method, path, op, &shared)
+                .map_err(|e| format!("{at}: {e}"))?;
+            out.push(tool);
+        }
+    }
+    for x in include.iter().chain(exclude) {
+        if !matched.contains(x) {
+            return Err(format!(
+                "include/exclude names `{x}`, which no operation has"
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// `[A-Za-z0-9_.-]`, at most 64 characters, never empty.
+fn tool_name(raw: &str) -> String {
+    let mut s = String::new();
+    for c in raw.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+            c
+        } else {
+            '_'
+        };
+        if !(c == '_' && s.ends_with('_')) {
+            s.push(c);
+        }
+    }
+    let s = s.trim_matches('_');
+    let s: String = s.chars().take(MAX_TOOL_NAME).collect();
+    if s.is_empty() {
+        "operation".into()
+    } else {
+        s
+    }
+}
+
+struct Resolver<'a> {
+    doc: &'a Value,
+    legacy_nullable: bool,
+}
+
+impl Resolver<'_> {
+    fn tool(
+        &self,
+        name: String,
+        method: &str,
+        path: &str,
+        op: &Value,
+        shared: &Value,
+    ) -> Result<Tool, String> {
+        let op = self.resolve(op, path, &mut Vec::new())?;
+        let summary = op.get("summary").and_then(Value::as_str).unwrap_or("");
+        let detail = op.get("description").and_then(Value::as_str).unwrap_or("");
+        let description = match (summary.is_empty(), detail.is_empty()) {
+            (true, true) => format!("{} {path}", method.to_uppercase()),
+            (false, true) => summary.to_string(),
+            (true, false) => detail.to_string(),
+            (false, false) => format!("{summary}\n\n{detail}"),
+        };
+        let mut properties = Map::new();
+        let mut required = Vec::new();
+        let mut params = Vec::new();
+        // Operation parameters override the path item's by name and location.
+        let own = op.get("parameters").cloned().unwrap_or(json!([]));
+        let listed = |v: &Value| v.as_array().cloned().unwrap_or_default();
+        let mut all: Vec<Value> = listed(&own);
+        for p in listed(shared) {
+            let key = |x: &Value| (x.get("name").cloned(), x.get("in").cloned());
+            if !all.iter().any(|o| key(o) == key(&p)) {
+                all.push(p);
+            }
+        }
+        for p in all {
+            let p = self.resolve(&p, path, &mut Vec::new())?;
+            let pname = p
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or("a parameter has no name")?;
+            let location = match p.get("in").and_then(Value::as_str) {
+                Some("path") => Location::Path,
+                Some("query") => Location::Query,
+                Some("header") => Location::Header,
+                Some("cookie") => continue,
+                other => return Err(format!("parameter `{pname}` has `in` {other:?}")),
+            };
+            if location == Location::Header
+                && http::HeaderName::from_bytes(pname.as_bytes()).is_err()
+            {
+                return Err(format!("header parameter `{pname}` is not a header name"));
+            }
+            let req = location == Location::Path
+                || p.get("required").and_then(Value::as_bool).unwrap_or(false);
+            let mut schema = p.get("schema").cloned().unwrap_or(json!({}));
+            if let (Some(d), Some(obj)) = (p.get("description"), schema.as_object_mut()) {
+                obj.entry("description").or_insert(d.clone());
+            }
+            let argument = if properties.contains_key(pname) || pname == "body" {
+                format!("{}_{pname}", location_word(location))
+            } else {
+                pname.to_string()
+            };
+            properties.insert(argument.clone(), schema);
+            if req {
+                required.push(Value::from(argument.clone()));
+            }
+            params.push(Param {
+                name: pname.to_string(),
+                argument,
+                location,
+                required: req,
+            });
+        }
+        let mut body = None;
+        if let Some(rb) = op.get("requestBody") {
+            let rb = self.resolve(rb, path, &mut Vec::new())?;
+            let req = rb.get("required").and_then(Value::as_bool).unwrap_or(false);
+            match json_media(&rb) {
+                Some((content_type, media)) => {
+                    let schema = media.get("schema").cloned().unwrap_or(json!({}));
+                    properties.insert("body".into(), schema);
+                    if req {
+                        required.push("body".into());
+                    }
+                    body = Some(BodyParam {
+                        required: req,
+                        content_type,
+                    });
+                }
+                None if req => return Err("its request body is not JSON".into()),
+                None => {}
+            }
+        }
+        let mut input = json!({"type": "object", "properties": properties});
+        if !required.is_empty() {
+            input["required"] = Value::Array(required);
+        }
+        let (output_schema, wraps_output) = match self.output_schema(&op, path)? {
+            Some(s) if is_object_schema(&s) => (Some(s), false),
+            Some(s) => (
+                Some(
+                    json!({"type": "object", "properties": {"result": s}, "required": ["result"]}),
+                ),
+                true,
+            ),
+            None => (None, false),
+        };
+        let method = method
+            .to_uppercase()
+            .parse::<http::Method>()
+            .map_err(|_| "bad method".to_string())?;
+        Ok(Tool {
+            name,
+            description,
+            input_schema: input,
+            output_schema,
+            wraps_output,
+            operation: Operation {
+                method,
+                path: path.to_string(),
+                params,
+                body,
+            },
+        })
+    }
+
+    /// The first 2xx response's JSON schema (`200` before `201`..., then `2XX`).
+    fn output_schema(&self, op: &Value, at: &str) -> Result<Option<Value>, String> {
+        let Some(responses) = op.get("responses").and_then(Value::as_object) else {
+            return Ok(None);
+        };
+        let mut codes: Vec<&String> = responses.keys().filter(|k| k.starts_with('2')).collect();
+        codes.sort();
+        for code in codes {
+            let r = self.resolve(&responses[code], at, &mut Vec::new())?;
+            if let Some((_, media)) = json_media(&r) {
+                return Ok(media.get("schema").cloned());
+            }
+        }
+        Ok(None)
+    }
+
+    /// `value` with every `$ref` inlined. `seen` holds the references being expanded.
+    fn resolve(&self, value: &Value, at: &str, seen: &mut Vec<String>) -> Result<Value, String> {
+        if seen.len() > MAX_REF_DEPTH {
+            return Err(format!(
+                "references nest deeper than {MAX_REF_DEPTH} at {at}"
+            ));
+        }
+        match value {
+            Value::Object(obj) => {
+                if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
+                    if seen.iter().any(|s| s == r) {
+                        return Ok(json!({}));
+                    }
+                    let target = self.target(r)?;
+                    seen.push(r.to_string());
+                    let mut resolved = self.resolve(target, r, seen)?;
+                    seen.pop();
+                    if let Value::Object(t) = &mut resolved {
+                        for (k, v) in obj.iter().filter(|(k, _)| *k != "$ref") {
+                            t.insert(k.clone(), self.resolve(v, at, seen)?);
+                        }
+                    }
+                    return Ok(resolved);
+                }
+                let mut out = Map::new();
+                for (k, v) in obj {
+                    out.insert(k.clone(), self.resolve(v, at, seen)?);
+                }
+                if self.legacy_nullable && out.get("nullable") == Some(&Value::Bool(true)) {
+                    out.remove("nullable");
+                    if let Some(Value::String(t)) = out.get("type").cloned() {
+                        out.insert("type".into(), json!([t, "null"]));
+                    }
+                }
+                Ok(Value::Object(out))
+            }
+            Value::Array(items) => items
+                .iter()
+                .map(|v| self.resolve(v, at, seen))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn target(&self, r: &str) -> Result<&Value, String> {
+        let pointer = r
+            .strip_prefix('#')
+            .ok_or_else(|| format!("$ref `{r}` points outside the document (not supported)"))?;
+        self.doc
+            .pointer(pointer)
+            .ok_or_else(|| format!("$ref `{r}` points at nothing"))
+    }
+}
+
+fn location_word(l: Location) -> &'static str {
+    match l {
+        Location::Path => "path",
+        Location::Query => "query",
+        Location::Header => "header",
+    }
+}
+
+/// The JSON media type of a request body or response (`application/json`, `…+json`).
+fn json_media(v: &Value) -> Option<(String, &Value)> {
+    let content = v.get("content")?.as_object()?;
+    content
+        .iter()
+        .find(|(k, _)| {
+            let k = k.split(';').next().unwrap_or("").trim();
+            k == "application/json" || k.ends_with("+json")
+        })
+        .map(|(k, m)| (k.clone(), m))
+}
+
+fn is_object_schema(s: &Value) -> bool {
+    match s.get("type") {
+        Some(Value::String(t)) => t == "object",
+        Some(_) => false,
+        None => s.get("properties").is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r##"{
+      "openapi": "3.1.0",
+      "paths": {
+        "/pets/{petId}": {
+          "parameters": [{"name": "petId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+          "get": {"operationId": "getPet", "summary": "One pet",
+            "parameters": [{"name": "X-Trace", "in": "header", "schema": {"type": "string"}}],
+            "responses": {"200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}}}
+        },
+        "/pets": {
+          "get": {"parameters": [{"$ref": "#/components/parameters/Limit"}],
+            "responses": {"200": {"content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Pet"}}}}}}},
+          "post": {"operationId": "addPet", "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}},
+            "responses": {"201": {"description": "made"}}}
+        }
+      },
+      "components": {
+        "parameters": {"Limit": {"name": "limit", "in": "query", "schema": {"type": "integer"}}},
+        "schemas": {"Pet": {"type": "object", "properties": {"name": {"type": "string"}, "friend": {"$ref": "#/components/schemas/Pet"}}}}
+      }
+    }"##;
+
+    #[test]
+    fn operations_become_tools_with_resolved_schemas() {
+        let tools = tools(DOC, &[], &[]).unwrap();
+        let names: Vec<_> = tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["get_pets", "addPet", "getPet"]);
+        let get = &tools[2];
+        assert_eq!(get.input_schema["properties"]["petId"]["type"], "integer");
+        assert_eq!(get.input_schema["required"], json!(["petId"]));
+        assert_eq!(get.operation.params.len(), 2);
+        let out = get.output_schema.as_ref().unwrap();
+        assert_eq!(out["properties"]["name"]["type"], "string");
+        // A reference back into itself stops there.
+        assert_eq!(out["properties"]["friend"], json!({}));
+        assert!(!get.wraps_output);
+        let list = &tools[0];
+        assert!(list.wraps_output);
+        assert_eq!(list.input_schema["properties"]["limit"]["type"], "integer");
+        let add = &tools[1];
+        assert_eq!(add.input_schema["required"], json!(["body"]));
+        assert!(add.operation.body.as_ref().unwrap().required);
+        assert!(add.output_schema.is_none());
+    }
+
+    #[test]
+    fn include_exclude_and_errors_name_what_is_wrong() {
+        assert_eq!(tools(DOC, &["getPet".into()], &[]).unwrap().len(), 1);
+        assert_eq!(tools(DOC, &[], &["get_pets".into()]).unwrap().len(), 2);
+        assert!(tools(DOC, &["nope".into()], &[])
+            .unwrap_err()
+            .contains("nope"));
+        assert!(tools(r#"{"openapi": "2.0", "paths": {}}"#, &[], &[])
+            .unwrap_err()
+            .contains("2.0"));
+        let external = DOC.replace("#/components/parameters/Limit", "other.json#/x");
+        assert!(tools(&external, &[], &[]).unwrap_err().contains("outside"));
+        assert_eq!(tool_name("/pets/{id}: get!"), "pets_id_get");
+    }
+
+    #[test]
+    fn nullable_in_3_0_becomes_a_type_union() {
+        let doc = DOC.replace("3.1.0", "3.0.3").replace(
+            r#""name": {"type": "string"}"#,
+            r#""name": {"type": "string", "nullable": true}"#,
+        );
+        let tools = tools(&doc, &["getPet".into()], &[]).unwrap();
+        let out = tools[0].output_schema.as_ref().unwrap();
+        assert_eq!(out["properties"]["name"]["type"], json!(["string", "null"]));
+    }
+}
