@@ -253,7 +253,7 @@ impl AccessLog {
             .as_ref()
     }
 
-    pub fn emit(&self, record: &AccessRecord) {
+    pub fn emit<T: Serialize>(&self, record: &T) {
         let Some(w) = self.writer() else { return };
         LINE.with_borrow_mut(|line| {
             line.clear();

@@ -142,7 +142,54 @@ pub struct RequestCtx {
     pub upstream: UpstreamIo,
     pub response: Option<Committed>,
     pub end: End,
+    /// Set when the request was an MCP exchange ([`crate::mcp`]); read by its report.
+    pub mcp: Option<McpExchange>,
     _inflight: GaugeGuard,
+}
+
+/// What an MCP request was and how it ended, for its access-log line and metrics.
+#[derive(Debug, Default)]
+pub struct McpExchange {
+    /// The server path (`None`: the combined `/mcp`).
+    pub server: Option<String>,
+    /// The JSON-RPC method, when the body was read that far.
+    pub method: Option<String>,
+    /// The tool called (`tools/call`), as the client named it.
+    pub tool: Option<String>,
+    /// The protocol revision the request was served under.
+    pub version: Option<String>,
+    pub outcome: McpOutcome,
+}
+
+/// How an MCP request ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum McpOutcome {
+    /// Answered (a result, a 202, a stream that ran its course).
+    #[default]
+    Ok,
+    /// The API answered a tool call with a non-2xx status (an `isError` result).
+    ToolError,
+    /// The API did not answer a tool call in time, or at all (an `isError` result).
+    Unreachable,
+    /// A tool call's arguments did not fit its operation; nothing was sent.
+    InvalidArguments,
+    /// A limit refused the call.
+    RateLimited,
+    /// The gateway refused the request: key, origin, session, size, protocol.
+    Refused,
+}
+
+impl McpOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            McpOutcome::Ok => "ok",
+            McpOutcome::ToolError => "tool_error",
+            McpOutcome::Unreachable => "unreachable",
+            McpOutcome::InvalidArguments => "invalid_arguments",
+            McpOutcome::RateLimited => "rate_limited",
+            McpOutcome::Refused => "refused",
+        }
+    }
 }
 
 impl RequestCtx {
@@ -157,6 +204,7 @@ impl RequestCtx {
             upstream: UpstreamIo::default(),
             response: None,
             end: End::default(),
+            mcp: None,
             _inflight: GaugeGuard::acquire(&METRICS.inflight),
         }
     }

@@ -166,7 +166,7 @@ impl GatewayError {
     }
 
     /// How long the client should wait before retrying, when the gateway knows.
-    fn retry_after_ms(&self) -> Option<u64> {
+    pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
             GatewayError::RateLimited { retry_after_ms, .. }
             | GatewayError::QuotaExceeded { retry_after_ms, .. } => Some(*retry_after_ms),

@@ -46,51 +46,12 @@ pub async fn admit(
         ctx.dialect = Dialect::Anthropic;
     }
     let operation = route(&session.req_header().method, path)?;
-    let access = &runtime.config.access;
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip());
-    let ip = auth::client_ip(peer, &session.req_header().headers, &access.trusted_proxies);
-    ctx.admission.client_ip = ip;
-    let admitted =
-        |rules: &crate::config::IpRules| rules.is_empty() || ip.is_some_and(|ip| rules.admits(ip));
-    if !admitted(&access.rules) {
-        return Err(GatewayError::PermissionDenied);
-    }
-    let key = auth::presented_key(&session.req_header().headers).ok_or(GatewayError::MissingKey)?;
-    let consumer = match runtime.keys.authenticate_key(key) {
-        Some((c, label)) => {
-            ctx.admission.key_label = Some(label);
-            c
-        }
-        None => {
-            // An API-created key: the table in memory, no store on the request path.
-            let now_s = crate::feedback::budget::now_s();
-            let grant = runtime
-                .api_keys
-                .authenticate(key, now_s)
-                .ok_or(GatewayError::InvalidKey)?;
-            let consumer = runtime
-                .keys
-                .consumer(&grant.record.consumer)
-                .ok_or(GatewayError::InvalidKey)?;
-            ctx.admission.key_label = Some(Arc::clone(&grant.label));
-            ctx.admission.key = Some(grant);
-            consumer
-        }
-    };
-    ctx.admission.consumer = Some(consumer.clone());
-    let key_admits = ctx
-        .admission
-        .key
-        .as_ref()
-        .is_none_or(|k| admitted(&k.ip_rules));
-    if !admitted(&consumer.ip_rules) || !key_admits {
-        return Err(GatewayError::PermissionDenied);
-    }
+    let consumer = authenticate(session, ctx, runtime)?;
     // Kept only to redact it from captured payloads.
-    let key_for_capture = runtime.captures_payloads.then(|| key.to_string());
+    let key_for_capture = runtime
+        .captures_payloads
+        .then(|| auth::presented_key(&session.req_header().headers).map(str::to_string))
+        .flatten();
     let Some(operation) = operation else {
         return Ok(Admitted::Local(list_models(runtime, &ctx.admission)));
     };
@@ -143,6 +104,60 @@ pub async fn admit(
     ctx.attempts = Some(Attempts::new(plan));
     ctx.admission.reservation = Some(reserved?);
     Ok(Admitted::Proxy)
+}
+
+/// Who is calling: the client's address against the access rules, the key against the
+/// config's and the API-created keys, and the consumer's and key's address rules. Fills the
+/// admission's client address, consumer, key and key label.
+pub fn authenticate(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+) -> Result<Arc<crate::config::Consumer>, GatewayError> {
+    let access = &runtime.config.access;
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip());
+    let ip = auth::client_ip(peer, &session.req_header().headers, &access.trusted_proxies);
+    ctx.admission.client_ip = ip;
+    let admitted =
+        |rules: &crate::config::IpRules| rules.is_empty() || ip.is_some_and(|ip| rules.admits(ip));
+    if !admitted(&access.rules) {
+        return Err(GatewayError::PermissionDenied);
+    }
+    let key = auth::presented_key(&session.req_header().headers).ok_or(GatewayError::MissingKey)?;
+    let consumer = match runtime.keys.authenticate_key(key) {
+        Some((c, label)) => {
+            ctx.admission.key_label = Some(label);
+            c
+        }
+        None => {
+            // An API-created key: the table in memory, no store on the request path.
+            let now_s = crate::feedback::budget::now_s();
+            let grant = runtime
+                .api_keys
+                .authenticate(key, now_s)
+                .ok_or(GatewayError::InvalidKey)?;
+            let consumer = runtime
+                .keys
+                .consumer(&grant.record.consumer)
+                .ok_or(GatewayError::InvalidKey)?;
+            ctx.admission.key_label = Some(Arc::clone(&grant.label));
+            ctx.admission.key = Some(grant);
+            consumer
+        }
+    };
+    ctx.admission.consumer = Some(consumer.clone());
+    let key_admits = ctx
+        .admission
+        .key
+        .as_ref()
+        .is_none_or(|k| admitted(&k.ip_rules));
+    if !admitted(&consumer.ip_rules) || !key_admits {
+        return Err(GatewayError::PermissionDenied);
+    }
+    Ok(consumer)
 }
 
 /// The operation a method and path ask for (`None`: the model list).
@@ -233,7 +248,7 @@ fn not_allowed(method: &http::Method, path: &str) -> GatewayError {
 
 /// Read the whole body, refusing anything over `limit` before buffering it. Keeps Pingora's
 /// retry buffer on so bodies up to 64 KiB can be replayed by the proxy phases.
-async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
+pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = session
         .req_header()
         .headers

@@ -28,6 +28,7 @@ pub mod json_spans;
 pub mod key_digest;
 pub mod keys;
 pub mod limits;
+pub mod mcp;
 pub mod meter;
 pub mod metrics;
 pub mod mock;

@@ -12,6 +12,9 @@
 //! | `response_filter` / `response_body_filter` | client headers; meter every chunk ([`RequestCtx::meter_chunk`]) |
 //! | `fail_to_proxy` | the client's error: a dialect JSON error, or an SSE error event mid-stream |
 //! | `logging` | [`report::record`]: usage, metrics, access log (every request, every path) |
+//!
+//! Requests below `/mcp` are the MCP bridge's ([`crate::mcp::serve`], from `request_filter`;
+//! [`crate::mcp::report::record`] in `logging`).
 
 use crate::access_log::AccessLog;
 use crate::attempt::{retry, Answer, ClientLeft, Failure, Now, Retry};
@@ -41,6 +44,8 @@ pub struct Gateway {
     pub connector: Connector,
     /// Usage roll-ups for `/admin/usage`.
     pub usage: Arc<crate::analytics::Rollups>,
+    /// The MCP bridge's state on this instance.
+    pub mcp: Arc<crate::mcp::Bridge>,
 }
 
 fn runtime_of(ctx: &RequestCtx) -> Result<Arc<Runtime>> {
@@ -86,6 +91,10 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let runtime = self.runtime.load_full();
         ctx.runtime = Some(Arc::clone(&runtime));
+        if crate::mcp::owns(session.req_header().uri.path()) {
+            crate::mcp::serve(session, ctx, &runtime, &self.connector, &self.mcp).await;
+            return Ok(true);
+        }
         match intake::admit(session, ctx, &runtime, &self.connector).await {
             Ok(Admitted::Proxy) => {
                 let replayable = !session.as_ref().retry_buffer_truncated();
@@ -318,6 +327,10 @@ impl ProxyHttp for Gateway {
         }
         let status = session.response_written().map_or(0, |h| h.status.as_u16());
         let req = session.req_header();
+        if let Some(ex) = &ctx.mcp {
+            let (method, path) = (req.method.as_str(), req.uri.path());
+            return crate::mcp::report::record(ctx, ex, &self.access_log, method, path, status);
+        }
         report::record(
             ctx,
             &self.access_log,

@@ -93,9 +93,11 @@ pub fn build_server(
         Arc::clone(&limiter),
         mock_addr,
     ));
+    let mcp = Arc::new(crate::mcp::Bridge::new(redis.as_ref()));
     add_background_services(
         &mut server,
         Background {
+            mcp: &mcp,
             access_log: &access_log,
             limiter: &limiter,
             redis,
@@ -113,6 +115,7 @@ pub fn build_server(
         access_log,
         connector,
         usage: Arc::clone(&rollups),
+        mcp,
     };
     let app = EdgeApp {
         inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
@@ -150,6 +153,7 @@ pub fn build_server(
 
 /// What the background services share with the rest of the server.
 struct Background<'a> {
+    mcp: &'a Arc<crate::mcp::Bridge>,
     access_log: &'a Arc<AccessLog>,
     limiter: &'a Arc<Limiter>,
     redis: Option<crate::config::RedisSettings>,
@@ -180,6 +184,13 @@ fn add_background_services(server: &mut Server, b: Background<'_>) {
     if let Some(redis) = b.redis {
         let wake = Arc::new(tokio::sync::Notify::new());
         let retry = redis.sync_interval.max(std::time::Duration::from_secs(1));
+        server.add_service(background_service(
+            "mcp legacy SSE relay",
+            crate::mcp::relay::RelayListener {
+                bridge: Arc::clone(b.mcp),
+                retry,
+            },
+        ));
         server.add_service(background_service(
             "store sync",
             RedisSync {

@@ -40,6 +40,8 @@ mod limits;
 mod limits_redis;
 #[path = "e2e/load_runner.rs"]
 mod load_runner;
+#[path = "e2e/mcp.rs"]
+mod mcp;
 #[path = "e2e/observability.rs"]
 mod observability;
 #[path = "e2e/operations.rs"]

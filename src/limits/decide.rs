@@ -3,7 +3,7 @@
 
 use super::clock::Calendar;
 use super::headers::{duration, Quota, RateHeaders};
-use super::plan::{KeyScope, LimitPlan};
+use super::plan::{KeyScope, LimitPlan, ScopeList};
 use super::{Counter, Counters, Mode, Scope};
 use crate::config::{Consumer, LimitSet, Model, OnStoreFailure};
 use crate::error::GatewayError;
@@ -47,10 +47,6 @@ impl LimitPlan {
         let now = self.limiter.clock.now_ms();
         let cal = self.calendar.at(now);
         let scopes = self.scopes_of(consumer, &model.name, key, &cal);
-        if scopes.iter().all(Option::is_none) {
-            return (RateHeaders::default(), Ok(Reservation::default()));
-        }
-        let scopes = scopes.iter().flatten();
         let completion = max_tokens.unwrap_or(self.default_max_tokens);
         let demand = Demand {
             tokens: prompt_tokens.saturating_add(completion),
@@ -58,6 +54,41 @@ impl LimitPlan {
                 .reserve_price()
                 .map_or(0, |p| p.micros(prompt_tokens, completion)),
         };
+        self.charge(&scopes, demand, now, &cal)
+    }
+
+    /// Admit or refuse one MCP tool call: a request (no tokens) in the consumer's scopes, and
+    /// in the consumer's scope for `tool` when the server limits calls per tool.
+    pub fn reserve_tool_call(
+        &self,
+        consumer: &Consumer,
+        key: Option<KeyScope<'_>>,
+        tool: &str,
+        calls_per_minute: Option<u64>,
+    ) -> (RateHeaders, Result<Reservation, GatewayError>) {
+        let now = self.limiter.clock.now_ms();
+        let cal = self.calendar.at(now);
+        let mut scopes = self.scopes_of(consumer, "", key, &cal);
+        scopes[2] = calls_per_minute.map(|rpm| self.tool_scope(consumer, tool, rpm));
+        let demand = Demand {
+            tokens: 0,
+            usd_micros: 0,
+        };
+        self.charge(&scopes, demand, now, &cal)
+    }
+
+    /// Check every scope, then charge every scope, under all their locks.
+    fn charge(
+        &self,
+        scopes: &ScopeList<'_>,
+        demand: Demand,
+        now: i64,
+        cal: &Calendar,
+    ) -> (RateHeaders, Result<Reservation, GatewayError>) {
+        if scopes.iter().all(Option::is_none) {
+            return (RateHeaders::default(), Ok(Reservation::default()));
+        }
+        let scopes = scopes.iter().flatten();
         let mode = self.limiter.mode();
         if mode != Mode::Normal {
             METRICS.ratelimit_degraded_decisions.inc();
@@ -75,7 +106,7 @@ impl LimitPlan {
             Mode::Normal | Mode::Degraded(OnStoreFailure::Local) => scopes
                 .clone()
                 .zip(guards.iter().flatten())
-                .try_for_each(|(s, c)| check(&s.set, c, now, &cal, demand, &s.who)),
+                .try_for_each(|(s, c)| check(&s.set, c, now, cal, demand, &s.who)),
         };
         if let Err(e) = checked {
             for (s, c) in scopes.zip(guards.iter().flatten()) {

@@ -161,6 +161,23 @@ impl LimitPlan {
         [tenant, own, per_model, key]
     }
 
+    /// The consumer's own scope for one MCP tool (`server/tool`), limited to `rpm` calls.
+    pub(super) fn tool_scope<'a>(&self, consumer: &Consumer, tool: &str, rpm: u64) -> Counted<'a> {
+        let set = LimitSet {
+            rpm: Some(rpm),
+            ..LimitSet::default()
+        };
+        let scope = self
+            .limiter
+            .scope(&format!("consumer:{}:tool:{tool}", consumer.name));
+        scope.set_active(&limited_counters(&set));
+        Counted {
+            who: Cow::Owned(format!("consumer `{}` on tool `{tool}`", consumer.name)),
+            scope,
+            set,
+        }
+    }
+
     /// The scopes the admin view of `consumer` shows, with their names there.
     pub(super) fn views_of<'a>(
         &'a self,

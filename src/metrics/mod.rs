@@ -46,6 +46,8 @@ pub struct Metrics {
     pub access_log_reopens: IntCounterVec,
     pub memory_trims: IntCounter,
     pub guardrail_actions: IntCounterVec,
+    pub mcp_calls: IntCounterVec,
+    pub mcp_call_duration: HistogramVec,
     pub genai: genai::GenAi,
 }
 
@@ -163,6 +165,12 @@ fn build() -> Result<Metrics, prometheus::Error> {
         guardrail_actions: counter_vec(&r, "tollgate_guardrail_actions_total",
             "Guardrail findings acted on, by policy, rule, action (block, mask, log) and direction.",
             &["policy", "rule", "action", "direction"])?,
+        mcp_calls: counter_vec(&r, "tollgate_mcp_calls_total",
+            "MCP tool calls by server, tool and outcome (ok, tool_error, unreachable, invalid_arguments, rate_limited).",
+            &["server", "tool", "outcome"])?,
+        mcp_call_duration: histogram_vec(&r, "tollgate_mcp_call_duration_seconds",
+            "MCP tool calls' duration, gateway and API together, by server and tool.",
+            &LATENCY_BUCKETS, &["server", "tool"])?,
         genai: genai::GenAi::register(&r)?,
         registry: r,
     })

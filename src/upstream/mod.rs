@@ -6,6 +6,7 @@
 
 pub mod dns;
 
+use crate::config::mcp::McpServer;
 use crate::config::{Config, Provider, ProviderKind, Target, Upstream};
 use crate::error::GatewayError;
 use crate::protocol::Operation;
@@ -77,6 +78,58 @@ impl Endpoint {
     }
 }
 
+/// The parts of an `http(s)://host:port/prefix` base URL.
+struct UrlParts<'a> {
+    tls: bool,
+    host: &'a String,
+    port: u16,
+    base_path: &'a String,
+}
+
+/// The endpoints map's key for an MCP server, apart from the providers' names.
+fn mcp_key(server: &str) -> String {
+    format!("mcp:{server}")
+}
+
+/// An endpoint at a URL, resolved once now (blocking) and again in the background.
+fn url_endpoint(
+    name: &str,
+    at: UrlParts<'_>,
+    sni: String,
+    group_key: u64,
+    config: &Config,
+) -> Endpoint {
+    let UrlParts {
+        tls,
+        host,
+        port,
+        base_path,
+    } = at;
+    let default_port = if tls { 443 } else { 80 };
+    let host_header = if port == default_port {
+        host.clone()
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let ep = Endpoint {
+        addrs: ArcSwap::from_pointee(Vec::new()),
+        next: AtomicUsize::new(0),
+        host: host.clone(),
+        port,
+        named: host.parse::<IpAddr>().is_err(),
+        tls,
+        sni,
+        host_header,
+        base_path: base_path.clone(),
+        group_key,
+    };
+    let hosts_file = config.server.hosts_file.as_deref();
+    ep.update(name, dns::resolve(host, port, hosts_file));
+    ep
+}
+
 /// Every provider's endpoint, built once per config.
 #[derive(Debug, Default)]
 pub struct Upstreams {
@@ -116,34 +169,73 @@ impl Upstreams {
                     port,
                     base_path,
                 } => {
-                    let default_port = if *tls { 443 } else { 80 };
-                    let host_header = if *port == default_port {
-                        host.clone()
-                    } else if host.contains(':') {
-                        format!("[{host}]:{port}")
-                    } else {
-                        format!("{host}:{port}")
-                    };
-                    let ep = Endpoint {
-                        addrs: ArcSwap::from_pointee(Vec::new()),
-                        next: AtomicUsize::new(0),
-                        host: host.clone(),
-                        port: *port,
-                        named: host.parse::<IpAddr>().is_err(),
+                    let sni = p.tls.sni.clone().unwrap_or_else(|| host.clone());
+                    let at = UrlParts {
                         tls: *tls,
-                        sni: p.tls.sni.clone().unwrap_or_else(|| host.clone()),
-                        host_header,
-                        base_path: base_path.clone(),
-                        group_key,
+                        host,
+                        port: *port,
+                        base_path,
                     };
-                    let hosts_file = config.server.hosts_file.as_deref();
-                    ep.update(&p.name, dns::resolve(host, *port, hosts_file));
-                    ep
+                    url_endpoint(&p.name, at, sni, group_key, config)
                 }
             };
             endpoints.insert(p.name.clone(), ep);
         }
+        for m in &config.mcp.servers {
+            let key = mcp_key(&m.name);
+            let mut hasher = DefaultHasher::new();
+            key.hash(&mut hasher);
+            let ep = match &m.upstream {
+                Upstream::Url {
+                    tls,
+                    host,
+                    port,
+                    base_path,
+                } => {
+                    let at = UrlParts {
+                        tls: *tls,
+                        host,
+                        port: *port,
+                        base_path,
+                    };
+                    url_endpoint(&key, at, host.clone(), hasher.finish(), config)
+                }
+                Upstream::BuiltinMock => continue,
+            };
+            endpoints.insert(key, ep);
+        }
         Upstreams { endpoints }
+    }
+
+    /// A request to an MCP server's API: its peer (with the server's timeouts) and a header
+    /// for `method` at `path_and_query` below its base URL, with its host.
+    pub fn mcp_request(
+        &self,
+        server: &McpServer,
+        method: &http::Method,
+        path_and_query: &str,
+    ) -> Result<(Box<HttpPeer>, RequestHeader), GatewayError> {
+        let ep = self
+            .endpoints
+            .get(&mcp_key(&server.name))
+            .ok_or(GatewayError::Internal)?;
+        let addrs = ep.addrs.load();
+        if addrs.is_empty() {
+            return Err(GatewayError::UpstreamConnect);
+        }
+        let addr = addrs[ep.next.fetch_add(1, Ordering::Relaxed) % addrs.len()];
+        let mut peer = HttpPeer::new(addr, ep.tls, ep.sni.clone());
+        peer.options.connection_timeout = Some(server.connect_timeout);
+        peer.options.read_timeout = Some(server.timeout);
+        peer.options.write_timeout = Some(server.timeout);
+        peer.options.idle_timeout = Some(POOL_IDLE);
+        peer.group_key = ep.group_key;
+        let uri = format!("{}{path_and_query}", ep.base_path);
+        let mut req = RequestHeader::build(method.clone(), uri.as_bytes(), None)
+            .map_err(|_| GatewayError::Internal)?;
+        req.insert_header("host", &ep.host_header)
+            .map_err(|_| GatewayError::Internal)?;
+        Ok((Box::new(peer), req))
     }
 
     /// The endpoints whose host is a name, by provider.

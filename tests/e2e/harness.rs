@@ -16,6 +16,12 @@ pub const LIMITED_KEY: &str = "tg-test-key-limited";
 /// The backend key the gateway injects (through `api_key_env`).
 pub const UPSTREAM_KEY: &str = "sk-upstream-secret";
 
+/// The MCP session-sealing key every test gateway shares (64 hex digits).
+pub const MCP_SESSION_KEY: &str =
+    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+/// The credential the gateway injects into calls to the test API.
+pub const PETSTORE_KEY: &str = "petstore-secret-7";
+
 pub fn free_port() -> u16 {
     free_ports::<1>()[0]
 }
@@ -109,6 +115,8 @@ impl Gateway {
             .arg(&config_path)
             .env("TG_UPSTREAM_KEY", UPSTREAM_KEY)
             .env("TG_ADMIN_TOKENS", ADMIN_TOKENS)
+            .env("TG_MCP_SESSION_KEY", MCP_SESSION_KEY)
+            .env("TG_PETSTORE_KEY", PETSTORE_KEY)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_log).expect("stderr file"))
             .spawn()
@@ -252,6 +260,8 @@ impl Gateway {
             .arg(&self.config_path)
             .env("TG_UPSTREAM_KEY", UPSTREAM_KEY)
             .env("TG_ADMIN_TOKENS", ADMIN_TOKENS)
+            .env("TG_MCP_SESSION_KEY", MCP_SESSION_KEY)
+            .env("TG_PETSTORE_KEY", PETSTORE_KEY)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(stderr).expect("stderr file"))
             .spawn()

@@ -1,0 +1,374 @@
+//! The MCP bridge: HTTP APIs described by OpenAPI documents served as MCP servers, at
+//! `/mcp/{server}` (one server) and `/mcp` (every server, tools named `{server}__{tool}`).
+//!
+//! Callers authenticate with their gateway key, as on the LLM path, and are held to the same
+//! consumer limits (each tool call is a request) plus the server's calls per minute per tool;
+//! every request gets an access-log line and tool calls their metrics ([`report`]).
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`wire`] | protocol versions, JSON-RPC messages and codes, the 2026-07-28 envelope checks |
+//! | [`seal`] | session ids as sealed tokens any instance can open |
+//! | [`catalog`] | what one caller sees at one path; results that need no I/O |
+//! | [`streamable`] | the Streamable HTTP transport, both eras |
+//! | `legacy` | the legacy HTTP+SSE transport (2024-11-05 clients) |
+//! | [`relay`] | legacy streams' answers across instances (Redis pub/sub) |
+//! | [`call`] | a tool call as an HTTP request to the API |
+//! | [`report`] | the access-log line and metrics |
+//! | `answer` | what the transport answers, written to the client |
+//!
+//! Served by `request_filter` before the LLM admission (see [`crate::proxy`]).
+
+mod answer;
+pub mod call;
+pub mod catalog;
+mod legacy;
+pub mod relay;
+pub mod report;
+pub mod seal;
+pub mod streamable;
+pub mod wire;
+
+use crate::config::mcp::McpSettings;
+use crate::config::Consumer;
+use crate::ctx::{McpExchange, McpOutcome, RequestCtx};
+use crate::error::GatewayError;
+use crate::keys::KeyGrant;
+use crate::limits::KeyScope;
+use crate::runtime::Runtime;
+use answer::{write, Answer};
+use bytes::Bytes;
+use catalog::View;
+use pingora::connectors::http::Connector;
+use pingora::proxy::Session;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use wire::{Code, Routing, RpcError};
+
+/// State the bridge keeps across requests on this instance.
+#[derive(Default)]
+pub struct Bridge {
+    /// Sessions ended by DELETE here, until they expire.
+    ended: Mutex<HashMap<String, u64>>,
+    /// The legacy SSE streams held here, and the way to other instances'.
+    pub relay: relay::Relay,
+}
+
+impl Bridge {
+    pub fn new(redis: Option<&crate::config::RedisSettings>) -> Bridge {
+        Bridge {
+            ended: Mutex::default(),
+            relay: relay::Relay::new(redis),
+        }
+    }
+
+    fn ended(&self) -> MutexGuard<'_, HashMap<String, u64>> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Unix seconds, for session expiry.
+fn now_s() -> u64 {
+    u64::try_from(crate::feedback::budget::now_s()).unwrap_or(0)
+}
+
+/// Whether a path is the bridge's.
+pub fn owns(path: &str) -> bool {
+    path == "/mcp" || path.starts_with("/mcp/")
+}
+
+/// Who is calling at which path, and what they may reach. Owns what it took from the
+/// request, so the session can be written to while a call is still in hand.
+pub struct Caller<'a> {
+    runtime: &'a Runtime,
+    connector: &'a Connector,
+    bridge: &'a Bridge,
+    settings: &'a McpSettings,
+    view: View<'a>,
+    consumer: &'a Consumer,
+    key: Option<KeyGrant>,
+    key_label: String,
+    server: Option<&'a str>,
+    headers: http::HeaderMap,
+    request_id: String,
+}
+
+impl Caller<'_> {
+    /// The server path a session is bound to (`""`: the combined view).
+    fn path_server(&self) -> &str {
+        self.server.unwrap_or("")
+    }
+
+    fn seal_session(&self, version: &str, stream: Option<&str>) -> Option<String> {
+        let exp = now_s() + self.settings.session_ttl.as_secs();
+        seal::seal(
+            &self.settings.keys,
+            &seal::Session {
+                v: version.to_string(),
+                s: self.path_server().to_string(),
+                c: self.consumer.name.clone(),
+                k: self.key_label.clone(),
+                exp,
+                l: stream.unwrap_or_default().to_string(),
+            },
+        )
+    }
+
+    /// `tools/call`: find the tool, charge the limits, call the API.
+    async fn call(&self, params: &Value, ex: &mut McpExchange) -> Result<Value, RpcError> {
+        let name = params
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| RpcError::new(Code::InvalidParams, "params.name must be a string"))?;
+        let (server, tool) = self
+            .view
+            .find(name)
+            .ok_or_else(|| RpcError::new(Code::InvalidParams, format!("Unknown tool: {name}")))?;
+        ex.server = Some(server.name.clone());
+        ex.tool = Some(tool.name.clone());
+        let key = self.key.as_ref().map(|k| KeyScope {
+            id: &k.record.id,
+            limits: &k.limits,
+        });
+        let scope = format!("{}/{}", server.name, tool.name);
+        let (_, reserved) = self.runtime.limits.reserve_tool_call(
+            self.consumer,
+            key,
+            &scope,
+            server.tool_calls_per_minute,
+        );
+        // Held to the end of the call: dropping it frees the concurrency slot.
+        let _reservation = reserved.map_err(|e| {
+            ex.outcome = McpOutcome::RateLimited;
+            RpcError {
+                retry_after_ms: e.retry_after_ms(),
+                ..RpcError::gateway(e.status(), e.to_string())
+            }
+        })?;
+        let arguments = params.get("arguments").unwrap_or(&Value::Null);
+        let called = call::call(
+            self.runtime,
+            self.connector,
+            server,
+            tool,
+            arguments,
+            &self.headers,
+            &self.request_id,
+        )
+        .await;
+        ex.outcome = called.outcome;
+        Ok(called.result)
+    }
+}
+
+fn header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Serve one request below `/mcp`, answering on every path.
+pub async fn serve(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+    connector: &Connector,
+    bridge: &Bridge,
+) {
+    let mut ex = McpExchange::default();
+    let answer = answer(session, ctx, runtime, connector, bridge, &mut ex).await;
+    let failed = match &answer {
+        Answer::Json { status, .. } | Answer::Empty { status } => *status >= 400,
+        Answer::Refused(_) | Answer::MethodNotAllowed { .. } | Answer::NotAcceptable => true,
+        Answer::Accepted
+        | Answer::Stream { .. }
+        | Answer::LegacyStream { .. }
+        | Answer::Written => false,
+    };
+    if failed && ex.outcome == McpOutcome::Ok {
+        ex.outcome = McpOutcome::Refused;
+    }
+    let sse_only = {
+        let accept = header(&session.req_header().headers, "accept").unwrap_or("");
+        accept.contains("text/event-stream") && !accepts_json(accept)
+    };
+    ctx.mcp = Some(ex);
+    write(session, ctx, bridge, answer, sse_only).await;
+}
+
+fn accepts_json(accept: &str) -> bool {
+    accept.contains("application/json") || accept.contains("*/*")
+}
+
+/// Which endpoint below `/mcp` a path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    /// Streamable HTTP: `/mcp/{server}`, `/mcp`.
+    Streamable,
+    /// Legacy HTTP+SSE: the stream (`…/sse`) and where its messages are posted (`…/messages`).
+    Sse,
+    Messages,
+}
+
+/// `(server, endpoint)` of a path below `/mcp`; `None` if it names nothing.
+fn route(path: &str) -> Option<(Option<&str>, Endpoint)> {
+    let rest = path.trim_end_matches('/').strip_prefix("/mcp")?;
+    let mut parts = rest.split('/').skip(1);
+    let (first, second, more) = (parts.next(), parts.next(), parts.next());
+    let endpoint = |e: &str| match e {
+        "sse" => Some(Endpoint::Sse),
+        "messages" => Some(Endpoint::Messages),
+        _ => None,
+    };
+    match (first, second, more) {
+        (None, None, None) => Some((None, Endpoint::Streamable)),
+        (Some(e), None, None) if endpoint(e).is_some() => Some((None, endpoint(e)?)),
+        (Some(s), None, None) => Some((Some(s), Endpoint::Streamable)),
+        (Some(s), Some(e), None) => Some((Some(s), endpoint(e)?)),
+        _ => None,
+    }
+}
+
+async fn answer(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+    connector: &Connector,
+    bridge: &Bridge,
+    ex: &mut McpExchange,
+) -> Answer {
+    let settings = &runtime.config.mcp;
+    let path = session.req_header().uri.path().to_string();
+    let Some((server, endpoint)) = route(&path) else {
+        return not_found(&path);
+    };
+    ex.server = server.map(str::to_string);
+    let unknown = server.is_some_and(|s| settings.server(s).is_none());
+    if unknown || settings.servers.is_empty() {
+        return not_found(&path);
+    }
+    let headers = session.req_header().headers.clone();
+    if let Some(origin) = header(&headers, "origin") {
+        if !settings.allowed_origins.iter().any(|o| o == origin) {
+            return Answer::error(
+                &Value::Null,
+                RpcError::gateway(403, "Forbidden: Origin not allowed"),
+            );
+        }
+    }
+    let consumer = match crate::intake::authenticate(session, ctx, runtime) {
+        Ok(c) => c,
+        Err(e) => return refusal(e),
+    };
+    let method = session.req_header().method.clone();
+    let body = if method == http::Method::POST {
+        let accept = header(&headers, "accept").unwrap_or("*/*");
+        if !accepts_json(accept) && !accept.contains("text/event-stream") {
+            return Answer::NotAcceptable;
+        }
+        match crate::intake::read_body(session, settings.max_body_bytes).await {
+            Ok(b) => b,
+            Err(e) => return refusal(e),
+        }
+    } else {
+        Bytes::new()
+    };
+    let Some(view) = View::at(settings, server, &consumer) else {
+        return not_found(&path);
+    };
+    let caller = Caller {
+        runtime,
+        connector,
+        bridge,
+        settings,
+        view,
+        consumer: &consumer,
+        key: ctx.admission.key.clone(),
+        key_label: ctx.admission.key_label.as_deref().unwrap_or("").to_string(),
+        server,
+        headers,
+        request_id: ctx.request_id.clone(),
+    };
+    match endpoint {
+        Endpoint::Streamable => streamable_http(&caller, &method, &body, ex).await,
+        Endpoint::Sse if method == http::Method::GET => legacy::open(&caller, &path, ex),
+        Endpoint::Sse => Answer::MethodNotAllowed { allow: "GET" },
+        Endpoint::Messages if method == http::Method::POST => {
+            let query = session.req_header().uri.query().unwrap_or("").to_string();
+            legacy::post(&caller, session, ctx, &query, &body, ex).await
+        }
+        Endpoint::Messages => Answer::MethodNotAllowed { allow: "POST" },
+    }
+}
+
+async fn streamable_http(
+    caller: &Caller<'_>,
+    method: &http::Method,
+    body: &[u8],
+    ex: &mut McpExchange,
+) -> Answer {
+    let headers = &caller.headers;
+    let version = header(headers, "mcp-protocol-version");
+    let token = header(headers, "mcp-session-id");
+    let modern = version.is_some_and(|v| wire::MODERN_VERSIONS.contains(&v));
+    match method.as_str() {
+        "POST" => {
+            let posted = streamable::Posted {
+                body,
+                version,
+                routing: routing(headers, version),
+                session: token,
+            };
+            streamable::post(caller, posted, ex).await
+        }
+        "GET" | "DELETE" if modern => Answer::MethodNotAllowed { allow: "POST" },
+        "GET" => {
+            let accept = header(headers, "accept").unwrap_or("");
+            if !accept.contains("text/event-stream") {
+                return Answer::NotAcceptable;
+            }
+            match streamable::open_session(caller, token, version, false) {
+                Ok(s) => {
+                    ex.version = Some(s.v);
+                    Answer::Stream {
+                        session: token.unwrap_or("").to_string(),
+                    }
+                }
+                Err(e) => Answer::error(&Value::Null, e),
+            }
+        }
+        "DELETE" => streamable::delete(caller, token, version),
+        _ => Answer::MethodNotAllowed {
+            allow: "GET, POST, DELETE",
+        },
+    }
+}
+
+fn routing<'a>(headers: &'a http::HeaderMap, version: Option<&'a str>) -> Routing<'a> {
+    let duplicated = ["mcp-protocol-version", "mcp-method", "mcp-name"]
+        .into_iter()
+        .find(|h| headers.get_all(*h).iter().count() > 1);
+    Routing {
+        version,
+        method: header(headers, "mcp-method"),
+        name: header(headers, "mcp-name"),
+        duplicated,
+    }
+}
+
+fn not_found(path: &str) -> Answer {
+    Answer::error(
+        &Value::Null,
+        RpcError::gateway(404, format!("Not Found: no MCP server at {path}")),
+    )
+}
+
+/// A gateway refusal (key, address, size) as a JSON-RPC error with its HTTP status.
+fn refusal(e: GatewayError) -> Answer {
+    Answer::error(
+        &Value::Null,
+        RpcError {
+            retry_after_ms: e.retry_after_ms(),
+            ..RpcError::gateway(e.status(), e.to_string())
+        },
+    )
+}
