@@ -37,11 +37,19 @@ pub struct McpSection {
 #[serde(deny_unknown_fields)]
 pub struct McpServerSection {
     pub name: String,
-    /// The OpenAPI 3.0 or 3.1 document (JSON) describing the API.
-    pub openapi: String,
+    /// `openapi` (an HTTP API and its document) or `remote` (a Streamable HTTP MCP server).
+    #[serde(default)]
+    pub kind: ServerKind,
+    /// The OpenAPI 3.0 or 3.1 document (JSON) describing the API (`openapi`).
+    #[serde(default)]
+    pub openapi: Option<String>,
     /// Where the API is (`http(s)://host[:port][/prefix]`); the document's paths go below it.
-    pub base_url: String,
-    /// Operations to offer (operationId or tool name); empty: all.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The MCP endpoint of a `remote` server, e.g. `http://tools.internal:8000/mcp`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Operations (or a remote server's tools) to offer; empty: all.
     #[serde(default)]
     pub include: Vec<String>,
     /// Operations never offered.
@@ -63,6 +71,14 @@ pub struct McpServerSection {
     /// Shown to clients in `initialize` / `server/discover`.
     #[serde(default)]
     pub instructions: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerKind {
+    #[default]
+    Openapi,
+    Remote,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -128,8 +144,14 @@ impl std::fmt::Debug for SessionKeys {
 #[derive(Debug)]
 pub struct McpServer {
     pub name: String,
+    /// The API's base URL, or the remote server's MCP endpoint.
     pub upstream: Upstream,
+    pub kind: ServerKind,
+    /// An OpenAPI server's tools (a remote server's are asked for when listed).
     pub tools: Vec<Tool>,
+    /// A remote server's tool filter (an OpenAPI server's is applied at load).
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub tool_calls_per_minute: Option<u64>,
@@ -141,6 +163,12 @@ pub struct McpServer {
 impl McpServer {
     pub fn tool(&self, name: &str) -> Option<&Tool> {
         self.tools.iter().find(|t| t.name == name)
+    }
+
+    /// Whether a remote server's tool `name` passes `include` and `exclude`.
+    pub fn offers(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|i| i == name))
+            && !self.exclude.iter().any(|x| x == name)
     }
 }
 
@@ -261,8 +289,24 @@ fn build_server(
     env: &dyn Fn(&str) -> Option<String>,
     errs: &mut Vec<String>,
 ) -> Option<McpServer> {
-    let upstream = parse_base_url(&s.base_url)
-        .map_err(|e| errs.push(format!("{at}.base_url {e}")))
+    let (url_field, url) = match (s.kind, &s.base_url, &s.url) {
+        (ServerKind::Openapi, Some(u), None) => ("base_url", u),
+        (ServerKind::Remote, None, Some(u)) => ("url", u),
+        (ServerKind::Openapi, _, _) => {
+            errs.push(format!(
+                "{at}: kind = \"openapi\" needs base_url (and no url)"
+            ));
+            return None;
+        }
+        (ServerKind::Remote, _, _) => {
+            errs.push(format!(
+                "{at}: kind = \"remote\" needs url (and no base_url)"
+            ));
+            return None;
+        }
+    };
+    let upstream = parse_base_url(url)
+        .map_err(|e| errs.push(format!("{at}.{url_field} {e}")))
         .ok();
     if s.timeout_ms == 0 {
         errs.push(format!("{at}.timeout_ms must be > 0"));
@@ -291,23 +335,41 @@ fn build_server(
         .credential
         .as_ref()
         .and_then(|c| build_credential(&format!("{at}.credential"), c, env, errs));
-    let tools = match std::fs::read_to_string(&s.openapi) {
-        Err(e) => {
-            errs.push(format!("{at}.openapi: cannot read {}: {e}", s.openapi));
+    let tools = match (s.kind, &s.openapi) {
+        (ServerKind::Remote, None) => Vec::new(),
+        (ServerKind::Remote, Some(_)) => {
+            errs.push(format!("{at}.openapi is not used with kind = \"remote\""));
             return None;
         }
-        Ok(text) => match openapi::tools(&text, &s.include, &s.exclude) {
-            Ok(tools) => tools,
+        (ServerKind::Openapi, None) => {
+            errs.push(format!("{at}.openapi is required with kind = \"openapi\""));
+            return None;
+        }
+        (ServerKind::Openapi, Some(path)) => match std::fs::read_to_string(path) {
             Err(e) => {
-                errs.push(format!("{at}.openapi ({}): {e}", s.openapi));
+                errs.push(format!("{at}.openapi: cannot read {path}: {e}"));
                 return None;
             }
+            Ok(text) => match openapi::tools(&text, &s.include, &s.exclude) {
+                Ok(tools) => tools,
+                Err(e) => {
+                    errs.push(format!("{at}.openapi ({path}): {e}"));
+                    return None;
+                }
+            },
         },
+    };
+    let (include, exclude) = match s.kind {
+        ServerKind::Remote => (s.include.clone(), s.exclude.clone()),
+        ServerKind::Openapi => (Vec::new(), Vec::new()),
     };
     Some(McpServer {
         name: s.name.clone(),
         upstream: upstream?,
+        kind: s.kind,
         tools,
+        include,
+        exclude,
         timeout: Duration::from_millis(s.timeout_ms),
         connect_timeout: Duration::from_millis(s.connect_timeout_ms),
         tool_calls_per_minute: s.tool_calls_per_minute,
@@ -432,9 +494,11 @@ pub(super) fn check_tool_patterns(
             None => errs.push(format!(
                 "{at}.mcp_tools[{j}] names unknown MCP server `{server}`"
             )),
-            Some(s) if tool != "*" && s.tool(tool).is_none() => errs.push(format!(
-                "{at}.mcp_tools[{j}]: MCP server `{server}` has no tool `{tool}`"
-            )),
+            Some(s) if tool != "*" && s.kind == ServerKind::Openapi && s.tool(tool).is_none() => {
+                errs.push(format!(
+                    "{at}.mcp_tools[{j}]: MCP server `{server}` has no tool `{tool}`"
+                ))
+            }
             Some(_) => {}
         }
     }

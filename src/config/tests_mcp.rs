@@ -92,3 +92,26 @@ fn unknown_fields_and_kinds_are_errors_by_path() {
     ));
     assert!(e[0].contains("mcp.servers[0].credential.kind"), "{e:?}");
 }
+
+#[test]
+fn remote_servers_need_a_url_and_no_document() {
+    let e = errors(
+        "[[mcp.servers]]\nname = \"r\"\nkind = \"remote\"\nbase_url = \"http://h\"\n\
+         [[mcp.servers]]\nname = \"s\"\nkind = \"remote\"\nurl = \"http://h/mcp\"\nopenapi = \"x.json\"\n\
+         [[mcp.servers]]\nname = \"t\"\nbase_url = \"http://h\"\n",
+    );
+    for w in [
+        "mcp.servers[0]: kind = \"remote\" needs url",
+        "mcp.servers[1].openapi is not used with kind = \"remote\"",
+        "mcp.servers[2].openapi is required",
+    ] {
+        assert!(e.iter().any(|x| x.contains(w)), "missing {w:?} in {e:#?}");
+    }
+    let text = format!(
+        "[[mcp.servers]]\nname = \"r\"\nkind = \"remote\"\nurl = \"http://h:9/mcp\"\nexclude = [\"x\"]\n\
+         [[consumers]]\nname = \"a\"\nkeys = [\"{KEY}\"]\nmcp_tools = [\"r/anything\"]\n"
+    );
+    let c = parse_with_env(&text, &env).unwrap();
+    let r = c.mcp.server("r").unwrap();
+    assert!(r.offers("y") && !r.offers("x"));
+}

@@ -36,10 +36,20 @@ pub struct Called {
 }
 
 /// The HTTP request a call becomes.
-struct Built {
-    path_and_query: String,
-    headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    body: Option<(Bytes, String)>,
+pub(super) struct Built {
+    pub method: http::Method,
+    pub path_and_query: String,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The body and its content type.
+    pub body: Option<(Bytes, String)>,
+}
+
+/// What came back.
+pub(super) struct Exchanged {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub session: Option<String>,
+    pub body: Vec<u8>,
 }
 
 pub async fn call(
@@ -55,9 +65,9 @@ pub async fn call(
         Ok(b) => b,
         Err(why) => return error_result(McpOutcome::InvalidArguments, why),
     };
-    let sent = send(runtime, connector, server, tool, built, client, request_id);
+    let sent = send(runtime, connector, server, built, client, request_id);
     match tokio::time::timeout(server.timeout, sent).await {
-        Ok(Ok((status, body))) => answer(tool, status, &body),
+        Ok(Ok(x)) => answer(tool, x.status, &x.body),
         Ok(Err(why)) => error_result(
             McpOutcome::Unreachable,
             format!("the API did not answer: {why}"),
@@ -150,22 +160,24 @@ fn build(server: &McpServer, tool: &Tool, arguments: &Value) -> Result<Built, St
         format!("{path}?{}", query.join("&"))
     };
     Ok(Built {
+        method: op.method.clone(),
         path_and_query,
         headers,
         body,
     })
 }
 
-async fn send(
+/// Send one request to a server's upstream (with its credential and forwarded headers) and
+/// read the whole answer.
+pub(super) async fn send(
     runtime: &Runtime,
     connector: &Connector,
     server: &McpServer,
-    tool: &Tool,
     built: Built,
     client: &http::HeaderMap,
     request_id: &str,
-) -> Result<(u16, Vec<u8>), String> {
-    let method = &tool.operation.method;
+) -> Result<Exchanged, String> {
+    let method = &built.method;
     let (peer, mut req) = runtime
         .upstreams
         .mcp_request(server, method, &built.path_and_query)
@@ -173,7 +185,9 @@ async fn send(
     let set = |req: &mut pingora::http::RequestHeader, k: http::HeaderName, v: &str| {
         req.insert_header(k, v).map_err(|e| e.to_string())
     };
-    set(&mut req, http::header::ACCEPT, "application/json")?;
+    if !built.headers.iter().any(|(k, _)| k == http::header::ACCEPT) {
+        set(&mut req, http::header::ACCEPT, "application/json")?;
+    }
     set(&mut req, http::header::USER_AGENT, "tollgate-mcp")?;
     set(
         &mut req,
@@ -223,6 +237,13 @@ async fn send(
     s.finish_request_body().await.map_err(io)?;
     s.read_response_header().await.map_err(io)?;
     let status = s.response_header().map_or(0, |h| h.status.as_u16());
+    let text = |name: &str| {
+        s.response_header()
+            .and_then(|h| h.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (content_type, session) = (text("content-type"), text("mcp-session-id"));
     let mut answer = Vec::new();
     while let Some(chunk) = s.read_response_body().await.map_err(io)? {
         if answer.len() + chunk.len() > MAX_ANSWER {
@@ -233,7 +254,12 @@ async fn send(
     connector
         .release_http_session(s, &*peer, Some(POOL_IDLE))
         .await;
-    Ok((status, answer))
+    Ok(Exchanged {
+        status,
+        content_type,
+        session,
+        body: answer,
+    })
 }
 
 fn answer(tool: &Tool, status: u16, body: &[u8]) -> Called {
@@ -275,7 +301,10 @@ mod tests {
         McpServer {
             name: "s".into(),
             upstream: crate::config::Upstream::BuiltinMock,
+            kind: crate::config::mcp::ServerKind::Openapi,
             tools: crate::config::openapi_tools_for_tests(doc),
+            include: vec![],
+            exclude: vec![],
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             tool_calls_per_minute: None,

@@ -6,7 +6,7 @@
 //! callable: calling it is the same error as calling a tool that does not exist.
 
 use super::wire::{MODERN_VERSIONS, SERVER_INFO_META};
-use crate::config::mcp::{McpServer, McpSettings, Tool};
+use crate::config::mcp::{McpServer, McpSettings, ServerKind, Tool};
 use crate::config::Consumer;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -50,11 +50,42 @@ impl<'a> View<'a> {
     }
 
     fn exposed(&self, server: &McpServer, tool: &Tool) -> String {
+        self.exposed_name(server, &tool.name)
+    }
+
+    /// The name this view gives `server`'s tool `name`.
+    pub fn exposed_name(&self, server: &McpServer, name: &str) -> String {
         if self.combined {
-            format!("{}{PREFIX_SEPARATOR}{}", server.name, tool.name)
+            format!("{}{PREFIX_SEPARATOR}{name}", server.name)
         } else {
-            tool.name.clone()
+            name.to_string()
         }
+    }
+
+    /// The remote servers in this view.
+    pub fn remotes(&self) -> impl Iterator<Item = &'a Arc<McpServer>> + '_ {
+        self.servers
+            .iter()
+            .copied()
+            .filter(|s| s.kind == ServerKind::Remote)
+    }
+
+    pub fn combined(&self) -> bool {
+        self.combined
+    }
+
+    /// The remote server and tool name a call names, if the consumer may use it.
+    pub fn find_remote(&self, name: &str) -> Option<(&'a Arc<McpServer>, String)> {
+        let (server, tool) = if self.combined {
+            let (s, t) = name.split_once(PREFIX_SEPARATOR)?;
+            (*self.servers.iter().find(|x| x.name == s)?, t)
+        } else {
+            (*self.servers.first()?, name)
+        };
+        (server.kind == ServerKind::Remote
+            && server.offers(tool)
+            && self.consumer.may_use_tool(&server.name, tool))
+        .then(|| (server, tool.to_string()))
     }
 
     /// The tool a call names, if the consumer may use it.
@@ -116,8 +147,9 @@ impl<'a> View<'a> {
         r
     }
 
-    /// `tools/list`'s result: every tool at once (no pagination).
-    pub fn list(&self, modern: bool) -> Value {
+    /// `tools/list`'s result: every tool at once (no pagination), with the remote servers'
+    /// tools already listed (`remote`, named as this view names them).
+    pub fn list(&self, modern: bool, remote: Vec<Value>) -> Value {
         let tools: Vec<Value> = self
             .tools()
             .map(|(name, _, t)| {
@@ -131,6 +163,7 @@ impl<'a> View<'a> {
                 }
                 v
             })
+            .chain(remote)
             .collect();
         let r = json!({"tools": tools});
         if modern {

@@ -94,7 +94,7 @@ pub async fn post(
             Ok(caller.view.initialize(version))
         }
         "ping" => Ok(json!({})),
-        "tools/list" => Ok(caller.view.list(false)),
+        "tools/list" => caller.list(false).await,
         "tools/call" => caller.call(&params, ex).await,
         other => Err(RpcError::new(
             Code::MethodNotFound,

@@ -14,6 +14,7 @@
 //! | `legacy` | the legacy HTTP+SSE transport (2024-11-05 clients) |
 //! | [`relay`] | legacy streams' answers across instances (Redis pub/sub) |
 //! | [`call`] | a tool call as an HTTP request to the API |
+//! | [`remote`] | remote MCP servers: the bridge as their client |
 //! | [`report`] | the access-log line and metrics |
 //! | `answer` | what the transport answers, written to the client |
 //!
@@ -24,12 +25,13 @@ pub mod call;
 pub mod catalog;
 mod legacy;
 pub mod relay;
+pub mod remote;
 pub mod report;
 pub mod seal;
 pub mod streamable;
 pub mod wire;
 
-use crate::config::mcp::McpSettings;
+use crate::config::mcp::{McpServer, McpSettings};
 use crate::config::Consumer;
 use crate::ctx::{McpExchange, McpOutcome, RequestCtx};
 use crate::error::GatewayError;
@@ -53,6 +55,8 @@ pub struct Bridge {
     ended: Mutex<HashMap<String, u64>>,
     /// The legacy SSE streams held here, and the way to other instances'.
     pub relay: relay::Relay,
+    /// The links to remote MCP servers.
+    remotes: remote::Remotes,
 }
 
 impl Bridge {
@@ -60,6 +64,7 @@ impl Bridge {
         Bridge {
             ended: Mutex::default(),
             relay: relay::Relay::new(redis),
+            remotes: remote::Remotes::default(),
         }
     }
 
@@ -115,38 +120,63 @@ impl Caller<'_> {
         )
     }
 
-    /// `tools/call`: find the tool, charge the limits, call the API.
+    /// `tools/list`: the OpenAPI servers' tools and what the remote ones list now. Alone at
+    /// its path, a remote server that does not answer is an error; combined, it is left out.
+    async fn list(&self, modern: bool) -> Result<Value, RpcError> {
+        let mut listed = Vec::new();
+        for server in self.view.remotes() {
+            match remote::tools(self, server).await {
+                Ok(tools) => listed.extend(tools.into_iter().filter_map(|mut t| {
+                    let name = t.get("name")?.as_str()?.to_string();
+                    if !self.consumer.may_use_tool(&server.name, &name) {
+                        return None;
+                    }
+                    t["name"] = self.view.exposed_name(server, &name).into();
+                    Some(t)
+                })),
+                Err(why) if self.view.combined() => {
+                    log::warn!(
+                        "mcp: remote server `{}` left out of tools/list: {why}",
+                        server.name
+                    );
+                }
+                Err(why) => {
+                    return Err(RpcError::gateway(
+                        502,
+                        format!(
+                            "Bad Gateway: the MCP server `{}` did not answer ({why})",
+                            server.name
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(self.view.list(modern, listed))
+    }
+
+    /// `tools/call`: find the tool, charge the limits, call the API (or the remote server).
     async fn call(&self, params: &Value, ex: &mut McpExchange) -> Result<Value, RpcError> {
         let name = params
             .get("name")
             .and_then(Value::as_str)
             .ok_or_else(|| RpcError::new(Code::InvalidParams, "params.name must be a string"))?;
-        let (server, tool) = self
-            .view
-            .find(name)
-            .ok_or_else(|| RpcError::new(Code::InvalidParams, format!("Unknown tool: {name}")))?;
+        let unknown = || RpcError::new(Code::InvalidParams, format!("Unknown tool: {name}"));
+        let arguments = params.get("arguments").unwrap_or(&Value::Null);
+        if let Some((server, tool)) = self.view.find_remote(name) {
+            if !remote::offers(self, server, &tool).await {
+                return Err(unknown());
+            }
+            ex.server = Some(server.name.clone());
+            ex.tool = Some(tool.clone());
+            let _reservation = self.reserve(server, &tool, ex)?;
+            let (outcome, result) = remote::call(self, server, &tool, arguments).await;
+            ex.outcome = outcome;
+            return result;
+        }
+        let (server, tool) = self.view.find(name).ok_or_else(unknown)?;
         ex.server = Some(server.name.clone());
         ex.tool = Some(tool.name.clone());
-        let key = self.key.as_ref().map(|k| KeyScope {
-            id: &k.record.id,
-            limits: &k.limits,
-        });
-        let scope = format!("{}/{}", server.name, tool.name);
-        let (_, reserved) = self.runtime.limits.reserve_tool_call(
-            self.consumer,
-            key,
-            &scope,
-            server.tool_calls_per_minute,
-        );
-        // Held to the end of the call: dropping it frees the concurrency slot.
-        let _reservation = reserved.map_err(|e| {
-            ex.outcome = McpOutcome::RateLimited;
-            RpcError {
-                retry_after_ms: e.retry_after_ms(),
-                ..RpcError::gateway(e.status(), e.to_string())
-            }
-        })?;
-        let arguments = params.get("arguments").unwrap_or(&Value::Null);
+        let _reservation = self.reserve(server, &tool.name, ex)?;
         let called = call::call(
             self.runtime,
             self.connector,
@@ -159,6 +189,34 @@ impl Caller<'_> {
         .await;
         ex.outcome = called.outcome;
         Ok(called.result)
+    }
+
+    /// Charge one call of `server`'s `tool`; held to the end of the call (dropping it frees
+    /// the concurrency slot).
+    fn reserve(
+        &self,
+        server: &McpServer,
+        tool: &str,
+        ex: &mut McpExchange,
+    ) -> Result<crate::limits::Reservation, RpcError> {
+        let key = self.key.as_ref().map(|k| KeyScope {
+            id: &k.record.id,
+            limits: &k.limits,
+        });
+        let scope = format!("{}/{tool}", server.name);
+        let (_, reserved) = self.runtime.limits.reserve_tool_call(
+            self.consumer,
+            key,
+            &scope,
+            server.tool_calls_per_minute,
+        );
+        reserved.map_err(|e| {
+            ex.outcome = McpOutcome::RateLimited;
+            RpcError {
+                retry_after_ms: e.retry_after_ms(),
+                ..RpcError::gateway(e.status(), e.to_string())
+            }
+        })
     }
 }
 

@@ -56,7 +56,7 @@ async fn modern(caller: &Caller<'_>, posted: Posted<'_>, ex: &mut McpExchange) -
     let view = &caller.view;
     let result = match method.as_str() {
         "server/discover" => Ok(view.discover()),
-        "tools/list" => Ok(view.list(true)),
+        "tools/list" => caller.list(true).await,
         "tools/call" => caller.call(&params, ex).await.map(|r| view.modern(r)),
         other => Err(RpcError::new(
             Code::MethodNotFound,
@@ -100,7 +100,7 @@ async fn handshake(caller: &Caller<'_>, posted: Posted<'_>, ex: &mut McpExchange
     ex.method = Some(method.clone());
     let result = match method.as_str() {
         "ping" => Ok(json!({})),
-        "tools/list" => Ok(caller.view.list(false)),
+        "tools/list" => caller.list(false).await,
         "tools/call" => caller.call(&params, ex).await,
         other => Err(RpcError::new(
             Code::MethodNotFound,

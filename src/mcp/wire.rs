@@ -27,6 +27,8 @@ pub enum Code {
     UnsupportedVersion,
     /// The gateway refused: authentication, session, limits, size.
     Gateway,
+    /// A remote MCP server's own error code, passed on.
+    Remote(i64),
 }
 
 impl Code {
@@ -40,6 +42,7 @@ impl Code {
             Code::HeaderMismatch => -32020,
             Code::UnsupportedVersion => -32022,
             Code::Gateway => -32000,
+            Code::Remote(n) => n,
         }
     }
 
@@ -53,6 +56,11 @@ impl Code {
             | Code::UnsupportedVersion => 400,
             Code::MethodNotFound => 404,
             Code::Internal | Code::Gateway => 200,
+            Code::Remote(n) => match n {
+                -32700 | -32600 | -32602 | -32020 | -32021 | -32022 => 400,
+                -32601 => 404,
+                _ => 200,
+            },
         }
     }
 }
@@ -62,7 +70,7 @@ impl Code {
 pub struct RpcError {
     pub code: Code,
     pub message: String,
-    pub data: Option<Value>,
+    pub data: Option<Box<Value>>,
     pub status: u16,
     /// Sent as `Retry-After` (a limit's refusal).
     pub retry_after_ms: Option<u64>,
@@ -89,7 +97,7 @@ impl RpcError {
 
     pub fn unsupported_version(requested: &str, supported: &[&str]) -> RpcError {
         RpcError {
-            data: Some(json!({"supported": supported, "requested": requested})),
+            data: Some(Box::new(json!({"supported": supported, "requested": requested}))),
             ..RpcError::new(Code::UnsupportedVersion, "Unsupported protocol version")
         }
     }
@@ -97,7 +105,7 @@ impl RpcError {
     pub fn body(&self, id: &Value) -> Value {
         let mut error = json!({"code": self.code.number(), "message": self.message});
         if let Some(d) = &self.data {
-            error["data"] = d.clone();
+            error["data"] = (**d).clone();
         }
         json!({"jsonrpc": "2.0", "id": id, "error": error})
     }

@@ -230,7 +230,10 @@ impl Upstreams {
         peer.options.write_timeout = Some(server.timeout);
         peer.options.idle_timeout = Some(POOL_IDLE);
         peer.group_key = ep.group_key;
-        let uri = format!("{}{path_and_query}", ep.base_path);
+        let mut uri = format!("{}{path_and_query}", ep.base_path);
+        if !uri.starts_with('/') {
+            uri.insert(0, '/');
+        }
         let mut req = RequestHeader::build(method.clone(), uri.as_bytes(), None)
             .map_err(|_| GatewayError::Internal)?;
         req.insert_header("host", &ep.host_header)

@@ -18,24 +18,34 @@ pub struct PetStore {
 
 impl PetStore {
     pub async fn start(python: &Path) -> PetStore {
+        Self::spawn(python, "petstore_api.py").await
+    }
+
+    /// The SDK's own MCP server (tests/mcp/remote_server.py), at `{url}/mcp`.
+    pub async fn remote(python: &Path) -> PetStore {
+        Self::spawn(python, "remote_server.py").await
+    }
+
+    async fn spawn(python: &Path, script: &str) -> PetStore {
         let port = free_port();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp/petstore_api.py");
+        let script = format!("{}/tests/mcp/{script}", env!("CARGO_MANIFEST_DIR"));
         let child = Command::new(python)
-            .args([script, &port.to_string(), PETSTORE_KEY])
+            .args([&script, &port.to_string(), PETSTORE_KEY])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start the test API");
+            .expect("start a test server");
         let store = PetStore {
             child,
             url: format!("http://127.0.0.1:{port}"),
         };
+        // Any HTTP answer means it is up.
         let deadline = Instant::now() + Duration::from_secs(20);
         while reqwest::get(format!("{}/_requests", store.url))
             .await
             .is_err()
         {
-            assert!(Instant::now() < deadline, "the test API did not start");
+            assert!(Instant::now() < deadline, "{script} did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         store
@@ -58,6 +68,23 @@ impl Drop for PetStore {
 }
 
 pub fn mcp_config(api: &str, extra: &str) -> String {
+    mcp_config_with(api, None, extra)
+}
+
+/// With a remote MCP server (`remote`: its base URL) named `calc` beside the OpenAPI ones.
+pub fn mcp_config_with(api: &str, remote: Option<&str>, extra: &str) -> String {
+    let calc = if remote.is_some() {
+        ", \"calc/add\""
+    } else {
+        ""
+    };
+    let remote = remote.map_or(String::new(), |r| {
+        format!(
+            "[[mcp.servers]]\nname = \"calc\"\nkind = \"remote\"\nurl = \"{r}/mcp\"\n\
+             exclude = [\"admin_reset\"]\n\
+             [mcp.servers.credential]\nkind = \"bearer\"\nvalue_env = \"TG_PETSTORE_KEY\"\n"
+        )
+    });
     let doc = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/conf/mcp-petstore.openapi.json"
@@ -71,10 +98,10 @@ pub fn mcp_config(api: &str, extra: &str) -> String {
     };
     format!(
         "[mcp]\nsession_key_env = \"TG_MCP_SESSION_KEY\"\nmax_body_bytes = 16384\n\
-         allowed_origins = [\"https://app.example\"]\n{extra}\n{}\n{}\n\
+         allowed_origins = [\"https://app.example\"]\n{extra}\n{}\n{}\n{remote}\n\
          [[consumers]]\nname = \"team-a\"\nkeys = [\"{}\"]\n\n\
          [[consumers]]\nname = \"team-limited\"\nkeys = [\"{}\"]\nmodels = []\n\
-         mcp_tools = [\"pets/getPet\", \"pets/listPets\"]\n",
+         mcp_tools = [\"pets/getPet\", \"pets/listPets\"{calc}]\n",
         server("pets", ""),
         server("metered", "tool_calls_per_minute = 2"),
         digest_line(KEY),
@@ -90,7 +117,8 @@ fn python() -> Option<PathBuf> {
 async fn official_sdk_lists_and_calls_tools_in_both_eras_across_instances() {
     let Some(python) = python() else { return };
     let api = PetStore::start(&python).await;
-    let config = mcp_config(&api.url, "");
+    let remote = PetStore::remote(&python).await;
+    let config = mcp_config_with(&api.url, Some(&remote.url), "");
     let a = Gateway::start_raw("", &config);
     let b = Gateway::start_raw("", &config);
     let (ok, report) = crate::sdk::pytest(
@@ -100,10 +128,13 @@ async fn official_sdk_lists_and_calls_tools_in_both_eras_across_instances() {
             ("MCP_URL_A", a.api.clone()),
             ("MCP_URL_B", b.api.clone()),
             ("TOLLGATE_LIMITED_KEY", LIMITED_KEY.to_string()),
+            ("MCP_REMOTE", "1".to_string()),
         ],
     )
     .await;
     assert!(ok, "{report}");
+    // Only the Redis relay test waits for its own run.
+    assert!(report.contains("7 passed, 1 skipped"), "{report}");
 
     // The API got the stored credential and the forwarded header, never a gateway key.
     let seen = api.seen().await;
@@ -131,6 +162,10 @@ async fn official_sdk_lists_and_calls_tools_in_both_eras_across_instances() {
     ];
     assert!(metric(&m, "tollgate_mcp_calls_total", errors) >= 1.0);
     assert!(m.contains("tollgate_mcp_call_duration_seconds_bucket{server=\"pets\",tool=\"getPet\""));
+    let remote_ok = &[("server", "calc"), ("tool", "add"), ("outcome", "ok")];
+    let both = metric(&m, "tollgate_mcp_calls_total", remote_ok)
+        + metric(&b.metrics().await, "tollgate_mcp_calls_total", remote_ok);
+    assert!(both >= 2.0, "{m}");
     let lines = a.log_lines();
     let call = lines
         .iter()
@@ -500,8 +535,12 @@ async fn legacy_sse_crosses_instances_through_redis_and_fails_clearly_without_it
     let Some(python) = python() else { return };
     let mut redis = crate::redis_server::RedisServer::start();
     let api = PetStore::start(&python).await;
+    let remote = PetStore::remote(&python).await;
     let extra = format!("[redis]\nurl = \"{}\"\ntimeout_ms = 500\n", redis.url());
-    let config = format!("{extra}\n{}", mcp_config(&api.url, ""));
+    let config = format!(
+        "{extra}\n{}",
+        mcp_config_with(&api.url, Some(&remote.url), "")
+    );
     let a = Gateway::start_raw("", &config);
     let b = Gateway::start_raw("", &config);
     let (ok, report) = crate::sdk::pytest(
@@ -512,11 +551,15 @@ async fn legacy_sse_crosses_instances_through_redis_and_fails_clearly_without_it
             ("MCP_URL_B", b.api.clone()),
             ("TOLLGATE_LIMITED_KEY", LIMITED_KEY.to_string()),
             ("MCP_RELAY", "1".to_string()),
+            ("MCP_REMOTE", "1".to_string()),
         ],
     )
     .await;
     assert!(ok, "{report}");
-    assert!(!report.contains("skipped"), "{report}");
+    assert!(
+        report.contains("8 passed") && !report.contains("skipped"),
+        "{report}"
+    );
 
     // Redis gone: a message posted to the instance without the stream is refused at once,
     // clearly; the instance holding the stream still takes its own.

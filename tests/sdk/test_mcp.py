@@ -146,6 +146,36 @@ async def test_a_key_sees_and_calls_only_its_tools():
         with pytest.raises(Exception) as e:
             await c.call_tool("addPet", {"body": {"name": "Sly"}})
         assert "Unknown tool" in str(e.value)
+    if os.environ.get("MCP_REMOTE") == "1":
+        async with client(A + "/mcp", key=LIMITED_KEY) as c:
+            tools = {t.name for t in (await c.list_tools()).tools}
+            assert tools == {"pets__getPet", "pets__listPets", "calc__add"}
+            with pytest.raises(Exception):
+                await c.call_tool("calc__shout", {"text": "x"})
+
+
+@pytest.mark.anyio
+async def test_a_remote_mcp_server_is_fronted_and_combined_with_an_openapi_one():
+    if os.environ.get("MCP_REMOTE") != "1":
+        pytest.skip("no remote server in this run")
+    for mode in ("auto", "legacy"):
+        async with client(A + "/mcp/calc", mode=mode) as c:
+            tools = {t.name: t for t in (await c.list_tools()).tools}
+            assert set(tools) == {"add", "shout"}  # admin_reset is excluded
+            assert tools["add"].input_schema["properties"]["a"]["type"] == "integer"
+            r = await c.call_tool("add", {"a": 2, "b": 3})
+            assert not r.is_error and r.structured_content == {"result": 5}
+    async with client(B + "/mcp") as c:
+        tools = {t.name for t in (await c.list_tools()).tools}
+        assert {"calc__add", "calc__shout", "pets__getPet"} <= tools
+        assert "calc__admin_reset" not in tools
+        r = await c.call_tool("calc__shout", {"text": "hi"})
+        assert r.content[0].text == "HI"
+        pet = await c.call_tool("pets__getPet", {"petId": 2})
+        assert pet.structured_content["name"] == "Tom"
+        with pytest.raises(Exception) as e:
+            await c.call_tool("calc__admin_reset", {})
+        assert "Unknown tool" in str(e.value)
 
 
 @pytest.mark.anyio
