@@ -97,7 +97,9 @@ impl RpcError {
 
     pub fn unsupported_version(requested: &str, supported: &[&str]) -> RpcError {
         RpcError {
-            data: Some(Box::new(json!({"supported": supported, "requested": requested}))),
+            data: Some(Box::new(
+                json!({"supported": supported, "requested": requested}),
+            )),
             ..RpcError::new(Code::UnsupportedVersion, "Unsupported protocol version")
         }
     }
