@@ -6,6 +6,7 @@
 
 use bytes::Bytes;
 use tollgate::edge::head::{check, HeadLimits};
+use tollgate::mcp::wire;
 use tollgate::meter::SseMeter;
 use tollgate::protocol::{self, Operation};
 use tollgate::sse::{Framer, Piece};
@@ -22,6 +23,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("translate_chunks", translate_chunks),
     ("translate_events", translate_events),
     ("config", config),
+    ("mcp", mcp),
 ];
 
 const LIMITS: HeadLimits = HeadLimits {
@@ -182,5 +184,45 @@ pub fn config(data: &[u8]) {
     };
     if let Err(e) = tollgate::config::parse_with_env(text, &|_| Some("sk-fuzz".into())) {
         assert!(e.errors.iter().all(|m| !m.trim().is_empty()));
+    }
+}
+
+/// The MCP bridge's readers: any posted body is a message or a JSON-RPC error (with an id that
+/// is null, a string or an integer), and the 2026-07-28 checks answer any request; any text is
+/// an OpenAPI document's tools (valid names, object input schemas) or an error that says why.
+pub fn mcp(data: &[u8]) {
+    match wire::parse(data) {
+        Ok(wire::Message::Request { method, params, .. }) => {
+            let routing = wire::Routing {
+                version: Some("2026-07-28"),
+                method: Some(&method),
+                name: None,
+                duplicated: None,
+            };
+            if let Err(e) = wire::check_modern(&method, &params, &routing) {
+                assert!(!e.message.is_empty() && e.status >= 400);
+            }
+        }
+        Ok(wire::Message::Notification { .. } | wire::Message::Response) => {}
+        Err((id, e)) => {
+            assert!(id.is_null() || id.is_string() || id.is_i64() || id.is_u64());
+            assert_eq!(e.body(&id)["jsonrpc"], "2.0");
+        }
+    }
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match tollgate::config::openapi::tools(text, &[], &[]) {
+        Ok(tools) => {
+            for t in tools {
+                assert!(!t.name.is_empty() && t.name.len() <= 64, "{}", t.name);
+                assert!(t
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)));
+                assert_eq!(t.input_schema["type"], "object");
+            }
+        }
+        Err(e) => assert!(!e.trim().is_empty()),
     }
 }

@@ -12,7 +12,7 @@ pub mod guardrails;
 pub mod limits;
 pub mod mcp;
 mod models;
-mod openapi;
+pub mod openapi;
 pub use models::{Retries, StreamRecovery};
 mod providers;
 pub mod rules;

@@ -22,6 +22,9 @@ const METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "op
 /// How deep references may nest before the document is refused.
 const MAX_REF_DEPTH: usize = 64;
 const MAX_TOOL_NAME: usize = 64;
+/// How many JSON values resolving may produce in all: references used many times over, at
+/// many levels, would otherwise multiply without bound.
+const MAX_EXPANDED: usize = 1_000_000;
 
 /// The tools of one document, filtered by `include` and `exclude`.
 pub fn tools(text: &str, include: &[String], exclude: &[String]) -> Result<Vec<Tool>, String> {
@@ -40,6 +43,7 @@ pub fn tools(text: &str, include: &[String], exclude: &[String]) -> Result<Vec<T
     let r = Resolver {
         doc: &doc,
         legacy_nullable,
+        produced: std::cell::Cell::new(0),
     };
     let paths = doc
         .get("paths")
@@ -117,6 +121,8 @@ fn tool_name(raw: &str) -> String {
 struct Resolver<'a> {
     doc: &'a Value,
     legacy_nullable: bool,
+    /// Values produced so far, against [`MAX_EXPANDED`].
+    produced: std::cell::Cell<usize>,
 }
 
 impl Resolver<'_> {
@@ -266,6 +272,12 @@ impl Resolver<'_> {
                 "references nest deeper than {MAX_REF_DEPTH} at {at}"
             ));
         }
+        self.produced.set(self.produced.get() + 1);
+        if self.produced.get() > MAX_EXPANDED {
+            return Err(format!(
+                "resolving its references makes more than {MAX_EXPANDED} values"
+            ));
+        }
         match value {
             Value::Object(obj) => {
                 if let Some(r) = obj.get("$ref").and_then(Value::as_str) {
@@ -404,6 +416,21 @@ mod tests {
         let external = DOC.replace("#/components/parameters/Limit", "other.json#/x");
         assert!(tools(&external, &[], &[]).unwrap_err().contains("outside"));
         assert_eq!(tool_name("/pets/{id}: get!"), "pets_id_get");
+    }
+
+    #[test]
+    fn references_that_multiply_are_refused_not_expanded() {
+        let mut defs = String::new();
+        for i in 0..12 {
+            let next = format!("{{\"$ref\": \"#/d/l{}\"}}", i + 1);
+            defs.push_str(&format!("\"l{i}\": [{}],", vec![next; 8].join(",")));
+        }
+        let doc = format!(
+            r##"{{"openapi": "3.1.0", "d": {{{defs} "l12": 1}}, "paths": {{"/x": {{"get": {{
+                "responses": {{"200": {{"content": {{"application/json": {{"schema": {{"$ref": "#/d/l0"}}}}}}}}}}}}}}}}}}"##
+        );
+        let e = tools(&doc, &[], &[]).err().unwrap();
+        assert!(e.contains("more than"), "{e}");
     }
 
     #[test]
