@@ -36,7 +36,9 @@ use crate::metrics::METRICS;
 use crate::routing::Plan;
 pub use clocks::Clocks;
 pub use decision::{Answer, AttemptEntry, Now, Retry, Verdict};
-pub use outcome::{AttemptOutcome, ClientLeft, Clock, ExchangeOutcome, Failure};
+pub use outcome::{
+    observe, AttemptOutcome, Blame, ClientLeft, Clock, ExchangeOutcome, Failure, Observed,
+};
 use std::time::Duration;
 
 /// Where a request's plan stands.
@@ -231,8 +233,7 @@ impl Attempts {
     /// and the client's stream ends with this error.
     pub fn cut(&mut self, failure: Failure, events: u64, now: Now) -> GatewayError {
         if let Some(t) = self.target() {
-            let p = &t.provider;
-            p.health.record(false, &p.outlier, now.at);
+            observe(t, Observed::Failed(failure.blame()), now.at);
         }
         let idle = matches!(failure, Failure::TimedOut(_))
             .then(|| self.target().map(|t| t.provider.idle_timeout))
@@ -252,16 +253,18 @@ impl Attempts {
 
     /// Record how the attempt in progress ended: its log entry, metrics and passive health.
     fn end(&mut self, outcome: AttemptOutcome, status: Option<u16>, now: Now) {
-        let healthy = match outcome {
-            AttemptOutcome::Ok => Some(true),
+        let observed = match outcome {
+            AttemptOutcome::Ok => Some(Observed::Ok),
             AttemptOutcome::Pending => None,
-            AttemptOutcome::Status => Some(status.is_some_and(|s| s < 500)),
-            AttemptOutcome::Failed(f) if f.counts_against_health() => Some(false),
+            AttemptOutcome::Status if status.is_some_and(|s| s < 500) => Some(Observed::Ok),
+            AttemptOutcome::Status => Some(Observed::Failed(Blame::Deployment)),
+            AttemptOutcome::Failed(f) if f.counts_against_health() => {
+                Some(Observed::Failed(f.blame()))
+            }
             AttemptOutcome::Failed(_) => None,
         };
-        if let (Some(ok), Some(t)) = (healthy, self.plan.candidate(self.cursor)) {
-            let p = &t.provider;
-            p.health.record(ok, &p.outlier, now.at);
+        if let (Some(o), Some(t)) = (observed, self.plan.candidate(self.cursor)) {
+            observe(t, o, now.at);
         }
         if let Some(a) = self.log.last_mut() {
             METRICS

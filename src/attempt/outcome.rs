@@ -59,6 +59,36 @@ pub enum Failure {
     Other,
 }
 
+/// Which passive health a failure counts against ([`Failure::blame`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The provider: every model it serves is ejected with it.
+    Provider,
+    /// The deployment: this upstream model on this provider only.
+    Deployment,
+}
+
+/// What one attempt says about its target's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    Ok,
+    Failed(Blame),
+}
+
+/// Record an observation in the passive health it concerns: a success in both the
+/// provider's and the deployment's, a failure in the one it is blamed on.
+pub fn observe(target: &crate::config::Target, o: Observed, at: std::time::Instant) {
+    let p = &target.provider;
+    match o {
+        Observed::Ok => {
+            p.health.record(true, &p.outlier, at);
+            target.health.record(true, &p.outlier, at);
+        }
+        Observed::Failed(Blame::Provider) => p.health.record(false, &p.outlier, at),
+        Observed::Failed(Blame::Deployment) => target.health.record(false, &p.outlier, at),
+    }
+}
+
 /// `status_100` .. `status_599`, made once so a status label never allocates.
 static STATUS_LABELS: Lazy<Vec<&'static str>> = Lazy::new(|| {
     (100..600u16)
@@ -150,6 +180,28 @@ impl Failure {
             | Failure::Protocol
             | Failure::FirstFrameError
             | Failure::Other => true,
+        }
+    }
+
+    /// Whose health a failure counts against: an answer that came back wrong (a 5xx, an
+    /// error as the first event) is the deployment's; anything that kept an answer from
+    /// coming back at all is the provider's.
+    pub fn blame(self) -> Blame {
+        match self {
+            Failure::Status(_) | Failure::FirstFrameError | Failure::ContextOverflow => {
+                Blame::Deployment
+            }
+            Failure::Unresolved
+            | Failure::ConnectTimeout
+            | Failure::ConnectRefused
+            | Failure::ConnectNoRoute
+            | Failure::Tls
+            | Failure::Connect
+            | Failure::TimedOut(_)
+            | Failure::Reset
+            | Failure::Protocol
+            | Failure::StaleConnection
+            | Failure::Other => Blame::Provider,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The engine's policy questions, apart from its state machine: stream recovery, same-target
 //! retries, which candidate can take an overflowing prompt, and which clock's limit ran out.
 
-use super::{retry, AttemptOutcome, Attempts, Clock, Failure, Now};
+use super::{observe, retry, AttemptOutcome, Attempts, Clock, Failure, Now, Observed};
 use crate::config::{StreamRecovery, Target};
 use crate::recovery::Resume;
 use std::time::Duration;
@@ -21,8 +21,7 @@ impl Attempts {
             return None;
         }
         if let Some(t) = self.target() {
-            let p = &t.provider;
-            p.health.record(false, &p.outlier, now.at);
+            observe(t, Observed::Failed(failure.blame()), now.at);
         }
         if let Some(a) = self.log.last_mut() {
             a.outcome = AttemptOutcome::Failed(failure);

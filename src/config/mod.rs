@@ -237,10 +237,27 @@ pub enum Strategy {
 pub struct Target {
     pub provider: Arc<Provider>,
     pub model: String,
+    /// This deployment's passive health (the provider's is `provider.health`).
+    pub health: Arc<crate::feedback::health::ProviderHealth>,
     pub weight: u32,
     pub context_window: Option<u64>,
     /// Its own price, when it has one (else the model's applies).
     pub price: Option<Price>,
+}
+
+impl Target {
+    /// A target for a gateway-made request to `provider` itself (a health check, a moderation
+    /// call): no model, and a health of its own that nothing records.
+    pub fn side(provider: &Arc<Provider>) -> Target {
+        Target {
+            provider: Arc::clone(provider),
+            model: String::new(),
+            health: Arc::new(crate::feedback::health::ProviderHealth::new(&provider.name)),
+            weight: 1,
+            context_window: None,
+            price: None,
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -273,6 +273,7 @@ pub(super) fn build_targets(
             Some(p) => out.push(Target {
                 provider: Arc::clone(p),
                 model: t.model.clone(),
+                health: crate::feedback::health::HEALTH.deployment(&p.name, &t.model),
                 weight: t.weight.clamp(1, u32::MAX as i64) as u32,
                 context_window: t.context_window.map(|w| w.max(1) as u64),
                 price: t

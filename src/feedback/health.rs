@@ -6,7 +6,10 @@
 //! background recovery probe ([`crate::services::health_checks`]) can bring an ejected
 //! provider back before its back-off runs out.
 //!
-//! State is per provider name and process-wide, so it survives config reloads. Routing moves
+//! State is per provider name, and per deployment (provider and upstream model), and
+//! process-wide, so it survives config reloads. Transport failures (connects, timeouts,
+//! resets) count against the provider; 5xx answers and first-frame errors against the
+//! deployment only, so one broken model does not eject the provider's healthy ones. Routing moves
 //! ejected providers to the end of a plan instead of dropping them, and never lets ejections
 //! take more than `max_ejection_percent` of a model's candidates out of the front, so a pool
 //! is never emptied by ejections (Envoy's panic threshold).
@@ -80,6 +83,8 @@ pub enum Standing {
 #[derive(Debug)]
 pub struct ProviderHealth {
     name: String,
+    /// The upstream model of a deployment's health (`""`: the provider's).
+    model: String,
     state: Mutex<State>,
     /// Mirrors `state.ejected_until.is_some()`.
     ejected: AtomicBool,
@@ -89,8 +94,14 @@ pub struct ProviderHealth {
 
 impl ProviderHealth {
     pub fn new(name: &str) -> ProviderHealth {
+        Self::of_deployment(name, "")
+    }
+
+    /// The health of one deployment: `model` on provider `name`.
+    pub fn of_deployment(name: &str, model: &str) -> ProviderHealth {
         ProviderHealth {
             name: name.to_string(),
+            model: model.to_string(),
             state: Mutex::new(State::default()),
             ejected: AtomicBool::new(false),
             failing: AtomicBool::new(false),
@@ -109,7 +120,7 @@ impl ProviderHealth {
     fn publish(&self, healthy: bool) {
         METRICS
             .upstream_healthy
-            .with_label_values(&[self.name.as_str()])
+            .with_label_values(&[self.name.as_str(), self.model.as_str()])
             .set(i64::from(healthy));
     }
 
@@ -181,6 +192,19 @@ impl ProviderHealth {
 }
 
 impl ProviderHealth {
+    /// An ejected deployment's provider answers again: its back-off ends now, so the next
+    /// request is its half-open probe (a real request decides whether the model is back).
+    pub fn half_open(&self, now: Instant) {
+        if !self.is_ejected() {
+            return;
+        }
+        self.with(|s| {
+            if s.ejected_until.is_some_and(|until| until > now) {
+                s.ejected_until = Some(now);
+            }
+        });
+    }
+
     /// A recovery probe passed: back in rotation now.
     pub fn recovered(&self, now: Instant) {
         self.with(|s| s.back(now));
@@ -192,12 +216,26 @@ impl ProviderHealth {
 #[derive(Default)]
 pub struct HealthTable {
     providers: Mutex<HashMap<String, Arc<ProviderHealth>>>,
+    deployments: Mutex<HashMap<(String, String), Arc<ProviderHealth>>>,
 }
 
 /// The process's table.
 pub static HEALTH: Lazy<HealthTable> = Lazy::new(HealthTable::default);
 
 impl HealthTable {
+    /// The health of deployment `model` on provider `provider` (created on first use): 5xx
+    /// answers and first-frame errors of that model count here, not against the provider.
+    pub fn deployment(&self, provider: &str, model: &str) -> Arc<ProviderHealth> {
+        let mut map = self.deployments.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (provider.to_string(), model.to_string());
+        Arc::clone(map.entry(key).or_insert_with(|| {
+            let health = ProviderHealth::of_deployment(provider, model);
+            // Configured deployments show from the start (a bounded set of series).
+            health.publish(true);
+            Arc::new(health)
+        }))
+    }
+
     /// The health of the provider named `name` (created on first use).
     pub fn provider(&self, name: &str) -> Arc<ProviderHealth> {
         self.provider_checked(name, None)
@@ -258,6 +296,27 @@ mod tests {
         t.record(true, &cfg, l2 + Duration::from_secs(25));
         assert_eq!(t.claim(l2 + Duration::from_secs(25)), Standing::Healthy);
         assert!(!t.is_ejected());
+    }
+
+    #[test]
+    fn a_deployment_goes_half_open_when_its_provider_answers_again() {
+        let d = HEALTH.deployment("p-half", "m");
+        let cfg = OutlierSettings {
+            consecutive_failures: 1,
+            base_ejection: Duration::from_secs(60),
+            max_ejection: Duration::from_secs(60),
+        };
+        let now = Instant::now();
+        d.record(false, &cfg, now);
+        assert_eq!(d.claim(now), Standing::Ejected);
+        d.half_open(now + Duration::from_secs(3));
+        // One real request decides; the others wait for its verdict.
+        assert_eq!(d.claim(now + Duration::from_secs(3)), Standing::Probe);
+        assert_eq!(d.claim(now + Duration::from_secs(3)), Standing::Ejected);
+        d.record(true, &cfg, now + Duration::from_secs(3));
+        assert_eq!(d.claim(now + Duration::from_secs(3)), Standing::Healthy);
+        // A deployment's health is its own, apart from its provider's.
+        assert!(!Arc::ptr_eq(&d, &HEALTH.provider("p-half")));
     }
 
     /// Seconds after `at` until the half-open probe is handed out.

@@ -155,6 +155,14 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<MockState>) {
     }
 }
 
+/// The script a requested model name carries after `@` (`chat@status=500`), so one upstream
+/// model of a backend can fail while its others answer.
+fn model_script(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let (_, script) = v.get("model")?.as_str()?.split_once('@')?;
+    Some(script.to_string())
+}
+
 /// Answer one request. Returns whether the connection may be reused.
 async fn handle(
     stream: &mut TcpStream,
@@ -167,7 +175,8 @@ async fn handle(
     let mut script = state.defaults.clone();
     let parsed = prefix
         .map_or(Ok(()), |p| script.apply(p))
-        .and_then(|_| req.header("x-mock").map_or(Ok(()), |h| script.apply(h)));
+        .and_then(|_| req.header("x-mock").map_or(Ok(()), |h| script.apply(h)))
+        .and_then(|_| model_script(&req.body).map_or(Ok(()), |s| script.apply(&s)));
     if let Err(e) = parsed {
         let body = serde_json::json!({"error": {"message": e, "type": "invalid_request_error", "param": null, "code": "bad_mock_script"}});
         return http1::write_json(stream, 400, &[], &body, req.keep_alive)

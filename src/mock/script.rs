@@ -3,7 +3,9 @@
 //! A script is `key=value` pairs separated by commas. It comes from the server's defaults, then
 //! a `/_mock/<script>/` prefix on the request path (so one provider's `base_url` can be a
 //! failing backend), then the `x-mock` request header (so a provider's `headers` or a test can
-//! set it per request). Later sources override earlier ones.
+//! set it per request), then what the requested model name carries after `@`
+//! (`mock-small@status=500`: one upstream model of a backend fails). Later sources override
+//! earlier ones.
 
 use std::time::Duration;
 

@@ -188,18 +188,26 @@ fn ordered(model: &Model, targets: &[Target], basis: CostBasis, rng: &mut impl R
     demote_ejected(all, model.max_ejection_percent)
 }
 
-/// Move candidates whose provider is ejected to the end, at most `max_percent` of them (the
-/// rest stay where they are: a pool is never emptied by ejections). A provider whose back-off
-/// ran out stays in place as the half-open probe.
+/// Move candidates whose provider or deployment is ejected to the end, at most `max_percent`
+/// of them (the rest stay where they are: a pool is never emptied by ejections). One whose
+/// back-off ran out stays in place as the half-open probe.
 fn demote_ejected(candidates: Vec<Target>, max_percent: u32) -> Vec<Target> {
-    if !candidates.iter().any(|t| t.provider.health.is_ejected()) {
+    let ejected = |t: &Target| t.provider.health.is_ejected() || t.health.is_ejected();
+    if !candidates.iter().any(ejected) {
         return candidates;
     }
     let now = std::time::Instant::now();
     let mut budget = candidates.len() * max_percent as usize / 100;
     let (mut front, mut back) = (Vec::new(), Vec::new());
     for t in candidates {
-        let standing = t.provider.health.claim(now);
+        // The deployment first: a probe of the provider is not claimed for a broken model.
+        let standing = match t.health.claim(now) {
+            Standing::Ejected => Standing::Ejected,
+            mine => match t.provider.health.claim(now) {
+                Standing::Healthy => mine,
+                theirs => theirs,
+            },
+        };
         if standing == Standing::Ejected && budget > 0 {
             budget -= 1;
             back.push(t);
@@ -244,6 +252,7 @@ mod tests {
         Target {
             provider: Arc::clone(provider),
             model: model.into(),
+            health: Arc::new(crate::feedback::health::ProviderHealth::new(&provider.name)),
             weight,
             context_window: None,
             price: None,

@@ -7,6 +7,11 @@
 //!   500 returns it to rotation at once, so a recovered backend does not wait out its
 //!   back-off. A failed probe changes nothing (the ejection is not extended).
 //!
+//! - **deployment recovery**: a deployment (one upstream model of a provider) that passive
+//!   health ejected is probed the same way; an answer below 500 ends its back-off, so the
+//!   next request to it is the half-open probe and a real answer decides (the provider being
+//!   up says nothing about one model). A broken model thus gets one real request per interval.
+//!
 //! The state is passive health's ([`crate::feedback::health::ProviderHealth`]), so routing
 //! treats all three alike.
 
@@ -46,13 +51,7 @@ impl ActiveHealth {
         path: &str,
         timeout: Duration,
     ) -> Result<u16, String> {
-        let target = Target {
-            provider: Arc::clone(p),
-            model: String::new(),
-            weight: 1,
-            context_window: None,
-            price: None,
-        };
+        let target = Target::side(p);
         let peer = runtime.upstreams.peer(&target).map_err(|e| e.to_string())?;
         let (host, base) = match &p.upstream {
             Upstream::Url {
@@ -153,11 +152,54 @@ impl ActiveHealth {
     }
 }
 
+impl ActiveHealth {
+    /// The recovery probes of ejected deployments, when due (see the module doc).
+    async fn deployment_probes(
+        &self,
+        runtime: &Runtime,
+        due: &mut HashMap<(String, String), Instant>,
+    ) {
+        let ejected: Vec<&Target> = runtime
+            .config
+            .models
+            .iter()
+            .flat_map(|m| {
+                let ruled = m.rules.iter().flat_map(|r| r.targets.iter());
+                m.targets.iter().chain(&m.fallbacks).chain(ruled)
+            })
+            .filter(|t| t.health.is_ejected())
+            .collect();
+        due.retain(|k, _| {
+            ejected
+                .iter()
+                .any(|t| t.provider.name == k.0 && t.model == k.1)
+        });
+        for t in ejected {
+            let key = (t.provider.name.clone(), t.model.clone());
+            let now = Instant::now();
+            let next = *due.entry(key.clone()).or_insert(now + RECOVERY_INTERVAL);
+            if now < next {
+                continue;
+            }
+            due.insert(key, now + RECOVERY_INTERVAL);
+            if let Ok(status) = self
+                .probe(runtime, &t.provider, "/models", RECOVERY_TIMEOUT)
+                .await
+            {
+                if status < 500 {
+                    t.health.half_open(Instant::now());
+                }
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl BackgroundService for ActiveHealth {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let mut check_due: HashMap<String, Instant> = HashMap::new();
         let mut probe_due: HashMap<String, Instant> = HashMap::new();
+        let mut deployment_due: HashMap<(String, String), Instant> = HashMap::new();
         let mut last_ok: HashMap<String, bool> = HashMap::new();
         loop {
             let runtime = self.runtime.load_full();
@@ -166,6 +208,7 @@ impl BackgroundService for ActiveHealth {
                     .await;
                 self.recovery_probe(&runtime, p, &mut probe_due).await;
             }
+            self.deployment_probes(&runtime, &mut deployment_due).await;
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
                 _ = shutdown.changed() => return,

@@ -286,13 +286,7 @@ impl Upstreams {
         path: &str,
         body_len: usize,
     ) -> Result<(Box<HttpPeer>, RequestHeader), GatewayError> {
-        let target = Target {
-            provider: Arc::clone(provider),
-            model: String::new(),
-            weight: 1,
-            context_window: None,
-            price: None,
-        };
+        let target = Target::side(provider);
         let peer = self.peer(&target)?;
         let ep = self
             .endpoints

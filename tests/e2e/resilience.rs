@@ -111,7 +111,9 @@ async fn consecutive_failures_eject_a_provider_until_a_probe_succeeds() {
         r.bytes().await.unwrap();
     }
     assert_eq!(flaky_calls(), 3);
-    gw.wait_metric("tollgate_upstream_healthy", &[("provider", "flaky")], 0.0)
+    // 503s are the deployment's failures (this model on this provider), not the provider's.
+    let flaky_a = [("provider", "flaky"), ("model", "up-a")];
+    gw.wait_metric("tollgate_upstream_healthy", &flaky_a, 0.0)
         .await;
     // Ejected: the next request goes straight to the steady provider.
     let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
@@ -125,11 +127,7 @@ async fn consecutive_failures_eject_a_provider_until_a_probe_succeeds() {
         let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
         assert_eq!(r.status(), 200);
         r.bytes().await.unwrap();
-        let m = metric(
-            &gw.metrics().await,
-            "tollgate_upstream_healthy",
-            &[("provider", "flaky")],
-        );
+        let m = metric(&gw.metrics().await, "tollgate_upstream_healthy", &flaky_a);
         if flaky_calls() >= 5 && m == 1.0 {
             break;
         }
@@ -144,6 +142,59 @@ async fn consecutive_failures_eject_a_provider_until_a_probe_succeeds() {
     let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
     r.bytes().await.unwrap();
     assert_eq!(flaky_calls(), 6, "healthy again: first in line");
+}
+
+#[tokio::test]
+async fn a_failing_model_is_ejected_while_the_same_provider_keeps_serving_its_others() {
+    let mock = mock();
+    let url = mock.url();
+    let outlier = "outlier = { consecutive_failures = 2, base_ejection_ms = 60000, max_ejection_ms = 60000 }\n";
+    let cfg = format!(
+        "{}{outlier}{}\n\
+         [[models]]\nname = \"broken\"\nstrategy = \"priority\"\n\
+         retry_budget = {{ percent = 100, min_per_second = 100 }}\n\
+         targets = [{{ provider = \"shared\", model = \"bad@status=500\" }}, {{ provider = \"backup\", model = \"spare\" }}]\n\
+         [[models]]\nname = \"chat\"\nstrategy = \"priority\"\n\
+         targets = [{{ provider = \"shared\", model = \"good\" }}, {{ provider = \"backup\", model = \"spare\" }}]\n",
+        mock_provider("shared", &url, ""),
+        mock_provider("backup", &url, ""),
+    );
+    let gw = Gateway::start(&cfg);
+    let calls = |model: &str| {
+        mock.requests()
+            .iter()
+            .filter(|r| r.json().is_some_and(|j| j["model"] == model))
+            .count()
+    };
+    for _ in 0..6 {
+        for model in ["broken", "chat"] {
+            let r = post(&gw, "/v1/chat/completions", &chat_body(model, false)).await;
+            assert_eq!(r.status(), 200, "{model}");
+            r.bytes().await.unwrap();
+        }
+    }
+    // Two 500s ejected the broken deployment: it is no longer tried first (a recovery probe,
+    // due 3 s after the ejection, could let one more through on a very slow run).
+    assert!(calls("bad@status=500") <= 3, "{}", calls("bad@status=500"));
+    // The provider's other model kept every one of its requests; the backup got only the
+    // broken model's.
+    assert_eq!(calls("good"), 6);
+    assert_eq!(calls("spare"), 6);
+    let m = gw.metrics().await;
+    let healthy = |labels: &[(&str, &str)]| metric(&m, "tollgate_upstream_healthy", labels);
+    assert_eq!(
+        healthy(&[("provider", "shared"), ("model", "bad@status=500")]),
+        0.0
+    );
+    assert_eq!(healthy(&[("provider", "shared"), ("model", "good")]), 1.0);
+    // The provider itself was never ejected.
+    let provider_down = m.lines().any(|l| {
+        l.starts_with("tollgate_upstream_healthy{")
+            && l.contains("provider=\"shared\"")
+            && l.contains("model=\"\"")
+            && l.ends_with(" 0")
+    });
+    assert!(!provider_down, "{m}");
 }
 
 #[tokio::test]
@@ -192,7 +243,8 @@ async fn active_health_checks_take_a_provider_out_and_back() {
         mock_provider("good", &url, ""),
     );
     let gw = Gateway::start(&cfg);
-    gw.wait_metric("tollgate_upstream_healthy", &[("provider", "down")], 0.0)
+    let provider = |name| [("provider", name), ("model", "")];
+    gw.wait_metric("tollgate_upstream_healthy", &provider("down"), 0.0)
         .await;
     // The failing check took `down` out before any client request reached it.
     for _ in 0..3 {
@@ -216,12 +268,8 @@ async fn active_health_checks_take_a_provider_out_and_back() {
     assert!(checks >= 2, "{checks} health checks");
 
     // `recovering` fails two checks, then passes and is back first in line.
-    gw.wait_metric(
-        "tollgate_upstream_healthy",
-        &[("provider", "recovering")],
-        1.0,
-    )
-    .await;
+    gw.wait_metric("tollgate_upstream_healthy", &provider("recovering"), 1.0)
+        .await;
     let r = post(&gw, "/v1/chat/completions", &chat_body("second", false)).await;
     assert_eq!(r.status(), 200);
     r.bytes().await.unwrap();
