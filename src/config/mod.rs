@@ -11,6 +11,7 @@ mod file_upstreams;
 pub mod guardrails;
 pub mod limits;
 pub mod mcp;
+mod mcp_runtime;
 mod models;
 pub mod openapi;
 pub use models::{Retries, StreamRecovery};
