@@ -45,12 +45,8 @@ impl<'a> View<'a> {
             s.tools
                 .iter()
                 .filter(|t| self.consumer.may_use_tool(&s.name, &t.name))
-                .map(move |t| (self.exposed(s, t), *s, t))
+                .map(move |t| (self.exposed_name(s, &t.name), *s, t))
         })
-    }
-
-    fn exposed(&self, server: &McpServer, tool: &Tool) -> String {
-        self.exposed_name(server, &tool.name)
     }
 
     /// The name this view gives `server`'s tool `name`.

@@ -5,7 +5,7 @@
 
 use super::answer::{write, Answer, PING, STREAM_LIFETIME};
 use super::relay::{Relay, Route};
-use super::streamable::{negotiate, open_session};
+use super::streamable::{negotiate, open_session, session_method};
 use super::wire::{self, Code, Message, RpcError};
 use super::Caller;
 use crate::attempt::ClientLeft;
@@ -13,7 +13,7 @@ use crate::ctx::{McpExchange, RequestCtx};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// `GET …/sse`: a new stream and the session bound to it.
 pub fn open(caller: &Caller<'_>, path: &str, ex: &mut McpExchange) -> Answer {
@@ -93,13 +93,7 @@ pub async fn post(
             ex.version = Some(version.to_string());
             Ok(caller.view.initialize(version))
         }
-        "ping" => Ok(json!({})),
-        "tools/list" => caller.list(false).await,
-        "tools/call" => caller.call(&params, ex).await,
-        other => Err(RpcError::new(
-            Code::MethodNotFound,
-            format!("Method not found: {other}"),
-        )),
+        other => session_method(caller, other, &params, ex).await,
     };
     let reply = match result {
         Ok(r) => wire::result_body(&id, r),

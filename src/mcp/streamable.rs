@@ -98,16 +98,25 @@ async fn handshake(caller: &Caller<'_>, posted: Posted<'_>, ex: &mut McpExchange
         Message::Request { id, method, params } => (id, method, params),
     };
     ex.method = Some(method.clone());
-    let result = match method.as_str() {
+    Answer::of(&id, session_method(caller, &method, &params, ex).await)
+}
+
+/// A request within a session (either transport), `initialize` aside.
+pub async fn session_method(
+    caller: &Caller<'_>,
+    method: &str,
+    params: &Value,
+    ex: &mut McpExchange,
+) -> Result<Value, RpcError> {
+    match method {
         "ping" => Ok(json!({})),
         "tools/list" => caller.list(false).await,
-        "tools/call" => caller.call(&params, ex).await,
+        "tools/call" => caller.call(params, ex).await,
         other => Err(RpcError::new(
             Code::MethodNotFound,
             format!("Method not found: {other}"),
         )),
-    };
-    Answer::of(&id, result)
+    }
 }
 
 /// The version a client asked for, if it is one served here with a session; else the latest.
