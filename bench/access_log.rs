@@ -28,6 +28,7 @@ fn record() -> AccessRecord<'static> {
         path: "/v1/chat/completions",
         client_ip: Some("10.1.2.3".into()),
         consumer: Some("team-a"),
+        route: None,
         model: Some("chat"),
         provider: Some("openai"),
         upstream_model: Some("gpt-4o-mini"),

@@ -37,6 +37,7 @@ fn config_table() -> KeyTable {
                 log_payloads: false,
                 ip_rules: Default::default(),
                 mcp_tools: vec!["*".into()],
+                routes: None,
             })
         })
         .collect();

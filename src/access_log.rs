@@ -39,6 +39,9 @@ pub struct AccessRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
     pub consumer: Option<&'a str>,
+    /// The `[[routes]]` prefix the request came under, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<&'a str>,
     pub model: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub upstream_model: Option<&'a str>,

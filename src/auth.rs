@@ -126,6 +126,7 @@ mod tests {
             ip_rules: Default::default(),
             log_payloads: false,
             mcp_tools: vec!["*".into()],
+            routes: None,
         })
     }
 
@@ -144,6 +145,7 @@ mod tests {
             ip_rules: Default::default(),
             log_payloads: false,
             mcp_tools: vec!["*".into()],
+            routes: None,
         })]);
         assert_eq!(table.authenticate(&key).unwrap().name, "a");
         assert!(table.authenticate(&format!("{key}x")).is_none());

@@ -50,9 +50,19 @@ pub struct Admission {
     pub key_label: Option<Arc<str>>,
     /// The guardrail policies that apply to this request.
     pub guard: Option<crate::guard::Selected>,
+    /// The `[[routes]]` prefix the request came under.
+    pub route: Option<Arc<crate::config::routes::Route>>,
 }
 
 impl Admission {
+    /// The virtual model a client's model name means: under a route, its map's; else itself.
+    pub fn virtual_model<'a>(&'a self, requested: &'a str) -> Option<&'a str> {
+        match &self.route {
+            Some(r) => r.models.get(requested).map(String::as_str),
+            None => Some(requested),
+        }
+    }
+
     /// Whether the consumer, and the key when it narrows the consumer's models, may use `model`.
     pub fn may_use(&self, model: &str) -> bool {
         self.consumer.as_ref().is_some_and(|c| c.may_use(model))

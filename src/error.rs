@@ -20,6 +20,9 @@ pub enum GatewayError {
     InvalidKey,
     #[error("Requests from this address are not allowed.")]
     PermissionDenied,
+    /// The consumer may not call under this path prefix (a `[[routes]]` prefix, or `/`).
+    #[error("This API key may not be used under `{0}`.")]
+    RouteForbidden(String),
     #[error("Unknown request URL: {method} {path}.")]
     UnknownRoute { method: String, path: String },
     #[error("Method {method} is not allowed on {path}.")]
@@ -112,7 +115,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingKey | InvalidKey => 401,
-            PermissionDenied => 403,
+            PermissionDenied | RouteForbidden(_) => 403,
             UnknownRoute { .. } | ModelNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             InvalidJson(_)
@@ -144,6 +147,7 @@ impl GatewayError {
             GatewayError::MissingKey
             | GatewayError::InvalidKey
             | GatewayError::PermissionDenied
+            | GatewayError::RouteForbidden(_)
             | GatewayError::UnknownRoute { .. }
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::InvalidJson(_)
@@ -182,7 +186,7 @@ impl GatewayError {
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => {
                 "invalid_request_error"
             }
-            PermissionDenied => "invalid_request_error",
+            PermissionDenied | RouteForbidden(_) => "invalid_request_error",
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => {
                 "invalid_request_error"
             }
@@ -210,7 +214,7 @@ impl GatewayError {
         use GatewayError::*;
         match self {
             MissingKey | InvalidKey => "authentication_error",
-            PermissionDenied => "permission_error",
+            PermissionDenied | RouteForbidden(_) => "permission_error",
             UnknownRoute { .. } | ModelNotFound(_) => "not_found_error",
             MethodNotAllowed { .. }
             | InvalidJson(_)
@@ -237,7 +241,7 @@ impl GatewayError {
         match self {
             MissingKey => None,
             InvalidKey => Some("invalid_api_key"),
-            PermissionDenied => Some("permission_denied"),
+            PermissionDenied | RouteForbidden(_) => Some("permission_denied"),
             UnknownRoute { .. } => Some("unknown_url"),
             MethodNotAllowed { .. } => Some("method_not_allowed"),
             InvalidJson(_) => Some("invalid_json"),
@@ -270,6 +274,7 @@ impl GatewayError {
             GatewayError::MissingKey
             | GatewayError::InvalidKey
             | GatewayError::PermissionDenied
+            | GatewayError::RouteForbidden(_)
             | GatewayError::UnknownRoute { .. }
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::InvalidJson(_)
@@ -300,7 +305,7 @@ impl GatewayError {
             RateLimited { .. } | LimiterUnavailable => true,
             RequestTooLarge { .. } | QuotaExceeded { .. } => false,
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => false,
-            PermissionDenied => false,
+            PermissionDenied | RouteForbidden(_) => false,
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
             Untranslatable { .. } | ContextTooLong { .. } => false,
             MalformedHead(_) | HeaderTimeout | BodyTimeout => false,
@@ -315,6 +320,7 @@ impl GatewayError {
         match self {
             MissingKey | InvalidKey => "unauthorized",
             PermissionDenied => "ip_denied",
+            RouteForbidden(_) => "route_forbidden",
             UnknownRoute { .. } | MethodNotAllowed { .. } => "bad_route",
             InvalidJson(_) | InvalidField { .. } | Untranslatable { .. } => "bad_request",
             ContextTooLong { .. } => "context_too_long",

@@ -40,13 +40,23 @@ pub async fn admit(
     runtime: &Runtime,
     connector: &Connector,
 ) -> Result<Admitted, GatewayError> {
-    let path = session.req_header().uri.path().to_string();
+    let full_path = session.req_header().uri.path();
+    let (api_route, path) = runtime.config.routes.split(full_path);
     // Errors from here on speak the client's dialect (Anthropic's below /v1/messages).
     if path.starts_with("/v1/messages") {
         ctx.dialect = Dialect::Anthropic;
     }
-    let operation = route(&session.req_header().method, path)?;
+    let operation = route(&session.req_header().method, path, full_path)?;
+    let api_route = api_route.cloned();
     let consumer = authenticate(session, ctx, runtime)?;
+    match &api_route {
+        Some(r) if !r.admits(&consumer) => {
+            return Err(GatewayError::RouteForbidden(r.path_prefix.clone()))
+        }
+        None if consumer.routes.is_some() => return Err(GatewayError::RouteForbidden("/".into())),
+        Some(_) | None => {}
+    }
+    ctx.admission.route = api_route;
     // Kept only to redact it from captured payloads.
     let key_for_capture = runtime
         .captures_payloads
@@ -58,9 +68,10 @@ pub async fn admit(
 
     let body = read_body(session, runtime.config.server.max_body_bytes).await?;
     let request = protocol::parse(operation, body)?;
-    let model = runtime
-        .config
-        .model(&request.model)
+    let model = ctx
+        .admission
+        .virtual_model(&request.model)
+        .and_then(|name| runtime.config.model(name))
         .filter(|m| ctx.admission.may_use(&m.name))
         .ok_or_else(|| GatewayError::ModelNotFound(request.model.clone()))?;
     let headers = &session.req_header().headers;
@@ -160,30 +171,48 @@ pub fn authenticate(
     Ok(consumer)
 }
 
-/// The operation a method and path ask for (`None`: the model list).
-fn route(method: &http::Method, path: String) -> Result<Option<Operation>, GatewayError> {
+/// The operation a method and path (below any route prefix) ask for (`None`: the model
+/// list); errors name the path as the client sent it.
+fn route(
+    method: &http::Method,
+    path: &str,
+    full_path: &str,
+) -> Result<Option<Operation>, GatewayError> {
     match (method.as_str(), path.trim_end_matches('/')) {
         ("GET", "/v1/models") => Ok(None),
-        (_, "/v1/models") => Err(not_allowed(method, &path)),
-        (m, _) => match Operation::from_path(&path) {
+        (_, "/v1/models") => Err(not_allowed(method, full_path)),
+        (m, _) => match Operation::from_path(path) {
             Some(op) if m == "POST" => Ok(Some(op)),
-            Some(_) => Err(not_allowed(method, &path)),
+            Some(_) => Err(not_allowed(method, full_path)),
             None => Err(GatewayError::UnknownRoute {
                 method: method.to_string(),
-                path,
+                path: full_path.to_string(),
             }),
         },
     }
 }
 
-/// `GET /v1/models`: the models this consumer (and key) may use.
+/// `GET /v1/models`: the models this consumer (and key) may use, by the names the client
+/// uses (a route's own names under its prefix).
 fn list_models(runtime: &Runtime, admission: &crate::ctx::Admission) -> Bytes {
-    let data: Vec<_> = runtime
-        .config
-        .models
-        .iter()
-        .filter(|m| admission.may_use(&m.name))
-        .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "tollgate"}))
+    let names: Vec<&str> = match &admission.route {
+        Some(r) => r
+            .models
+            .iter()
+            .filter(|(_, model)| admission.may_use(model))
+            .map(|(alias, _)| alias.as_str())
+            .collect(),
+        None => runtime
+            .config
+            .models
+            .iter()
+            .filter(|m| admission.may_use(&m.name))
+            .map(|m| m.name.as_str())
+            .collect(),
+    };
+    let data: Vec<_> = names
+        .into_iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": "tollgate"}))
         .collect();
     Bytes::from(json!({"object": "list", "data": data}).to_string())
 }

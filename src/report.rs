@@ -220,6 +220,7 @@ fn emit(ctx: &RequestCtx, log: &AccessLog, s: &Settled, method: &str, path: &str
         path,
         client_ip: ctx.admission.client_ip.map(|ip| ip.to_string()),
         consumer: ctx.admission.consumer.as_ref().map(|c| c.name.as_str()),
+        route: ctx.admission.route.as_ref().map(|r| r.name.as_str()),
         model: plan.map(|p| p.model.name.as_str()),
         provider: final_attempt.map(|a| a.provider.as_str()),
         upstream_model: final_attempt.map(|a| a.upstream_model.as_str()),

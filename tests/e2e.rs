@@ -58,6 +58,8 @@ mod redis_server;
 mod resilience;
 #[path = "e2e/retries.rs"]
 mod retries;
+#[path = "e2e/route_prefixes.rs"]
+mod route_prefixes;
 #[path = "e2e/routing.rs"]
 mod routing;
 #[path = "e2e/rules.rs"]

@@ -49,6 +49,9 @@ pub struct FileConfig {
     /// The MCP bridge.
     #[serde(default)]
     pub mcp: super::mcp::McpSection,
+    /// The API under path prefixes (`[[routes]]`).
+    #[serde(default)]
+    pub routes: Vec<super::routes::RouteSection>,
 }
 
 /// `[[tenants]]`: limits and budgets every consumer with `tenant = <name>` shares.
@@ -197,6 +200,10 @@ pub struct ConsumerSection {
     /// MCP tools it may see and call: `*`, `server/*`, `server/tool`.
     #[serde(default = "default_models")]
     pub mcp_tools: Vec<String>,
+    /// `[[routes]]` names this consumer is limited to (empty: the root API and any route
+    /// that admits it).
+    #[serde(default)]
+    pub routes: Vec<String>,
 }
 
 fn default_models() -> Vec<String> {

@@ -16,6 +16,7 @@ mod models;
 pub mod openapi;
 pub use models::{Retries, StreamRecovery};
 mod providers;
+pub mod routes;
 pub mod rules;
 mod server;
 
@@ -89,6 +90,8 @@ pub struct Config {
     pub guardrails: crate::guard::Guardrails,
     /// The MCP bridge (`[mcp]`).
     pub mcp: mcp::McpSettings,
+    /// `[[routes]]`: the API under path prefixes.
+    pub routes: routes::Routes,
 }
 
 impl Config {
@@ -302,6 +305,8 @@ pub struct Consumer {
     pub ip_rules: IpRules,
     /// MCP tools it may see and call: `*`, `server/*`, `server/tool`.
     pub mcp_tools: Vec<String>,
+    /// The routes it is limited to (`None`: the root API and every route admitting it).
+    pub routes: Option<HashSet<String>>,
 }
 
 impl Consumer {
@@ -429,6 +434,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
     for (i, c) in consumers.iter().enumerate() {
         mcp::check_tool_patterns(&format!("consumers[{i}]"), &c.mcp_tools, &mcp, errs);
     }
+    let routes = routes::build_routes(file.routes, &model_names, &consumers, errs);
 
     Config {
         server,
@@ -446,6 +452,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         keys_state_file: file.keys.state_file.map(std::path::PathBuf::from),
         guardrails,
         mcp,
+        routes,
     }
 }
 

@@ -287,6 +287,7 @@ pub(super) fn build_consumers(
             tenant: c.tenant,
             log_payloads: c.log_payloads,
             mcp_tools: c.mcp_tools,
+            routes: (!c.routes.is_empty()).then(|| c.routes.into_iter().collect()),
             ip_rules: IpRules {
                 allow: super::access::build_nets(&format!("{at}.allow_ips"), &c.allow_ips, errs),
                 deny: super::access::build_nets(&format!("{at}.deny_ips"), &c.deny_ips, errs),

@@ -365,3 +365,57 @@ action = "log"
     let s = g.select("team-b", Some("key-1"), "chat").unwrap();
     assert_eq!(s.request.rules.len(), 2);
 }
+
+#[test]
+fn route_errors_name_their_fields() {
+    let text = format!(
+        r#"
+[[providers]]
+name = "p"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+[[models]]
+name = "m"
+targets = [{{ provider = "p", model = "x" }}]
+[[consumers]]
+name = "c"
+keys = ["{KEY}"]
+routes = ["nowhere"]
+[[routes]]
+name = "a"
+path_prefix = "/team-a"
+models = {{ chat = "m", other = "missing" }}
+consumers = ["ghost"]
+[[routes]]
+name = "a"
+path_prefix = "/team-a/sub"
+models = {{}}
+[[routes]]
+name = "v"
+path_prefix = "/v1/x"
+models = {{ chat = "m" }}
+[[routes]]
+name = "s"
+path_prefix = "team-s/"
+models = {{ chat = "m" }}
+"#
+    );
+    let errs = errors(&text);
+    let expect = [
+        "routes[0].models.other names unknown model `missing`",
+        "routes[0].consumers[0] names unknown consumer `ghost`",
+        "routes[1].name `a` is defined twice",
+        "routes[1].path_prefix `/team-a/sub` overlaps route `a` (`/team-a`)",
+        "routes[1].models must map at least one model name",
+        "routes[2].path_prefix `/v1/x` may not begin with `/v1` or `/mcp`",
+        "routes[3].path_prefix `team-s/` must start with `/`",
+        "consumers[0].routes names unknown route `nowhere`",
+    ];
+    for e in expect {
+        assert!(
+            errs.iter().any(|x| x.starts_with(e)),
+            "missing {e:?} in {errs:#?}"
+        );
+    }
+    assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+}
