@@ -43,7 +43,7 @@ pub fn carrier(request: &ParsedRequest, attempts: &Attempts, body_replayable: bo
         || request.stream
         || may_overflow
         || candidates().any(|t| {
-            t.provider.kind.dialect() != client
+            !t.provider.kind.wire().speaks(client)
                 || Clocks::single_read_timeout(&t.provider).is_none()
         });
     if needs_forwarder {
@@ -64,7 +64,7 @@ impl RequestCtx {
             .as_ref()
             .ok_or(GatewayError::Internal)?;
         self.upstream.body =
-            translate::attempt_body(request, target.provider.kind.dialect(), &target.model)?;
+            translate::attempt_body(request, target.provider.kind.wire(), &target.model)?;
         self.upstream.body_sent = false;
         self.upstream.start_wait();
         Ok(target)
@@ -80,7 +80,7 @@ impl RequestCtx {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with("text/event-stream"));
-        let upstream = self.target().map(|t| t.provider.kind.dialect());
+        let upstream = self.target().map(|t| t.provider.kind.wire());
         let translator =
             upstream.and_then(|u| ResponseTranslator::new(self.dialect, u, status, sse));
         let strip = sse

@@ -174,6 +174,7 @@ impl ProxyHttp for Gateway {
             upstream_request,
             target,
             request.operation,
+            request.stream,
             ctx.upstream.body.len(),
             &ctx.request_id,
         )

@@ -227,7 +227,7 @@ fn emit(ctx: &RequestCtx, log: &AccessLog, s: &Settled, method: &str, path: &str
         client_dialect: ctx.dialect.label(),
         upstream_dialect: final_attempt
             .and_then(|_| ctx.target())
-            .map(|t| t.provider.kind.dialect().label()),
+            .map(|t| t.provider.kind.wire().label()),
         rule: plan.and_then(|p| p.rule.as_deref()),
         skipped_targets: plan.map_or(&[], |p| &p.skipped),
         status,

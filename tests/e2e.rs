@@ -24,6 +24,8 @@ mod connections;
 mod daemon;
 #[path = "e2e/edge.rs"]
 mod edge;
+#[path = "e2e/gemini.rs"]
+mod gemini;
 #[path = "e2e/guardrails.rs"]
 mod guardrails;
 #[path = "e2e/https.rs"]

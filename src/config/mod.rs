@@ -110,6 +110,8 @@ pub enum ProviderKind {
     Anthropic,
     /// Azure OpenAI: deployment paths, `api-version`, `api-key`.
     Azure,
+    /// Google's Gemini API: `models/{model}:generateContent`, `x-goog-api-key`.
+    Gemini,
 }
 
 impl ProviderKind {
@@ -120,16 +122,29 @@ impl ProviderKind {
             ProviderKind::Mock => "mock",
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Azure => "azure.ai.openai",
+            ProviderKind::Gemini => "gcp.gemini",
         }
     }
 
-    /// The wire dialect the provider speaks.
-    pub fn dialect(self) -> crate::dialect::Dialect {
+    /// The wire format the provider speaks.
+    pub fn wire(self) -> crate::dialect::Wire {
+        use crate::dialect::Wire;
         match self {
-            ProviderKind::Anthropic => crate::dialect::Dialect::Anthropic,
-            ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => {
-                crate::dialect::Dialect::OpenAi
-            }
+            ProviderKind::Anthropic => Wire::Anthropic,
+            ProviderKind::Gemini => Wire::Gemini,
+            ProviderKind::OpenAi | ProviderKind::Azure | ProviderKind::Mock => Wire::OpenAi,
+        }
+    }
+
+    /// The header that carries the provider's key, and its value: the one place every
+    /// gateway-made upstream request (proxied, moderation, health probe) takes it from.
+    pub fn key_header(self, key: &Secret) -> (&'static str, String) {
+        let key = key.expose();
+        match self {
+            ProviderKind::Anthropic => ("x-api-key", key.to_string()),
+            ProviderKind::Azure => ("api-key", key.to_string()),
+            ProviderKind::Gemini => ("x-goog-api-key", key.to_string()),
+            ProviderKind::OpenAi | ProviderKind::Mock => ("authorization", format!("Bearer {key}")),
         }
     }
 }

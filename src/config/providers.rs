@@ -113,9 +113,10 @@ fn build_kind(at: &str, p: &file::ProviderSection, errs: &mut Vec<String>) -> Pr
         "mock" => ProviderKind::Mock,
         "anthropic" => ProviderKind::Anthropic,
         "azure" => ProviderKind::Azure,
+        "gemini" => ProviderKind::Gemini,
         other => {
             errs.push(format!(
-                "{at}.kind must be \"openai\", \"anthropic\", \"azure\" or \"mock\", not \"{other}\""
+                "{at}.kind must be \"openai\", \"anthropic\", \"azure\", \"gemini\" or \"mock\", not \"{other}\""
             ));
             ProviderKind::OpenAi
         }

@@ -71,7 +71,14 @@ pub async fn run(
         let body_len = ctx.upstream.body.len();
         if runtime
             .upstreams
-            .prepare_request(&mut req, &target, operation, body_len, &ctx.request_id)
+            .prepare_request(
+                &mut req,
+                &target,
+                operation,
+                stream,
+                body_len,
+                &ctx.request_id,
+            )
             .is_err()
         {
             return respond_error(session, ctx, GatewayError::Internal).await;

@@ -86,7 +86,7 @@ pub async fn resume(
             .inc();
         return None;
     };
-    let upstream_dialect = ctx.target()?.provider.kind.dialect();
+    let upstream_dialect = ctx.target()?.provider.kind.wire();
     let dialect = ctx.dialect;
     let c = ctx.response.as_mut()?;
     c.translator = ResponseTranslator::new(dialect, upstream_dialect, 200, true);
@@ -122,7 +122,7 @@ async fn continue_on_next(
             let _decision = a.failed(f, false, Now::real());
         }
     };
-    let dialect = target.provider.kind.dialect();
+    let dialect = target.provider.kind.wire();
     let Ok(cont) = recovery::continuation(request, mode, sent, dialect, &target.model) else {
         failed(ctx, Failure::Other);
         return None;
@@ -136,7 +136,14 @@ async fn continue_on_next(
     let len = ctx.upstream.body.len();
     if runtime
         .upstreams
-        .prepare_request(&mut req, &target, request.operation, len, &ctx.request_id)
+        .prepare_request(
+            &mut req,
+            &target,
+            request.operation,
+            true,
+            len,
+            &ctx.request_id,
+        )
         .is_err()
     {
         failed(ctx, Failure::Other);

@@ -1,4 +1,4 @@
-//! Incremental SSE metering for OpenAI- and Anthropic-style streams.
+//! Incremental SSE metering for OpenAI-, Anthropic-, Responses- and Gemini-style streams.
 //!
 //! The meter reads complete events from the gateway's one framer ([`crate::sse`]), reads the
 //! usage, counts content deltas for estimates, notices `[DONE]` and error events, and — when
@@ -117,7 +117,11 @@ impl SseMeter {
             t.observe(&v);
         }
         if let Some(kind) = v.get("type").and_then(|t| t.as_str()) {
-            self.inspect_anthropic(kind, &v);
+            self.inspect_typed(kind, &v);
+            return false;
+        }
+        if let Some(candidates) = v.get("candidates").and_then(|c| c.as_array()) {
+            self.inspect_gemini(candidates, &v);
             return false;
         }
         let mut usage_only = false;
@@ -162,6 +166,81 @@ impl SseMeter {
 }
 
 impl SseMeter {
+    fn count_delta(&mut self, bytes: usize) {
+        if bytes > 0 {
+            self.deltas += 1;
+            self.text_bytes += bytes as u64;
+        }
+    }
+
+    /// A Gemini response (seen only while the forwarder holds an upstream stream's first
+    /// event; clients get it translated): text and function-call parts are content, and
+    /// `usageMetadata` is the running usage.
+    fn inspect_gemini(
+        &mut self,
+        candidates: &[simd_json::BorrowedValue],
+        v: &simd_json::BorrowedValue,
+    ) {
+        use simd_json::prelude::*;
+        let mut bytes = 0;
+        for c in candidates {
+            let parts = c
+                .get("content")
+                .and_then(|c| c.get("parts"))
+                .and_then(|p| p.as_array());
+            for part in parts.into_iter().flatten() {
+                bytes += part
+                    .get("text")
+                    .and_then(|t| t.as_str())
+                    .map_or(0, str::len);
+                bytes += part.get("functionCall").map_or(0, |_| 1);
+            }
+        }
+        self.count_delta(bytes);
+        if let Some(u) = v.get("usageMetadata") {
+            let n = |k: &str| u.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+            self.usage = Some(Usage {
+                input: n("promptTokenCount"),
+                output: n("candidatesTokenCount") + n("thoughtsTokenCount"),
+            });
+        }
+    }
+
+    /// An event with a `type`: Anthropic Messages or OpenAI Responses.
+    fn inspect_typed(&mut self, kind: &str, v: &simd_json::BorrowedValue) {
+        if kind.starts_with("response.") {
+            self.inspect_responses(kind, v);
+        } else {
+            self.inspect_anthropic(kind, v);
+        }
+    }
+
+    /// A Responses event: text, reasoning and function arguments arrive as `…delta` events
+    /// with a string `delta`; the usage is the final response's.
+    fn inspect_responses(&mut self, kind: &str, v: &simd_json::BorrowedValue) {
+        use simd_json::prelude::*;
+        match kind {
+            "response.completed" | "response.incomplete" | "response.failed" => {
+                if let Some(u) = v
+                    .get("response")
+                    .and_then(|r| r.get("usage"))
+                    .and_then(usage_from)
+                {
+                    self.usage = Some(u);
+                }
+                if kind == "response.failed" {
+                    self.error_event = true;
+                }
+                self.done = true;
+            }
+            k if k.ends_with(".delta") => {
+                let bytes = v.get("delta").and_then(|d| d.as_str()).map_or(0, str::len);
+                self.count_delta(bytes);
+            }
+            _ => {}
+        }
+    }
+
     /// An Anthropic Messages event: usage starts in `message_start` (input) and is cumulative
     /// in each `message_delta` (the latest figures win); content arrives in block deltas.
     fn inspect_anthropic(&mut self, kind: &str, v: &simd_json::BorrowedValue) {

@@ -1,5 +1,5 @@
-//! The mock LLM upstream: OpenAI's and Anthropic's wire formats (JSON and SSE), with timing and
-//! scripted faults, and a tool call when a request offers tools.
+//! The mock LLM upstream: OpenAI's, Anthropic's and Gemini's wire formats (JSON and SSE), with
+//! timing and scripted faults, and a tool call when a request offers tools.
 //!
 //! It backs the built-in `mock` provider, the `tollgate-mock` binary, the tests and the
 //! benchmarks. It is a deliberately small HTTP/1.1 server on raw tokio sockets so that faults
@@ -8,10 +8,12 @@
 //! `POST /v1/moderations` flags any input containing `FLAG_ME`.
 
 pub mod anthropic;
+pub mod gemini;
 mod http1;
 pub mod openai;
 pub mod reply;
 pub mod script;
+mod stream;
 
 use bytes::Bytes;
 use http1::{read_request, ChunkedWriter, RawRequest};
@@ -21,6 +23,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use stream::{write_stream, Ending};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -157,7 +160,11 @@ async fn serve_connection(mut stream: TcpStream, state: Arc<MockState>) {
 
 /// The script a requested model name carries after `@` (`chat@status=500`), so one upstream
 /// model of a backend can fail while its others answer.
-fn model_script(body: &[u8]) -> Option<String> {
+/// The script after `@` in the requested model: the body's `model`, or the path's (Gemini).
+fn model_script(path: &str, body: &[u8]) -> Option<String> {
+    if let Some(call) = gemini::route(path) {
+        return call.model.split_once('@').map(|(_, s)| s.to_string());
+    }
     let v: Value = serde_json::from_slice(body).ok()?;
     let (_, script) = v.get("model")?.as_str()?.split_once('@')?;
     Some(script.to_string())
@@ -176,7 +183,7 @@ async fn handle(
     let parsed = prefix
         .map_or(Ok(()), |p| script.apply(p))
         .and_then(|_| req.header("x-mock").map_or(Ok(()), |h| script.apply(h)))
-        .and_then(|_| model_script(&req.body).map_or(Ok(()), |s| script.apply(&s)));
+        .and_then(|_| model_script(&path, &req.body).map_or(Ok(()), |s| script.apply(&s)));
     if let Err(e) = parsed {
         let body = serde_json::json!({"error": {"message": e, "type": "invalid_request_error", "param": null, "code": "bad_mock_script"}});
         return http1::write_json(stream, 400, &[], &body, req.keep_alive)
@@ -199,6 +206,7 @@ async fn handle(
     if let Some(outage) = script.outage {
         script.status = (since.elapsed() < outage).then_some(503);
     }
+    let sse_query = query.split('&').any(|kv| kv == "alt=sse");
     if let Ok(mut r) = state.requests.lock() {
         if r.len() < MAX_RECORDED {
             r.push(RecordedRequest {
@@ -225,8 +233,11 @@ async fn handle(
         _ => {}
     }
     let anthropic = path == "/v1/messages";
+    let gemini_call = gemini::route(&path);
     if script.fault == Some(Fault::ContextOverflow) {
-        let body = if anthropic {
+        let body = if gemini_call.is_some() {
+            gemini::context_overflow()
+        } else if anthropic {
             anthropic::context_overflow()
         } else {
             openai::context_overflow()
@@ -246,7 +257,9 @@ async fn handle(
         } else {
             Vec::new()
         };
-        let body = if anthropic {
+        let body = if gemini_call.is_some() {
+            gemini::error(status)
+        } else if anthropic {
             anthropic::error(status)
         } else {
             openai::error(status)
@@ -256,6 +269,9 @@ async fn handle(
             .map(|_| true);
     }
 
+    if let Some(call) = gemini_call.filter(|_| req.method == "POST") {
+        return gemini::serve(stream, &req, &script, &call, sse_query).await;
+    }
     if req.method == "GET" && path == "/v1/models" {
         let body = serde_json::json!({"object": "list", "data": [{"id": "mock-small", "object": "model", "created": 0, "owned_by": "tollgate-mock"}]});
         return http1::write_json(stream, 200, &[], &body, req.keep_alive)
@@ -365,51 +381,13 @@ async fn handle(
             .collect()
         }
     };
-    let mut w = ChunkedWriter::start(stream, script.split).await?;
-    if script.fault == Some(Fault::FirstError) {
-        if kind == Kind::Messages {
-            w.event(Some("error"), &anthropic::error(529)).await?;
-            w.end().await?;
-        } else {
-            w.event(None, &openai::error(503)).await?;
-            w.done().await?;
-        }
-        return Ok(req.keep_alive);
-    }
-    let cut_at = matches!(
-        script.fault,
-        Some(Fault::Cut | Fault::Reset | Fault::Stall | Fault::Garbage)
-    )
-    .then_some(script.cut_after);
-    for (sent, (name, ev)) in events.iter().enumerate() {
-        if cut_at == Some(sent as u64) {
-            if script.fault == Some(Fault::Reset) {
-                w.reset()?;
-            }
-            if script.fault == Some(Fault::Garbage) {
-                let mut junk = b"data: ".to_vec();
-                junk.extend((0..10 * 1024 * 1024).map(|i| [0xff, 0xfe, b'a', 0xc3][i % 4]));
-                for piece in junk.chunks(64 * 1024) {
-                    w.raw(piece).await?;
-                }
-            }
-            if script.fault == Some(Fault::Stall) {
-                // Keep the connection open and silent until the client gives up.
-                w.stall().await;
-            }
-            return Ok(false);
-        }
-        if sent > 0 && !script.itl.is_zero() {
-            tokio::time::sleep(script.itl).await;
-        }
-        w.event(*name, ev).await?;
-    }
-    if kind == Kind::Messages {
-        w.end().await?;
+    let (first_error, ending) = if kind == Kind::Messages {
+        ((Some("error"), anthropic::error(529)), Ending::Plain)
     } else {
-        w.done().await?;
-    }
-    Ok(req.keep_alive)
+        ((None, openai::error(503)), Ending::Done)
+    };
+    let cut = write_stream(stream, &script, &events, first_error, ending).await?;
+    Ok(req.keep_alive && !cut)
 }
 
 /// Answer with a scripted reply ([`reply`]), JSON or streamed.

@@ -5,7 +5,7 @@
 //! `stream_options.include_usage` for metering) is then a splice of those spans, so a 1 MiB
 //! agent history is copied once per attempt, never re-serialised.
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Wire};
 use crate::error::GatewayError;
 use crate::tokens;
 use bytes::Bytes;
@@ -53,10 +53,10 @@ impl Operation {
 
     /// The operation a backend speaking `dialect` performs for this one (a chat in the other
     /// dialect's words; the rest have no counterpart and stay as they are).
-    pub fn served_by(self, dialect: Dialect) -> Operation {
-        match (self, dialect) {
-            (Operation::Messages, Dialect::OpenAi) => Operation::Chat,
-            (Operation::Chat, Dialect::Anthropic) => Operation::Messages,
+    pub fn served_by(self, wire: Wire) -> Operation {
+        match (self, wire) {
+            (Operation::Messages, Wire::OpenAi) => Operation::Chat,
+            (Operation::Chat, Wire::Anthropic) => Operation::Messages,
             (op, _) => op,
         }
     }

@@ -9,7 +9,7 @@
 
 pub mod splice;
 
-use crate::dialect::Dialect;
+use crate::dialect::Wire;
 use crate::error::GatewayError;
 use crate::meter::Usage;
 use crate::protocol::{self, ParsedRequest};
@@ -47,7 +47,7 @@ pub fn continuation(
     request: &ParsedRequest,
     resume: Resume,
     sent: &str,
-    upstream: Dialect,
+    upstream: Wire,
     model: &str,
 ) -> Result<Continuation, GatewayError> {
     // Anthropic refuses a prefill ending in white space: send it trimmed, skip the rest.
@@ -67,7 +67,7 @@ pub fn continuation(
     messages.push(json!({"role": "assistant", "content": prefill}));
     let prefilled = protocol::parse(request.operation, Bytes::from(body.to_string()))?;
     let mut body = translate::attempt_body(&prefilled, upstream, model)?;
-    if upstream == Dialect::OpenAi {
+    if upstream == Wire::OpenAi {
         // vLLM's (and SGLang's) switch for continuing the last assistant message.
         let mut v: Value =
             serde_json::from_slice(&body).map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
@@ -111,14 +111,7 @@ mod tests {
 
     #[test]
     fn continue_prefills_the_sent_text_and_restart_sends_the_request_as_it_was() {
-        let c = continuation(
-            &chat(),
-            Resume::Continue,
-            "Once upon ",
-            Dialect::OpenAi,
-            "up",
-        )
-        .unwrap();
+        let c = continuation(&chat(), Resume::Continue, "Once upon ", Wire::OpenAi, "up").unwrap();
         let v: Value = serde_json::from_slice(&c.body).unwrap();
         assert_eq!(v["model"], "up");
         assert_eq!(
@@ -132,14 +125,7 @@ mod tests {
             "the trimmed white space is skipped if repeated"
         );
 
-        let c = continuation(
-            &chat(),
-            Resume::Continue,
-            "Once",
-            Dialect::Anthropic,
-            "claude",
-        )
-        .unwrap();
+        let c = continuation(&chat(), Resume::Continue, "Once", Wire::Anthropic, "claude").unwrap();
         let v: Value = serde_json::from_slice(&c.body).unwrap();
         assert_eq!(
             v["messages"].as_array().unwrap().last().unwrap()["role"],
@@ -147,7 +133,7 @@ mod tests {
         );
         assert!(v.get("continue_final_message").is_none());
 
-        let c = continuation(&chat(), Resume::Restart, "Once upon", Dialect::OpenAi, "up").unwrap();
+        let c = continuation(&chat(), Resume::Restart, "Once upon", Wire::OpenAi, "up").unwrap();
         let v: Value = serde_json::from_slice(&c.body).unwrap();
         assert_eq!(v["messages"].as_array().unwrap().len(), 1);
         assert_eq!(c.skip, "Once upon");

@@ -67,7 +67,8 @@ impl ActiveHealth {
             .map_err(header_error)?;
         if let Some(key) = &p.api_key {
             // The key is the provider's, checked at config load; never in the error text.
-            req.insert_header("authorization", format!("Bearer {}", key.expose()))
+            let (name, value) = p.kind.key_header(key);
+            req.insert_header(name, value)
                 .map_err(|_| "the provider key is not a valid header value".to_string())?;
         }
         for (k, v) in &p.headers {

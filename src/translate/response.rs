@@ -159,8 +159,8 @@ pub fn error_to_anthropic(status: u16, body: &[u8]) -> Value {
     json!({"type": "error", "error": {"type": anthropic_error_type(status), "message": error_message(body)}})
 }
 
-/// An upstream error body (either dialect) as an OpenAI error body; Anthropic's error type
-/// becomes the `code`.
+/// An upstream error body (any dialect) as an OpenAI error body; Anthropic's error type (or
+/// Gemini's status, `INVALID_ARGUMENT`) becomes the `code`.
 pub fn error_to_openai(status: u16, body: &[u8]) -> Value {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let kind = match status {
@@ -172,5 +172,5 @@ pub fn error_to_openai(status: u16, body: &[u8]) -> Value {
         _ => "server_error",
     };
     json!({"error": {"message": error_message(body), "type": kind, "param": null,
-                     "code": v["error"]["type"].as_str()}})
+                     "code": v["error"]["type"].as_str().or(v["error"]["status"].as_str())}})
 }

@@ -23,10 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Headers a client may send that must never reach a provider.
-const STRIPPED_REQUEST_HEADERS: [&str; 13] = [
+const STRIPPED_REQUEST_HEADERS: [&str; 14] = [
     "authorization",
     "x-api-key",
     "api-key",
+    "x-goog-api-key",
     "proxy-authorization",
     "cookie",
     "connection",
@@ -300,13 +301,8 @@ impl Upstreams {
             req.insert_header("content-length", body_len.to_string())?;
             req.insert_header("user-agent", "tollgate-guardrails")?;
             if let Some(key) = &provider.api_key {
-                match provider.kind {
-                    ProviderKind::Anthropic => req.insert_header("x-api-key", key.expose())?,
-                    ProviderKind::Azure => req.insert_header("api-key", key.expose())?,
-                    ProviderKind::OpenAi | ProviderKind::Mock => {
-                        req.insert_header("authorization", format!("Bearer {}", key.expose()))?
-                    }
-                }
+                let (name, value) = provider.kind.key_header(key);
+                req.insert_header(name, value)?;
             }
             for (k, v) in &provider.headers {
                 req.insert_header(k.clone(), v.clone())?;
@@ -323,6 +319,7 @@ impl Upstreams {
         req: &mut RequestHeader,
         target: &Target,
         operation: Operation,
+        stream: bool,
         body_len: usize,
         request_id: &str,
     ) -> Result<(), Box<Error>> {
@@ -334,16 +331,7 @@ impl Upstreams {
             req.remove_header(name);
         }
         let p: &Provider = &target.provider;
-        let operation = operation.served_by(p.kind.dialect());
-        let path = match (p.kind, &p.api_version) {
-            (ProviderKind::Azure, Some(version)) => format!(
-                "{}/openai/deployments/{}{}?api-version={version}",
-                ep.base_path,
-                target.model,
-                operation.upstream_path()
-            ),
-            _ => format!("{}{}", ep.base_path, operation.upstream_path()),
-        };
+        let path = upstream_path(p, &ep.base_path, &target.model, operation, stream);
         let uri = path
             .parse()
             .map_err(|_| Error::explain(ErrorType::InternalError, "bad upstream path"))?;
@@ -354,31 +342,62 @@ impl Upstreams {
         req.insert_header("content-type", "application/json")?;
         req.insert_header("accept-encoding", "identity")?;
         req.insert_header("x-request-id", request_id)?;
-        match p.kind {
-            ProviderKind::Anthropic => {
-                if let Some(key) = &p.api_key {
-                    req.insert_header("x-api-key", key.expose())?;
-                }
-                // A client speaking Anthropic chose its version (and betas); others get ours.
-                if req.headers.get("anthropic-version").is_none() {
-                    req.insert_header("anthropic-version", &p.anthropic_version)?;
-                }
+        if p.kind == ProviderKind::Anthropic {
+            // A client speaking Anthropic chose its version (and betas); others get ours.
+            if req.headers.get("anthropic-version").is_none() {
+                req.insert_header("anthropic-version", &p.anthropic_version)?;
             }
-            kind => {
-                req.remove_header("anthropic-version");
-                req.remove_header("anthropic-beta");
-                if let Some(key) = &p.api_key {
-                    if kind == ProviderKind::Azure {
-                        req.insert_header("api-key", key.expose())?;
-                    } else {
-                        req.insert_header("authorization", format!("Bearer {}", key.expose()))?;
-                    }
-                }
-            }
+        } else {
+            req.remove_header("anthropic-version");
+            req.remove_header("anthropic-beta");
+        }
+        if let Some(key) = &p.api_key {
+            let (name, value) = p.kind.key_header(key);
+            req.insert_header(name, value)?;
         }
         for (k, v) in &target.provider.headers {
             req.insert_header(k.clone(), v.clone())?;
         }
         Ok(())
     }
+}
+
+/// The path below `base_path` that serves `operation` for `model` at provider `p`.
+fn upstream_path(
+    p: &Provider,
+    base_path: &str,
+    model: &str,
+    operation: Operation,
+    stream: bool,
+) -> String {
+    let operation = operation.served_by(p.kind.wire());
+    match (p.kind, &p.api_version) {
+        (ProviderKind::Azure, Some(version)) => format!(
+            "{base_path}/openai/deployments/{model}{}?api-version={version}",
+            operation.upstream_path()
+        ),
+        (ProviderKind::Gemini, _) => {
+            let model = percent_encode_segment(model);
+            if stream {
+                format!("{base_path}/models/{model}:streamGenerateContent?alt=sse")
+            } else {
+                format!("{base_path}/models/{model}:generateContent")
+            }
+        }
+        _ => format!("{base_path}{}", operation.upstream_path()),
+    }
+}
+
+/// A model name as one path segment: bytes outside RFC 3986's unreserved set and `@=,+`
+/// are percent-encoded.
+fn percent_encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~@=,+".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

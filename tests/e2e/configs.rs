@@ -9,6 +9,7 @@ fn check(path: &std::path::Path) -> std::process::Output {
         .arg(path)
         .env("OPENAI_API_KEY", "sk-test")
         .env("VLLM_API_KEY", "token-test")
+        .env("GEMINI_API_KEY", "gemini-test")
         .env("PETSTORE_API_KEY", "petstore-test")
         .env("TOLLGATE_MCP_SESSION_KEY", "ab".repeat(32))
         .output()

@@ -152,3 +152,41 @@ fn garbage_and_huge_lines_are_bounded() {
         assert!(out.len() >= MAX_LINE * 3);
     }
 }
+
+#[test]
+fn gemini_parts_are_content_and_usage_metadata_is_usage() {
+    let ev = concat!(
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}],\"role\":\"model\"}}],\"usageMetadata\":{\"promptTokenCount\":7,\"candidatesTokenCount\":1}}\r\n\r\n",
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":7,\"candidatesTokenCount\":4,\"thoughtsTokenCount\":2}}\r\n\r\n",
+    );
+    let (m, _) = run(ev.as_bytes(), false, |b| b.chunks(3).collect());
+    assert_eq!(m.deltas, 2);
+    assert_eq!(
+        m.usage,
+        Some(Usage {
+            input: 7,
+            output: 6
+        })
+    );
+}
+
+#[test]
+fn responses_deltas_are_content_and_completed_carries_usage() {
+    let ev = concat!(
+        "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"r\",\"usage\":null}}\n\n",
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hello\"}\n\n",
+        "event: response.function_call_arguments.delta\ndata: {\"type\":\"response.function_call_arguments.delta\",\"delta\":\"{}\"}\n\n",
+        "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"r\",\"usage\":{\"input_tokens\":9,\"output_tokens\":3,\"total_tokens\":12}}}\n\n",
+    );
+    let (m, _) = run(ev.as_bytes(), false, |b| vec![b]);
+    assert_eq!(m.deltas, 2);
+    assert_eq!(m.text_bytes, 7);
+    assert!(m.done);
+    assert_eq!(
+        m.usage,
+        Some(Usage {
+            input: 9,
+            output: 3
+        })
+    );
+}
