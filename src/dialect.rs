@@ -1,5 +1,5 @@
-//! The wire dialects: the two clients and backends speak (OpenAI's and Anthropic's), and
-//! the backends' [`Wire`], which adds Gemini's.
+//! The wire dialects: the two error and header conventions clients expect (OpenAI's and
+//! Anthropic's), and the [`Wire`] formats bodies are written in.
 //!
 //! A leaf of the module graph: errors, config, translation and limits headers all name it.
 
@@ -20,12 +20,15 @@ impl Dialect {
     }
 }
 
-/// What a backend speaks on the wire: one of the client dialects, or Google's Gemini API
-/// (spoken only by backends; its clients are served through Chat Completions).
+/// The wire format a request or response body is written in: OpenAI's classic APIs (Chat
+/// Completions, completions, embeddings), Anthropic's Messages, OpenAI's Responses, or
+/// Google's Gemini API (spoken only by backends). Chat Completions is the hub translations
+/// go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
     OpenAi,
     Anthropic,
+    Responses,
     Gemini,
 }
 
@@ -34,21 +37,8 @@ impl Wire {
         match self {
             Wire::OpenAi => "openai",
             Wire::Anthropic => "anthropic",
+            Wire::Responses => "openai_responses",
             Wire::Gemini => "gemini",
         }
-    }
-
-    /// The client dialect this wire is, when it is one.
-    pub fn dialect(self) -> Option<Dialect> {
-        match self {
-            Wire::OpenAi => Some(Dialect::OpenAi),
-            Wire::Anthropic => Some(Dialect::Anthropic),
-            Wire::Gemini => None,
-        }
-    }
-
-    /// Whether a client speaking `client` is served without translation.
-    pub fn speaks(self, client: Dialect) -> bool {
-        self.dialect() == Some(client)
     }
 }

@@ -32,7 +32,7 @@ pub enum Carrier {
 /// rewritten whole), plans that may fail over on a context overflow (the 400's body must be
 /// read), and providers whose clocks one per-read timeout cannot express.
 pub fn carrier(request: &ParsedRequest, attempts: &Attempts, body_replayable: bool) -> Carrier {
-    let client = request.operation.dialect();
+    let client = request.operation.wire();
     let plan = attempts.plan();
     let candidates = || (0..plan.len()).filter_map(|i| plan.candidate(i));
     // A 400 that may be a context overflow is read before committing when a candidate could
@@ -43,7 +43,7 @@ pub fn carrier(request: &ParsedRequest, attempts: &Attempts, body_replayable: bo
         || request.stream
         || may_overflow
         || candidates().any(|t| {
-            !t.provider.kind.wire().speaks(client)
+            t.provider.wire_for(request.operation) != client
                 || Clocks::single_read_timeout(&t.provider).is_none()
         });
     if needs_forwarder {
@@ -63,8 +63,11 @@ impl RequestCtx {
             .request
             .as_ref()
             .ok_or(GatewayError::Internal)?;
-        self.upstream.body =
-            translate::attempt_body(request, target.provider.kind.wire(), &target.model)?;
+        self.upstream.body = translate::attempt_body(
+            request,
+            target.provider.wire_for(request.operation),
+            &target.model,
+        )?;
         self.upstream.body_sent = false;
         self.upstream.start_wait();
         Ok(target)
@@ -80,9 +83,14 @@ impl RequestCtx {
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with("text/event-stream"));
-        let upstream = self.target().map(|t| t.provider.kind.wire());
-        let translator =
-            upstream.and_then(|u| ResponseTranslator::new(self.dialect, u, status, sse));
+        let operation = self.admission.request.as_ref().map(|r| r.operation);
+        let translator = match (self.target(), operation) {
+            (Some(t), Some(op)) => {
+                let upstream = t.provider.wire_for(op);
+                ResponseTranslator::new(op.wire(), self.dialect, upstream, status, sse)
+            }
+            _ => None,
+        };
         let strip = sse
             && self
                 .admission

@@ -88,13 +88,26 @@ pub async fn admit(
         ctx.admission.key_label.as_deref(),
         &model.name,
     );
+    if operation == Operation::Responses && ctx.admission.guard.is_some() {
+        // The screens read chat and Messages bodies and streams; a Responses body would pass
+        // them unread.
+        return Err(GatewayError::InvalidField {
+            param: "model",
+            message: format!(
+                "content policies apply to `{}` and do not screen the Responses API yet: use /v1/chat/completions",
+                request.model
+            ),
+        });
+    }
     let request = screen::screen_request(ctx, runtime, connector, request).await?;
     let headers = &session.req_header().headers;
     let plan = plan(model, &request, headers)?;
     // Embeddings generate nothing; the others reserve `max_tokens` or the configured default.
     let completion = match operation {
         Operation::Embeddings | Operation::CountTokens => Some(0),
-        Operation::Chat | Operation::Completion | Operation::Messages => request.max_tokens,
+        Operation::Chat | Operation::Completion | Operation::Messages | Operation::Responses => {
+            request.max_tokens
+        }
     };
     if consumer.log_payloads || model.log_payloads {
         ctx.admission.capture = Some(capture(runtime, &request, key_for_capture));

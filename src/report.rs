@@ -226,8 +226,8 @@ fn emit(ctx: &RequestCtx, log: &AccessLog, s: &Settled, method: &str, path: &str
         upstream_model: final_attempt.map(|a| a.upstream_model.as_str()),
         client_dialect: ctx.dialect.label(),
         upstream_dialect: final_attempt
-            .and_then(|_| ctx.target())
-            .map(|t| t.provider.kind.wire().label()),
+            .and_then(|_| ctx.target().zip(ctx.admission.request.as_ref()))
+            .map(|(t, r)| t.provider.wire_for(r.operation).label()),
         rule: plan.and_then(|p| p.rule.as_deref()),
         skipped_targets: plan.map_or(&[], |p| &p.skipped),
         status,

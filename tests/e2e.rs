@@ -58,6 +58,8 @@ mod recovery;
 mod redis_server;
 #[path = "e2e/resilience.rs"]
 mod resilience;
+#[path = "e2e/responses.rs"]
+mod responses;
 #[path = "e2e/retries.rs"]
 mod retries;
 #[path = "e2e/route_prefixes.rs"]

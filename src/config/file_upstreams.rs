@@ -71,6 +71,10 @@ pub struct ProviderSection {
     /// Anthropic backends always can.
     #[serde(default)]
     pub prefill: bool,
+    /// `kind = "openai"` or `"mock"`: the backend serves OpenAI's Responses API itself, so
+    /// `/v1/responses` is passed through instead of translated to Chat Completions.
+    #[serde(default)]
+    pub responses: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -149,6 +149,21 @@ impl ProviderKind {
     }
 }
 
+impl Provider {
+    /// The wire format this provider is spoken to in for `operation`: its kind's, except that
+    /// a Responses request stays one where the backend serves Responses itself.
+    pub fn wire_for(&self, operation: crate::protocol::Operation) -> crate::dialect::Wire {
+        match (self.kind.wire(), operation) {
+            (crate::dialect::Wire::OpenAi, crate::protocol::Operation::Responses)
+                if self.responses =>
+            {
+                crate::dialect::Wire::Responses
+            }
+            (wire, _) => wire,
+        }
+    }
+}
+
 /// Where a provider lives.
 #[derive(Debug, Clone)]
 pub enum Upstream {
@@ -182,6 +197,8 @@ pub struct Provider {
     /// Continues a partial last assistant message (Anthropic always; OpenAI-compatible when
     /// declared).
     pub prefill: bool,
+    /// Serves `/v1/responses` itself (pass-through rather than translation).
+    pub responses: bool,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub outlier: crate::feedback::health::OutlierSettings,
     pub health_check: Option<HealthCheck>,
@@ -210,6 +227,7 @@ impl Provider {
             total_timeout: None,
             first_token_timeout: None,
             prefill: false,
+            responses: false,
             headers: vec![],
             outlier: Default::default(),
             health_check: None,

@@ -86,6 +86,7 @@ pub(super) fn build_provider(
             .first_token_timeout_ms
             .map(|t| Duration::from_millis(t.max(1))),
         prefill: p.prefill || kind == ProviderKind::Anthropic,
+        responses: p.responses,
         headers,
         health_check: p.health_check.as_ref().map(|hc| HealthCheck {
             path: hc.path.clone(),
@@ -136,6 +137,11 @@ fn build_kind(at: &str, p: &file::ProviderSection, errs: &mut Vec<String>) -> Pr
         (ProviderKind::Azure, _) => {}
         (_, Some(_)) => errs.push(format!("{at}.api_version applies only to kind \"azure\"")),
         (_, None) => {}
+    }
+    if p.responses && !matches!(kind, ProviderKind::OpenAi | ProviderKind::Mock) {
+        errs.push(format!(
+            "{at}.responses applies only to kinds \"openai\" and \"mock\" (others are translated)"
+        ));
     }
     if p.anthropic_version.is_some() && kind != ProviderKind::Anthropic {
         errs.push(format!(

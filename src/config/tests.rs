@@ -419,3 +419,22 @@ models = {{ chat = "m" }}
     }
     assert_eq!(errs.len(), expect.len(), "{errs:#?}");
 }
+
+#[test]
+fn responses_pass_through_is_only_for_openai_kinds() {
+    let text = r#"
+[[providers]]
+name = "a"
+kind = "anthropic"
+base_url = "https://api.anthropic.com/v1"
+responses = true
+[[models]]
+name = "m"
+targets = [{ provider = "a", model = "x" }]
+"#;
+    let errs = errors(text);
+    assert_eq!(
+        errs,
+        ["providers[0].responses applies only to kinds \"openai\" and \"mock\" (others are translated)"]
+    );
+}

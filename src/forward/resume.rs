@@ -56,7 +56,10 @@ pub async fn resume(
         .ok()
         .and_then(|v| v["n"].as_u64())
         .unwrap_or(1);
-    let resumable = !transcript.unresumable && choices <= 1;
+    // A Responses stream is not spliced (the splice speaks chat and Messages).
+    let resumable = !transcript.unresumable
+        && choices <= 1
+        && request.operation != crate::protocol::Operation::Responses;
     let mode = ctx
         .attempts
         .as_mut()?
@@ -86,10 +89,10 @@ pub async fn resume(
             .inc();
         return None;
     };
-    let upstream_dialect = ctx.target()?.provider.kind.wire();
+    let upstream = ctx.target()?.provider.wire_for(request.operation);
     let dialect = ctx.dialect;
     let c = ctx.response.as_mut()?;
-    c.translator = ResponseTranslator::new(dialect, upstream_dialect, 200, true);
+    c.translator = ResponseTranslator::new(request.operation.wire(), dialect, upstream, 200, true);
     c.splice = Some(Splice::new(dialect, transcript, base, skip));
     c.rewrites = true;
     ctx.end.resumed = Some(mode);
@@ -122,7 +125,7 @@ async fn continue_on_next(
             let _decision = a.failed(f, false, Now::real());
         }
     };
-    let dialect = target.provider.kind.wire();
+    let dialect = target.provider.wire_for(request.operation);
     let Ok(cont) = recovery::continuation(request, mode, sent, dialect, &target.model) else {
         failed(ctx, Failure::Other);
         return None;

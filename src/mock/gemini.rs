@@ -101,7 +101,7 @@ pub fn answer(
         None if json_out => response(
             id,
             model,
-            json!([{"text": json!({"answer": full_text(tokens)}).to_string()}]),
+            json!([{"text": super::openai::json_text(tokens)}]),
             Some("STOP"),
             usage(prompt, tokens),
         ),

@@ -12,6 +12,7 @@ pub mod gemini;
 mod http1;
 pub mod openai;
 pub mod reply;
+mod responses;
 pub mod script;
 mod stream;
 
@@ -290,6 +291,7 @@ async fn handle(
         ("POST", "/v1/completions") => Kind::Completion,
         ("POST", "/v1/messages") => Kind::Messages,
         ("POST", "/v1/embeddings") => return embeddings(stream, &req, &script).await,
+        ("POST", "/v1/responses") => return responses::serve(stream, &req, &script, &id).await,
         ("POST", "/v1/moderations") => {
             tokio::time::sleep(script.ttft).await;
             let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
@@ -347,7 +349,11 @@ async fn handle(
             }
             Kind::Chat => {
                 let usage = script.usage.then(|| openai::usage(prompt, tokens));
-                openai::chat_completion(&id, &model, tokens, tool.as_ref(), usage)
+                let mut c = openai::chat_completion(&id, &model, tokens, tool.as_ref(), usage);
+                if tool.is_none() && openai::wants_json(&body) {
+                    openai::answer_as_json(&mut c, tokens);
+                }
+                c
             }
             Kind::Completion => {
                 let usage = script.usage.then(|| openai::usage(prompt, tokens));
@@ -367,7 +373,7 @@ async fn handle(
             let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
             let usage =
                 (include_usage && script.usage).then(|| openai::usage(prompt, tokens - from));
-            openai::stream(
+            let mut chunks = openai::stream(
                 &id,
                 &model,
                 kind == Kind::Chat,
@@ -375,10 +381,11 @@ async fn handle(
                 tool.as_ref(),
                 include_usage,
                 usage,
-            )
-            .into_iter()
-            .map(|v| (None, v))
-            .collect()
+            );
+            if kind == Kind::Chat && tool.is_none() && openai::wants_json(&body) {
+                openai::stream_as_json(&mut chunks, tokens);
+            }
+            chunks.into_iter().map(|v| (None, v)).collect()
         }
     };
     let (first_error, ending) = if kind == Kind::Messages {
@@ -475,7 +482,7 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
-    fn wanted(body: &Value, anthropic: bool) -> Option<ToolCall> {
+    pub(crate) fn wanted(body: &Value, anthropic: bool) -> Option<ToolCall> {
         let tool = body["tools"].as_array()?.first()?;
         if body["tool_choice"] == "none" || body["tool_choice"]["type"] == "none" {
             return None;

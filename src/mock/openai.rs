@@ -231,3 +231,35 @@ pub fn error(status: u16) -> Value {
 fn now() -> u64 {
     crate::clock::unix_seconds()
 }
+
+/// Whether a chat request asks for JSON output (`response_format` json_object or json_schema).
+pub fn wants_json(body: &Value) -> bool {
+    body["response_format"]["type"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("json"))
+}
+
+/// The JSON answer to such a request: an object holding the text.
+pub fn json_text(tokens: u64) -> String {
+    json!({"answer": full_text(tokens)}).to_string()
+}
+
+/// A completion's text replaced by the JSON answer.
+pub fn answer_as_json(completion: &mut Value, tokens: u64) {
+    completion["choices"][0]["message"]["content"] = json_text(tokens).into();
+}
+
+/// A stream's content deltas replaced by one delta holding the JSON answer.
+pub fn stream_as_json(chunks: &mut Vec<Value>, tokens: u64) {
+    chunks.retain(|c| {
+        c["choices"][0]["delta"]["content"]
+            .as_str()
+            .is_none_or(str::is_empty)
+    });
+    if let Some(first) = chunks.first() {
+        let mut piece = first.clone();
+        piece["choices"][0]["delta"] = json!({"content": json_text(tokens)});
+        piece["choices"][0]["finish_reason"] = Value::Null;
+        chunks.insert(1.min(chunks.len()), piece);
+    }
+}

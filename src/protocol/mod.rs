@@ -25,6 +25,8 @@ pub enum Operation {
     Messages,
     /// Anthropic `POST /v1/messages/count_tokens`, answered locally.
     CountTokens,
+    /// OpenAI `POST /v1/responses` (stateless: passed through, or translated via Chat).
+    Responses,
 }
 
 impl Operation {
@@ -36,6 +38,7 @@ impl Operation {
             "/v1/embeddings" => Some(Operation::Embeddings),
             "/v1/messages" => Some(Operation::Messages),
             "/v1/messages/count_tokens" => Some(Operation::CountTokens),
+            "/v1/responses" => Some(Operation::Responses),
             _ => None,
         }
     }
@@ -48,31 +51,44 @@ impl Operation {
             Operation::Embeddings => "/embeddings",
             Operation::Messages => "/messages",
             Operation::CountTokens => "/messages/count_tokens",
+            Operation::Responses => "/responses",
         }
     }
 
-    /// The operation a backend speaking `dialect` performs for this one (a chat in the other
-    /// dialect's words; the rest have no counterpart and stay as they are).
+    /// The operation a backend speaking `wire` performs for this one (a chat in the other
+    /// format's words; the rest have no counterpart and stay as they are).
     pub fn served_by(self, wire: Wire) -> Operation {
         match (self, wire) {
-            (Operation::Messages, Wire::OpenAi) => Operation::Chat,
-            (Operation::Chat, Wire::Anthropic) => Operation::Messages,
+            (Operation::Messages | Operation::Responses, Wire::OpenAi) => Operation::Chat,
+            (Operation::Chat | Operation::Responses, Wire::Anthropic) => Operation::Messages,
             (op, _) => op,
         }
     }
 
-    /// The dialect a client of this operation speaks.
+    /// The dialect a client of this operation speaks (its errors' and headers' shape).
     pub fn dialect(self) -> Dialect {
         match self {
             Operation::Messages | Operation::CountTokens => Dialect::Anthropic,
-            Operation::Chat | Operation::Completion | Operation::Embeddings => Dialect::OpenAi,
+            Operation::Chat
+            | Operation::Completion
+            | Operation::Embeddings
+            | Operation::Responses => Dialect::OpenAi,
+        }
+    }
+
+    /// The format the client's body is written in.
+    pub fn wire(self) -> Wire {
+        match self {
+            Operation::Messages | Operation::CountTokens => Wire::Anthropic,
+            Operation::Responses => Wire::Responses,
+            Operation::Chat | Operation::Completion | Operation::Embeddings => Wire::OpenAi,
         }
     }
 
     /// `gen_ai.operation.name`.
     pub fn label(self) -> &'static str {
         match self {
-            Operation::Chat | Operation::Messages => "chat",
+            Operation::Chat | Operation::Messages | Operation::Responses => "chat",
             Operation::Completion => "text_completion",
             Operation::Embeddings => "embeddings",
             Operation::CountTokens => "count_tokens",
@@ -127,6 +143,10 @@ struct Fields<'a> {
     prompt: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "raw")]
     input: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    instructions: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    max_output_tokens: Option<&'a RawValue>,
 }
 
 fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -246,7 +266,11 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         }
     };
 
-    let max_tokens = match fields.max_completion_tokens.or(fields.max_tokens) {
+    let max_tokens = match fields
+        .max_completion_tokens
+        .or(fields.max_tokens)
+        .or(fields.max_output_tokens)
+    {
         None => None,
         Some(raw) if raw.get() == "null" => None,
         Some(raw) => Some(
@@ -263,6 +287,11 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         Operation::Chat => fields.messages.map_or(0, |r| r.get().len()),
         Operation::Completion => fields.prompt.map_or(0, |r| r.get().len()),
         Operation::Embeddings => fields.input.map_or(0, |r| r.get().len()),
+        Operation::Responses => [fields.input, fields.instructions, fields.tools]
+            .iter()
+            .flatten()
+            .map(|r| r.get().len())
+            .sum(),
         Operation::Messages | Operation::CountTokens => {
             [fields.messages, fields.system, fields.tools]
                 .iter()
@@ -292,8 +321,7 @@ impl ParsedRequest {
     pub fn injects_usage(&self) -> bool {
         self.stream
             && !self.client_wants_usage
-            && self.operation.streams()
-            && self.operation.dialect() == Dialect::OpenAi
+            && matches!(self.operation, Operation::Chat | Operation::Completion)
     }
 
     /// The body for one upstream attempt: `model` set to `upstream_model`, plus

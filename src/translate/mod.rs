@@ -1,15 +1,20 @@
-//! Protocol adaptation: a client speaking one dialect (OpenAI Chat Completions or Anthropic
-//! Messages) served by a backend speaking the other, or Gemini's API ([`gemini`], through
-//! Chat Completions).
+//! Protocol adaptation between the [`Wire`] formats: clients speak Chat Completions, Messages
+//! or Responses ([`responses`]); backends speak Chat Completions, Messages, Responses or
+//! Gemini's API ([`gemini`]).
+//!
+//! Chat Completions is the hub: a request is translated into chat (unless it is one), then
+//! from chat into the backend's format (unless that is chat); an answer the other way round.
+//! So each format is written once against chat, and every pair works.
 //!
 //! Requests are translated per attempt ([`attempt_body`]), since a plan's targets may speak
-//! different dialects. Responses go through a [`ResponseTranslator`] chosen when the answer is
+//! different formats. Responses go through a [`ResponseTranslator`] chosen when the answer is
 //! committed: event streams are translated event by event as they pass, JSON bodies (answers
-//! and errors) once complete. Same-dialect traffic is never parsed here.
+//! and errors) once complete. Same-format traffic is never parsed here.
 
 pub mod gemini;
 pub mod request;
 pub mod response;
+pub mod responses;
 pub mod stream;
 
 #[cfg(test)]
@@ -20,6 +25,7 @@ use crate::error::GatewayError;
 use crate::protocol::{Operation, ParsedRequest};
 use bytes::Bytes;
 use gemini::stream::GeminiToChunks;
+use responses::stream::ChunksToResponses;
 use serde_json::Value;
 use stream::{ChunksToEvents, EventsToChunks};
 
@@ -46,42 +52,75 @@ pub fn attempt_body(
     upstream: Wire,
     model: &str,
 ) -> Result<Bytes, GatewayError> {
-    let client = request.operation.dialect();
-    if upstream.speaks(client) {
+    let client = request.operation.wire();
+    if upstream == client {
         return Ok(request.upstream_body(model));
+    }
+    if upstream == Wire::Gemini
+        && !matches!(
+            request.operation,
+            Operation::Chat | Operation::Messages | Operation::Responses
+        )
+    {
+        return Err(untranslatable(
+            "model",
+            "this model's Gemini backend serves chat (Chat Completions, Messages, Responses) only",
+        ));
     }
     let body: JsonObject = serde_json::from_slice(&request.body)
         .map_err(|e| GatewayError::InvalidJson(e.to_string()))?;
-    let translated = match (upstream, client) {
-        (Wire::OpenAi, _) => request::messages_to_chat(&body, model)?,
-        (Wire::Anthropic, _) => request::chat_to_messages(&body, model)?,
-        (Wire::Gemini, _)
-            if !matches!(request.operation, Operation::Chat | Operation::Messages) =>
-        {
-            return Err(untranslatable(
-                "model",
-                "this model's Gemini backend serves chat (Chat Completions and Messages) only",
-            ))
-        }
-        (Wire::Gemini, Dialect::OpenAi) => gemini::request::chat_to_gemini(&body)?,
-        (Wire::Gemini, Dialect::Anthropic) => match request::messages_to_chat(&body, model)? {
-            Value::Object(chat) => gemini::request::chat_to_gemini(&chat)?,
-            _ => return Err(GatewayError::Internal),
+    // Into the hub...
+    let chat = match client {
+        Wire::OpenAi => None,
+        Wire::Anthropic => Some(request::messages_to_chat(&body, model)?),
+        Wire::Responses => Some(responses::request::responses_to_chat(&body, model)?),
+        Wire::Gemini => return Err(GatewayError::Internal),
+    };
+    let chat_object = match &chat {
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(GatewayError::Internal),
+        None => &body,
+    };
+    // ...and out of it.
+    let translated = match upstream {
+        Wire::OpenAi => match chat {
+            Some(c) => c,
+            None => return Err(GatewayError::Internal),
         },
+        Wire::Anthropic => request::chat_to_messages(chat_object, model)?,
+        Wire::Gemini => gemini::request::chat_to_gemini(chat_object)?,
+        // Only a Responses client is sent to a backend serving Responses (same format).
+        Wire::Responses => return Err(GatewayError::Internal),
     };
     Ok(Bytes::from(translated.to_string()))
 }
 
-/// Rewrites a committed response into the client's dialect.
+/// A stream's way into chat chunks (from the backend's format).
+#[derive(Debug)]
+pub enum ToChat {
+    Anthropic(Box<EventsToChunks>),
+    Gemini(Box<GeminiToChunks>),
+}
+
+/// A stream's way out of chat chunks (into the client's format).
+#[derive(Debug)]
+pub enum FromChat {
+    Anthropic(Box<ChunksToEvents>),
+    Responses(Box<ChunksToResponses>),
+}
+
+/// Rewrites a committed response into the client's format.
 #[derive(Debug)]
 pub enum ResponseTranslator {
-    ChunksToEvents(Box<ChunksToEvents>),
-    EventsToChunks(Box<EventsToChunks>),
-    /// A Gemini stream as chat chunks, and those as Anthropic events for Anthropic clients.
-    FromGemini(Box<GeminiToChunks>, Option<Box<ChunksToEvents>>),
+    /// An event stream, through chat chunks: either stage may be absent (chat on that side).
+    Stream {
+        to_chat: Option<ToChat>,
+        from_chat: Option<FromChat>,
+    },
     /// A whole JSON body, translated at its end.
     Json {
-        client: Dialect,
+        client: Wire,
+        dialect: Dialect,
         upstream: Wire,
         status: u16,
         body: Vec<u8>,
@@ -89,39 +128,52 @@ pub enum ResponseTranslator {
 }
 
 impl ResponseTranslator {
-    /// The translator for a response from `upstream` to `client`, or `None` when both speak
-    /// the same dialect.
-    pub fn new(client: Dialect, upstream: Wire, status: u16, sse: bool) -> Option<Self> {
-        if upstream.speaks(client) {
+    /// The translator for a response from `upstream` to a client speaking `client` (errors in
+    /// `dialect`), or `None` when both speak the same format.
+    pub fn new(
+        client: Wire,
+        dialect: Dialect,
+        upstream: Wire,
+        status: u16,
+        sse: bool,
+    ) -> Option<Self> {
+        if upstream == client {
             return None;
         }
         if !sse || status >= 400 {
             return Some(ResponseTranslator::Json {
                 client,
+                dialect,
                 upstream,
                 status,
                 body: Vec::new(),
             });
         }
-        Some(match (upstream, client) {
-            (Wire::OpenAi, _) => ResponseTranslator::ChunksToEvents(Box::default()),
-            (Wire::Anthropic, _) => ResponseTranslator::EventsToChunks(Box::default()),
-            (Wire::Gemini, client) => ResponseTranslator::FromGemini(
-                Box::new(GeminiToChunks::new()),
-                (client == Dialect::Anthropic).then(Box::default),
-            ),
-        })
+        let to_chat = match upstream {
+            Wire::OpenAi | Wire::Responses => None,
+            Wire::Anthropic => Some(ToChat::Anthropic(Box::default())),
+            Wire::Gemini => Some(ToChat::Gemini(Box::new(GeminiToChunks::new()))),
+        };
+        let from_chat = match client {
+            Wire::OpenAi | Wire::Gemini => None,
+            Wire::Anthropic => Some(FromChat::Anthropic(Box::default())),
+            Wire::Responses => Some(FromChat::Responses(Box::new(ChunksToResponses::new()))),
+        };
+        Some(ResponseTranslator::Stream { to_chat, from_chat })
     }
 
     /// Translate one upstream chunk; what the client gets now (possibly nothing).
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
         match self {
-            ResponseTranslator::ChunksToEvents(t) => Bytes::from(t.feed(chunk)),
-            ResponseTranslator::EventsToChunks(t) => Bytes::from(t.feed(chunk)),
-            ResponseTranslator::FromGemini(chunks, events) => {
-                let chat = chunks.feed(chunk);
-                Bytes::from(match events {
-                    Some(e) => e.feed(&chat),
+            ResponseTranslator::Stream { to_chat, from_chat } => {
+                let chat = match to_chat {
+                    Some(ToChat::Anthropic(t)) => t.feed(chunk),
+                    Some(ToChat::Gemini(t)) => t.feed(chunk),
+                    None => chunk.to_vec(),
+                };
+                Bytes::from(match from_chat {
+                    Some(FromChat::Anthropic(t)) => t.feed(&chat),
+                    Some(FromChat::Responses(t)) => t.feed(&chat),
                     None => chat,
                 })
             }
@@ -137,14 +189,21 @@ impl ResponseTranslator {
     /// The end of the upstream body: the rest of the client's body.
     pub fn finish(&mut self) -> Bytes {
         match self {
-            ResponseTranslator::ChunksToEvents(t) => Bytes::from(t.finish()),
-            ResponseTranslator::EventsToChunks(t) => Bytes::from(t.finish()),
-            ResponseTranslator::FromGemini(chunks, events) => {
-                let chat = chunks.finish();
-                Bytes::from(match events {
-                    Some(e) => {
-                        let mut out = e.feed(&chat);
-                        out.extend(e.finish());
+            ResponseTranslator::Stream { to_chat, from_chat } => {
+                let chat = match to_chat {
+                    Some(ToChat::Anthropic(t)) => t.finish(),
+                    Some(ToChat::Gemini(t)) => t.finish(),
+                    None => Vec::new(),
+                };
+                Bytes::from(match from_chat {
+                    Some(FromChat::Anthropic(t)) => {
+                        let mut out = t.feed(&chat);
+                        out.extend(t.finish());
+                        out
+                    }
+                    Some(FromChat::Responses(t)) => {
+                        let mut out = t.feed(&chat);
+                        out.extend(t.finish());
                         out
                     }
                     None => chat,
@@ -152,41 +211,48 @@ impl ResponseTranslator {
             }
             ResponseTranslator::Json {
                 client,
+                dialect,
                 upstream,
                 status,
                 body,
-            } => Bytes::from(translate_json(*client, *upstream, *status, body).to_string()),
+            } => {
+                Bytes::from(translate_json(*client, *dialect, *upstream, *status, body).to_string())
+            }
         }
     }
 }
 
-fn translate_json(client: Dialect, upstream: Wire, status: u16, body: &[u8]) -> Value {
+fn translate_json(
+    client: Wire,
+    dialect: Dialect,
+    upstream: Wire,
+    status: u16,
+    body: &[u8],
+) -> Value {
+    const UNTRANSLATABLE: &[u8] =
+        b"the upstream answer could not be translated (not JSON, or too large)";
     let parsed: Option<Value> = (body.len() <= MAX_JSON_BODY)
         .then(|| serde_json::from_slice(body).ok())
         .flatten();
-    // Gemini's answer goes through Chat Completions, the hub.
-    let parsed = match upstream {
-        Wire::Gemini if status < 400 => parsed.map(|v| gemini::response::to_completion(&v)),
-        Wire::Gemini | Wire::OpenAi | Wire::Anthropic => parsed,
-    };
-    match (client, status < 400, parsed) {
-        (Dialect::Anthropic, true, Some(v)) => match upstream {
-            Wire::OpenAi | Wire::Gemini => response::completion_to_message(&v),
-            Wire::Anthropic => v,
-        },
-        (Dialect::OpenAi, true, Some(v)) => match upstream {
+    let answer = parsed.filter(|_| status < 400).map(|v| {
+        // Into the hub...
+        let chat = match upstream {
+            Wire::OpenAi | Wire::Responses => v,
             Wire::Anthropic => response::message_to_completion(&v),
-            Wire::OpenAi | Wire::Gemini => v,
-        },
-        (Dialect::Anthropic, true, None) => response::error_to_anthropic(
-            502,
-            b"the upstream answer could not be translated (not JSON, or too large)",
-        ),
-        (Dialect::OpenAi, true, None) => response::error_to_openai(
-            502,
-            b"the upstream answer could not be translated (not JSON, or too large)",
-        ),
-        (Dialect::Anthropic, false, _) => response::error_to_anthropic(status, body),
-        (Dialect::OpenAi, false, _) => response::error_to_openai(status, body),
+            Wire::Gemini => gemini::response::to_completion(&v),
+        };
+        // ...and out of it.
+        match client {
+            Wire::OpenAi | Wire::Gemini => chat,
+            Wire::Anthropic => response::completion_to_message(&chat),
+            Wire::Responses => responses::response::completion_to_response(&chat),
+        }
+    });
+    match (answer, status < 400, dialect) {
+        (Some(v), _, _) => v,
+        (None, true, Dialect::Anthropic) => response::error_to_anthropic(502, UNTRANSLATABLE),
+        (None, true, Dialect::OpenAi) => response::error_to_openai(502, UNTRANSLATABLE),
+        (None, false, Dialect::Anthropic) => response::error_to_anthropic(status, body),
+        (None, false, Dialect::OpenAi) => response::error_to_openai(status, body),
     }
 }

@@ -382,9 +382,14 @@ fn whole_bodies_and_errors_translate_both_ways() {
             "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}]},
             "finish_reason": "length"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}});
-    let mut t =
-        ResponseTranslator::new(Dialect::Anthropic, crate::dialect::Wire::OpenAi, 200, false)
-            .unwrap();
+    let mut t = ResponseTranslator::new(
+        crate::dialect::Wire::Anthropic,
+        Dialect::Anthropic,
+        crate::dialect::Wire::OpenAi,
+        200,
+        false,
+    )
+    .unwrap();
     let body = completion.to_string();
     assert!(t.feed(&body.as_bytes()[..5]).is_empty());
     t.feed(&body.as_bytes()[5..]);
@@ -405,23 +410,38 @@ fn whole_bodies_and_errors_translate_both_ways() {
     assert_eq!(back["choices"][0]["finish_reason"], "length");
     assert_eq!(back["usage"]["total_tokens"], 14);
 
-    let mut t =
-        ResponseTranslator::new(Dialect::Anthropic, crate::dialect::Wire::OpenAi, 429, false)
-            .unwrap();
+    let mut t = ResponseTranslator::new(
+        crate::dialect::Wire::Anthropic,
+        Dialect::Anthropic,
+        crate::dialect::Wire::OpenAi,
+        429,
+        false,
+    )
+    .unwrap();
     t.feed(br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#);
     let e: Value = serde_json::from_slice(&t.finish()).unwrap();
     assert_eq!(
         e,
         json!({"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}})
     );
-    let mut t =
-        ResponseTranslator::new(Dialect::OpenAi, crate::dialect::Wire::Anthropic, 529, true)
-            .unwrap();
+    let mut t = ResponseTranslator::new(
+        crate::dialect::Wire::OpenAi,
+        Dialect::OpenAi,
+        crate::dialect::Wire::Anthropic,
+        529,
+        true,
+    )
+    .unwrap();
     t.feed(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#);
     let e: Value = serde_json::from_slice(&t.finish()).unwrap();
     assert_eq!(e["error"]["message"], "Overloaded");
     assert_eq!(e["error"]["code"], "overloaded_error");
-    assert!(
-        ResponseTranslator::new(Dialect::OpenAi, crate::dialect::Wire::OpenAi, 200, true).is_none()
-    );
+    assert!(ResponseTranslator::new(
+        crate::dialect::Wire::OpenAi,
+        Dialect::OpenAi,
+        crate::dialect::Wire::OpenAi,
+        200,
+        true
+    )
+    .is_none());
 }

@@ -370,7 +370,7 @@ fn upstream_path(
     operation: Operation,
     stream: bool,
 ) -> String {
-    let operation = operation.served_by(p.kind.wire());
+    let operation = operation.served_by(p.wire_for(operation));
     match (p.kind, &p.api_version) {
         (ProviderKind::Azure, Some(version)) => format!(
             "{base_path}/openai/deployments/{model}{}?api-version={version}",
@@ -391,13 +391,15 @@ fn upstream_path(
 /// A model name as one path segment: bytes outside RFC 3986's unreserved set and `@=,+`
 /// are percent-encoded.
 fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~@=,+".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    const SEGMENT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'@')
+        .remove(b'=')
+        .remove(b',')
+        .remove(b'+');
+    utf8_percent_encode(s, SEGMENT).to_string()
 }

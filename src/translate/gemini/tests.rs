@@ -7,6 +7,13 @@ use crate::dialect::{Dialect, Wire};
 use crate::translate::{JsonObject, ResponseTranslator};
 use serde_json::{json, Value};
 
+fn client_wire(d: Dialect) -> Wire {
+    match d {
+        Dialect::OpenAi => Wire::OpenAi,
+        Dialect::Anthropic => Wire::Anthropic,
+    }
+}
+
 fn obj(v: Value) -> JsonObject {
     v.as_object().cloned().unwrap()
 }
@@ -27,7 +34,8 @@ fn data_of(text: &str) -> Vec<Value> {
 }
 
 fn translate(client: Dialect, step: usize) -> String {
-    let mut t = ResponseTranslator::new(client, Wire::Gemini, 200, true).unwrap();
+    let mut t =
+        ResponseTranslator::new(client_wire(client), client, Wire::Gemini, 200, true).unwrap();
     let mut out = Vec::new();
     for piece in GEMINI_STREAM.as_bytes().chunks(step) {
         out.extend_from_slice(&t.feed(piece));
@@ -241,12 +249,26 @@ fn a_gemini_stream_becomes_anthropic_events_through_chat() {
 #[test]
 fn a_cut_gemini_stream_is_not_closed_and_an_error_event_ends_it() {
     let first_only = GEMINI_STREAM.split("\r\n\r\n").next().unwrap().to_string() + "\r\n\r\n";
-    let mut t = ResponseTranslator::new(Dialect::OpenAi, Wire::Gemini, 200, true).unwrap();
+    let mut t = ResponseTranslator::new(
+        crate::dialect::Wire::OpenAi,
+        Dialect::OpenAi,
+        Wire::Gemini,
+        200,
+        true,
+    )
+    .unwrap();
     let mut out = t.feed(first_only.as_bytes()).to_vec();
     out.extend_from_slice(&t.finish());
     assert!(!String::from_utf8_lossy(&out).contains("[DONE]"));
 
-    let mut t = ResponseTranslator::new(Dialect::OpenAi, Wire::Gemini, 200, true).unwrap();
+    let mut t = ResponseTranslator::new(
+        crate::dialect::Wire::OpenAi,
+        Dialect::OpenAi,
+        Wire::Gemini,
+        200,
+        true,
+    )
+    .unwrap();
     let err = "data: {\"error\":{\"code\":503,\"message\":\"overloaded\",\"status\":\"UNAVAILABLE\"}}\r\n\r\n";
     let out = String::from_utf8(t.feed(err.as_bytes()).to_vec()).unwrap();
     let v = &data_of(&out)[0];
@@ -267,7 +289,8 @@ fn gemini_errors_reach_each_client_in_its_own_shape() {
             json!({"type": "rate_limit_error", "message": "Resource has been exhausted"}),
         ),
     ] {
-        let mut t = ResponseTranslator::new(client, Wire::Gemini, 429, false).unwrap();
+        let mut t =
+            ResponseTranslator::new(client_wire(client), client, Wire::Gemini, 429, false).unwrap();
         assert!(t.feed(body).is_empty());
         let v: Value = serde_json::from_slice(&t.finish()).unwrap();
         for (k, want) in check.as_object().unwrap() {
@@ -276,7 +299,14 @@ fn gemini_errors_reach_each_client_in_its_own_shape() {
     }
     // A whole answer reaches an Anthropic client as a message.
     let answer = br#"{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":1,"totalTokenCount":4},"modelVersion":"gemini-2.5-flash","responseId":"x"}"#;
-    let mut t = ResponseTranslator::new(Dialect::Anthropic, Wire::Gemini, 200, false).unwrap();
+    let mut t = ResponseTranslator::new(
+        crate::dialect::Wire::Anthropic,
+        Dialect::Anthropic,
+        Wire::Gemini,
+        200,
+        false,
+    )
+    .unwrap();
     t.feed(answer);
     let v: Value = serde_json::from_slice(&t.finish()).unwrap();
     assert_eq!(v["type"], "message");
