@@ -103,3 +103,27 @@ pub fn error(status: u16) -> Value {
     };
     json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_mock"})
 }
+
+/// Whether a Messages request asks for JSON output (`output_config.format` of `json_schema`).
+pub fn wants_json(body: &Value) -> bool {
+    body["output_config"]["format"]["type"] == "json_schema"
+}
+
+/// A stream's text deltas replaced by one delta holding the JSON answer.
+pub fn events_as_json(events: &mut Vec<(Option<&'static str>, Value)>, tokens: u64) {
+    let Some(at) = events
+        .iter()
+        .position(|(_, v)| v["delta"]["type"] == "text_delta")
+    else {
+        return;
+    };
+    events.retain(|(_, v)| v["delta"]["type"] != "text_delta");
+    events.insert(
+        at,
+        (
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "text_delta", "text": super::openai::json_text(tokens)}}),
+        ),
+    );
+}

@@ -345,7 +345,11 @@ async fn handle(
             Kind::Messages => {
                 let id = id.replace("chatcmpl-", "msg_");
                 let usage = anthropic::usage(prompt, tool.as_ref().map_or(tokens, |_| 1));
-                anthropic::message(&id, &model, tokens, tool.as_ref(), usage)
+                let mut m = anthropic::message(&id, &model, tokens, tool.as_ref(), usage);
+                if tool.is_none() && anthropic::wants_json(&body) {
+                    m["content"][0]["text"] = openai::json_text(tokens).into();
+                }
+                m
             }
             Kind::Chat => {
                 let usage = script.usage.then(|| openai::usage(prompt, tokens));
@@ -367,7 +371,11 @@ async fn handle(
     let events = match kind {
         Kind::Messages => {
             let id = id.replace("chatcmpl-", "msg_");
-            anthropic::events(&id, &model, from, tokens, tool.as_ref(), prompt)
+            let mut events = anthropic::events(&id, &model, from, tokens, tool.as_ref(), prompt);
+            if tool.is_none() && anthropic::wants_json(&body) {
+                anthropic::events_as_json(&mut events, tokens);
+            }
+            events
         }
         Kind::Chat | Kind::Completion => {
             let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);

@@ -46,6 +46,7 @@ pub fn messages_to_chat(body: &JsonObject, model: &str) -> Result<Value, Gateway
                 }
             }
             "thinking" if value.get("type").and_then(Value::as_str) == Some("disabled") => {}
+            "output_config" => output_config_to_openai(value, &mut out)?,
             _ if value.is_null() => {}
             other => {
                 return Err(untranslatable(
@@ -67,6 +68,59 @@ pub fn messages_to_chat(body: &JsonObject, model: &str) -> Result<Value, Gateway
         out.insert("stream_options".into(), json!({"include_usage": true}));
     }
     Ok(Value::Object(out))
+}
+
+/// Anthropic's `output_config` (structured output and effort) as OpenAI's `response_format`
+/// and `reasoning_effort`.
+fn output_config_to_openai(
+    value: &Value,
+    out: &mut Map<String, Value>,
+) -> Result<(), GatewayError> {
+    let Some(config) = value.as_object() else {
+        return Err(untranslatable(
+            "output_config",
+            "output_config must be an object",
+        ));
+    };
+    for (key, v) in config {
+        match key.as_str() {
+            "format" if v["type"] == "json_schema" => {
+                out.insert(
+                    "response_format".into(),
+                    json!({"type": "json_schema", "json_schema": {"name": "output", "schema": v["schema"]}}),
+                );
+            }
+            "effort" if v.is_string() => {
+                out.insert("reasoning_effort".into(), v.clone());
+            }
+            _ if v.is_null() => {}
+            other => return Err(untranslatable(
+                format!("output_config.{other}"),
+                format!(
+                    "`output_config.{other}` has no equivalent in the OpenAI Chat Completions API"
+                ),
+            )),
+        }
+    }
+    Ok(())
+}
+
+/// OpenAI's `response_format` as Anthropic's `output_config.format` (`None`: plain text).
+fn response_format_to_anthropic(value: &Value) -> Result<Option<Value>, GatewayError> {
+    match value["type"].as_str() {
+        Some("text") => Ok(None),
+        Some("json_schema") => match value["json_schema"].get("schema") {
+            Some(schema) => Ok(Some(json!({"type": "json_schema", "schema": schema}))),
+            None => Err(untranslatable(
+                "response_format.json_schema.schema",
+                "a json_schema response format needs a schema",
+            )),
+        },
+        _ => Err(untranslatable(
+            "response_format",
+            "an Anthropic backend takes structured output as a JSON schema (`json_schema`), not `json_object`",
+        )),
+    }
 }
 
 /// The text of a content that is a string or an array of text blocks/parts (null: empty),
@@ -285,6 +339,11 @@ pub fn chat_to_messages(body: &JsonObject, model: &str) -> Result<Value, Gateway
             }
             "tool_choice" => tool_choice = Some(tool_choice_to_anthropic(value)?),
             "parallel_tool_calls" => parallel = value.as_bool(),
+            "response_format" => {
+                if let Some(format) = response_format_to_anthropic(value)? {
+                    out.insert("output_config".into(), json!({"format": format}));
+                }
+            }
             "n" if value.as_u64() == Some(1) => {}
             "logprobs" | "store" if value.as_bool() == Some(false) => {}
             _ if value.is_null() => {}

@@ -445,3 +445,38 @@ fn whole_bodies_and_errors_translate_both_ways() {
     )
     .is_none());
 }
+
+#[test]
+fn structured_output_maps_between_response_format_and_output_config() {
+    let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+    let chat = obj(
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}),
+    );
+    let m = chat_to_messages(&chat, "claude").unwrap();
+    assert_eq!(
+        m["output_config"],
+        json!({"format": {"type": "json_schema", "schema": schema}})
+    );
+    let mut plain = chat.clone();
+    plain.insert("response_format".into(), json!({"type": "json_object"}));
+    match chat_to_messages(&plain, "claude") {
+        Err(GatewayError::Untranslatable { param, .. }) => assert_eq!(param, "response_format"),
+        other => panic!("{other:?}"),
+    }
+    let messages = obj(
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"format": {"type": "json_schema", "schema": schema}, "effort": "low"}}),
+    );
+    let c = messages_to_chat(&messages, "gpt").unwrap();
+    assert_eq!(c["response_format"]["json_schema"]["schema"], schema);
+    assert_eq!(c["reasoning_effort"], "low");
+    let mut odd = messages.clone();
+    odd.insert("output_config".into(), json!({"task_budget": 3}));
+    match messages_to_chat(&odd, "gpt") {
+        Err(GatewayError::Untranslatable { param, .. }) => {
+            assert_eq!(param, "output_config.task_budget")
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -35,7 +35,7 @@ async fn the_openai_sdk_responses_api_works_against_every_backend() {
     )
     .await;
     assert!(ok, "SDK tests failed:\n{report}");
-    assert!(report.contains("20 passed"), "{report}");
+    assert!(report.contains("21 passed"), "{report}");
 
     let calls = mock.requests();
     let on = |prefix: &str| calls.iter().filter(|r| r.path.starts_with(prefix)).count();

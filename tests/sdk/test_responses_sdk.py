@@ -85,7 +85,7 @@ def test_function_call_round_trip(model, streamed):
     assert follow.output_text == TEXT
 
 
-@pytest.mark.parametrize("model", ["native", "chat", "gemini"])
+@pytest.mark.parametrize("model", BACKENDS)
 def test_json_schema_output(model):
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     r = client().responses.create(
