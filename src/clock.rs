@@ -13,6 +13,13 @@ pub fn now() -> SystemTime {
     wall()
 }
 
+/// Nanoseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_nanos() -> u64 {
+    wall()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_seconds() -> u64 {
     wall().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())

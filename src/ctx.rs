@@ -141,6 +141,8 @@ pub struct End {
 }
 
 pub struct RequestCtx {
+    /// The request's trace, when `[tracing]` is on.
+    pub trace: Option<crate::trace::RequestTrace>,
     pub started: Instant,
     pub request_id: String,
     pub dialect: Dialect,
@@ -206,6 +208,7 @@ impl RequestCtx {
     pub fn new() -> Self {
         RequestCtx {
             started: Instant::now(),
+            trace: None,
             request_id: new_request_id(),
             dialect: Dialect::OpenAi,
             runtime: None,

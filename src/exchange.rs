@@ -129,6 +129,17 @@ impl RequestCtx {
         rewrites
     }
 
+    /// With tracing on, the attempt's `traceparent` (this attempt's span under the
+    /// request's); without, the client's own passes through untouched.
+    pub fn propagate_trace(&self, req: &mut pingora::http::RequestHeader) -> pingora::Result<()> {
+        let (Some(t), Some(a)) = (self.trace.as_ref(), self.attempts.as_ref()) else {
+            return Ok(());
+        };
+        let k = a.log().len().saturating_sub(1);
+        req.insert_header("traceparent", t.attempt_header(k))?;
+        Ok(())
+    }
+
     /// The client-facing edits to a committed upstream response header.
     pub fn shape_response_header(&self, header: &mut ResponseHeader) -> pingora::Result<()> {
         if self.response.as_ref().is_some_and(|c| c.rewrites) {

@@ -123,6 +123,21 @@ pub async fn admit(
         request.prompt_tokens_estimate,
         completion,
     );
+    if let Some(t) = ctx.trace.as_mut() {
+        use crate::trace::otlp::KeyValue;
+        let mut attributes = vec![KeyValue::str(
+            "tollgate.limits.decision",
+            if reserved.is_ok() {
+                "allowed"
+            } else {
+                "refused"
+            },
+        )];
+        if let Some(limit) = reserved.as_ref().err().and_then(GatewayError::limit_label) {
+            attributes.push(KeyValue::str("tollgate.limits.limit", limit));
+        }
+        t.event("tollgate.limits", attributes);
+    }
     ctx.admission.rate_headers = headers;
     ctx.admission.request = Some(request);
     ctx.attempts = Some(Attempts::new(plan));

@@ -49,6 +49,7 @@ pub mod server;
 pub mod services;
 pub mod sse;
 pub mod tokens;
+pub mod trace;
 pub mod translate;
 pub mod upstream;
 

@@ -95,6 +95,15 @@ impl ProxyHttp for Gateway {
             crate::mcp::serve(session, ctx, &runtime, &self.connector, &self.mcp).await;
             return Ok(true);
         }
+        if let Some(t) = &runtime.config.tracing {
+            let h = &session.req_header().headers;
+            let header = |name: &str| h.get(name).and_then(|v| v.to_str().ok());
+            ctx.trace = Some(crate::trace::RequestTrace::start(
+                header("traceparent"),
+                header("tracestate"),
+                t.sample_ratio,
+            ));
+        }
         match intake::admit(session, ctx, &runtime, &self.connector).await {
             Ok(Admitted::Proxy) => {
                 let replayable = !session.as_ref().retry_buffer_truncated();
@@ -177,7 +186,8 @@ impl ProxyHttp for Gateway {
             request.stream,
             ctx.upstream.body.len(),
             &ctx.request_id,
-        )
+        )?;
+        ctx.propagate_trace(upstream_request)
     }
 
     async fn request_body_filter(

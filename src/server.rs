@@ -65,6 +65,7 @@ pub fn build_server(
     let conf = server_conf(&config);
     let connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
     let health_connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
+    let trace_connector = Connector::new(Some(ConnectorOptions::from_server_conf(&conf)));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     // Bootstrap (taking over the listeners during an upgrade) runs as a service after any
     // daemon fork, so `-u -d` tells its parent it is ready before it waits for the sockets.
@@ -107,6 +108,7 @@ pub fn build_server(
             runtime: &runtime,
             reloader: &reloader,
             health_connector,
+            trace_connector,
         },
     );
 
@@ -163,6 +165,7 @@ struct Background<'a> {
     runtime: &'a Arc<ArcSwap<Runtime>>,
     reloader: &'a Arc<Reloader>,
     health_connector: Connector,
+    trace_connector: Connector,
 }
 
 /// Every background service, registered in one place: access-log reopen (SIGUSR1), config
@@ -222,6 +225,13 @@ fn add_background_services(server: &mut Server, b: Background<'_>) {
         crate::services::health_checks::ActiveHealth {
             runtime: Arc::clone(b.runtime),
             connector: b.health_connector,
+        },
+    ));
+    server.add_service(background_service(
+        "trace export",
+        crate::services::trace_export::TraceExport {
+            runtime: Arc::clone(b.runtime),
+            connector: b.trace_connector,
         },
     ));
     server.add_service(background_service(

@@ -76,6 +76,8 @@ mod sdk;
 mod slow_clients;
 #[path = "e2e/streaming.rs"]
 mod streaming;
+#[path = "e2e/tracing.rs"]
+mod tracing;
 #[path = "e2e/upstream_servers.rs"]
 mod upstream_servers;
 #[path = "e2e/usage.rs"]

@@ -38,6 +38,11 @@ pub struct AttemptEntry {
     /// provider's `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waited_ms: Option<u64>,
+    /// When the attempt began and when its outcome was known (for its trace span).
+    #[serde(skip)]
+    pub began: std::time::Instant,
+    #[serde(skip)]
+    pub ended: Option<std::time::Instant>,
 }
 
 /// After a failure: what to do next.

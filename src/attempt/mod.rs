@@ -143,6 +143,8 @@ impl Attempts {
                 .pending_wait
                 .take()
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            began: std::time::Instant::now(),
+            ended: None,
         });
         self.phase = Phase::Trying;
         Ok(target)
@@ -273,6 +275,7 @@ impl Attempts {
                 .inc();
             a.outcome = outcome;
             a.status = status;
+            a.ended.get_or_insert(now.at);
         }
         self.phase = Phase::Between;
     }

@@ -25,6 +25,7 @@ impl Attempts {
         }
         if let Some(a) = self.log.last_mut() {
             a.outcome = AttemptOutcome::Failed(failure);
+            a.ended.get_or_insert(now.at);
         }
         self.next_candidate(failure, self.cursor + 1);
         let prefill = self.target().is_some_and(|t| t.provider.prefill);

@@ -52,6 +52,9 @@ pub struct FileConfig {
     /// The API under path prefixes (`[[routes]]`).
     #[serde(default)]
     pub routes: Vec<super::routes::RouteSection>,
+    /// OpenTelemetry traces (`[tracing]`).
+    #[serde(default)]
+    pub tracing: Option<super::tracing::TracingSection>,
 }
 
 /// `[[tenants]]`: limits and budgets every consumer with `tenant = <name>` shares.

@@ -19,6 +19,7 @@ mod providers;
 pub mod routes;
 pub mod rules;
 mod server;
+pub mod tracing;
 
 use crate::key_digest::KeyDigest;
 pub use access::{build_nets, canonical_ip, AccessSettings, IpRules};
@@ -92,6 +93,8 @@ pub struct Config {
     pub mcp: mcp::McpSettings,
     /// `[[routes]]`: the API under path prefixes.
     pub routes: routes::Routes,
+    /// `[tracing]`: OpenTelemetry traces, when configured.
+    pub tracing: Option<tracing::TracingSettings>,
 }
 
 impl Config {
@@ -468,6 +471,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         mcp::check_tool_patterns(&format!("consumers[{i}]"), &c.mcp_tools, &mcp, errs);
     }
     let routes = routes::build_routes(file.routes, &model_names, &consumers, errs);
+    let tracing = file.tracing.as_ref().and_then(|t| tracing::build(t, errs));
 
     Config {
         server,
@@ -486,6 +490,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         guardrails,
         mcp,
         routes,
+        tracing,
     }
 }
 

@@ -438,3 +438,30 @@ targets = [{ provider = "a", model = "x" }]
         ["providers[0].responses applies only to kinds \"openai\" and \"mock\" (others are translated)"]
     );
 }
+
+#[test]
+fn tracing_errors_name_their_fields() {
+    let base = "[[providers]]\nname = \"m\"\nkind = \"mock\"\n[[models]]\nname = \"c\"\ntargets = [{ provider = \"m\", model = \"x\" }]\n";
+    let errs = errors(&format!(
+        "{base}[tracing]\notlp_endpoint = \"grpc://collector:4317\"\nsample_ratio = 1.5\nbatch_spans = 0\n"
+    ));
+    assert_eq!(
+        errs,
+        [
+            "tracing.otlp_endpoint \"grpc://collector:4317\" must start with http:// or https://",
+            "tracing.sample_ratio must be in [0, 1]",
+            "tracing.batch_spans must be > 0",
+        ]
+    );
+    let c = parse_with_env(
+        &format!("{base}[tracing]\notlp_endpoint = \"http://otel:4318\"\n"),
+        &env,
+    )
+    .unwrap();
+    let t = c.tracing.unwrap();
+    assert_eq!(
+        (t.host.as_str(), t.port, t.path.as_str()),
+        ("otel", 4318, "/v1/traces")
+    );
+    assert_eq!(t.sample_ratio, 1.0);
+}

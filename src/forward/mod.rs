@@ -79,6 +79,7 @@ pub async fn run(
                 body_len,
                 &ctx.request_id,
             )
+            .and_then(|()| ctx.propagate_trace(&mut req))
             .is_err()
         {
             return respond_error(session, ctx, GatewayError::Internal).await;

@@ -147,6 +147,7 @@ async fn continue_on_next(
             len,
             &ctx.request_id,
         )
+        .and_then(|()| ctx.propagate_trace(&mut req))
         .is_err()
     {
         failed(ctx, Failure::Other);

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub guardrail_actions: IntCounterVec,
     pub mcp_calls: IntCounterVec,
     pub mcp_call_duration: HistogramVec,
+    pub trace_spans_exported: IntCounter,
+    pub trace_spans_dropped: IntCounterVec,
     pub genai: genai::GenAi,
 }
 
@@ -171,6 +173,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         mcp_call_duration: histogram_vec(&r, "tollgate_mcp_call_duration_seconds",
             "MCP tool calls' duration, gateway and API together, by server and tool.",
             &LATENCY_BUCKETS, &["server", "tool"])?,
+        trace_spans_exported: reg(&r, IntCounter::new("tollgate_trace_spans_exported_total",
+            "Spans the collector accepted.")?)?,
+        trace_spans_dropped: counter_vec(&r, "tollgate_trace_spans_dropped_total",
+            "Spans dropped, by reason: queue_full (the exporter fell behind) or export_failed (the collector did not take them).",
+            &["reason"])?,
         genai: genai::GenAi::register(&r)?,
         registry: r,
     })

@@ -1,5 +1,5 @@
 //! The last stage: settle the request's usage (and its limit reservation), then record
-//! metrics and its access-log line.
+//! metrics, its access-log line and its trace spans ([`spans`]).
 //!
 //! Called from Pingora's `logging` phase, which runs once for every request on every path
 //! (success, gateway error, upstream failure, client disconnect), so each request is counted
@@ -13,6 +13,8 @@ use crate::meter::Usage;
 use crate::meter::UsageSource;
 use crate::metrics::METRICS;
 use std::time::Duration;
+
+mod spans;
 
 /// How a finished request ended.
 fn outcome(ctx: &RequestCtx, status: u16) -> ExchangeOutcome {
@@ -98,6 +100,14 @@ pub fn record(
         );
     }
     emit(ctx, log, &settled, method, path, status);
+    if let Some(t) = ctx.trace.as_ref().filter(|t| t.context.sampled) {
+        let finished = spans::Finished {
+            method,
+            path,
+            status,
+        };
+        crate::trace::submit(spans::build(ctx, t, &settled, &finished));
+    }
 }
 
 /// least_latency learns from answered requests: TTFT, or the whole answer.

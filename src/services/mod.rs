@@ -8,3 +8,4 @@ pub mod dns;
 pub mod health_checks;
 pub mod memory_trim;
 pub mod store_sync;
+pub mod trace_export;
