@@ -94,12 +94,10 @@ fn output_config_to_openai(
                 out.insert("reasoning_effort".into(), v.clone());
             }
             _ if v.is_null() => {}
-            other => return Err(untranslatable(
-                format!("output_config.{other}"),
-                format!(
-                    "`output_config.{other}` has no equivalent in the OpenAI Chat Completions API"
-                ),
-            )),
+            other => {
+                let message = format!("`output_config.{other}` has no OpenAI counterpart");
+                return Err(untranslatable(format!("output_config.{other}"), message));
+            }
         }
     }
     Ok(())
