@@ -5,6 +5,7 @@
 //! none arrive (a cut stream), the caller estimates and marks the usage as estimated.
 
 mod json;
+mod scan;
 mod sse;
 mod transcript;
 

@@ -82,11 +82,24 @@ impl SseMeter {
                 let mut drop_event = false;
                 if let Some(data) = e.data().filter(|d| !d.is_empty()) {
                     self.events += 1;
-                    let mut scratch = std::mem::take(&mut self.scratch);
-                    scratch.clear();
-                    scratch.extend_from_slice(&data);
-                    drop_event = self.inspect_data(&mut scratch);
-                    self.scratch = scratch;
+                    // Most events are OpenAI chunks: read in place, without building a tree
+                    // (a transcript for stream recovery needs the tree).
+                    let scanned = self
+                        .transcript
+                        .is_none()
+                        .then(|| super::scan::chunk(&data))
+                        .flatten();
+                    drop_event = match scanned {
+                        Some(c) => self.count_chunk(c, &data),
+                        None => {
+                            let mut scratch = std::mem::take(&mut self.scratch);
+                            scratch.clear();
+                            scratch.extend_from_slice(&data);
+                            let drop = self.inspect_data(&mut scratch);
+                            self.scratch = scratch;
+                            drop
+                        }
+                    };
                 }
                 if self.strip && !drop_event {
                     remove_usage_null(e.raw, out);
@@ -166,6 +179,28 @@ impl SseMeter {
 }
 
 impl SseMeter {
+    /// An OpenAI chunk read by the fast path. Returns whether to drop it (a usage-only chunk
+    /// the gateway asked for).
+    fn count_chunk(&mut self, c: super::scan::Chunk, data: &[u8]) -> bool {
+        for bytes in c.content {
+            self.count_delta(bytes);
+        }
+        let Some(span) = c.usage else {
+            return false;
+        };
+        let mut raw = data[span].to_vec();
+        let usage = simd_json::to_borrowed_value(&mut raw)
+            .ok()
+            .and_then(|v| usage_from(&v));
+        match usage {
+            Some(u) => {
+                self.usage = Some(u);
+                self.strip && !c.has_choices
+            }
+            None => false,
+        }
+    }
+
     fn count_delta(&mut self, bytes: usize) {
         if bytes > 0 {
             self.deltas += 1;
@@ -288,7 +323,9 @@ impl SseMeter {
 }
 
 /// Copy `event` to `out` without its `"usage":null` fields (added upstream only because the
-/// gateway asked for usage). Safe on valid JSON: an unescaped `"` cannot occur inside a string.
+/// gateway asked for usage). Safe on valid JSON: an unescaped `"` cannot occur inside a string,
+/// so a `"usage"` found by substring search is a key unless it is inside a string, where its
+/// quotes would be escaped.
 fn remove_usage_null(event: &[u8], out: &mut Vec<u8>) {
     const PATTERNS: [&[u8]; 4] = [
         b",\"usage\":null",
@@ -296,18 +333,23 @@ fn remove_usage_null(event: &[u8], out: &mut Vec<u8>) {
         b"\"usage\":null,",
         b"\"usage\": null,",
     ];
+    let finder = memchr::memmem::Finder::new(b"\"usage\"");
     let mut at = 0;
-    'scan: while let Some(i) = memchr::memchr(b'"', &event[at..]).map(|i| at + i) {
-        for p in PATTERNS {
-            let start = if p[0] == b',' { i.saturating_sub(1) } else { i };
-            if start >= at && event[start..].starts_with(p) {
+    while let Some(i) = finder.find(&event[at..]).map(|i| at + i) {
+        let cut = PATTERNS.iter().find_map(|p| {
+            let start = if p[0] == b',' { i.checked_sub(1)? } else { i };
+            (start >= at && event[start..].starts_with(p)).then_some((start, p.len()))
+        });
+        match cut {
+            Some((start, len)) => {
                 out.extend_from_slice(&event[at..start]);
-                at = start + p.len();
-                continue 'scan;
+                at = start + len;
+            }
+            None => {
+                out.extend_from_slice(&event[at..i + 1]);
+                at = i + 1;
             }
         }
-        out.extend_from_slice(&event[at..=i]);
-        at = i + 1;
     }
     out.extend_from_slice(&event[at..]);
 }
