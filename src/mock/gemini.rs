@@ -49,20 +49,9 @@ pub fn wanted_call(body: &Value) -> Option<(String, Value)> {
         .get("parametersJsonSchema")
         .or_else(|| f.get("parameters"))
         .unwrap_or(&Value::Null);
-    let mut args = serde_json::Map::new();
-    for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
-        let value = match prop["type"].as_str() {
-            Some("number") | Some("integer") => Value::from(1),
-            Some("boolean") => Value::from(true),
-            Some("array") => Value::Array(vec![]),
-            Some("object") => Value::Object(Default::default()),
-            _ => Value::from("mock"),
-        };
-        args.insert(key.clone(), value);
-    }
     Some((
         f["name"].as_str().unwrap_or("tool").to_string(),
-        Value::Object(args),
+        super::arguments_for(schema),
     ))
 }
 

@@ -489,6 +489,22 @@ pub struct ToolCall {
     pub input: Value,
 }
 
+/// The arguments the mock calls a tool with: a value of each property's type.
+pub(crate) fn arguments_for(schema: &Value) -> Value {
+    let mut input = serde_json::Map::new();
+    for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
+        let value = match prop["type"].as_str() {
+            Some("number") | Some("integer") => Value::from(1),
+            Some("boolean") => Value::from(true),
+            Some("array") => Value::Array(vec![]),
+            Some("object") => Value::Object(Default::default()),
+            _ => Value::from("mock"),
+        };
+        input.insert(key.clone(), value);
+    }
+    Value::Object(input)
+}
+
 impl ToolCall {
     pub(crate) fn wanted(body: &Value, anthropic: bool) -> Option<ToolCall> {
         let tool = body["tools"].as_array()?.first()?;
@@ -510,17 +526,7 @@ impl ToolCall {
         } else {
             (&tool["function"]["name"], &tool["function"]["parameters"])
         };
-        let mut input = serde_json::Map::new();
-        for (key, prop) in schema["properties"].as_object().into_iter().flatten() {
-            let value = match prop["type"].as_str() {
-                Some("number") | Some("integer") => Value::from(1),
-                Some("boolean") => Value::from(true),
-                Some("array") => Value::Array(vec![]),
-                Some("object") => Value::Object(Default::default()),
-                _ => Value::from("mock"),
-            };
-            input.insert(key.clone(), value);
-        }
+        let input = arguments_for(schema);
         Some(ToolCall {
             id: if anthropic {
                 "toolu_mock_1"
@@ -529,7 +535,7 @@ impl ToolCall {
             }
             .to_string(),
             name: name.as_str().unwrap_or("tool").to_string(),
-            input: Value::Object(input),
+            input,
         })
     }
 

@@ -109,6 +109,41 @@ pub enum FromChat {
     Responses(Box<ChunksToResponses>),
 }
 
+impl ToChat {
+    fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        match self {
+            ToChat::Anthropic(t) => t.feed(chunk),
+            ToChat::Gemini(t) => t.feed(chunk),
+        }
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        match self {
+            ToChat::Anthropic(t) => t.finish(),
+            ToChat::Gemini(t) => t.finish(),
+        }
+    }
+}
+
+impl FromChat {
+    fn feed(&mut self, chat: &[u8]) -> Vec<u8> {
+        match self {
+            FromChat::Anthropic(t) => t.feed(chat),
+            FromChat::Responses(t) => t.feed(chat),
+        }
+    }
+
+    /// The last chat bytes, and the end of the stream.
+    fn finish(&mut self, chat: &[u8]) -> Vec<u8> {
+        let mut out = self.feed(chat);
+        out.extend(match self {
+            FromChat::Anthropic(t) => t.finish(),
+            FromChat::Responses(t) => t.finish(),
+        });
+        out
+    }
+}
+
 /// Rewrites a committed response into the client's format.
 #[derive(Debug)]
 pub enum ResponseTranslator {
@@ -166,15 +201,14 @@ impl ResponseTranslator {
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
         match self {
             ResponseTranslator::Stream { to_chat, from_chat } => {
+                // Chat bytes pass between the stages unchanged when a side speaks chat.
                 let chat = match to_chat {
-                    Some(ToChat::Anthropic(t)) => t.feed(chunk),
-                    Some(ToChat::Gemini(t)) => t.feed(chunk),
-                    None => chunk.to_vec(),
+                    Some(t) => std::borrow::Cow::Owned(t.feed(chunk)),
+                    None => std::borrow::Cow::Borrowed(chunk),
                 };
                 Bytes::from(match from_chat {
-                    Some(FromChat::Anthropic(t)) => t.feed(&chat),
-                    Some(FromChat::Responses(t)) => t.feed(&chat),
-                    None => chat,
+                    Some(t) => t.feed(&chat),
+                    None => chat.into_owned(),
                 })
             }
             ResponseTranslator::Json { body, .. } => {
@@ -190,22 +224,9 @@ impl ResponseTranslator {
     pub fn finish(&mut self) -> Bytes {
         match self {
             ResponseTranslator::Stream { to_chat, from_chat } => {
-                let chat = match to_chat {
-                    Some(ToChat::Anthropic(t)) => t.finish(),
-                    Some(ToChat::Gemini(t)) => t.finish(),
-                    None => Vec::new(),
-                };
+                let chat = to_chat.as_mut().map(ToChat::finish).unwrap_or_default();
                 Bytes::from(match from_chat {
-                    Some(FromChat::Anthropic(t)) => {
-                        let mut out = t.feed(&chat);
-                        out.extend(t.finish());
-                        out
-                    }
-                    Some(FromChat::Responses(t)) => {
-                        let mut out = t.feed(&chat);
-                        out.extend(t.finish());
-                        out
-                    }
+                    Some(t) => t.finish(&chat),
                     None => chat,
                 })
             }

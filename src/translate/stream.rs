@@ -35,12 +35,40 @@ fn collect(piece: sse::Piece<'_>, out: &mut Vec<(String, String)>) {
     out.push((name, String::from_utf8_lossy(&data).into_owned()));
 }
 
+/// Splits a byte stream into its events' data (names ignored), with the gateway's framer:
+/// what the Gemini and Responses translators read.
+#[derive(Debug, Default)]
+pub(crate) struct DataFramer(sse::Framer);
+
+impl DataFramer {
+    pub(crate) fn feed(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.0.feed(chunk, |p| data_of(p, &mut out));
+        out
+    }
+
+    pub(crate) fn finish(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.0.finish(|p| data_of(p, &mut out));
+        out
+    }
+}
+
+fn data_of(piece: sse::Piece<'_>, out: &mut Vec<Vec<u8>>) {
+    if let sse::Piece::Event(e) = piece {
+        if let Some(data) = e.data() {
+            out.push(data.into_owned());
+        }
+    }
+}
+
 fn anthropic_event(out: &mut Vec<u8>, v: &Value) {
     let name = v["type"].as_str().unwrap_or("message");
     out.extend_from_slice(format!("event: {name}\ndata: {v}\n\n").as_bytes());
 }
 
-fn openai_event(out: &mut Vec<u8>, v: &Value) {
+/// One chat chunk as an SSE event.
+pub(crate) fn openai_event(out: &mut Vec<u8>, v: &Value) {
     out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
 }
 

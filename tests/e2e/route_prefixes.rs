@@ -19,7 +19,7 @@ fn start(mock: &MockServer) -> Gateway {
          [[consumers]]\nname = \"team-b\"\nkeys = [\"{}\"]\nroutes = [\"team-b\"]\n\
          [[consumers]]\nname = \"platform\"\nkeys = [\"{}\"]\nmodels = [\"gpt-fast\", \"claude\"]\n\
          [[routes]]\nname = \"team-a\"\npath_prefix = \"/team-a\"\n\
-         models = {{ chat = \"gpt-fast\", claude = \"claude\" }}\n\
+         models = {{ chat = \"gpt-fast\", claude = \"claude\", big = \"gpt-big\" }}\n\
          [[routes]]\nname = \"team-b\"\npath_prefix = \"/org/team-b\"\nconsumers = [\"team-b\"]\n\
          models = {{ chat = \"gpt-big\" }}\n",
         mock_provider("m", &url, ""),
@@ -97,10 +97,13 @@ async fn each_prefix_serves_its_own_model_names() {
             ids
         }
     };
-    assert_eq!(models("/team-a/v1/models", KEY).await, ["chat", "claude"]);
+    assert_eq!(
+        models("/team-a/v1/models", KEY).await,
+        ["big", "chat", "claude"]
+    );
     assert_eq!(models("/org/team-b/v1/models", KEY_B).await, ["chat"]);
     assert_eq!(models("/v1/models", KEY_ANY).await, ["claude", "gpt-fast"]);
-    // The consumer's own model list still narrows a route's.
+    // The consumer's own model list still narrows a route's (platform may not use gpt-big).
     assert_eq!(
         models("/team-a/v1/models", KEY_ANY).await,
         ["chat", "claude"]
@@ -138,6 +141,9 @@ async fn a_consumer_limited_to_one_prefix_cannot_reach_another_prefix_or_the_roo
     // The consumer's own allow list applies to what a route name maps to.
     let (s, _) = chat(&gw, "/team-a/v1/chat/completions", KEY_ANY, "chat").await;
     assert_eq!(s, 200);
+    let (s, v) = chat(&gw, "/team-a/v1/chat/completions", KEY_ANY, "big").await;
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["error"]["code"], "model_not_found");
     // Unknown prefixes, half segments and paths the route does not serve are 404s.
     for path in [
         "/team-c/v1/chat/completions",

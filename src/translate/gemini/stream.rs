@@ -7,12 +7,12 @@
 
 use super::response::parts;
 use super::{chat_id, finish_reason, usage};
-use crate::sse;
+use crate::translate::stream::{openai_event as event, DataFramer};
 use serde_json::{json, Value};
 
 #[derive(Debug, Default)]
 pub struct GeminiToChunks {
-    framer: sse::Framer,
+    framer: DataFramer,
     id: String,
     model: Value,
     created: u64,
@@ -33,15 +33,13 @@ impl GeminiToChunks {
     }
 
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let mut events = Vec::new();
-        self.framer.feed(chunk, |p| collect(p, &mut events));
+        let events = self.framer.feed(chunk);
         self.translate(events)
     }
 
     /// The end of the body: close the stream if the model had finished.
     pub fn finish(&mut self) -> Vec<u8> {
-        let mut events = Vec::new();
-        self.framer.finish(|p| collect(p, &mut events));
+        let events = self.framer.finish();
         let mut out = self.translate(events);
         if self.finish.is_some() && !self.finished {
             let mut last = self.chunk(json!({}), None);
@@ -116,18 +114,4 @@ impl GeminiToChunks {
         }
         out
     }
-}
-
-fn collect(piece: sse::Piece<'_>, out: &mut Vec<Vec<u8>>) {
-    if let sse::Piece::Event(e) = piece {
-        if let Some(data) = e.data() {
-            out.push(data.into_owned());
-        }
-    }
-}
-
-fn event(out: &mut Vec<u8>, v: &Value) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(v.to_string().as_bytes());
-    out.extend_from_slice(b"\n\n");
 }

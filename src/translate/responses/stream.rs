@@ -9,7 +9,7 @@
 use super::response::{
     call_item, envelope, message_item, reasoning_item, response_id, status, usage,
 };
-use crate::sse;
+use crate::translate::stream::DataFramer;
 use serde_json::{json, Value};
 
 #[derive(Debug)]
@@ -33,7 +33,7 @@ enum Item {
 
 #[derive(Debug, Default)]
 pub struct ChunksToResponses {
-    framer: sse::Framer,
+    framer: DataFramer,
     id: String,
     model: Value,
     created: u64,
@@ -56,14 +56,12 @@ impl ChunksToResponses {
     }
 
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
-        let mut events = Vec::new();
-        self.framer.feed(chunk, |p| collect(p, &mut events));
+        let events = self.framer.feed(chunk);
         self.translate(events)
     }
 
     pub fn finish(&mut self) -> Vec<u8> {
-        let mut events = Vec::new();
-        self.framer.finish(|p| collect(p, &mut events));
+        let events = self.framer.finish();
         let mut out = self.translate(events);
         // No `[DONE]`, but the model had finished.
         if self.finish.is_some() {
@@ -306,13 +304,5 @@ impl ChunksToResponses {
         };
         self.emit(out, kind, json!({"response": r}));
         self.finished = true;
-    }
-}
-
-fn collect(piece: sse::Piece<'_>, out: &mut Vec<Vec<u8>>) {
-    if let sse::Piece::Event(e) = piece {
-        if let Some(data) = e.data() {
-            out.push(data.into_owned());
-        }
     }
 }
