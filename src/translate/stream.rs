@@ -3,6 +3,7 @@
 //! gateway's one SSE framer (bounded) and writes complete events in the client's dialect.
 
 use super::response::{anthropic_usage, finish_reason, openai_usage, stop_reason};
+use super::text_delta;
 use crate::sse;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -64,12 +65,25 @@ fn data_of(piece: sse::Piece<'_>, out: &mut Vec<Vec<u8>>) {
 
 fn anthropic_event(out: &mut Vec<u8>, v: &Value) {
     let name = v["type"].as_str().unwrap_or("message");
-    out.extend_from_slice(format!("event: {name}\ndata: {v}\n\n").as_bytes());
+    out.extend_from_slice(b"event: ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\ndata: ");
+    write_json(out, v);
+    out.extend_from_slice(b"\n\n");
 }
 
 /// One chat chunk as an SSE event.
 pub(crate) fn openai_event(out: &mut Vec<u8>, v: &Value) {
-    out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
+    out.extend_from_slice(b"data: ");
+    write_json(out, v);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// A value's JSON, written in place (a `Value` always serialises; `Vec` writes cannot fail).
+fn write_json(out: &mut Vec<u8>, v: &Value) {
+    if serde_json::to_writer(&mut *out, v).is_err() {
+        out.extend_from_slice(b"null");
+    }
 }
 
 /// The open content block of an Anthropic stream being written.
@@ -138,6 +152,13 @@ impl ChunksToEvents {
             if data == "[DONE]" {
                 self.end(&mut out);
                 continue;
+            }
+            // The text block already open: a plain text delta is rewritten in place.
+            if self.block == Block::Text && name.is_empty() {
+                if let Some(text) = text_delta::openai_content(data.as_bytes()) {
+                    text_delta::write_anthropic(&mut out, self.index, text);
+                    continue;
+                }
             }
             let Ok(v) = serde_json::from_str::<Value>(&data) else {
                 continue;
@@ -265,6 +286,9 @@ impl ChunksToEvents {
     }
 }
 
+/// What follows a text chunk's content string (see [`EventsToChunks::text_chunk_head`]).
+const TEXT_CHUNK_TAIL: &[u8] = b"},\"finish_reason\":null}]}\n\n";
+
 /// Anthropic Messages events in, OpenAI chat chunks out (a usage chunk and `[DONE]` last).
 #[derive(Debug)]
 pub struct EventsToChunks {
@@ -276,6 +300,9 @@ pub struct EventsToChunks {
     tools: HashMap<u64, u64>,
     usage: Value,
     finished: bool,
+    /// A text chunk's bytes up to its content's JSON string, made at `message_start` (empty
+    /// before it); [`TEXT_CHUNK_TAIL`] follows the string.
+    text_chunk_head: Vec<u8>,
 }
 
 impl Default for EventsToChunks {
@@ -294,6 +321,7 @@ impl EventsToChunks {
             tools: HashMap::new(),
             usage: json!({}),
             finished: false,
+            text_chunk_head: Vec::new(),
         }
     }
 
@@ -309,6 +337,18 @@ impl EventsToChunks {
         self.translate(events)
     }
 
+    /// `data: ` and a chunk up to its `delta.content` value, as [`Self::chunk`] would write it.
+    fn text_chunk_head(&self) -> Vec<u8> {
+        let mut head = b"data: {\"id\":".to_vec();
+        write_json(&mut head, &Value::from(self.id.as_str()));
+        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        head.extend_from_slice(self.created.to_string().as_bytes());
+        head.extend_from_slice(b",\"model\":");
+        write_json(&mut head, &self.model);
+        head.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+        head
+    }
+
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
         json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                "model": self.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -320,6 +360,15 @@ impl EventsToChunks {
             if self.finished {
                 break;
             }
+            let plain = matches!(name.as_str(), "" | "content_block_delta");
+            if plain && !self.text_chunk_head.is_empty() {
+                if let Some((_, text)) = text_delta::anthropic_text(data.as_bytes()) {
+                    out.extend_from_slice(&self.text_chunk_head);
+                    out.extend_from_slice(text);
+                    out.extend_from_slice(TEXT_CHUNK_TAIL);
+                    continue;
+                }
+            }
             let Ok(v) = serde_json::from_str::<Value>(&data) else {
                 continue;
             };
@@ -330,6 +379,7 @@ impl EventsToChunks {
                     self.id = m["id"].as_str().unwrap_or("").to_string();
                     self.model = m["model"].clone();
                     self.usage = m["usage"].clone();
+                    self.text_chunk_head = self.text_chunk_head();
                     openai_event(
                         &mut out,
                         &self.chunk(json!({"role": "assistant", "content": ""}), None),
