@@ -4,6 +4,9 @@
 //! /dev/null, so this is the worker's share: serialising plus the hand-off. Two emitting
 //! threads, as with `threads = 2`.
 //!
+//! And payload capture's share of a captured stream's line: `Capture::render` merging a
+//! 256-token stream into one answer and redacting it.
+//!
 //!   cargo bench --bench access_log
 #![allow(
     clippy::unwrap_used,
@@ -113,5 +116,31 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A 256-token OpenAI stream as the client received it (role, deltas, finish, usage).
+fn captured_stream() -> Vec<u8> {
+    use tollgate::mock::openai;
+    let usage = Some(openai::usage(120, 256));
+    let mut out = Vec::new();
+    for v in openai::stream("chatcmpl-1", "gpt-4o-mini", true, 0..256, None, true, usage) {
+        out.extend_from_slice(format!("data: {v}\n\n").as_bytes());
+    }
+    out.extend_from_slice(b"data: [DONE]\n\n");
+    out
+}
+
+fn capture(c: &mut Criterion) {
+    let cap = tollgate::capture::Capture {
+        request: bytes::Bytes::from_static(
+            br#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}"#,
+        ),
+        response: captured_stream(),
+        response_truncated: false,
+        secrets: vec!["sk-bench-client".into(), "sk-upstream-secret-key".into()],
+    };
+    c.bench_function("capture_render_256_token_stream", |b| {
+        b.iter(|| cap.render(true, 16 * 1024))
+    });
+}
+
+criterion_group!(benches, bench, capture);
 criterion_main!(benches);

@@ -6,6 +6,8 @@
 //! Capture copies bytes during the request (bounded by [`RAW_CAP`]); all parsing, merging and
 //! redaction happen in `logging`, off the streaming path.
 
+use crate::json_spans::string_value;
+use crate::translate::text_delta;
 use serde_json::{json, Map, Value};
 
 /// Most raw response bytes kept for merging.
@@ -108,6 +110,13 @@ pub fn merge_stream(sse: &str) -> Value {
         let Some(data) = line.strip_prefix("data:").map(str::trim) else {
             continue;
         };
+        // Most events are plain text deltas: read in place, as the stream translators do.
+        let text = text_delta::openai_content(data.as_bytes())
+            .or_else(|| text_delta::anthropic_text(data.as_bytes()).map(|(_, t)| t));
+        if let Some(t) = text.and_then(string_value) {
+            content.push_str(&t);
+            continue;
+        }
         let Ok(event) = serde_json::from_str::<Value>(data) else {
             continue;
         };
@@ -246,6 +255,18 @@ mod tests {
         assert_eq!(m["tool_calls"][0]["name"], "get_weather");
         assert_eq!(m["tool_calls"][0]["id"], "call_1");
         assert_eq!(m["tool_calls"][0]["arguments"], "{\"city\":\"Oslo\"}");
+    }
+
+    #[test]
+    fn an_anthropic_stream_merges_its_text_deltas() {
+        let sse = concat!(
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"caf\\u00e9 \"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"au lait\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\n",
+        );
+        let m = merge_stream(sse);
+        assert_eq!(m["content"], "café au lait");
+        assert!(!m["finish_reason"].is_null());
     }
 
     #[test]

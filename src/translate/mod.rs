@@ -16,7 +16,7 @@ pub mod request;
 pub mod response;
 pub mod responses;
 pub mod stream;
-mod text_delta;
+pub mod text_delta;
 
 #[cfg(test)]
 mod tests;
