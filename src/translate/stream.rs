@@ -3,7 +3,7 @@
 //! gateway's one SSE framer (bounded) and writes complete events in the client's dialect.
 
 use super::response::{anthropic_usage, finish_reason, openai_usage, stop_reason};
-use super::text_delta;
+use super::text_delta::{self, TextFrame};
 use crate::sse;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -86,6 +86,14 @@ fn write_json(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
+/// A `content_block_delta` event of block `index`.
+fn delta_event(out: &mut Vec<u8>, index: u64, delta: Value) {
+    anthropic_event(
+        out,
+        &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+    );
+}
+
 /// The open content block of an Anthropic stream being written.
 #[derive(Debug, PartialEq)]
 enum Block {
@@ -103,6 +111,8 @@ pub struct ChunksToEvents {
     finished: bool,
     block: Block,
     index: u64,
+    /// While a text block is open: its text-delta event's frame, for the fast path.
+    text_frame: Option<TextFrame>,
     stop: Option<&'static str>,
     usage: Value,
 }
@@ -121,6 +131,7 @@ impl ChunksToEvents {
             finished: false,
             block: Block::None,
             index: 0,
+            text_frame: None,
             stop: None,
             usage: json!({"input_tokens": 0, "output_tokens": 0}),
         }
@@ -154,9 +165,9 @@ impl ChunksToEvents {
                 continue;
             }
             // The text block already open: a plain text delta is rewritten in place.
-            if self.block == Block::Text && name.is_empty() {
+            if let Some(frame) = self.text_frame.as_ref().filter(|_| name.is_empty()) {
                 if let Some(text) = text_delta::openai_content(data.as_bytes()) {
-                    text_delta::write_anthropic(&mut out, self.index, text);
+                    frame.write(&mut out, text);
                     continue;
                 }
             }
@@ -249,14 +260,17 @@ impl ChunksToEvents {
             out,
             &json!({"type": "content_block_start", "index": self.index, "content_block": start}),
         );
+        if block == Block::Text {
+            let index = self.index;
+            self.text_frame = TextFrame::around(|out, text| {
+                delta_event(out, index, json!({"type": "text_delta", "text": text}))
+            });
+        }
         self.block = block;
     }
 
     fn delta(&mut self, delta: Value, out: &mut Vec<u8>) {
-        anthropic_event(
-            out,
-            &json!({"type": "content_block_delta", "index": self.index, "delta": delta}),
-        );
+        delta_event(out, self.index, delta);
     }
 
     fn close(&mut self, out: &mut Vec<u8>) {
@@ -266,6 +280,7 @@ impl ChunksToEvents {
                 &json!({"type": "content_block_stop", "index": self.index}),
             );
             self.block = Block::None;
+            self.text_frame = None;
             self.index += 1;
         }
     }
@@ -286,9 +301,6 @@ impl ChunksToEvents {
     }
 }
 
-/// What follows a text chunk's content string (see [`EventsToChunks::text_chunk_head`]).
-const TEXT_CHUNK_TAIL: &[u8] = b"},\"finish_reason\":null}]}\n\n";
-
 /// Anthropic Messages events in, OpenAI chat chunks out (a usage chunk and `[DONE]` last).
 #[derive(Debug)]
 pub struct EventsToChunks {
@@ -300,9 +312,8 @@ pub struct EventsToChunks {
     tools: HashMap<u64, u64>,
     usage: Value,
     finished: bool,
-    /// A text chunk's bytes up to its content's JSON string, made at `message_start` (empty
-    /// before it); [`TEXT_CHUNK_TAIL`] follows the string.
-    text_chunk_head: Vec<u8>,
+    /// From `message_start` on: a text chunk's frame, for the fast path.
+    text_frame: Option<TextFrame>,
 }
 
 impl Default for EventsToChunks {
@@ -321,7 +332,7 @@ impl EventsToChunks {
             tools: HashMap::new(),
             usage: json!({}),
             finished: false,
-            text_chunk_head: Vec::new(),
+            text_frame: None,
         }
     }
 
@@ -337,18 +348,6 @@ impl EventsToChunks {
         self.translate(events)
     }
 
-    /// `data: ` and a chunk up to its `delta.content` value, as [`Self::chunk`] would write it.
-    fn text_chunk_head(&self) -> Vec<u8> {
-        let mut head = b"data: {\"id\":".to_vec();
-        write_json(&mut head, &Value::from(self.id.as_str()));
-        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        head.extend_from_slice(self.created.to_string().as_bytes());
-        head.extend_from_slice(b",\"model\":");
-        write_json(&mut head, &self.model);
-        head.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{\"content\":");
-        head
-    }
-
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Value {
         json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                "model": self.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
@@ -361,11 +360,9 @@ impl EventsToChunks {
                 break;
             }
             let plain = matches!(name.as_str(), "" | "content_block_delta");
-            if plain && !self.text_chunk_head.is_empty() {
+            if let Some(frame) = self.text_frame.as_ref().filter(|_| plain) {
                 if let Some((_, text)) = text_delta::anthropic_text(data.as_bytes()) {
-                    out.extend_from_slice(&self.text_chunk_head);
-                    out.extend_from_slice(text);
-                    out.extend_from_slice(TEXT_CHUNK_TAIL);
+                    frame.write(&mut out, text);
                     continue;
                 }
             }
@@ -379,7 +376,10 @@ impl EventsToChunks {
                     self.id = m["id"].as_str().unwrap_or("").to_string();
                     self.model = m["model"].clone();
                     self.usage = m["usage"].clone();
-                    self.text_chunk_head = self.text_chunk_head();
+                    let frame = TextFrame::around(|out, text| {
+                        openai_event(out, &self.chunk(json!({"content": text}), None))
+                    });
+                    self.text_frame = frame;
                     openai_event(
                         &mut out,
                         &self.chunk(json!({"role": "assistant", "content": ""}), None),

@@ -7,7 +7,39 @@
 //! `None`: the caller translates that event the general way.
 
 use crate::json_spans::{string_value, Cursor};
+use serde_json::Value;
 use std::ops::Range;
+
+/// An event as the general path writes it, cut where its text value goes: the fast path
+/// writes a delta's raw JSON string between the two halves, so both paths lay an event out
+/// the same way and its layout is written once.
+#[derive(Debug)]
+pub struct TextFrame {
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl TextFrame {
+    /// The frame of the event `write(out, text)` writes with `text` as its text value.
+    pub fn around(write: impl FnOnce(&mut Vec<u8>, Value)) -> Option<TextFrame> {
+        // Written as `"\u0000text\u0000"`; serde_json sorts keys, and both events put the
+        // text (under `choices` or `delta`) before any upstream-chosen id or model.
+        const MARK: &str = "\u{0}text\u{0}";
+        const WRITTEN: &[u8] = br#""\u0000text\u0000""#;
+        let mut head = Vec::new();
+        write(&mut head, Value::from(MARK));
+        let at = memchr::memmem::find(&head, WRITTEN)?;
+        let tail = head.split_off(at)[WRITTEN.len()..].to_vec();
+        Some(TextFrame { head, tail })
+    }
+
+    /// The event with `text`, a JSON string, as its text value.
+    pub fn write(&self, out: &mut Vec<u8>, text: &[u8]) {
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(text);
+        out.extend_from_slice(&self.tail);
+    }
+}
 
 /// The span of a string value's raw JSON (quotes included) if it is valid, non-empty text.
 fn text_span(c: &mut Cursor<'_>) -> Option<Range<usize>> {
@@ -65,17 +97,6 @@ pub fn openai_content(data: &[u8]) -> Option<&[u8]> {
     content.map(|span| &data[span])
 }
 
-/// The Anthropic event for a text delta of block `index`: `text` is a JSON string.
-pub fn write_anthropic(out: &mut Vec<u8>, index: u64, text: &[u8]) {
-    out.extend_from_slice(
-        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
-    );
-    out.extend_from_slice(index.to_string().as_bytes());
-    out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
-    out.extend_from_slice(text);
-    out.extend_from_slice(b"}}\n\n");
-}
-
 /// An Anthropic `content_block_delta` event carrying a non-empty `text_delta`: its block index
 /// and the text's raw JSON string.
 pub fn anthropic_text(data: &[u8]) -> Option<(u64, &[u8])> {
@@ -113,6 +134,26 @@ pub fn anthropic_text(data: &[u8]) -> Option<(u64, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_writes_what_the_general_path_writes() {
+        let write = |out: &mut Vec<u8>, text: Value| {
+            let v = serde_json::json!({"delta": {"text": text, "type": "text_delta"}, "index": 3});
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(v.to_string().as_bytes());
+            out.extend_from_slice(b"\n\n");
+        };
+        let frame = TextFrame::around(write).unwrap();
+        let mut fast = Vec::new();
+        frame.write(&mut fast, br#""say \"caf\u00e9\"""#);
+        let mut general = Vec::new();
+        write(&mut general, Value::from("say \"caf\u{e9}\""));
+        let parse = |b: &[u8]| -> Value {
+            serde_json::from_slice(b.strip_prefix(b"data: ").unwrap().trim_ascii_end()).unwrap()
+        };
+        assert_eq!(parse(&fast), parse(&general));
+        assert!(fast.starts_with(br#"data: {"delta":{"text":"say"#) && fast.ends_with(b"}\n\n"));
+    }
 
     #[test]
     fn only_plain_text_deltas_take_the_fast_path() {
