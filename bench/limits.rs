@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tollgate::config::parse_with_env;
 use tollgate::limits::clock::SystemClock;
-use tollgate::limits::{LimitPlan, Limiter};
+use tollgate::limits::{Ask, LimitPlan, Limiter};
 
 const CONSUMERS: usize = 64;
 
@@ -98,7 +98,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let consumer = &config.consumers[i % CONSUMERS];
             i += 1;
-            let (headers, r) = plan.reserve(consumer, model, None, black_box(40), Some(256));
+            let (headers, r) = plan.reserve(
+                consumer,
+                model,
+                None,
+                Ask {
+                    prompt_tokens: black_box(40),
+                    max_tokens: Some(256),
+                    choices: 1,
+                },
+            );
             black_box(headers);
             r.expect("admitted").settle(120, 30);
         })
@@ -124,7 +133,16 @@ fn bench(c: &mut Criterion) {
                     s.spawn(move || {
                         for k in 0..iters / 2 {
                             let consumer = &config.consumers[(2 * k as usize + t) % CONSUMERS];
-                            let (_, r) = plan.reserve(consumer, model, None, 40, Some(256));
+                            let (_, r) = plan.reserve(
+                                consumer,
+                                model,
+                                None,
+                                Ask {
+                                    prompt_tokens: 40,
+                                    max_tokens: Some(256),
+                                    choices: 1,
+                                },
+                            );
                             r.expect("admitted").settle(120, 30);
                         }
                     });

@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("translate_events", translate_events),
     ("config", config),
     ("mcp", mcp),
+    ("admission", admission),
 ];
 
 const LIMITS: HeadLimits = HeadLimits {
@@ -225,4 +226,87 @@ pub fn mcp(data: &[u8]) {
         }
         Err(e) => assert!(!e.trim().is_empty()),
     }
+}
+
+/// One limiter for every admission input: a consumer with a daily token budget, a TPM, a
+/// USD budget and a concurrency cap, on a clock that never moves (so counts are exact).
+fn admission_plan() -> &'static (tollgate::config::Config, tollgate::limits::LimitPlan) {
+    use std::sync::{Arc, OnceLock};
+    use tollgate::limits::{clock::ManualClock, LimitPlan, Limiter};
+    static PLAN: OnceLock<(tollgate::config::Config, LimitPlan)> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let text = r#"
+[[providers]]
+name = "p"
+kind = "mock"
+[[models]]
+name = "chat"
+targets = [{ provider = "p", model = "m" }]
+price = { input_per_mtok = 3.0, output_per_mtok = 15.0 }
+[[consumers]]
+name = "c"
+keys = ["sha256:c45e76e88b4379cdf3b212a6d61c2be7d5ee1755fee3025f1e73408b986c8b44"]
+limits = { tokens_per_day = 1000000000, tpm = 500000000, usd_per_day = 10000.0, concurrency = 4 }
+"#;
+        let config = tollgate::config::parse_with_env(text, &|_| None).expect("the fuzz config");
+        let clock = Arc::new(ManualClock::new(1_795_327_200_000));
+        let plan = LimitPlan::new(Arc::new(Limiter::new(clock, None)), &config);
+        (config, plan)
+    })
+}
+
+/// What the admin view says is used now, per counter that stays put on a still clock.
+fn used(view: &serde_json::Value) -> Vec<f64> {
+    let scope = &view["scopes"][0];
+    ["tpm", "tokens_per_day", "usd_per_day"]
+        .iter()
+        .map(|k| scope[k]["used"].as_f64().expect("a used figure"))
+        .chain(scope["concurrency"]["in_use"].as_f64())
+        .collect()
+}
+
+/// Admission, parser to reservation: a parsed body's numbers are within their documented
+/// ceilings; its reservation is bounded; a refusal changes no counter; a reservation settled
+/// to nothing gives back exactly what it took; no counter is ever negative.
+pub fn admission(data: &[u8]) {
+    use tollgate::limits::{Ask, MAX_DEMAND};
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let operation = match selector % 5 {
+        0 => Operation::Chat,
+        1 => Operation::Completion,
+        2 => Operation::Embeddings,
+        3 => Operation::Messages,
+        _ => Operation::Responses,
+    };
+    let Ok(parsed) = protocol::parse(operation, Bytes::copy_from_slice(body)) else {
+        return;
+    };
+    assert!(parsed
+        .max_tokens
+        .is_none_or(|m| m <= protocol::MAX_OUTPUT_TOKENS));
+    assert!((1..=protocol::MAX_CHOICES).contains(&parsed.choices));
+    let (config, plan) = admission_plan();
+    let consumer = &config.consumers[0];
+    let model = config.model("chat").expect("the model");
+    let ask = Ask {
+        prompt_tokens: parsed.prompt_tokens_estimate,
+        max_tokens: parsed.max_tokens,
+        choices: parsed.choices,
+    };
+    let before = used(&plan.describe(consumer));
+    let (_, reserved) = plan.reserve(consumer, model, None, ask);
+    if let Ok(r) = reserved {
+        assert!(r.reserved_tokens() <= MAX_DEMAND);
+        let during = used(&plan.describe(consumer));
+        assert!(during.iter().zip(&before).all(|(d, b)| d >= b));
+        r.settle(0, 0);
+    }
+    let after = used(&plan.describe(consumer));
+    assert_eq!(
+        before, after,
+        "a refusal or a refunded reservation leaves no trace"
+    );
+    assert!(after.iter().all(|u| *u >= 0.0));
 }

@@ -38,11 +38,12 @@ pub struct Counts {
 
 impl Counts {
     fn add(&mut self, o: &Counts) {
-        self.requests += o.requests;
-        self.input_tokens += o.input_tokens;
-        self.output_tokens += o.output_tokens;
-        self.cost_micros += o.cost_micros;
-        self.errors += o.errors;
+        // Saturating: a backend's reported usage is not bounded by the gateway.
+        self.requests = self.requests.saturating_add(o.requests);
+        self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
+        self.cost_micros = self.cost_micros.saturating_add(o.cost_micros);
+        self.errors = self.errors.saturating_add(o.errors);
     }
 
     fn encode(&self) -> String {

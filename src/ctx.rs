@@ -119,6 +119,8 @@ pub struct Committed {
     pub splice: Option<Splice>,
     /// The guardrails screening the answer.
     pub guard: Option<crate::guard::answer::ResponseGuard>,
+    /// An error answer: configured secrets (the backend key it may echo) are redacted.
+    pub redactor: Option<crate::upstream::redact::Redactor>,
     pub first_token_at: Option<Duration>,
     /// Counts the stream in `tollgate_inflight_streams` while it is relayed.
     pub(crate) _stream: Option<GaugeGuard>,

@@ -113,7 +113,16 @@ impl RequestCtx {
             .and_then(|g| {
                 ResponseGuard::new(g, self.dialect, sse, !g.response_moderation.is_empty())
             });
-        let rewrites = strip || translator.is_some() || guard.is_some();
+        let redactor = (status >= 400)
+            .then(|| {
+                self.runtime
+                    .as_ref()?
+                    .secrets
+                    .as_ref()
+                    .map(|s| s.redactor())
+            })
+            .flatten();
+        let rewrites = strip || translator.is_some() || guard.is_some() || redactor.is_some();
         self.response = Some(Committed {
             status,
             meter,
@@ -121,6 +130,7 @@ impl RequestCtx {
             rewrites,
             splice: None,
             guard,
+            redactor,
             first_token_at: None,
             _stream: sse.then(|| GaugeGuard::acquire(&METRICS.inflight_streams)),
         });
@@ -142,6 +152,7 @@ impl RequestCtx {
 
     /// The client-facing edits to a committed upstream response header.
     pub fn shape_response_header(&self, header: &mut ResponseHeader) -> pingora::Result<()> {
+        crate::upstream::headers::keep_upstream_headers(header);
         if self.response.as_ref().is_some_and(|c| c.rewrites) {
             header.remove_header(&http::header::CONTENT_LENGTH);
         }
@@ -182,6 +193,10 @@ impl RequestCtx {
         // Guardrails see what the client would; capture keeps what the client gets.
         let out = match c.guard.as_mut() {
             Some(g) => Some(g.feed(out.as_deref().unwrap_or(chunk))),
+            None => out,
+        };
+        let out = match c.redactor.as_mut() {
+            Some(r) => Some(Bytes::from(r.feed(out.as_deref().unwrap_or(chunk)))),
             None => out,
         };
         if let Some(cap) = self.admission.capture.as_mut() {
@@ -244,7 +259,17 @@ impl RequestCtx {
             Some(g) => g.finish(&tail).to_vec(),
             None => tail,
         };
-        if let Some(cap) = self.admission.capture.as_mut() {
+        let tail = match c.redactor.as_mut() {
+            Some(r) => {
+                let mut out = r.feed(&tail);
+                out.extend_from_slice(&r.finish());
+                out
+            }
+            None => tail,
+        };
+        // A blocked answer is refused whole: none of it is captured.
+        let blocked = c.guard.as_ref().is_some_and(|g| g.blocked().is_some());
+        if let Some(cap) = self.admission.capture.as_mut().filter(|_| !blocked) {
             cap.push_response(&tail);
         }
         (!tail.is_empty()).then(|| Bytes::from(tail))

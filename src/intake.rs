@@ -13,7 +13,7 @@ use crate::config::Model;
 use crate::ctx::RequestCtx;
 use crate::dialect::Dialect;
 use crate::error::GatewayError;
-use crate::limits::KeyScope;
+use crate::limits::{Ask, KeyScope};
 use crate::metrics::METRICS;
 use crate::protocol::{self, Operation, ParsedRequest};
 use crate::routing::facts::Facts;
@@ -102,12 +102,18 @@ pub async fn admit(
     let request = screen::screen_request(ctx, runtime, connector, request).await?;
     let headers = &session.req_header().headers;
     let plan = plan(model, &request, headers)?;
-    // Embeddings generate nothing; the others reserve `max_tokens` or the configured default.
-    let completion = match operation {
-        Operation::Embeddings | Operation::CountTokens => Some(0),
-        Operation::Chat | Operation::Completion | Operation::Messages | Operation::Responses => {
-            request.max_tokens
-        }
+    // Embeddings generate nothing; the others reserve their output cap (or the configured
+    // default) for each completion they ask for.
+    let ask = Ask {
+        prompt_tokens: request.prompt_tokens_estimate,
+        max_tokens: match operation {
+            Operation::Embeddings | Operation::CountTokens => Some(0),
+            Operation::Chat
+            | Operation::Completion
+            | Operation::Messages
+            | Operation::Responses => request.max_tokens,
+        },
+        choices: request.choices,
     };
     if consumer.log_payloads || model.log_payloads {
         ctx.admission.capture = Some(capture(runtime, &request, key_for_capture));
@@ -116,13 +122,7 @@ pub async fn admit(
         id: &k.record.id,
         limits: &k.limits,
     });
-    let (headers, reserved) = runtime.limits.reserve(
-        &consumer,
-        model,
-        key,
-        request.prompt_tokens_estimate,
-        completion,
-    );
+    let (headers, reserved) = runtime.limits.reserve(&consumer, model, key, ask);
     if let Some(t) = ctx.trace.as_mut() {
         use crate::trace::otlp::KeyValue;
         let mut attributes = vec![KeyValue::str(

@@ -8,6 +8,7 @@ use crate::auth::KeyTable;
 use crate::config::Config;
 use crate::keys::KeyStore;
 use crate::limits::{LimitPlan, Limiter};
+use crate::upstream::redact::Secrets;
 use crate::upstream::Upstreams;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Runtime {
     pub api_keys: Arc<KeyStore>,
     /// Some consumer or model has `log_payloads`.
     pub captures_payloads: bool,
+    /// Every provider's key, redacted from upstream error bodies.
+    pub secrets: Option<Secrets>,
 }
 
 impl Runtime {
@@ -44,6 +47,12 @@ impl Runtime {
             api_keys: Arc::clone(api_keys),
             captures_payloads: config.consumers.iter().any(|c| c.log_payloads)
                 || config.models.iter().any(|m| m.log_payloads),
+            secrets: Secrets::new(
+                config
+                    .providers
+                    .iter()
+                    .filter_map(|p| p.api_key.as_ref().map(|k| k.expose())),
+            ),
             config: Arc::new(config),
         }
     }

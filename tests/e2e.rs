@@ -28,6 +28,8 @@ mod edge;
 mod gemini;
 #[path = "e2e/guardrails.rs"]
 mod guardrails;
+#[path = "e2e/hostile.rs"]
+mod hostile;
 #[path = "e2e/https.rs"]
 mod https;
 #[path = "e2e/ip_rules.rs"]

@@ -45,6 +45,10 @@ pub struct ProviderSection {
     /// Extra headers sent to this provider on every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Client headers passed on to this provider beyond the ones every backend needs
+    /// (a client header not named here is dropped); never a credential or hop-by-hop header.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
     /// Passive health: consecutive failures eject the provider for a back-off.
     #[serde(default)]
     pub outlier: OutlierSection,

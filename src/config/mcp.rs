@@ -204,18 +204,7 @@ fn build_server(
             "{at}.tool_calls_per_minute must be > 0 (omit it for no limit)"
         ));
     }
-    let mut forward_headers = Vec::new();
-    for (j, h) in s.forward_headers.iter().enumerate() {
-        match http::HeaderName::from_bytes(h.as_bytes()) {
-            Ok(name) if is_credential_header(&name) => errs.push(format!(
-                "{at}.forward_headers[{j}] `{h}` carries the gateway key and is never forwarded"
-            )),
-            Ok(name) => forward_headers.push(name),
-            Err(_) => errs.push(format!(
-                "{at}.forward_headers[{j}] `{h}` is not a header name"
-            )),
-        }
-    }
+    let forward_headers = super::forward_headers(at, &s.forward_headers, errs);
     let credential = s
         .credential
         .as_ref()
@@ -265,13 +254,6 @@ fn build_server(
 }
 
 /// Headers that carry a client's credentials (the gateway key): never forwarded.
-fn is_credential_header(name: &http::HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "authorization" | "x-api-key" | "api-key" | "proxy-authorization" | "cookie"
-    )
-}
-
 fn build_credential(
     at: &str,
     c: &CredentialSection,

@@ -28,7 +28,8 @@ use http::{HeaderName, HeaderValue};
 pub use limits::{
     ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings, ScopeLimits,
 };
-use providers::{build_provider, parse_base_url};
+pub use providers::never_forwarded;
+use providers::{build_provider, forward_headers, parse_base_url};
 pub use rules::{Condition, Rule};
 use server::{build_admin, build_log, build_server};
 pub use server::{
@@ -203,6 +204,8 @@ pub struct Provider {
     /// Serves `/v1/responses` itself (pass-through rather than translation).
     pub responses: bool,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Client headers this provider receives beyond the ones every backend needs.
+    pub forward_headers: Vec<HeaderName>,
     pub outlier: crate::feedback::health::OutlierSettings,
     pub health_check: Option<HealthCheck>,
     pub tls: TlsSettings,
@@ -232,6 +235,7 @@ impl Provider {
             prefill: false,
             responses: false,
             headers: vec![],
+            forward_headers: vec![],
             outlier: Default::default(),
             health_check: None,
             tls: Default::default(),

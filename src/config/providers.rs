@@ -56,6 +56,7 @@ pub(super) fn build_provider(
             _ => errs.push(format!("{at}.headers.{k} is not a valid HTTP header")),
         }
     }
+    let forward_headers = forward_headers(at, &p.forward_headers, errs);
     let tls = build_tls(at, &p, errs);
     // Built even when a field is wrong (the load fails anyway), so its targets still name a
     // known provider and only the root cause is reported.
@@ -88,6 +89,7 @@ pub(super) fn build_provider(
         prefill: p.prefill || kind == ProviderKind::Anthropic,
         responses: p.responses,
         headers,
+        forward_headers,
         health_check: p.health_check.as_ref().map(|hc| HealthCheck {
             path: hc.path.clone(),
             interval: Duration::from_millis(hc.interval_ms.max(1)),
@@ -105,6 +107,51 @@ pub(super) fn build_provider(
             ),
         },
     }
+}
+
+/// Headers no `forward_headers` list may name: credentials (the gateway injects its own),
+/// hop-by-hop headers and the framing the gateway writes itself.
+pub fn never_forwarded(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "authorization"
+            | "x-api-key"
+            | "api-key"
+            | "x-goog-api-key"
+            | "proxy-authorization"
+            | "cookie"
+            | "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+    )
+}
+
+/// A `forward_headers` list (`at.forward_headers[j]` names a bad entry).
+pub(super) fn forward_headers(
+    at: &str,
+    names: &[String],
+    errs: &mut Vec<String>,
+) -> Vec<HeaderName> {
+    let mut out = Vec::new();
+    for (j, h) in names.iter().enumerate() {
+        match HeaderName::from_bytes(h.as_bytes()) {
+            Ok(name) if never_forwarded(&name) => errs.push(format!(
+                "{at}.forward_headers[{j}] `{h}` carries a credential or is the gateway's own and is never forwarded"
+            )),
+            Ok(name) => out.push(name),
+            Err(_) => errs.push(format!(
+                "{at}.forward_headers[{j}] `{h}` is not a header name"
+            )),
+        }
+    }
+    out
 }
 
 /// `kind`, and the version fields that go with it.

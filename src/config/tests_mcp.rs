@@ -64,7 +64,7 @@ fn every_mcp_error_names_its_field() {
         "mcp.servers[0].openapi: cannot read /nonexistent.json",
         "mcp.servers[1].timeout_ms must be > 0",
         "mcp.servers[1].tool_calls_per_minute must be > 0",
-        "mcp.servers[1].forward_headers[0] `authorization` carries the gateway key",
+        "mcp.servers[1].forward_headers[0] `authorization` carries a credential or is the gateway's own",
         "mcp.servers[1].forward_headers[1] `bad header` is not a header name",
         "mcp.servers[1].credential.value_env: environment variable UNSET_TOO is not set",
         "include/exclude names `nope`",

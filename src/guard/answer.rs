@@ -82,7 +82,8 @@ impl ResponseGuard {
                     // Not JSON (an upstream's plain-text error): nothing to look into.
                     return Bytes::from(whole);
                 };
-                if text::scan_body(scanner, &mut value, verdict) {
+                let dropped = !scanner.only_logs() && text::drop_logprobs(&mut value);
+                if text::scan_body(scanner, &mut value, verdict) | dropped {
                     Bytes::from(value.to_string())
                 } else {
                     Bytes::from(whole)

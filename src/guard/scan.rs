@@ -113,6 +113,11 @@ impl Scanner {
         self.rules.is_empty()
     }
 
+    /// Every rule only logs: findings are counted and nothing is rewritten or refused.
+    pub fn only_logs(&self) -> bool {
+        self.rules.iter().all(|r| r.action == Action::Log)
+    }
+
     /// The longest match of any check: the most a stream ever holds back.
     pub fn longest(&self) -> usize {
         self.checks()

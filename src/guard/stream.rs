@@ -8,7 +8,8 @@
 //! holds when it ends (a choice's `finish_reason`, a block's `content_block_stop`, `[DONE]`,
 //! the end of the body) goes out in one more delta event just before that event.
 //! A `block` finding ends the stream: the filter stops and says so; the caller sends the
-//! error event.
+//! error event. A choice's `logprobs` (each token's text and bytes, and the alternatives)
+//! would spell out what the channels mask or hold back, so they go out as `null`.
 
 use super::scan::{Hold, Scanner, Verdict};
 use super::wire::{self, BlockKind, ChoiceText, Field};
@@ -69,7 +70,7 @@ impl StreamGuard {
             verdict: Verdict::default(),
             released: keep_released.then(String::new),
             stopped: false,
-            shadow: scanner_is_shadow(&scanner),
+            shadow: scanner.only_logs(),
             terminal: Vec::new(),
             scanner,
         }
@@ -353,6 +354,13 @@ impl StreamGuard {
             self.last_chunk.clear();
             self.last_chunk.extend_from_slice(data);
             for choice in &choices {
+                if let Some(span) = choice.logprobs.clone() {
+                    // Per-token logprobs would spell out what the text's channel masks or
+                    // holds back: they are dropped while a policy screens the answer.
+                    let at = self.edit_bytes.len();
+                    self.edit_bytes.extend_from_slice(b"null");
+                    self.edits.push((span, at..self.edit_bytes.len()));
+                }
                 for (field, span) in &choice.fields {
                     self.edit_field(data, span.clone(), choice.index, *field, choice.last);
                 }
@@ -401,10 +409,6 @@ impl StreamGuard {
             _ => {}
         }
     }
-}
-
-fn scanner_is_shadow(s: &Scanner) -> bool {
-    s.rules.iter().all(|r| r.action == super::Action::Log)
 }
 
 fn write_event(out: &mut Vec<u8>, name: Option<&[u8]>, data: &[u8]) {

@@ -61,6 +61,34 @@ pub fn scan_body(scanner: &Scanner, body: &mut Value, v: &mut Verdict) -> bool {
     changed
 }
 
+/// Drop the answer's per-token `logprobs` (Chat Completions choices, legacy completions,
+/// Responses output text): their token strings and bytes would spell out what masking
+/// rewrote. Returns whether anything changed.
+pub fn drop_logprobs(body: &mut Value) -> bool {
+    let mut changed = false;
+    let mut clear = |slot: Option<&mut Value>, empty: Value| {
+        if let Some(v) = slot.filter(|v| !v.is_null() && **v != empty) {
+            *v = empty;
+            changed = true;
+        }
+    };
+    if let Some(choices) = body.get_mut("choices").and_then(Value::as_array_mut) {
+        for choice in choices {
+            clear(choice.get_mut("logprobs"), Value::Null);
+        }
+    }
+    if let Some(output) = body.get_mut("output").and_then(Value::as_array_mut) {
+        for item in output {
+            if let Some(parts) = item.get_mut("content").and_then(Value::as_array_mut) {
+                for part in parts {
+                    clear(part.get_mut("logprobs"), Value::Array(Vec::new()));
+                }
+            }
+        }
+    }
+    changed
+}
+
 /// Every text string of `body`, one per line (what the moderation hook is asked about).
 pub fn joined(body: &mut Value) -> String {
     let mut out = String::new();

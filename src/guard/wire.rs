@@ -55,6 +55,8 @@ pub struct ChoiceText {
     pub fields: Vec<(Field, Range<usize>)>,
     /// A non-null `finish_reason`: the choice's channels end with this chunk.
     pub last: bool,
+    /// A non-null `logprobs`: per-token text that would spell out what the filter masks.
+    pub logprobs: Option<Range<usize>>,
 }
 
 /// Keep a span, refusing a second one for the same slot.
@@ -89,10 +91,11 @@ pub fn read_chunk(data: &[u8], choices: &mut Vec<ChoiceText>) -> Option<()> {
 
 fn read_choice(c: &mut Cursor<'_>, data: &[u8], choice: &mut ChoiceText) -> Option<()> {
     choice.fields.clear();
-    let (mut index, mut finish, mut text) = (None, None, None);
+    let (mut index, mut finish, mut text, mut logprobs) = (None, None, None, None);
     let mut delta = false;
     c.object(|c, key| match key {
         b"index" => once(&mut index, c.skip()?),
+        b"logprobs" => once(&mut logprobs, c.skip()?),
         b"finish_reason" => once(&mut finish, c.skip()?),
         b"text" => once(&mut text, c.skip()?),
         b"delta" if c.opens(b'{') => {
@@ -108,6 +111,7 @@ fn read_choice(c: &mut Cursor<'_>, data: &[u8], choice: &mut ChoiceText) -> Opti
     }
     choice.index = index.and_then(|s| as_u32(&data[s])).unwrap_or(0);
     choice.last = finish.is_some_and(|s| &data[s] != b"null");
+    choice.logprobs = logprobs.filter(|s| &data[s.clone()] != b"null");
     Some(())
 }
 

@@ -3,7 +3,6 @@
 
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
-#[cfg(test)]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
@@ -20,12 +19,10 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock tests move by hand.
-#[cfg(test)]
+/// A clock tests (and the admission fuzz target) move by hand.
 #[derive(Default)]
 pub struct ManualClock(AtomicI64);
 
-#[cfg(test)]
 impl ManualClock {
     pub fn new(ms: i64) -> ManualClock {
         ManualClock(AtomicI64::new(ms))
@@ -38,7 +35,6 @@ impl ManualClock {
     }
 }
 
-#[cfg(test)]
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.0.load(Ordering::SeqCst)

@@ -10,7 +10,29 @@ use crate::error::GatewayError;
 use crate::metrics::METRICS;
 use std::sync::Arc;
 
-/// What one request asks of the limits.
+/// What one request may cost, as the client's body bounds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask {
+    /// The prompt's estimated tokens (messages, system text, tools and schemas).
+    pub prompt_tokens: u64,
+    /// The output cap the backend honours (`None`: `limits.default_max_tokens`).
+    pub max_tokens: Option<u64>,
+    /// Completions generated (`n`): each may run to the output cap.
+    pub choices: u64,
+}
+
+/// The largest count any one demand or settlement moves a counter by. Client numbers are
+/// bounded at parse far below it; this bounds what a backend reports too, so counters
+/// (`i64`) never wrap however many requests add up.
+pub const MAX_DEMAND: u64 = 1 << 48;
+
+/// A count as a counter delta: never negative, never past [`MAX_DEMAND`].
+pub(super) fn as_delta(n: u64) -> i64 {
+    // MAX_DEMAND < i64::MAX, so the conversion cannot fail once bounded.
+    i64::try_from(n.min(MAX_DEMAND)).unwrap_or(i64::MAX)
+}
+
+/// What one request asks of the limits (each at most [`MAX_DEMAND`]).
 #[derive(Debug, Clone, Copy)]
 struct Demand {
     tokens: u64,
@@ -41,18 +63,22 @@ impl LimitPlan {
         consumer: &Consumer,
         model: &Model,
         key: Option<KeyScope<'_>>,
-        prompt_tokens: u64,
-        max_tokens: Option<u64>,
+        ask: Ask,
     ) -> (RateHeaders, Result<Reservation, GatewayError>) {
         let now = self.limiter.clock.now_ms();
         let cal = self.calendar.at(now);
         let scopes = self.scopes_of(consumer, &model.name, key, &cal);
-        let completion = max_tokens.unwrap_or(self.default_max_tokens);
+        let prompt = ask.prompt_tokens.min(MAX_DEMAND);
+        let completion = ask
+            .max_tokens
+            .unwrap_or(self.default_max_tokens)
+            .saturating_mul(ask.choices.max(1))
+            .min(MAX_DEMAND);
         let demand = Demand {
-            tokens: prompt_tokens.saturating_add(completion),
+            tokens: prompt.saturating_add(completion).min(MAX_DEMAND),
             usd_micros: model
                 .reserve_price()
-                .map_or(0, |p| p.micros(prompt_tokens, completion)),
+                .map_or(0, |p| p.micros(prompt, completion).min(MAX_DEMAND)),
         };
         self.charge(&scopes, demand, now, &cal)
     }
@@ -124,12 +150,13 @@ impl LimitPlan {
             usd_micros: demand.usd_micros,
         };
         for (s, c) in scopes.zip(guards.iter_mut().flatten()) {
+            let (tokens, usd) = (as_delta(demand.tokens), as_delta(demand.usd_micros));
             let minute = c.requests.add(now, 1);
-            c.tokens.add(now, demand.tokens as i64);
-            c.tokens_day.add(cal.day, demand.tokens as i64);
-            c.tokens_month.add(cal.month, demand.tokens as i64);
-            c.usd_day.add(cal.day, demand.usd_micros as i64);
-            c.usd_month.add(cal.month, demand.usd_micros as i64);
+            c.tokens.add(now, tokens);
+            c.tokens_day.add(cal.day, tokens);
+            c.tokens_month.add(cal.month, tokens);
+            c.usd_day.add(cal.day, usd);
+            c.usd_month.add(cal.month, usd);
             c.inflight.mine += 1;
             quotas(&mut headers, &s.set, c, now);
             reservation.charges.push(Charge {
@@ -187,7 +214,6 @@ fn check(
                 "requests per min (RPM)",
                 who,
                 limit,
-                c.requests.count(now),
                 1,
                 wait,
             ));
@@ -210,7 +236,6 @@ fn check(
                     "tokens per min (TPM)",
                     who,
                     limit,
-                    c.tokens.count(now),
                     d.tokens,
                     wait,
                 ))
@@ -265,17 +290,20 @@ fn check_budgets(
     ];
     for (limit, counter, used, need, left_ms, what) in budgets {
         let Some(limit) = limit else { continue };
-        if used.max(0) as u64 + need > limit {
-            let (l, u, n) = if matches!(counter, Counter::UsdDay | Counter::UsdMonth) {
-                let f = |m: u64| format!("${:.2}", m as f64 / 1e6);
-                (f(limit), f(used.max(0) as u64), f(need))
+        // `used` is never negative (a cell's total is clamped at 0).
+        let used = u64::try_from(used).unwrap_or(0);
+        if need > limit.saturating_sub(used) {
+            // Which limit and when it resets; never how much is used, which would let a
+            // client size a request to the exact room left.
+            let l = if matches!(counter, Counter::UsdDay | Counter::UsdMonth) {
+                format!("${:.2}", limit as f64 / 1e6)
             } else {
-                (limit.to_string(), used.to_string(), need.to_string())
+                limit.to_string()
             };
             return Err(GatewayError::QuotaExceeded {
                 limit: counter,
                 message: format!(
-                    "You exceeded the {what} of {who}: Limit {l}, Used {u}, Requested {n}. It resets in {}.",
+                    "You exceeded the {what} of {who}: Limit {l}. It resets in {}.",
                     duration(left_ms)
                 ),
                 retry_after_ms: left_ms.max(0) as u64,
@@ -290,16 +318,14 @@ fn rate_limited(
     what: &str,
     who: &str,
     limit: u64,
-    used: f64,
     requested: u64,
     wait_ms: i64,
 ) -> GatewayError {
     GatewayError::RateLimited {
         limit: counter,
         message: format!(
-            "Rate limit reached for {who} on {what}: Limit {limit}, Used {}, Requested {requested}. \
+            "Rate limit reached for {who} on {what}: Limit {limit}, Requested {requested}. \
              Please try again in {}.",
-            used.ceil() as u64,
             duration(wait_ms)
         ),
         retry_after_ms: wait_ms.max(1) as u64,
@@ -309,8 +335,9 @@ fn rate_limited(
 impl Reservation {
     /// Correct the reserved tokens and cost to the real ones, and free the concurrency slots.
     pub fn settle(mut self, tokens: u64, usd_micros: u64) {
-        let dt = tokens as i64 - self.tokens as i64;
-        let du = usd_micros as i64 - self.usd_micros as i64;
+        // Both sides are at most MAX_DEMAND, so the differences cannot wrap.
+        let dt = as_delta(tokens) - as_delta(self.tokens);
+        let du = as_delta(usd_micros) - as_delta(self.usd_micros);
         for charge in &mut self.charges {
             let mut c = charge.scope.lock();
             c.tokens.adjust(charge.minute, dt);
@@ -324,7 +351,7 @@ impl Reservation {
         }
     }
 
-    #[cfg(test)]
+    /// The tokens this reservation holds.
     pub fn reserved_tokens(&self) -> u64 {
         self.tokens
     }

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use window::{Cell, Fixed, Sliding};
 
-pub use decide::Reservation;
+pub use decide::{Ask, Reservation, MAX_DEMAND};
 pub use headers::RateHeaders;
 pub use plan::{KeyScope, LimitPlan};
 
@@ -201,5 +201,7 @@ impl Limiter {
     }
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -121,11 +121,14 @@ impl StoreSync {
                 }
                 if e.counter == Counter::Inflight {
                     match parse_inflight(&value) {
-                        Some((n, at)) if now - at <= stale_ms => others += n,
+                        Some((n, at)) if now.saturating_sub(at) <= stale_ms => {
+                            others = others.saturating_add(n.max(0))
+                        }
                         _ => stale_fields.push((e.key.clone(), field)),
                     }
                 } else {
-                    others += value.parse::<i64>().unwrap_or(0);
+                    // Another instance's count: never negative, never wrapping the sum.
+                    others = others.saturating_add(value.parse::<i64>().unwrap_or(0).max(0));
                 }
             }
             let mut c = e.scope.lock();

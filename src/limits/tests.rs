@@ -7,9 +7,12 @@ use crate::error::GatewayError;
 
 const KEY: &str = "sha256:c45e76e88b4379cdf3b212a6d61c2be7d5ee1755fee3025f1e73408b986c8b44";
 /// 2026-11-22T06:00:00Z, a minute boundary.
-const T0: i64 = 1_795_327_200_000;
+pub(super) const T0: i64 = 1_795_327_200_000;
 
-fn setup(limits: &str, policy: Option<OnStoreFailure>) -> (Config, LimitPlan, Arc<ManualClock>) {
+pub(super) fn setup(
+    limits: &str,
+    policy: Option<OnStoreFailure>,
+) -> (Config, LimitPlan, Arc<ManualClock>) {
     let text = format!(
         r#"
 [[providers]]
@@ -35,6 +38,14 @@ keys = ["{KEY}"]
     (config, plan, clock)
 }
 
+fn ask(prompt_tokens: u64, max_tokens: Option<u64>) -> Ask {
+    Ask {
+        prompt_tokens,
+        max_tokens,
+        choices: 1,
+    }
+}
+
 fn reserve(
     c: &Config,
     plan: &LimitPlan,
@@ -43,7 +54,8 @@ fn reserve(
     max: Option<u64>,
 ) -> Result<Reservation, GatewayError> {
     let model = c.model(model).unwrap();
-    plan.reserve(&c.consumers[0], model, None, prompt, max).1
+    plan.reserve(&c.consumers[0], model, None, ask(prompt, max))
+        .1
 }
 
 #[test]
@@ -62,10 +74,7 @@ fn rpm_admits_exactly_the_limit_then_refuses_with_a_wait() {
             message,
         } => {
             assert_eq!(limit.label(), "requests");
-            assert!(
-                message.contains("Limit 3, Used 3, Requested 1"),
-                "{message}"
-            );
+            assert!(message.contains("Limit 3, Requested 1"), "{message}");
             // All three are in the current minute: wait for the next, then a third of it.
             assert_eq!(*retry_after_ms, 60_000 + 20_000);
         }
@@ -91,7 +100,12 @@ fn tpm_reserves_the_estimate_and_settle_returns_the_rest() {
     // The real usage was 50 tokens: the over-estimate goes back.
     first.settle(50, 0);
     let second = reserve(&c, &plan, "chat", 100, Some(800)).unwrap();
-    let (headers, _) = plan.reserve(&c.consumers[0], c.model("chat").unwrap(), None, 1, Some(1));
+    let (headers, _) = plan.reserve(
+        &c.consumers[0],
+        c.model("chat").unwrap(),
+        None,
+        ask(1, Some(1)),
+    );
     assert_eq!(headers.tokens.unwrap().remaining, 1000 - 50 - 900 - 2);
     drop(second);
 }
@@ -291,8 +305,9 @@ limits = {{ rpm = 100 }}
     let plan = LimitPlan::new(Arc::new(Limiter::new(clock.clone(), None)), &c);
     let model = c.model("chat").unwrap();
     let (a, b) = (&c.consumers[0], &c.consumers[1]);
-    let go =
-        |who: &Consumer, key: Option<KeyScope<'_>>| plan.reserve(who, model, key, 1, Some(1)).1;
+    let go = |who: &Consumer, key: Option<KeyScope<'_>>| {
+        plan.reserve(who, model, key, ask(1, Some(1))).1
+    };
     let mut held = vec![go(a, None).unwrap(), go(b, None).unwrap()];
     // A key of its own: one request a minute, on top of the tenant's.
     let key_limits = LimitSet {

@@ -83,7 +83,8 @@ impl Sliding {
     /// Count `n` in the current bucket; returns the bucket id (to settle against later).
     pub fn add(&mut self, now_ms: i64, n: i64) -> i64 {
         let id = minute_of(now_ms);
-        self.cell_mut(id).mine += n;
+        let cell = self.cell_mut(id);
+        cell.mine = cell.mine.saturating_add(n);
         id
     }
 
@@ -91,7 +92,7 @@ impl Sliding {
     pub fn adjust(&mut self, id: i64, delta: i64) {
         let slot = Self::slot(id);
         if self.cells[slot].id == id {
-            self.cells[slot].mine += delta;
+            self.cells[slot].mine = self.cells[slot].mine.saturating_add(delta);
         }
     }
 
@@ -174,12 +175,12 @@ impl Fixed {
                 ..Cell::default()
             };
         }
-        self.cell.mine += n;
+        self.cell.mine = self.cell.mine.saturating_add(n);
     }
 
     pub fn adjust(&mut self, id: i64, delta: i64) {
         if self.cell.id == id {
-            self.cell.mine += delta;
+            self.cell.mine = self.cell.mine.saturating_add(delta);
         }
     }
 

@@ -22,6 +22,9 @@ const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'.')
     .remove(b'_')
     .remove(b'~');
+/// A path parameter is one segment: `.` is encoded too, so `.` and `..` cannot walk out of
+/// the operation's path (and `/`, `?`, `#` are encoded as everything outside unreserved is).
+const SEGMENT: &AsciiSet = &COMPONENT.add(b'.');
 /// The most of an API's answer that is read.
 const MAX_ANSWER: usize = 8 * 1024 * 1024;
 /// How much of a failed answer the error result quotes.
@@ -117,7 +120,11 @@ fn build(server: &McpServer, tool: &Tool, arguments: &Value) -> Result<Built, St
         };
         match p.location {
             Location::Path => {
-                let encoded = utf8_percent_encode(&scalar(v), COMPONENT).to_string();
+                let value = scalar(v);
+                if value.is_empty() {
+                    return Err(format!("argument `{}` must not be empty", p.argument));
+                }
+                let encoded = utf8_percent_encode(&value, SEGMENT).to_string();
                 path = path.replace(&format!("{{{}}}", p.name), &encoded);
             }
             Location::Query => {
@@ -325,6 +332,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(b.path_and_query, "/items/a%20b%2Fc?tag=x&tag=y%26z");
+        // A path parameter stays one segment, whatever it holds.
+        for (id, want) in [
+            ("..", "/items/%2E%2E"),
+            (".", "/items/%2E"),
+            ("../../admin", "/items/%2E%2E%2F%2E%2E%2Fadmin"),
+            ("a%2Fb", "/items/a%252Fb"),
+            ("x?y#z", "/items/x%3Fy%23z"),
+            ("a\r\nHost: evil", "/items/a%0D%0AHost%3A%20evil"),
+        ] {
+            let b = build(&s, t, &json!({"id": id})).unwrap();
+            assert_eq!(b.path_and_query, want, "{id}");
+        }
+        assert!(build(&s, t, &json!({"id": ""})).is_err());
+        let crlf = json!({"id": "1", "X-Trace": "a\r\nSet-Cookie: x"});
+        assert!(build(&s, t, &crlf).is_err(), "no header splitting");
         assert_eq!(b.headers[0].1, "7");
         assert!(b.body.is_none());
         let e = build(&s, t, &json!({"tag": "x"})).err().unwrap();

@@ -317,6 +317,16 @@ async fn answer(
         Ok(c) => c,
         Err(e) => return refusal(e),
     };
+    // A consumer confined to `[[routes]]`, or a key narrowed to some models, is held to
+    // them here too: MCP tools are in neither.
+    let narrowed_key = ctx
+        .admission
+        .key
+        .as_ref()
+        .is_some_and(|k| k.record.models.is_some());
+    if consumer.routes.is_some() || narrowed_key {
+        return refusal(GatewayError::RouteForbidden("/mcp".into()));
+    }
     let method = session.req_header().method.clone();
     let body = if method == http::Method::POST {
         let accept = header(&headers, "accept").unwrap_or("*/*");

@@ -46,8 +46,8 @@ fn usage_from(v: &simd_json::BorrowedValue) -> Option<Usage> {
     let n = |k: &str| v.get(k).and_then(|x| x.as_u64());
     // Anthropic counts cached input apart; all of it is input.
     let anthropic_input = n("input_tokens").map(|i| {
-        i + n("cache_creation_input_tokens").unwrap_or(0)
-            + n("cache_read_input_tokens").unwrap_or(0)
+        i.saturating_add(n("cache_creation_input_tokens").unwrap_or(0))
+            .saturating_add(n("cache_read_input_tokens").unwrap_or(0))
     });
     let input = n("prompt_tokens").or(anthropic_input);
     let output = n("completion_tokens").or_else(|| n("output_tokens"));

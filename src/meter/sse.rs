@@ -236,7 +236,7 @@ impl SseMeter {
             let n = |k: &str| u.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
             self.usage = Some(Usage {
                 input: n("promptTokenCount"),
-                output: n("candidatesTokenCount") + n("thoughtsTokenCount"),
+                output: n("candidatesTokenCount").saturating_add(n("thoughtsTokenCount")),
             });
         }
     }

@@ -142,6 +142,11 @@ fn reason(status: u16) -> &'static str {
         .unwrap_or("Unknown")
 }
 
+/// What a real provider adds to every answer, so tests see the gateway keep it from clients:
+/// a cookie, the organisation billed, its own rate-limit state and request id.
+const PROVIDER_HEADERS: &str = "x-request-id: mock\r\nopenai-organization: org-mock\r\n\
+    x-ratelimit-remaining-requests: 9999\r\nset-cookie: __cf_bm=mock; path=/; HttpOnly\r\n";
+
 pub async fn write_json(
     stream: &mut TcpStream,
     status: u16,
@@ -151,7 +156,7 @@ pub async fn write_json(
 ) -> std::io::Result<()> {
     let body = body.to_string();
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-request-id: mock\r\n",
+        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{PROVIDER_HEADERS}",
         reason(status),
         body.len()
     );
@@ -177,9 +182,11 @@ impl<'a> ChunkedWriter<'a> {
         stream: &'a mut TcpStream,
         split: bool,
     ) -> std::io::Result<ChunkedWriter<'a>> {
-        stream
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n")
-            .await?;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\
+             transfer-encoding: chunked\r\n{PROVIDER_HEADERS}\r\n"
+        );
+        stream.write_all(head.as_bytes()).await?;
         Ok(ChunkedWriter { stream, split })
     }
 

@@ -258,13 +258,22 @@ async fn handle(
         } else {
             Vec::new()
         };
-        let body = if gemini_call.is_some() {
+        let mut body = if gemini_call.is_some() {
             gemini::error(status)
         } else if anthropic {
             anthropic::error(status)
         } else {
             openai::error(status)
         };
+        if status == 401 {
+            // As many providers do: the refused key, quoted back.
+            let key = req
+                .header("authorization")
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .or_else(|| req.header("x-api-key"))
+                .unwrap_or("");
+            body["error"]["message"] = format!("Incorrect API key provided: {key}.").into();
+        }
         return http1::write_json(stream, status, &extra, &body, req.keep_alive)
             .await
             .map(|_| true);
@@ -424,7 +433,8 @@ async fn scripted_reply(
         let v = if anthropic {
             reply.anthropic_message(id, model, anthropic::usage(prompt, output))
         } else {
-            reply.openai_message(id, model, Some(openai::usage(prompt, output)))
+            let logprobs = body["logprobs"].as_bool() == Some(true);
+            reply.openai_message(id, model, Some(openai::usage(prompt, output)), logprobs)
         };
         return http1::write_json(stream, 200, &[], &v, req.keep_alive)
             .await
@@ -435,8 +445,9 @@ async fn scripted_reply(
     } else {
         let include = body["stream_options"]["include_usage"].as_bool() == Some(true);
         let usage = include.then(|| openai::usage(prompt, output));
+        let logprobs = body["logprobs"].as_bool() == Some(true);
         reply
-            .openai_chunks(id, model, usage)
+            .openai_chunks(id, model, usage, logprobs)
             .into_iter()
             .map(|v| (None, v))
             .collect()

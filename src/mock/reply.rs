@@ -47,7 +47,26 @@ impl Reply {
         }
     }
 
-    pub fn openai_message(&self, id: &str, model: &str, usage: Option<Value>) -> Value {
+    /// The `logprobs` of content deltas, as OpenAI writes them when a request sets
+    /// `"logprobs": true`: one entry per token (here, per delta) with its text and bytes.
+    fn logprobs<'a>(parts: impl IntoIterator<Item = &'a String>) -> Value {
+        let content: Vec<Value> = parts
+            .into_iter()
+            .map(|p| {
+                json!({"token": p, "logprob": -0.01, "bytes": p.as_bytes(),
+                "top_logprobs": [{"token": p, "logprob": -0.01, "bytes": p.as_bytes()}]})
+            })
+            .collect();
+        json!({"content": content, "refusal": null})
+    }
+
+    pub fn openai_message(
+        &self,
+        id: &str,
+        model: &str,
+        usage: Option<Value>,
+        logprobs: bool,
+    ) -> Value {
         let mut message = json!({"role": "assistant", "content": self.content.concat()});
         if !self.reasoning.is_empty() {
             message["reasoning_content"] = json!(self.reasoning.concat());
@@ -56,30 +75,45 @@ impl Reply {
             message["tool_calls"] = json!([{"id": "call_mock_1", "type": "function",
                 "function": {"name": t.name, "arguments": t.arguments.concat()}}]);
         }
+        let logprobs = if logprobs {
+            Self::logprobs(&self.content)
+        } else {
+            Value::Null
+        };
         let mut v = json!({"id": id, "object": "chat.completion", "created": 0, "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": self.finish()}]});
+            "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": self.finish()}]});
         if let Some(u) = usage {
             v["usage"] = u;
         }
         v
     }
 
-    pub fn openai_chunks(&self, id: &str, model: &str, usage: Option<Value>) -> Vec<Value> {
-        let chunk = |delta: Value, finish: Option<&str>| {
+    pub fn openai_chunks(
+        &self,
+        id: &str,
+        model: &str,
+        usage: Option<Value>,
+        logprobs: bool,
+    ) -> Vec<Value> {
+        let chunk_with = |delta: Value, finish: Option<&str>, logprobs: Value| {
             json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model,
-                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}]})
         };
+        let chunk = |delta: Value, finish: Option<&str>| chunk_with(delta, finish, Value::Null);
         let mut out = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
         out.extend(
             self.reasoning
                 .iter()
                 .map(|p| chunk(json!({"reasoning_content": p}), None)),
         );
-        out.extend(
-            self.content
-                .iter()
-                .map(|p| chunk(json!({"content": p}), None)),
-        );
+        out.extend(self.content.iter().map(|p| {
+            let lp = if logprobs {
+                Self::logprobs([p])
+            } else {
+                Value::Null
+            };
+            chunk_with(json!({"content": p}), None, lp)
+        }));
         if let Some(t) = &self.tool {
             out.push(chunk(
                 json!({"tool_calls": [{"index": 0, "id": "call_mock_1", "type": "function",

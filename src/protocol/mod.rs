@@ -111,8 +111,13 @@ pub struct ParsedRequest {
     pub stream: bool,
     /// The client itself asked for `stream_options.include_usage`.
     pub client_wants_usage: bool,
-    /// `max_tokens` or `max_completion_tokens`, when given.
+    /// The output-token cap the backend honours for this operation, when given (chat:
+    /// `max_completion_tokens`, else `max_tokens`; completions and Messages: `max_tokens`;
+    /// Responses: `max_output_tokens`). At most [`MAX_OUTPUT_TOKENS`].
     pub max_tokens: Option<u64>,
+    /// How many completions the request generates (`n`, or `best_of` when larger): each may
+    /// run to `max_tokens`. At least 1, at most [`MAX_CHOICES`].
+    pub choices: u64,
     /// A cheap estimate of the prompt's tokens (used when the upstream reports no usage).
     pub prompt_tokens_estimate: u64,
     model_span: Range<usize>,
@@ -147,6 +152,70 @@ struct Fields<'a> {
     instructions: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "raw")]
     max_output_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    n: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    best_of: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    thinking: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    functions: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    response_format: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    text: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    suffix: Option<&'a RawValue>,
+}
+
+/// The largest output-token cap a request may ask for (`max_tokens`, `max_completion_tokens`,
+/// `max_output_tokens`, `thinking.budget_tokens`): 2^24, far above any model's output limit,
+/// and small enough that every reservation and price computed from it stays exact.
+pub const MAX_OUTPUT_TOKENS: u64 = 1 << 24;
+
+/// The most completions one request may ask for (`n`, `best_of`): OpenAI's own ceiling.
+pub const MAX_CHOICES: u64 = 128;
+
+/// A client-supplied count: absent or `null` is `None`; otherwise an integer in
+/// `min..=max`, or a 400 naming `param`.
+fn bounded(
+    raw: Option<&RawValue>,
+    param: &'static str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, GatewayError> {
+    let Some(raw) = raw.filter(|r| r.get() != "null") else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<u64>(raw.get()) {
+        Ok(v) if (min..=max).contains(&v) => Ok(Some(v)),
+        _ => Err(invalid(
+            param,
+            format!("{param} must be an integer from {min} to {max}"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct Thinking<'a> {
+    #[serde(borrow, default, deserialize_with = "raw")]
+    budget_tokens: Option<&'a RawValue>,
+}
+
+/// `thinking.budget_tokens`, bounded like the output caps (the thinking object itself is the
+/// backend's to validate).
+fn thinking_budget(raw: Option<&RawValue>) -> Result<(), GatewayError> {
+    let Some(raw) = raw else { return Ok(()) };
+    let Ok(thinking) = serde_json::from_str::<Thinking>(raw.get()) else {
+        return Ok(());
+    };
+    bounded(
+        thinking.budget_tokens,
+        "thinking.budget_tokens",
+        0,
+        MAX_OUTPUT_TOKENS,
+    )
+    .map(drop)
 }
 
 fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
@@ -266,40 +335,48 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         }
     };
 
-    let max_tokens = match fields
-        .max_completion_tokens
-        .or(fields.max_tokens)
-        .or(fields.max_output_tokens)
-    {
-        None => None,
-        Some(raw) if raw.get() == "null" => None,
-        Some(raw) => Some(
-            serde_json::from_str::<u64>(raw.get())
-                .map_err(|_| invalid("max_tokens", "max_tokens must be a non-negative integer"))?,
-        ),
+    // Every output cap a client sends is bounded, whichever the operation honours.
+    let cap = |raw, param| bounded(raw, param, 0, MAX_OUTPUT_TOKENS);
+    let max_completion_tokens = cap(fields.max_completion_tokens, "max_completion_tokens")?;
+    let max_tokens = cap(fields.max_tokens, "max_tokens")?;
+    let max_output_tokens = cap(fields.max_output_tokens, "max_output_tokens")?;
+    thinking_budget(fields.thinking)?;
+    let max_tokens = match operation {
+        Operation::Chat => max_completion_tokens.or(max_tokens),
+        Operation::Completion | Operation::Messages | Operation::CountTokens => max_tokens,
+        Operation::Responses => max_output_tokens,
+        Operation::Embeddings => None,
     };
-
     if operation == Operation::Messages && max_tokens.is_none() {
         return Err(invalid("max_tokens", "max_tokens: Field required"));
     }
+    let n = bounded(fields.n, "n", 1, MAX_CHOICES)?.unwrap_or(1);
+    let best_of = bounded(fields.best_of, "best_of", 1, MAX_CHOICES)?.unwrap_or(1);
+    let choices = match operation {
+        Operation::Chat => n,
+        Operation::Completion => n.max(best_of),
+        Operation::Embeddings
+        | Operation::Messages
+        | Operation::CountTokens
+        | Operation::Responses => 1,
+    };
 
-    let prompt_len = match operation {
-        Operation::Chat => fields.messages.map_or(0, |r| r.get().len()),
-        Operation::Completion => fields.prompt.map_or(0, |r| r.get().len()),
-        Operation::Embeddings => fields.input.map_or(0, |r| r.get().len()),
-        Operation::Responses => [fields.input, fields.instructions, fields.tools]
-            .iter()
-            .flatten()
-            .map(|r| r.get().len())
-            .sum(),
+    // Everything the model reads counts: tools, schemas and system text too.
+    let prompt_parts = match operation {
+        Operation::Chat => [
+            fields.messages,
+            fields.tools,
+            fields.functions,
+            fields.response_format,
+        ],
+        Operation::Completion => [fields.prompt, fields.suffix, None, None],
+        Operation::Embeddings => [fields.input, None, None, None],
+        Operation::Responses => [fields.input, fields.instructions, fields.tools, fields.text],
         Operation::Messages | Operation::CountTokens => {
-            [fields.messages, fields.system, fields.tools]
-                .iter()
-                .flatten()
-                .map(|r| r.get().len())
-                .sum()
+            [fields.messages, fields.system, fields.tools, None]
         }
     };
+    let prompt_len = prompt_parts.iter().flatten().map(|r| r.get().len()).sum();
     let prompt_tokens_estimate = tokens::estimate_from_json_len(prompt_len);
 
     Ok(ParsedRequest {
@@ -309,6 +386,7 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         stream,
         client_wants_usage,
         max_tokens,
+        choices,
         prompt_tokens_estimate,
         model_span,
         stream_options,

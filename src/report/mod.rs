@@ -138,7 +138,7 @@ fn settle(ctx: &mut RequestCtx, status: u16) -> Settled {
         _ => None,
     };
     if let Some(reservation) = ctx.admission.reservation.take() {
-        let tokens = usage.map_or(0, |(u, _)| u.input + u.output);
+        let tokens = usage.map_or(0, |(u, _)| u.input.saturating_add(u.output));
         reservation.settle(tokens, cost_micros.unwrap_or(0));
     }
     let elapsed = ctx.started.elapsed();

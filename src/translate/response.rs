@@ -28,7 +28,7 @@ pub fn openai_usage(u: &Value) -> Value {
     let cached = n("cache_read_input_tokens");
     let input = n("input_tokens") + cached + n("cache_creation_input_tokens");
     let output = n("output_tokens");
-    let mut usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
+    let mut usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input.saturating_add(output)});
     if cached > 0 {
         usage["prompt_tokens_details"] = json!({"cached_tokens": cached});
     }

@@ -5,6 +5,8 @@
 //! so a target is reached, authenticated and judged the same way whichever path carries it.
 
 pub mod dns;
+pub mod headers;
+pub mod redact;
 
 use crate::config::mcp::McpServer;
 use crate::config::{Config, Provider, ProviderKind, Target, Upstream};
@@ -21,24 +23,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Headers a client may send that must never reach a provider.
-const STRIPPED_REQUEST_HEADERS: [&str; 14] = [
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "proxy-authorization",
-    "cookie",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "transfer-encoding",
-    "expect",
-];
 
 /// Keep-alive pool idle time for upstream connections.
 const POOL_IDLE: Duration = Duration::from_secs(60);
@@ -327,10 +311,8 @@ impl Upstreams {
             .endpoints
             .get(&target.provider.name)
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "provider has no endpoint"))?;
-        for name in STRIPPED_REQUEST_HEADERS {
-            req.remove_header(name);
-        }
         let p: &Provider = &target.provider;
+        headers::keep_client_headers(req, p);
         let path = upstream_path(p, &ep.base_path, &target.model, operation, stream);
         let uri = path
             .parse()
@@ -342,14 +324,9 @@ impl Upstreams {
         req.insert_header("content-type", "application/json")?;
         req.insert_header("accept-encoding", "identity")?;
         req.insert_header("x-request-id", request_id)?;
-        if p.kind == ProviderKind::Anthropic {
-            // A client speaking Anthropic chose its version (and betas); others get ours.
-            if req.headers.get("anthropic-version").is_none() {
-                req.insert_header("anthropic-version", &p.anthropic_version)?;
-            }
-        } else {
-            req.remove_header("anthropic-version");
-            req.remove_header("anthropic-beta");
+        // A client speaking Anthropic chose its version (and betas); others get ours.
+        if p.kind == ProviderKind::Anthropic && req.headers.get("anthropic-version").is_none() {
+            req.insert_header("anthropic-version", &p.anthropic_version)?;
         }
         if let Some(key) = &p.api_key {
             let (name, value) = p.kind.key_header(key);

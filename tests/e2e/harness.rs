@@ -423,9 +423,13 @@ pub fn sse_data(body: &str) -> Vec<String> {
 pub fn provider_toml(name: &str, kind: &str, base_url: &str, extra: &str) -> String {
     format!(
         "[[providers]]\nname = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"{base_url}\"\n\
-         api_key_env = \"TG_UPSTREAM_KEY\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n{extra}\n"
+         api_key_env = \"TG_UPSTREAM_KEY\"\nconnect_timeout_ms = 1000\nread_timeout_ms = 5000\n\
+         {MOCK_HEADERS}{extra}\n"
     )
 }
+
+/// The mock's scripting headers, forwarded by a provider that fronts it.
+pub const MOCK_HEADERS: &str = "forward_headers = [\"x-mock\", \"x-mock-reply\"]\n";
 
 /// The base URL of a mock at `url` behaving as `script` (a `/_mock/<script>` prefix).
 pub fn mock_base(url: &str, script: &str) -> String {

@@ -25,6 +25,7 @@ def main():
         SEEN.append({
             "method": request.method,
             "path": request.path,
+            "raw_path": request.raw_path,
             "query": request.query_string,
             "x_api_key": request.headers.get("X-Api-Key"),
             "authorization": request.headers.get("Authorization"),

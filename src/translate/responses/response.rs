@@ -21,7 +21,7 @@ pub fn usage(u: &Value) -> Value {
            "input_tokens_details": {"cached_tokens": n(&u["prompt_tokens_details"]["cached_tokens"])},
            "output_tokens": output,
            "output_tokens_details": {"reasoning_tokens": n(&u["completion_tokens_details"]["reasoning_tokens"])},
-           "total_tokens": input + output})
+           "total_tokens": input.saturating_add(output)})
 }
 
 /// `status` and `incomplete_details` for a chat `finish_reason`.

@@ -1,0 +1,331 @@
+//! An attacker's requests against limits and guardrails: output caps near 2^64 that used to
+//! wrap the budget arithmetic, `n` and tools that used to slip past the TPM reservation, the
+//! output field the backend really honours, and `logprobs` that used to spell out masked
+//! text, in JSON answers and in streams.
+
+use crate::harness::*;
+use crate::limits::limits_config;
+use serde_json::{json, Value};
+
+async fn send(gw: &Gateway, body: &Value) -> reqwest::Response {
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock", "prompt_tokens=10,tokens=5")
+        .json(body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+fn body_with(field: &str, value: Value) -> Value {
+    let mut body = chat_body("chat", false);
+    body[field] = value;
+    body
+}
+
+#[tokio::test]
+async fn output_caps_near_2_to_the_64_are_refused_by_name_and_never_wrap_a_budget() {
+    let mock = mock();
+    let gw = Gateway::start_raw(
+        "",
+        &limits_config(&mock.url(), "{ tokens_per_day = 1000 }", ""),
+    );
+    // Spend the budget: a 900-token reservation settles to the real 15.
+    let r = send(&gw, &body_with("max_tokens", json!(900))).await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let used = |want: f64| {
+        move |v: &Value| v["scopes"][0]["tokens_per_day"]["used"].as_f64() == Some(want)
+    };
+    gw.wait_admin(
+        crate::limits::LIMITS_VIEW,
+        "the first request settled",
+        used(15.0),
+    )
+    .await;
+    for (field, value) in [
+        ("max_tokens", json!(u64::MAX)),
+        ("max_completion_tokens", json!(u64::MAX - 5)),
+        ("max_tokens", json!(1u64 << 63)),
+        ("max_tokens", json!(1u64 << 53)),
+        ("max_tokens", json!(-1)),
+        ("max_tokens", json!(1.5)),
+        ("n", json!(0)),
+        ("n", json!(1u64 << 32)),
+    ] {
+        let r = send(&gw, &body_with(field, value.clone())).await;
+        assert_eq!(r.status(), 400, "{field} = {value}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["param"], field, "{e}");
+        assert_eq!(e["error"]["type"], "invalid_request_error");
+    }
+    // What stays is exact: 15 used of 1000, so 985 fits once and nothing more does.
+    let r = send(&gw, &body_with("max_tokens", json!(970))).await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let r = send(&gw, &body_with("max_tokens", json!(980))).await;
+    assert_eq!(r.status(), 429);
+    let e: Value = r.json().await.unwrap();
+    let message = e["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("daily token budget") && message.contains("resets in"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("Used"),
+        "the refusal tells nothing of what is used: {message}"
+    );
+    gw.wait_admin(
+        crate::limits::LIMITS_VIEW,
+        "two settled requests of 15",
+        used(30.0),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_tpm_reservation_counts_n_tools_and_the_field_chat_honours() {
+    let mock = mock();
+    let gw = Gateway::start_raw("", &limits_config(&mock.url(), "{ tpm = 1000 }", ""));
+    // n = 8 completions of up to 200 tokens each: 1,600 can never fit a 1,000 TPM.
+    let mut body = body_with("max_tokens", json!(200));
+    body["n"] = json!(8);
+    let r = send(&gw, &body).await;
+    assert_eq!(r.status(), 429, "n multiplies the output cap");
+    r.bytes().await.unwrap();
+    // 100 KB of tool definitions are prompt the model reads.
+    let mut body = body_with("max_tokens", json!(10));
+    let description = "a tool ".repeat(15_000);
+    body["tools"] = json!([{"type": "function", "function": {"name": "t", "description": description,
+        "parameters": {"type": "object"}}}]);
+    let r = send(&gw, &body).await;
+    assert_eq!(r.status(), 429, "tools count toward the prompt");
+    r.bytes().await.unwrap();
+    // Chat backends ignore `max_output_tokens`: a chat reserves the default (1024) instead.
+    let r = send(&gw, &body_with("max_output_tokens", json!(1))).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "max_output_tokens is not what chat honours"
+    );
+    r.bytes().await.unwrap();
+    assert!(mock.requests().is_empty(), "nothing was admitted");
+    // Eight at once under the same TPM: only what fits is admitted.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let url = gw.url("/v1/chat/completions");
+            tokio::spawn(async move {
+                let mut body = chat_body("chat", false);
+                body["max_tokens"] = json!(400);
+                client()
+                    .post(url)
+                    .bearer_auth(KEY)
+                    .header("x-mock", "prompt_tokens=10,tokens=5,ttft_ms=300")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tasks {
+        admitted += usize::from(t.await.unwrap() == 200);
+    }
+    assert_eq!(admitted, 2, "two 400-token reservations fit in 1,000");
+}
+
+fn guarded_config(url: &str) -> String {
+    format!(
+        "{}[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[models]]\nname = \"masked\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[models]]\nname = \"halt\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[guardrails]]\nname = \"privacy\"\nmodels = [\"masked\"]\n\
+         [[guardrails.rules]]\nname = \"pii\"\nkind = \"pii\"\ndetectors = [\"email\"]\naction = \"mask\"\n\
+         [[guardrails]]\nname = \"secrets\"\ndirection = \"response\"\nmodels = [\"halt\"]\n\
+         [[guardrails.rules]]\nname = \"no-secrets\"\nkind = \"words\"\nwords = [\"launch codes\"]\naction = \"block\"\n",
+        mock_provider("m", url, "")
+    )
+}
+
+async fn with_reply(gw: &Gateway, model: &str, stream: bool, reply: &Value) -> reqwest::Response {
+    let mut body = chat_body(model, stream);
+    body["logprobs"] = json!(true);
+    body["top_logprobs"] = json!(1);
+    client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth(KEY)
+        .header("x-mock-reply", reply.to_string())
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent")
+}
+
+#[tokio::test]
+async fn logprobs_never_spell_out_masked_or_blocked_text() {
+    let mock = mock();
+    let gw = Gateway::start(&guarded_config(&mock.url()));
+    let reply = json!({"content": ["write to ", "bob@example.org", " today"]});
+    // JSON: the text is masked and the per-token list is gone.
+    let r = with_reply(&gw, "masked", false, &reply).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "write to [EMAIL] today"
+    );
+    assert!(v["choices"][0]["logprobs"].is_null(), "{v}");
+    assert!(!v.to_string().contains("bob@"), "{v}");
+    // A stream: no chunk carries the address, in its text or its logprobs.
+    let r = with_reply(&gw, "masked", true, &reply).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("bob@"), "{text}");
+    assert!(!text.contains("\"bytes\""), "{text}");
+    // A blocked word never leaves in a chunk's logprobs before the block fires.
+    let reply = json!({"content": ["the launch", " codes are 0000"]});
+    let r = with_reply(&gw, "halt", true, &reply).await;
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("launch"), "{text}");
+    // Without a policy, logprobs pass as the backend sent them.
+    let r = with_reply(&gw, "chat", false, &json!({"content": ["hi"]})).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["logprobs"]["content"][0]["token"], "hi");
+}
+
+const KEY_CONFINED: &str = "tg-test-key-confined-0007";
+
+#[tokio::test]
+async fn mcp_path_parameters_stay_one_segment_and_route_confinement_holds_at_mcp() {
+    let Some(python) = python_with("aiohttp") else {
+        return;
+    };
+    let api = crate::mcp::PetStore::start(&python).await;
+    let config = format!(
+        "{}\n{}[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[consumers]]\nname = \"confined\"\nkeys = [\"{}\"]\nroutes = [\"r\"]\n\
+         [[routes]]\nname = \"r\"\npath_prefix = \"/r\"\nmodels = {{ chat = \"chat\" }}\n",
+        crate::mcp::mcp_config(&api.url, ""),
+        mock_provider("m", "http://127.0.0.1:9", ""),
+        digest_line(KEY_CONFINED),
+    );
+    let gw = Gateway::start_raw("", &config);
+    let call = |key: &str, pet: &str| {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "getPet", "arguments": {"petId": pet},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}});
+        client()
+            .post(gw.url("/mcp/pets"))
+            .bearer_auth(key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "getPet")
+            .json(&body)
+            .send()
+    };
+    // A consumer confined to a route prefix is refused at /mcp as at the root.
+    let r = call(KEY_CONFINED, "1").await.unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("/mcp"),
+        "{v}"
+    );
+    // `..`, `%2F`, `?`, `#` and CRLF in a path parameter stay inside its segment.
+    for (pet, raw) in [
+        ("..", "/pets/%2E%2E"),
+        ("../admin", "/pets/%2E%2E%2Fadmin"),
+        ("%2F", "/pets/%252F"),
+        ("1?x=1#y", "/pets/1%3Fx%3D1%23y"),
+        ("1\r\nX-Evil: 1", "/pets/1%0D%0AX-Evil%3A%201"),
+    ] {
+        let r = call(KEY, pet).await.unwrap();
+        assert_eq!(r.status(), 200, "{pet}");
+        r.bytes().await.unwrap();
+        let seen = api.seen().await;
+        let last = seen.last().unwrap();
+        assert_eq!(last["raw_path"], raw, "{pet}: {last}");
+    }
+}
+
+#[tokio::test]
+async fn headers_cross_the_gateway_only_on_purpose_and_error_bodies_never_echo_the_key() {
+    let mock = mock();
+    let url = mock.url();
+    let provider = format!(
+        "[[providers]]\nname = \"m\"\nkind = \"openai\"\nbase_url = \"{url}/v1\"\n\
+         api_key_env = \"TG_UPSTREAM_KEY\"\nforward_headers = [\"x-tenant\"]\n"
+    );
+    let config = format!(
+        "{provider}{}[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[models]]\nname = \"refused\"\ntargets = [{{ provider = \"bad\", model = \"up\" }}]\n",
+        mock_provider("bad", &url, "status=401"),
+    );
+    let gw = Gateway::start(&config);
+    for stream in [false, true] {
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("openai-organization", "org-attacker")
+            .header("openai-project", "proj-attacker")
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("cookie", "session=abc")
+            .header("x-tenant", "acme")
+            .header("x-stainless-lang", "python")
+            .json(&chat_body("chat", stream))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        for name in [
+            "set-cookie",
+            "openai-organization",
+            "x-ratelimit-remaining-requests",
+        ] {
+            assert!(r.headers().get(name).is_none(), "{name} reached the client");
+        }
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert!(id.starts_with("req_"), "the gateway's own id: {id}");
+        r.bytes().await.unwrap();
+    }
+    for seen in mock.requests() {
+        let names: Vec<&str> = seen.headers.iter().map(|(k, _)| k.as_str()).collect();
+        for dropped in [
+            "openai-organization",
+            "openai-project",
+            "x-forwarded-for",
+            "cookie",
+            "x-stainless-lang",
+        ] {
+            assert!(
+                !names.contains(&dropped),
+                "{dropped} went upstream: {names:?}"
+            );
+        }
+        assert_eq!(
+            seen.header("x-tenant"),
+            Some("acme"),
+            "named by forward_headers"
+        );
+        assert_eq!(
+            seen.header("authorization"),
+            Some(format!("Bearer {UPSTREAM_KEY}").as_str())
+        );
+    }
+    // A provider that quotes the refused key back: the client never reads it.
+    let r = post(&gw, "/v1/chat/completions", &chat_body("refused", false)).await;
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(UPSTREAM_KEY), "{text}");
+    assert!(
+        text.contains("Incorrect API key provided: [REDACTED]"),
+        "{text}"
+    );
+}
