@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`matcher`] | one word list or pattern: its matches, and whether one is still in progress |
 //! | [`detect`] | the built-in PII detectors and their checksums |
+//! | [`escapes`] | JSON text in a stream, its needless `\uXXXX` escapes decoded before matching |
 //! | [`injection`] | the shipped prompt-injection pattern set |
 //! | [`scan`] | rules, the scanner over a text, and the stream channel's hold-back |
 //! | [`text`] | where the text is in request and answer bodies of each dialect |
@@ -19,6 +20,7 @@
 
 pub mod answer;
 pub mod detect;
+pub mod escapes;
 pub mod injection;
 pub mod matcher;
 pub mod scan;
@@ -217,3 +219,5 @@ impl Blocked {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod tests_fields;

@@ -11,6 +11,7 @@
 //! error event. A choice's `logprobs` (each token's text and bytes, and the alternatives)
 //! would spell out what the channels mask or hold back, so they go out as `null`.
 
+use super::escapes::Canon;
 use super::scan::{Hold, Scanner, Verdict};
 use super::wire::{self, BlockKind, ChoiceText, Field};
 use crate::dialect::Dialect;
@@ -23,6 +24,35 @@ struct Channel {
     index: u32,
     field: Field,
     hold: Hold,
+    /// JSON text (tool arguments, partial JSON): its needless escapes decoded first.
+    canon: Option<Canon>,
+}
+
+impl Channel {
+    fn new(index: u32, field: Field) -> Channel {
+        let json = matches!(field, Field::Arguments(_) | Field::Block(BlockKind::ToolInput));
+        Channel {
+            index,
+            field,
+            hold: Hold::default(),
+            canon: json.then(Canon::default),
+        }
+    }
+
+    /// Feed text (canonicalised first when it is JSON text); `last` also flushes.
+    fn feed(&mut self, scanner: &Scanner, text: &str, last: bool, out: &mut String, v: &mut Verdict) {
+        match self.canon.as_mut() {
+            Some(canon) => {
+                let mut decoded = String::with_capacity(text.len());
+                canon.feed(text, last, &mut decoded);
+                self.hold.feed(scanner, &decoded, out, v);
+            }
+            None => self.hold.feed(scanner, text, out, v),
+        }
+        if last {
+            self.hold.flush(scanner, out, v);
+        }
+    }
 }
 
 /// The filter of one response stream.
@@ -201,21 +231,14 @@ impl StreamGuard {
         {
             Some(at) => at,
             None => {
-                self.channels.push(Channel {
-                    index,
-                    field,
-                    hold: Hold::default(),
-                });
+                self.channels.push(Channel::new(index, field));
                 self.channels.len() - 1
             }
         };
         let start = out.len();
-        self.channels[at]
-            .hold
-            .feed(&self.scanner, text, out, &mut self.verdict);
+        self.channels[at].feed(&self.scanner, text, last, out, &mut self.verdict);
         if last {
-            let mut c = self.channels.remove(at);
-            c.hold.flush(&self.scanner, out, &mut self.verdict);
+            self.channels.remove(at);
         }
         if let Some(r) = self.released.as_mut() {
             r.push_str(&out[start..]);
@@ -276,7 +299,7 @@ impl StreamGuard {
             if which(&self.channels[i]) {
                 let mut c = self.channels.remove(i);
                 let mut text = String::new();
-                c.hold.flush(&self.scanner, &mut text, &mut self.verdict);
+                c.feed(&self.scanner, "", true, &mut text, &mut self.verdict);
                 if !text.is_empty() {
                     if let Some(r) = self.released.as_mut() {
                         r.push_str(&text);
@@ -320,10 +343,12 @@ impl StreamGuard {
             Field::Content => serde_json::json!({"content": text}),
             Field::ReasoningContent => serde_json::json!({"reasoning_content": text}),
             Field::Reasoning => serde_json::json!({"reasoning": text}),
+            Field::Refusal => serde_json::json!({"refusal": text}),
+            Field::Transcript => serde_json::json!({"audio": {"transcript": text}}),
             Field::Arguments(call) => {
                 serde_json::json!({"tool_calls": [{"index": call, "function": {"arguments": text}}]})
             }
-            Field::Text | Field::Block(_) => serde_json::Value::Null,
+            Field::Text | Field::Block(_) | Field::Citation => serde_json::Value::Null,
         };
         let choice = if field == Field::Text {
             serde_json::json!({"index": index, "text": text, "logprobs": null, "finish_reason": null})
@@ -398,6 +423,10 @@ impl StreamGuard {
                     .map(|(_, k)| *k);
                 if let (Some(kind), Some(span)) = (kind, ev.delta_text) {
                     self.edit_field(data, span, ev.index, Field::Block(kind), false);
+                }
+                // A citation comes whole: screened at once, nothing held.
+                if let Some(span) = ev.cited_text {
+                    self.edit_field(data, span, ev.index, Field::Citation, true);
                 }
             }
             "content_block_stop" => {

@@ -48,7 +48,7 @@ pub(crate) fn words(list: &[&str], action: Action) -> Arc<Rule> {
     )
 }
 
-fn scanner(rules: Vec<Arc<Rule>>) -> Scanner {
+pub(crate) fn scanner(rules: Vec<Arc<Rule>>) -> Scanner {
     Scanner {
         rules,
         flow: Flow::Response,
@@ -79,7 +79,7 @@ fn openai_text(out: &str) -> String {
         .collect()
 }
 
-fn run(g: &mut StreamGuard, chunks: &[&[u8]]) -> String {
+pub(crate) fn run(g: &mut StreamGuard, chunks: &[&[u8]]) -> String {
     let mut out = Vec::new();
     for c in chunks {
         out.extend(g.feed(c));

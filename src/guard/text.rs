@@ -1,13 +1,17 @@
 //! Where the text is in a body: request bodies of both dialects (system prompt, every
-//! message's text parts, tool calls and tool results) and whole JSON answers (content,
-//! reasoning, refusals, tool-call arguments and inputs).
+//! message's text parts and participant names, tool calls and tool results, tool and schema
+//! descriptions, text documents) and whole JSON answers (content, reasoning, refusals, audio
+//! transcripts, citations and their titles, tool-call arguments and inputs).
 //!
-//! One walk serves both: a string is text when the nearest key above it is a text key, or it
-//! sits below one (a tool's input object, a prompt list). Identifiers, roles, types, URLs
-//! and media (base64 images, signatures) are never touched.
+//! One walk serves both. A string is text when the nearest key above it is a text key, or it
+//! sits below one, unless its own key names structure (identifiers, roles, types, URLs,
+//! media). Below a tool's input or a JSON schema everything is the model's or the client's
+//! words, so nothing there is exempt. A text string that is itself JSON (tool-call
+//! `arguments`, JSON-mode content) is matched on its decoded strings, escapes resolved, and
+//! written back as JSON when a mask changed it.
 
 use super::scan::{Scanner, Verdict};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Keys whose strings (and everything below) are text.
 const TEXT_KEYS: &[&str] = &[
@@ -23,9 +27,15 @@ const TEXT_KEYS: &[&str] = &[
     "thinking",
     "refusal",
     "partial_json",
+    "description",
+    "title",
+    "transcript",
+    "annotations",
+    "citations",
+    "summary",
 ];
 
-/// Keys that are never text, even below a text key.
+/// Keys that are never text below a text key (structure, identifiers, media).
 const SKIP_KEYS: &[&str] = &[
     "type",
     "role",
@@ -49,10 +59,43 @@ const SKIP_KEYS: &[&str] = &[
     "format",
 ];
 
+/// Where the walk is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Structure: strings here are not text.
+    Outside,
+    /// Below a text key: strings are text unless their key names structure.
+    Text,
+    /// Words end to end (a tool's input, a schema, a text document): every string is text.
+    Free,
+}
+
+/// The scope of `key`'s value inside `parent` (an object in scope `scope`).
+fn scope_of(scope: Scope, parent: &Map<String, Value>, key: &str, child: &Value) -> Scope {
+    if scope == Scope::Free {
+        return Scope::Free;
+    }
+    let kind = parent.get("type").and_then(Value::as_str);
+    match key {
+        // A tool's input (Anthropic `tool_use`, `server_tool_use`), arguments given as an
+        // object, and a schema the model is told to follow: every string is words.
+        "input" if matches!(kind, Some("tool_use" | "server_tool_use")) => Scope::Free,
+        "arguments" | "args" if child.is_object() => Scope::Free,
+        "schema" | "parameters" | "input_schema" => Scope::Free,
+        // A participant's name is read by the model; a tool's is an identifier.
+        "name" if parent.contains_key("role") => Scope::Text,
+        // An Anthropic document whose source is plain text.
+        "source" if child.get("type").and_then(Value::as_str) == Some("text") => Scope::Free,
+        k if SKIP_KEYS.contains(&k) => Scope::Outside,
+        k if TEXT_KEYS.contains(&k) => Scope::Text,
+        _ => scope,
+    }
+}
+
 /// Scan every text string of `body` in place. Returns whether anything changed.
 pub fn scan_body(scanner: &Scanner, body: &mut Value, v: &mut Verdict) -> bool {
     let mut changed = false;
-    each_text(body, false, &mut |s| {
+    each_text(body, Scope::Outside, &mut |s| {
         if let Some(masked) = scanner.scan(s, v) {
             *s = masked;
             changed = true;
@@ -92,7 +135,7 @@ pub fn drop_logprobs(body: &mut Value) -> bool {
 /// Every text string of `body`, one per line (what the moderation hook is asked about).
 pub fn joined(body: &mut Value) -> String {
     let mut out = String::new();
-    each_text(body, false, &mut |s| {
+    each_text(body, Scope::Outside, &mut |s| {
         if !out.is_empty() {
             out.push('\n');
         }
@@ -101,21 +144,40 @@ pub fn joined(body: &mut Value) -> String {
     out
 }
 
-fn each_text(value: &mut Value, in_text: bool, f: &mut dyn FnMut(&mut String)) {
+fn each_text(value: &mut Value, scope: Scope, f: &mut dyn FnMut(&mut String)) {
     match value {
-        Value::String(s) if in_text => f(s),
+        Value::String(s) if scope != Scope::Outside => text_string(s, f),
         Value::Array(items) => {
             for item in items {
-                each_text(item, in_text, f);
+                each_text(item, scope, f);
             }
         }
         Value::Object(map) => {
-            for (k, child) in map.iter_mut() {
-                let key = k.as_str();
-                let text = !SKIP_KEYS.contains(&key) && (in_text || TEXT_KEYS.contains(&key));
-                each_text(child, text, f);
+            let scopes: Vec<Scope> = map
+                .iter()
+                .map(|(k, child)| scope_of(scope, map, k, child))
+                .collect();
+            for ((_, child), scope) in map.iter_mut().zip(scopes) {
+                each_text(child, scope, f);
             }
         }
         _ => {}
     }
+}
+
+/// One text string: a JSON object or array inside it is walked on its decoded strings (and
+/// written back when they changed); anything else is text as it is.
+fn text_string(s: &mut String, f: &mut dyn FnMut(&mut String)) {
+    let trimmed = s.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        if let Ok(mut inner) = serde_json::from_str::<Value>(s) {
+            let before = inner.clone();
+            each_text(&mut inner, Scope::Free, f);
+            if inner != before {
+                *s = inner.to_string();
+            }
+            return;
+        }
+    }
+    f(s);
 }

@@ -15,6 +15,11 @@ pub enum Field {
     Content,
     ReasoningContent,
     Reasoning,
+    Refusal,
+    /// `audio.transcript`: the spoken answer's text.
+    Transcript,
+    /// An Anthropic `citations_delta`'s quoted text (whole in one event).
+    Citation,
     /// A tool call's arguments, by the tool call's index.
     Arguments(u32),
     /// Legacy completions' `text`.
@@ -117,11 +122,36 @@ fn read_choice(c: &mut Cursor<'_>, data: &[u8], choice: &mut ChoiceText) -> Opti
 
 fn read_delta(c: &mut Cursor<'_>, fields: &mut Vec<(Field, Range<usize>)>) -> Option<()> {
     let (mut content, mut reasoning_content, mut reasoning) = (None, None, None);
+    let (mut refusal, mut transcript) = (None, None);
     let mut calls = false;
+    let mut parts = Vec::new();
     c.object(|c, key| match key {
+        // Content as a list of parts: each part's text is the content channel's.
+        b"content" if c.opens(b'[') => {
+            if content.is_some() || !parts.is_empty() {
+                return None;
+            }
+            c.array(|c| {
+                if !c.opens(b'{') {
+                    return c.skip().map(drop);
+                }
+                c.object(|c, key| match key {
+                    b"text" => {
+                        parts.push(c.skip()?);
+                        Some(())
+                    }
+                    _ => c.skip().map(drop),
+                })
+            })
+        }
         b"content" => once(&mut content, c.skip()?),
         b"reasoning_content" => once(&mut reasoning_content, c.skip()?),
         b"reasoning" => once(&mut reasoning, c.skip()?),
+        b"refusal" => once(&mut refusal, c.skip()?),
+        b"audio" if c.opens(b'{') => c.object(|c, key| match key {
+            b"transcript" => once(&mut transcript, c.skip()?),
+            _ => c.skip().map(drop),
+        }),
         b"tool_calls" if c.opens(b'[') => {
             if std::mem::replace(&mut calls, true) {
                 return None;
@@ -134,9 +164,12 @@ fn read_delta(c: &mut Cursor<'_>, fields: &mut Vec<(Field, Range<usize>)>) -> Op
         (Field::Content, content),
         (Field::ReasoningContent, reasoning_content),
         (Field::Reasoning, reasoning),
+        (Field::Refusal, refusal),
+        (Field::Transcript, transcript),
     ];
     // The text fields go before the tool calls' arguments (read, and pushed, first).
     let calls = fields.len();
+    fields.extend(parts.into_iter().map(|span| (Field::Content, span)));
     fields.extend(texts.into_iter().filter_map(|(f, s)| Some((f, s?))));
     let texts = fields.len() - calls;
     fields.rotate_right(texts);
@@ -172,13 +205,15 @@ pub struct EventText<'a> {
     pub block_text: Option<Range<usize>>,
     /// `content_block_delta`: the delta's text, thinking or partial JSON.
     pub delta_text: Option<Range<usize>>,
+    /// `citations_delta`: the citation's quoted text.
+    pub cited_text: Option<Range<usize>>,
 }
 
 /// An Anthropic event's type, index and text spans (`None`: not an event this filter reads).
 pub fn read_event(data: &[u8]) -> Option<EventText<'_>> {
     let (mut kind, mut index) = (None, None);
     let (mut block_type, mut block_text) = (None, None);
-    let mut delta_text = None;
+    let (mut delta_text, mut cited_text) = (None, None);
     Cursor::new(data).object(|c, key| match key {
         b"type" => once(&mut kind, c.skip()?),
         b"index" => once(&mut index, c.skip()?),
@@ -189,6 +224,10 @@ pub fn read_event(data: &[u8]) -> Option<EventText<'_>> {
         }),
         b"delta" if c.opens(b'{') => c.object(|c, key| match key {
             b"text" | b"thinking" | b"partial_json" => once(&mut delta_text, c.skip()?),
+            b"citation" if c.opens(b'{') => c.object(|c, key| match key {
+                b"cited_text" => once(&mut cited_text, c.skip()?),
+                _ => c.skip().map(drop),
+            }),
             _ => c.skip().map(drop),
         }),
         _ => c.skip().map(drop),
@@ -197,7 +236,7 @@ pub fn read_event(data: &[u8]) -> Option<EventText<'_>> {
     let block_kind = match block_type.and_then(string).as_deref() {
         Some("text") => Some(BlockKind::Text),
         Some("thinking") => Some(BlockKind::Thinking),
-        Some("tool_use") => Some(BlockKind::ToolInput),
+        Some("tool_use" | "server_tool_use") => Some(BlockKind::ToolInput),
         _ => None,
     };
     Some(EventText {
@@ -206,6 +245,7 @@ pub fn read_event(data: &[u8]) -> Option<EventText<'_>> {
         block_kind,
         block_text,
         delta_text,
+        cited_text,
     })
 }
 
