@@ -63,11 +63,28 @@ impl RequestCtx {
             .request
             .as_ref()
             .ok_or(GatewayError::Internal)?;
-        self.upstream.body = translate::attempt_body(
-            request,
-            target.provider.wire_for(request.operation),
-            &target.model,
-        )?;
+        let wire = target.provider.wire_for(request.operation);
+        let mut body = translate::attempt_body(request, wire, &target.model)?;
+        // Translation joins parts (an assistant turn's text blocks): the request policies
+        // screen what the backend will read, as they screened what the client sent.
+        let request_guard = self.admission.guard.as_ref().map(|g| &g.request);
+        if let Some(scanner) =
+            request_guard.filter(|s| wire != request.operation.wire() && !s.is_empty())
+        {
+            let mut verdict = crate::guard::Verdict::default();
+            let screened = crate::guard::text::screen_json(scanner, &body, &mut verdict);
+            crate::guard::answer::note_fired(&mut self.end.guardrails, scanner, &verdict);
+            if let Some(rule) = verdict.blocked.and_then(|r| scanner.rules.get(r)) {
+                return Err(GatewayError::ContentBlocked(
+                    crate::guard::Blocked::of_rule(rule),
+                    crate::guard::Flow::Request,
+                ));
+            }
+            if let Some(masked) = screened {
+                body = Bytes::from(masked);
+            }
+        }
+        self.upstream.body = body;
         self.upstream.body_sent = false;
         self.upstream.start_wait();
         Ok(target)

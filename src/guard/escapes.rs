@@ -80,7 +80,8 @@ mod tests {
 
     #[test]
     fn needless_escapes_are_decoded_however_split() {
-        let text = r#"{"to":"john\u0040example.com","n":"a\"b\\u0040\n\u00e9\u4e2d\ud83d\ude00\u0022"}"#;
+        let text =
+            r#"{"to":"john\u0040example.com","n":"a\"b\\u0040\n\u00e9\u4e2d\ud83d\ude00\u0022"}"#;
         let want = r#"{"to":"john@example.com","n":"a\"b\\u0040\né中\ud83d\ude00\u0022"}"#;
         for cut in 0..=text.len() {
             if !text.is_char_boundary(cut) {
@@ -92,7 +93,10 @@ mod tests {
             let mut parts = Vec::new();
             let mut rest = text;
             while !rest.is_empty() {
-                let n = rest.char_indices().nth(i % 3 + 1).map_or(rest.len(), |(j, _)| j);
+                let n = rest
+                    .char_indices()
+                    .nth(i % 3 + 1)
+                    .map_or(rest.len(), |(j, _)| j);
                 parts.push(&rest[..n]);
                 rest = &rest[n..];
             }

@@ -30,7 +30,10 @@ struct Channel {
 
 impl Channel {
     fn new(index: u32, field: Field) -> Channel {
-        let json = matches!(field, Field::Arguments(_) | Field::Block(BlockKind::ToolInput));
+        let json = matches!(
+            field,
+            Field::Arguments(_) | Field::Block(BlockKind::ToolInput)
+        );
         Channel {
             index,
             field,
@@ -40,7 +43,14 @@ impl Channel {
     }
 
     /// Feed text (canonicalised first when it is JSON text); `last` also flushes.
-    fn feed(&mut self, scanner: &Scanner, text: &str, last: bool, out: &mut String, v: &mut Verdict) {
+    fn feed(
+        &mut self,
+        scanner: &Scanner,
+        text: &str,
+        last: bool,
+        out: &mut String,
+        v: &mut Verdict,
+    ) {
         match self.canon.as_mut() {
             Some(canon) => {
                 let mut decoded = String::with_capacity(text.len());

@@ -28,7 +28,10 @@ fn json_answers_have_every_text_field_screened() {
             "arguments": "{\"to\":\"john\\u0040example.com\",\"cc\":[\"john@example.com\"]}"}}]}}]});
     let out = masked(answer).to_string();
     assert!(!out.contains("john"), "{out}");
-    assert!(out.contains("https://e.example/") && out.contains("UklGRg=="), "{out}");
+    assert!(
+        out.contains("https://e.example/") && out.contains("UklGRg=="),
+        "{out}"
+    );
     let anthropic = json!({"content": [
         {"type": "text", "text": "see", "citations": [{"type": "char_location",
             "cited_text": format!("mail {MAIL}"), "document_index": 0}]},
@@ -57,7 +60,10 @@ fn requests_have_names_descriptions_and_text_documents_screened() {
     let out = masked(request);
     assert!(!out.to_string().contains("john"), "{out}");
     assert_eq!(out["tools"][0]["function"]["name"], "send_mail");
-    assert_eq!(out["messages"][0]["content"][1]["source"]["data"], "iVBORw0KGgo=");
+    assert_eq!(
+        out["messages"][0]["content"][1]["source"]["data"],
+        "iVBORw0KGgo="
+    );
 }
 
 fn openai_events(deltas: &[Value]) -> String {
@@ -76,13 +82,23 @@ fn openai_events(deltas: &[Value]) -> String {
 #[test]
 fn streamed_refusals_parts_transcripts_and_escaped_arguments_are_masked() {
     let cases = [
-        vec![json!({"refusal": "I won't mail john@"}), json!({"refusal": "example.com"})],
-        vec![json!({"content": [{"type": "text", "text": "to john@exa"}]}),
-             json!({"content": [{"type": "text", "text": "mple.com"}]})],
-        vec![json!({"audio": {"transcript": "to john@example"}}), json!({"audio": {"transcript": ".com"}})],
-        vec![json!({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+        vec![
+            json!({"refusal": "I won't mail john@"}),
+            json!({"refusal": "example.com"}),
+        ],
+        vec![
+            json!({"content": [{"type": "text", "text": "to john@exa"}]}),
+            json!({"content": [{"type": "text", "text": "mple.com"}]}),
+        ],
+        vec![
+            json!({"audio": {"transcript": "to john@example"}}),
+            json!({"audio": {"transcript": ".com"}}),
+        ],
+        vec![
+            json!({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
                 "function": {"name": "send", "arguments": "{\"to\":\"john\\u00"}}]}),
-             json!({"tool_calls": [{"index": 0, "function": {"arguments": "40example.com\"}"}}]})],
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "40example.com\"}"}}]}),
+        ],
     ];
     for deltas in cases {
         let body = openai_events(&deltas);
@@ -99,19 +115,37 @@ fn streamed_refusals_parts_transcripts_and_escaped_arguments_are_masked() {
 #[test]
 fn streamed_citations_and_server_tool_inputs_are_masked() {
     let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let mut body = ev("content_block_start", json!({"type": "content_block_start", "index": 0,
-        "content_block": {"type": "text", "text": ""}}));
-    body += &ev("content_block_delta", json!({"type": "content_block_delta", "index": 0,
+    let mut body = ev(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0,
+        "content_block": {"type": "text", "text": ""}}),
+    );
+    body += &ev(
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": 0,
         "delta": {"type": "citations_delta", "citation": {"type": "char_location",
-            "cited_text": format!("mail {MAIL}"), "document_index": 0}}}));
-    body += &ev("content_block_stop", json!({"type": "content_block_stop", "index": 0}));
-    body += &ev("content_block_start", json!({"type": "content_block_start", "index": 1,
-        "content_block": {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {}}}));
+            "cited_text": format!("mail {MAIL}"), "document_index": 0}}}),
+    );
+    body += &ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
+    body += &ev(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 1,
+        "content_block": {"type": "server_tool_use", "id": "s1", "name": "web_search", "input": {}}}),
+    );
     for part in ["{\"query\":\"john\\u0040", "example.com\"}"] {
-        body += &ev("content_block_delta", json!({"type": "content_block_delta", "index": 1,
-            "delta": {"type": "input_json_delta", "partial_json": part}}));
+        body += &ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": part}}),
+        );
     }
-    body += &ev("content_block_stop", json!({"type": "content_block_stop", "index": 1}));
+    body += &ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 1}),
+    );
     body += &ev("message_stop", json!({"type": "message_stop"}));
     let mut g = StreamGuard::new(scanner(vec![pii(Action::Mask)]), Dialect::Anthropic, false);
     let out = run(&mut g, &[body.as_bytes()]);

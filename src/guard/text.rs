@@ -104,6 +104,13 @@ pub fn scan_body(scanner: &Scanner, body: &mut Value, v: &mut Verdict) -> bool {
     changed
 }
 
+/// Screen a whole JSON body (a request translated for its backend): the body to send
+/// instead when a mask changed it (`None`: send it as it is, or it was not JSON).
+pub fn screen_json(scanner: &Scanner, body: &[u8], v: &mut Verdict) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    scan_body(scanner, &mut value, v).then(|| value.to_string().into_bytes())
+}
+
 /// Drop the answer's per-token `logprobs` (Chat Completions choices, legacy completions,
 /// Responses output text): their token strings and bytes would spell out what masking
 /// rewrote. Returns whether anything changed.

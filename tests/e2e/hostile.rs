@@ -329,3 +329,27 @@ async fn headers_cross_the_gateway_only_on_purpose_and_error_bodies_never_echo_t
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn text_that_translation_joins_is_screened_as_the_backend_reads_it() {
+    let mock = mock();
+    let gw = Gateway::start(&guarded_config(&mock.url()));
+    let body = json!({"model": "masked", "max_tokens": 20, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "text", "text": "write to john@"},
+                                          {"type": "text", "text": "example.com"}]},
+        {"role": "user", "content": "thanks"}]});
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .bearer_auth(KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = mock.requests();
+    let sent = String::from_utf8_lossy(&seen[0].body);
+    assert!(!sent.contains("john@example.com"), "{sent}");
+    assert!(sent.contains("write to [EMAIL]"), "{sent}");
+}
