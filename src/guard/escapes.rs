@@ -102,7 +102,7 @@ mod tests {
             }
             assert_eq!(canon(&parts), want);
         }
-        let decoded: serde_json::Value = serde_json::from_str(&want).unwrap();
+        let decoded: serde_json::Value = serde_json::from_str(want).unwrap();
         let original: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(decoded, original, "the same JSON value");
     }
