@@ -72,9 +72,10 @@ const DFA_LIMIT: usize = 8 * 1024 * 1024;
 
 impl Words {
     pub fn new(words: &[String], whole_word: bool) -> Result<Words, String> {
-        let words: Vec<&str> = words
+        // Each word in the view the text is matched in (see `fold`).
+        let words: Vec<String> = words
             .iter()
-            .map(|w| w.trim())
+            .map(|w| super::fold::fold_word(w.trim()))
             .filter(|w| !w.is_empty())
             .collect();
         if words.is_empty() {

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`matcher`] | one word list or pattern: its matches, and whether one is still in progress |
 //! | [`detect`] | the built-in PII detectors and their checksums |
+//! | [`fold`] | the view rules match on: compatibility forms, case, marks and invisibles folded |
 //! | [`escapes`] | JSON text in a stream, its needless `\uXXXX` escapes decoded before matching |
 //! | [`injection`] | the shipped prompt-injection pattern set |
 //! | [`scan`] | rules, the scanner over a text, and the stream channel's hold-back |
@@ -21,6 +22,7 @@
 pub mod answer;
 pub mod detect;
 pub mod escapes;
+pub mod fold;
 pub mod injection;
 pub mod matcher;
 pub mod scan;

@@ -4,6 +4,7 @@
 //! [`Hold`] is the same scanner on a live stream's text: it releases at once everything no
 //! match can still reach and keeps only the tail a match could be in progress in.
 
+use super::fold::Folded;
 use super::matcher::Matcher;
 use prometheus::IntCounter;
 use std::sync::Arc;
@@ -142,9 +143,24 @@ impl Scanner {
         hits
     }
 
-    /// [`Self::hits`] into a reused vector (cleared first).
+    /// [`Self::hits`] into a reused vector (cleared first). Rules match on the text's
+    /// [`Folded`] view; the findings are spans of the original text.
     pub fn hits_into(&self, text: &str, from: usize, hits: &mut Vec<Hit>) {
         hits.clear();
+        match Folded::of(text) {
+            None => self.view_hits(text, from, hits),
+            Some(f) => {
+                self.view_hits(&f.text, f.to_view(from), hits);
+                for h in hits.iter_mut() {
+                    h.start = f.start(h.start, text.len());
+                    h.end = f.end(h.end);
+                }
+            }
+        }
+        hits.sort_unstable_by_key(|h| (h.start, std::cmp::Reverse(h.end), h.rule, h.check));
+    }
+
+    fn view_hits(&self, text: &str, from: usize, hits: &mut Vec<Hit>) {
         for (rule, check, c) in self.checks() {
             c.matcher.find(text, from, |start, end| {
                 hits.push(Hit {
@@ -155,15 +171,21 @@ impl Scanner {
                 })
             });
         }
-        hits.sort_unstable_by_key(|h| (h.start, std::cmp::Reverse(h.end), h.rule, h.check));
     }
 
-    /// The first start in `text[from..]` a match could still be in progress at.
+    /// The first start in `text[from..]` a match could still be in progress at (in the
+    /// folded view, mapped back).
     pub fn earliest_live(&self, text: &str, from: usize) -> usize {
         // Each check only looks before the earliest start found so far.
-        self.checks().fold(text.len(), |earliest, (_, _, c)| {
-            c.matcher.earliest_live(text, from, earliest)
-        })
+        let earliest = |view: &str, from: usize| {
+            self.checks().fold(view.len(), |earliest, (_, _, c)| {
+                c.matcher.earliest_live(view, from, earliest)
+            })
+        };
+        match Folded::of(text) {
+            None => earliest(text, from),
+            Some(f) => f.start(earliest(&f.text, f.to_view(from)), text.len()),
+        }
     }
 
     /// Apply the findings in `text[from..to]` (which must not cut any of them): the text

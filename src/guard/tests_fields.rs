@@ -159,3 +159,47 @@ fn streamed_citations_and_server_tool_inputs_are_masked() {
     let input: Value = serde_json::from_str(&partial).unwrap();
     assert_eq!(input["query"], "[EMAIL]");
 }
+
+#[test]
+fn unicode_tricks_match_as_their_plain_forms_and_masks_stay_exact() {
+    use super::tests::words;
+    let rules = scanner(vec![
+        pii(Action::Mask),
+        words(&["voldemort", "kill", "机密"], Action::Mask),
+    ]);
+    for (text, want) in [
+        (
+            "mail ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ now",
+            "mail [EMAIL] now",
+        ),
+        ("I am Vol\u{200d}de\u{200b}mort.", "I am [REDACTED]."),
+        ("I am Vo\u{301}lde\u{308}mort.", "I am [REDACTED]."),
+        ("then KİLL it", "then [REDACTED] it"),
+        (
+            "card 4111\u{a0}1111\u{a0}1111\u{a0}1111 ok",
+            "card [CARD] ok",
+        ),
+        (
+            "card ４１１１ １１１１ １１１１ １１１１ ok",
+            "card [CARD] ok",
+        ),
+        ("这是机\u{200b}密文件", "这是[REDACTED]文件"),
+        ("plain résumé stays", "plain résumé stays"),
+    ] {
+        let mut v = Verdict::default();
+        let out = rules.scan(text, &mut v).unwrap_or_else(|| text.to_string());
+        assert_eq!(out, want, "{text}");
+    }
+    // In a stream, split inside the full-width address at every character.
+    let text = "to ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ.";
+    for (at, _) in text.char_indices().skip(1) {
+        let (a, b) = text.split_at(at);
+        let body = openai_events(&[json!({"content": a}), json!({"content": b})]);
+        let mut g = StreamGuard::new(rules.clone(), Dialect::OpenAi, false);
+        let out = run(&mut g, &[body.as_bytes()]);
+        assert!(
+            !out.contains('ｊ') && out.contains("[EMAIL]"),
+            "split at {at}: {out}"
+        );
+    }
+}
