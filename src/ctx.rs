@@ -159,6 +159,8 @@ pub struct RequestCtx {
     /// Set when the request was an MCP exchange ([`crate::mcp`]); read by its report.
     pub mcp: Option<McpExchange>,
     _inflight: GaugeGuard,
+    /// An HTTP/2 request's in-flight slot at the edge (HTTP/1's is held by the edge itself).
+    pub edge_slot: Option<crate::edge::RequestSlot>,
 }
 
 /// What an MCP request was and how it ended, for its access-log line and metrics.
@@ -221,6 +223,7 @@ impl RequestCtx {
             end: End::default(),
             mcp: None,
             _inflight: GaugeGuard::acquire(&METRICS.inflight),
+            edge_slot: None,
         }
     }
 

@@ -46,6 +46,8 @@ pub struct Gateway {
     pub usage: Arc<crate::analytics::Rollups>,
     /// The MCP bridge's state on this instance.
     pub mcp: Arc<crate::mcp::Bridge>,
+    /// The edge's counts, shared with the HTTP/1 edge: HTTP/2 requests take their slots here.
+    pub slots: Arc<crate::edge::EdgeSlots>,
 }
 
 fn runtime_of(ctx: &RequestCtx) -> Result<Arc<Runtime>> {
@@ -91,6 +93,16 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let runtime = self.runtime.load_full();
         ctx.runtime = Some(Arc::clone(&runtime));
+        if session.as_downstream().is_http2() {
+            let edge = &runtime.config.edge;
+            match crate::edge::h2::admit(&self.slots, edge, session.req_header()) {
+                Ok(slot) => ctx.edge_slot = Some(slot),
+                Err(e) => {
+                    respond_error(session, ctx, e).await;
+                    return Ok(true);
+                }
+            }
+        }
         if crate::mcp::owns(session.req_header().uri.path()) {
             crate::mcp::serve(session, ctx, &runtime, &self.connector, &self.mcp).await;
             return Ok(true);

@@ -112,17 +112,22 @@ pub fn build_server(
         },
     );
 
+    let slots = Arc::new(EdgeSlots::default());
+    let h2 = crate::edge::h2::options(&runtime.load().config.edge);
     let gateway = Gateway {
         runtime: Arc::clone(&runtime),
         access_log,
         connector,
         usage: Arc::clone(&rollups),
         mcp,
+        slots: Arc::clone(&slots),
     };
+    let mut inner = pingora::proxy::http_proxy(&server.configuration, gateway);
+    inner.h2_options = Some(h2);
     let app = EdgeApp {
-        inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, gateway)),
+        inner: Arc::new(inner),
         runtime: Arc::clone(&runtime),
-        slots: Arc::new(EdgeSlots::default()),
+        slots,
     };
     let mut proxy = Service::new("tollgate".into(), app);
     proxy

@@ -28,6 +28,8 @@ mod edge;
 mod gemini;
 #[path = "e2e/guardrails.rs"]
 mod guardrails;
+#[path = "e2e/h2_edge.rs"]
+mod h2_edge;
 #[path = "e2e/hostile.rs"]
 mod hostile;
 #[path = "e2e/https.rs"]

@@ -33,6 +33,13 @@ pub struct EdgeSection {
     /// Resident memory above which new requests are shed with 503 (0: off); streams in
     /// flight go on.
     pub shed_above_memory_mb: u64,
+    /// HTTP/2: streams one connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2: streams a client may reset before the server accepted them, at once (the
+    /// rapid-reset defence); past it the connection is closed with GOAWAY.
+    pub h2_max_pending_resets: usize,
+    /// A TLS handshake must complete this long after the connection opens.
+    pub tls_handshake_timeout_ms: u64,
 }
 
 impl Default for EdgeSection {
@@ -50,6 +57,9 @@ impl Default for EdgeSection {
             max_connections_per_ip: 0,
             max_requests_in_flight: 4_096,
             shed_above_memory_mb: 0,
+            h2_max_concurrent_streams: 100,
+            h2_max_pending_resets: 20,
+            tls_handshake_timeout_ms: 10_000,
         }
     }
 }
@@ -70,6 +80,9 @@ pub struct EdgeSettings {
     pub max_in_flight: usize,
     /// Bytes of resident memory (0: no watermark).
     pub shed_above_memory: u64,
+    pub h2_max_concurrent_streams: u32,
+    pub h2_max_pending_resets: usize,
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for EdgeSettings {
@@ -94,6 +107,12 @@ pub fn build_edge(e: &EdgeSection, errs: &mut Vec<String>) -> EdgeSettings {
             errs.push(format!("edge.{field} must be at least {min}"));
         }
     }
+    if e.h2_max_concurrent_streams == 0 {
+        errs.push("edge.h2_max_concurrent_streams must be > 0".into());
+    }
+    if e.h2_max_pending_resets == 0 {
+        errs.push("edge.h2_max_pending_resets must be > 0".into());
+    }
     if e.max_request_line_bytes > e.max_header_bytes {
         errs.push("edge.max_request_line_bytes must not exceed edge.max_header_bytes".into());
     }
@@ -110,5 +129,8 @@ pub fn build_edge(e: &EdgeSection, errs: &mut Vec<String>) -> EdgeSettings {
         max_connections_per_ip: e.max_connections_per_ip,
         max_in_flight: e.max_requests_in_flight,
         shed_above_memory: e.shed_above_memory_mb.saturating_mul(1024 * 1024),
+        h2_max_concurrent_streams: e.h2_max_concurrent_streams.max(1),
+        h2_max_pending_resets: e.h2_max_pending_resets.max(1),
+        tls_handshake_timeout: ms("tls_handshake_timeout_ms", e.tls_handshake_timeout_ms, errs),
     }
 }

@@ -6,11 +6,14 @@
 //! the in-flight cap, and only then Pingora's HTTP/1 session, fed the head again
 //! ([`prefixed`]) with the body and write deadlines set. Refusals are answered here in the
 //! client's dialect with `Connection: close`, and counted. HTTP/2 (ALPN `h2` over TLS) goes
-//! to Pingora directly after the connection caps: the h2 crate frames it.
+//! to Pingora after the connection caps: the h2 crate frames it under [`h2::options`], and
+//! each decoded request meets the same head caps and in-flight cap in `request_filter`
+//! ([`h2::admit`]).
 //!
 //! Keep-alive is driven here (not by Pingora's service loop) so that every request on a
 //! connection, not only the first, meets the same deadline and checks.
 
+pub mod h2;
 pub mod head;
 mod memory;
 pub mod prefixed;
@@ -32,7 +35,7 @@ use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
 use prefixed::Prefixed;
-pub use slots::EdgeSlots;
+pub use slots::{EdgeSlots, RequestSlot};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;

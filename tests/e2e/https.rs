@@ -29,7 +29,7 @@ pub(crate) fn issue(dir: &Path, serial: u32) -> PathBuf {
 }
 
 /// A TLS connection to `port` as `localhost`, verified against `ca`, offering `alpn`.
-async fn connect(
+pub(crate) async fn connect(
     port: u16,
     ca: &Path,
     alpn: &[u8],
