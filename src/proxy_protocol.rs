@@ -4,21 +4,18 @@
 //! access log and `X-Forwarded-For` handling all see the real client. Connections from other
 //! peers are served as they are (a PROXY header from them is not believed: it fails as HTTP).
 //!
-//! Plain connections are read by the edge ([`crate::edge`]) as they arrive; TLS ones in
-//! Pingora's pre-TLS callback, before the handshake. Both use [`accept`]. The header is
+//! The edge ([`crate::edge`]) reads it with [`accept`] as a connection arrives, on plain and
+//! TLS listeners alike (before the handshake, which the edge also runs). The header is
 //! parsed by the `ppp` crate; only the framing (how many bytes to read) is ours.
 
 use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
-use pingora::listeners::PreTlsProcess;
 use pingora::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest};
 use ppp::{HeaderResult, PartialResult};
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::io::AsRawFd;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
@@ -135,22 +132,6 @@ pub async fn accept(runtime: &ArcSwap<Runtime>, l4: &mut L4Stream) -> bool {
             log::info!("dropped a connection from a trusted proxy: {e}");
             crate::metrics::METRICS.proxy_protocol_errors.inc();
             false
-        }
-    }
-}
-
-/// The PROXY header before the TLS handshake.
-pub struct PreTlsHeader {
-    pub runtime: Arc<ArcSwap<Runtime>>,
-}
-
-#[async_trait]
-impl PreTlsProcess for PreTlsHeader {
-    async fn process(&self, l4: &mut L4Stream) -> pingora::Result<()> {
-        if accept(&self.runtime, l4).await {
-            Ok(())
-        } else {
-            pingora::Error::e_explain(pingora::ErrorType::AcceptError, "bad PROXY header")
         }
     }
 }

@@ -11,7 +11,6 @@ use crate::limits::sync::{instance_name, StoreSync};
 use crate::limits::Limiter;
 use crate::mock;
 use crate::proxy::Gateway;
-use crate::proxy_protocol::PreTlsHeader;
 use crate::reload::{Reloader, SighupReload};
 use crate::runtime::Runtime;
 use crate::services::store_sync::{KeyChanges, RedisSync};
@@ -124,25 +123,31 @@ pub fn build_server(
     };
     let mut inner = pingora::proxy::http_proxy(&server.configuration, gateway);
     inner.h2_options = Some(h2);
-    let app = EdgeApp {
-        inner: Arc::new(inner),
+    let inner = Arc::new(inner);
+    let edge_app = |tls: Option<Arc<crate::https::TlsEdge>>| EdgeApp {
+        inner: Arc::clone(&inner),
         runtime: Arc::clone(&runtime),
-        slots,
+        slots: Arc::clone(&slots),
+        tls,
     };
-    let mut proxy = Service::new("tollgate".into(), app);
-    proxy
-        .endpoints()
-        .set_pre_tls_callback(Arc::new(PreTlsHeader {
-            runtime: Arc::clone(&runtime),
-        }));
     if listen != "off" {
+        let mut proxy = Service::new("tollgate".into(), edge_app(None));
         proxy.add_tcp(&listen);
+        server.add_service(proxy).add_dependency(&bootstrap);
     }
     if let Some(addr) = tls_listen {
-        let settings = crate::https::settings(Arc::clone(&runtime)).map_err(BuildError::Tls)?;
-        proxy.add_tls_with_settings(&addr, None, settings);
+        // TLS is accepted by the edge (its deadline, its connection count): a TCP listener.
+        let tls = crate::https::TlsEdge::new(Arc::clone(&runtime)).map_err(|e| {
+            BuildError::Tls(pingora::Error::because(
+                pingora::ErrorType::InternalError,
+                "TLS acceptor",
+                e,
+            ))
+        })?;
+        let mut https = Service::new("tollgate https".into(), edge_app(Some(Arc::new(tls))));
+        https.add_tcp(&addr);
+        server.add_service(https).add_dependency(&bootstrap);
     }
-    server.add_service(proxy).add_dependency(&bootstrap);
     let mut admin = Service::new(
         "tollgate admin".into(),
         Admin {

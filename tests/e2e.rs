@@ -28,8 +28,6 @@ mod edge;
 mod gemini;
 #[path = "e2e/guardrails.rs"]
 mod guardrails;
-#[path = "e2e/h2_edge.rs"]
-mod h2_edge;
 #[path = "e2e/hostile.rs"]
 mod hostile;
 #[path = "e2e/https.rs"]
@@ -80,6 +78,8 @@ mod sdk;
 mod slow_clients;
 #[path = "e2e/streaming.rs"]
 mod streaming;
+#[path = "e2e/tls_edge.rs"]
+mod tls_edge;
 #[path = "e2e/tracing.rs"]
 mod tracing;
 #[path = "e2e/upstream_servers.rs"]

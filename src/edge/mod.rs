@@ -1,7 +1,8 @@
 //! The edge: every client connection passes here before Pingora's HTTP code sees a byte.
 //!
 //! For each connection, in order: the PROXY header (from trusted balancers,
-//! [`crate::proxy_protocol`]), the connection caps (all clients, one client address), then for
+//! [`crate::proxy_protocol`]), the connection caps (all clients, one client address), the TLS
+//! handshake within its deadline on the HTTPS listener ([`crate::https`]), then for
 //! each request on it the head read with a total deadline and checked strictly ([`head`]),
 //! the in-flight cap, and only then Pingora's HTTP/1 session, fed the head again
 //! ([`prefixed`]) with the body and write deadlines set. Refusals are answered here in the
@@ -106,6 +107,8 @@ pub struct EdgeApp<A> {
     pub inner: Arc<A>,
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub slots: Arc<EdgeSlots>,
+    /// The HTTPS listener's TLS (`None`: plain HTTP).
+    pub tls: Option<Arc<crate::https::TlsEdge>>,
 }
 
 impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> EdgeApp<A> {
@@ -197,18 +200,17 @@ impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> ServerApp for EdgeApp
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let stream = if stream.as_any().is::<L4Stream>() {
-            let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
-            if !crate::proxy_protocol::accept(&self.runtime, &mut l4).await {
-                return None;
-            }
-            l4 as Stream
-        } else {
-            // TLS: its PROXY header was read before the handshake.
-            stream
-        };
+        let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
+        if !crate::proxy_protocol::accept(&self.runtime, &mut l4).await {
+            return None;
+        }
         let edge = self.runtime.load().config.edge;
-        let connection = self.slots.open(&stream, &edge);
+        // Counted from accept: a connection still in its TLS handshake holds its slot.
+        let connection = self.slots.open(l4.as_ref(), &edge);
+        let stream: Stream = match &self.tls {
+            Some(tls) => tls.accept(*l4, edge.tls_handshake_timeout).await?,
+            None => l4,
+        };
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             if connection.is_err() {
                 return None;

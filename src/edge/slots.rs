@@ -5,7 +5,7 @@ use super::memory::MemoryWatch;
 use crate::config::edge::EdgeSettings;
 use crate::metrics::METRICS;
 use crate::refusal::Shed;
-use pingora::protocols::Stream;
+use pingora::protocols::GetSocketDigest;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,7 +30,7 @@ pub struct RequestSlot {
     slots: Arc<EdgeSlots>,
 }
 
-fn peer_ip(stream: &Stream) -> Option<IpAddr> {
+fn peer_ip(stream: &dyn GetSocketDigest) -> Option<IpAddr> {
     let digest = stream.get_socket_digest()?;
     let addr = digest.peer_addr()?.as_inet()?.ip();
     Some(crate::config::canonical_ip(addr))
@@ -41,7 +41,7 @@ impl EdgeSlots {
     /// 503 and closed).
     pub fn open(
         self: &Arc<Self>,
-        stream: &Stream,
+        stream: &dyn GetSocketDigest,
         edge: &EdgeSettings,
     ) -> Result<ConnectionSlot, Shed> {
         let total = self.connections.fetch_add(1, Ordering::Relaxed) + 1;
