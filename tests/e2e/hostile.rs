@@ -353,3 +353,44 @@ async fn text_that_translation_joins_is_screened_as_the_backend_reads_it() {
     assert!(!sent.contains("john@example.com"), "{sent}");
     assert!(sent.contains("write to [EMAIL]"), "{sent}");
 }
+
+#[tokio::test]
+async fn an_answer_refused_by_a_block_rule_is_never_captured() {
+    let mock = mock();
+    let config = format!(
+        "{}[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[models]]\nname = \"halt\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         log_payloads = true\n\
+         [[guardrails]]\nname = \"secrets\"\ndirection = \"response\"\nmodels = [\"halt\"]\n\
+         [[guardrails.rules]]\nname = \"no-secrets\"\nkind = \"words\"\nwords = [\"launch codes\"]\naction = \"block\"\n",
+        mock_provider("m", &mock.url(), "")
+    );
+    let gw = Gateway::start(&config);
+    for stream in [false, true] {
+        let mut body = chat_body("halt", stream);
+        body["max_tokens"] = json!(20);
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header(
+                "x-mock-reply",
+                json!({"content": ["the launch codes are ZEBRA-7731"]}).to_string(),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("ZEBRA"), "{text}");
+    }
+    let lines = gw.wait_log_lines(2).await;
+    for line in &lines {
+        assert_eq!(line["outcome"], "content_blocked", "{line}");
+        assert!(line.get("payload").is_some(), "captured: {line}");
+    }
+    let raw = std::fs::read_to_string(&gw.access_log).unwrap();
+    assert!(
+        !raw.contains("ZEBRA"),
+        "the blocked text reached capture: {raw}"
+    );
+}
