@@ -22,7 +22,7 @@ for t in "${targets[@]}"; do
   echo "== $t for ${seconds}s"
   cargo fuzz run --sanitizer none "$t" "corpus-new/$t" "corpus/$t" -- \
     -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 2>&1 \
-    | grep -E "^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|ERROR|panicked)" || true
+    | grep -E "^(#[0-9]+ *DONE|Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|ERROR|panicked)" || true
   if [ -n "$(ls -A "artifacts/$t" 2>/dev/null)" ]; then
     echo "finding in $t: $(ls "artifacts/$t")" >&2
     exit 1
