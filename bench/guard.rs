@@ -58,13 +58,38 @@ action = "mask"
 
 /// 500 tokens of ordinary text with an email address, a card number and a listed word in it.
 fn stream() -> Vec<u8> {
+    stream_of(
+        openai::token,
+        [
+            " alice.smith@example.com",
+            " codename0421",
+            " 4111 1111 1111 1111",
+        ],
+    )
+}
+
+/// The same in Chinese, the address and card written full-width: every text is non-ASCII, so
+/// every scan goes through the folded view.
+fn cjk_stream() -> Vec<u8> {
+    const WORDS: [&str; 4] = ["你好", "世界", "今天", "天气"];
+    stream_of(
+        |i| WORDS[i as usize % WORDS.len()],
+        [
+            "ａｌｉｃｅ．ｓｍｉｔｈ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+            " codename0421",
+            "４１１１ １１１１ １１１１ １１１１",
+        ],
+    )
+}
+
+fn stream_of(token: impl Fn(u64) -> &'static str, secrets: [&'static str; 3]) -> Vec<u8> {
     let mut out = Vec::new();
     for i in 0..TOKENS {
         let text = match i {
-            100 => " alice.smith@example.com",
-            250 => " codename0421",
-            400 => " 4111 1111 1111 1111",
-            _ => openai::token(i),
+            100 => secrets[0],
+            250 => secrets[1],
+            400 => secrets[2],
+            _ => token(i),
         };
         let delta = serde_json::json!({ "content": text });
         let v = openai::chunk(
@@ -104,19 +129,35 @@ fn bench(c: &mut Criterion) {
             m.usage
         })
     });
+    let guarded = |chunks: &[&[u8]]| {
+        let mut m = SseMeter::new(false);
+        let mut guard = StreamGuard::new(scanner.clone(), Dialect::OpenAi, false);
+        let mut sent = 0;
+        for c in chunks {
+            black_box(m.feed(c));
+            sent += guard.feed(c).len();
+        }
+        black_box(m.finish());
+        sent += guard.finish().len();
+        (m.usage, sent)
+    };
     g.bench_function("meter_and_guard_1000_words_all_pii", |b| {
+        b.iter(|| guarded(&chunks))
+    });
+    let cjk = cjk_stream();
+    let cjk_chunks: Vec<&[u8]> = cjk.chunks(97).collect();
+    g.bench_function("meter_alone_cjk", |b| {
         b.iter(|| {
             let mut m = SseMeter::new(false);
-            let mut guard = StreamGuard::new(scanner.clone(), Dialect::OpenAi, false);
-            let mut sent = 0;
-            for c in &chunks {
+            for c in &cjk_chunks {
                 black_box(m.feed(c));
-                sent += guard.feed(c).len();
             }
             black_box(m.finish());
-            sent += guard.finish().len();
-            (m.usage, sent)
+            m.usage
         })
+    });
+    g.bench_function("meter_and_guard_cjk_full_width", |b| {
+        b.iter(|| guarded(&cjk_chunks))
     });
     g.finish();
 
@@ -144,7 +185,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     // The masked stream really is masked: a benchmark of a filter that does nothing is no benchmark.
-    let mut guard = StreamGuard::new(scanner, Dialect::OpenAi, false);
+    let mut guard = StreamGuard::new(scanner.clone(), Dialect::OpenAi, false);
     let mut out = Vec::new();
     for c in &chunks {
         out.extend(guard.feed(c));
@@ -152,6 +193,17 @@ fn bench(c: &mut Criterion) {
     out.extend(guard.finish());
     let out = String::from_utf8(out).unwrap();
     assert!(!out.contains("alice.smith") && !out.contains("codename0421") && !out.contains("4111"));
+    let mut guard = StreamGuard::new(scanner, Dialect::OpenAi, false);
+    let mut out = Vec::new();
+    for c in &cjk_chunks {
+        out.extend(guard.feed(c));
+    }
+    out.extend(guard.finish());
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        !out.contains("ｓｍｉｔｈ") && !out.contains("４１１１"),
+        "{out}"
+    );
 }
 
 criterion_group!(benches, bench);

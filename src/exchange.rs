@@ -124,11 +124,17 @@ impl RequestCtx {
         } else {
             BodyMeter::Json(JsonMeter::default())
         };
+        let json_content = self
+            .admission
+            .request
+            .as_ref()
+            .is_some_and(|r| r.json_content);
         let guard = (status < 400)
             .then_some(self.admission.guard.as_ref())
             .flatten()
             .and_then(|g| {
-                ResponseGuard::new(g, self.dialect, sse, !g.response_moderation.is_empty())
+                let moderated = !g.response_moderation.is_empty();
+                ResponseGuard::new(g, self.dialect, sse, moderated, json_content)
             });
         let redactor = (status >= 400)
             .then(|| {

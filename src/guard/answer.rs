@@ -36,13 +36,16 @@ impl ResponseGuard {
         dialect: Dialect,
         sse: bool,
         keep_text: bool,
+        json_content: bool,
     ) -> Option<ResponseGuard> {
         if !selected.guards_response() {
             return None;
         }
         let scanner = selected.response.clone();
         Some(if sse {
-            ResponseGuard::Stream(Box::new(StreamGuard::new(scanner, dialect, keep_text)))
+            ResponseGuard::Stream(Box::new(
+                StreamGuard::new(scanner, dialect, keep_text).with_json_content(json_content),
+            ))
         } else {
             ResponseGuard::Json {
                 scanner,

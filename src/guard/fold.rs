@@ -34,7 +34,8 @@ impl Folded {
         };
         for (at, c) in text.char_indices() {
             let span = (at as u32, (at + c.len_utf8()) as u32);
-            if c.is_ascii() {
+            // ASCII and the CJK Unified Ideographs have no decomposition and no case.
+            if c.is_ascii() || ('\u{4e00}'..='\u{9fff}').contains(&c) {
                 f.push(c, span);
                 continue;
             }

@@ -146,8 +146,13 @@ impl Scanner {
     /// [`Self::hits`] into a reused vector (cleared first). Rules match on the text's
     /// [`Folded`] view; the findings are spans of the original text.
     pub fn hits_into(&self, text: &str, from: usize, hits: &mut Vec<Hit>) {
+        self.hits_in_view(text, Folded::of(text).as_ref(), from, hits);
+    }
+
+    /// [`Self::hits_into`] with the text's view already made.
+    fn hits_in_view(&self, text: &str, folded: Option<&Folded>, from: usize, hits: &mut Vec<Hit>) {
         hits.clear();
-        match Folded::of(text) {
+        match folded {
             None => self.view_hits(text, from, hits),
             Some(f) => {
                 self.view_hits(&f.text, f.to_view(from), hits);
@@ -176,13 +181,17 @@ impl Scanner {
     /// The first start in `text[from..]` a match could still be in progress at (in the
     /// folded view, mapped back).
     pub fn earliest_live(&self, text: &str, from: usize) -> usize {
+        self.earliest_live_in_view(text, Folded::of(text).as_ref(), from)
+    }
+
+    fn earliest_live_in_view(&self, text: &str, folded: Option<&Folded>, from: usize) -> usize {
         // Each check only looks before the earliest start found so far.
         let earliest = |view: &str, from: usize| {
             self.checks().fold(view.len(), |earliest, (_, _, c)| {
                 c.matcher.earliest_live(view, from, earliest)
             })
         };
-        match Folded::of(text) {
+        match folded {
             None => earliest(text, from),
             Some(f) => f.start(earliest(&f.text, f.to_view(from)), text.len()),
         }
@@ -257,11 +266,13 @@ impl Hold {
     pub fn feed(&mut self, scanner: &Scanner, text: &str, out: &mut String, v: &mut Verdict) {
         self.buf.push_str(text);
         let from = self.held_from;
-        let mut release = scanner.earliest_live(&self.buf, from);
+        // One view of the buffer serves both questions.
+        let folded = Folded::of(&self.buf);
+        let mut release = scanner.earliest_live_in_view(&self.buf, folded.as_ref(), from);
         if release == from {
             return;
         }
-        scanner.hits_into(&self.buf, from, &mut self.hits);
+        scanner.hits_in_view(&self.buf, folded.as_ref(), from, &mut self.hits);
         // Never cut a finding: release up to the start of one that reaches past the point
         // (which may in turn cut an earlier, overlapping one).
         while let Some(h) = self

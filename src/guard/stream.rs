@@ -29,11 +29,12 @@ struct Channel {
 }
 
 impl Channel {
-    fn new(index: u32, field: Field) -> Channel {
-        let json = matches!(
-            field,
-            Field::Arguments(_) | Field::Block(BlockKind::ToolInput)
-        );
+    fn new(index: u32, field: Field, json_content: bool) -> Channel {
+        let json = match field {
+            Field::Arguments(_) | Field::Block(BlockKind::ToolInput) => true,
+            Field::Content | Field::Block(BlockKind::Text) => json_content,
+            _ => false,
+        };
         Channel {
             index,
             field,
@@ -90,6 +91,8 @@ pub struct StreamGuard {
     stopped: bool,
     /// Every rule only logs: findings are counted, and every byte goes out as it came.
     shadow: bool,
+    /// The answer's content is JSON (JSON mode, structured output): decoded like arguments.
+    json_content: bool,
     /// The stream's last event (`[DONE]`, `message_stop`), kept for [`Self::finish`] while a
     /// moderation hook may still refuse the text before it.
     terminal: Vec<u8>,
@@ -111,9 +114,16 @@ impl StreamGuard {
             released: keep_released.then(String::new),
             stopped: false,
             shadow: scanner.only_logs(),
+            json_content: false,
             terminal: Vec::new(),
             scanner,
         }
+    }
+
+    /// The answer's content is JSON: its channels decode needless escapes before matching.
+    pub fn with_json_content(mut self, json: bool) -> StreamGuard {
+        self.json_content = json;
+        self
     }
 
     /// Cut the released text into moderation windows of `window` characters, each repeating
@@ -241,7 +251,8 @@ impl StreamGuard {
         {
             Some(at) => at,
             None => {
-                self.channels.push(Channel::new(index, field));
+                self.channels
+                    .push(Channel::new(index, field, self.json_content));
                 self.channels.len() - 1
             }
         };

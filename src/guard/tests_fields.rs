@@ -203,3 +203,56 @@ fn unicode_tricks_match_as_their_plain_forms_and_masks_stay_exact() {
         );
     }
 }
+
+#[test]
+fn json_mode_content_is_matched_on_its_decoded_value_in_a_stream() {
+    // JSON mode: the content is JSON text whose escapes the client's parser resolves.
+    let deltas = [
+        json!({"content": "{\"to\":\"john\\u00"}),
+        json!({"content": "40example.com\"}"}),
+    ];
+    let body = openai_events(&deltas);
+    let guard = || StreamGuard::new(scanner(vec![pii(Action::Mask)]), Dialect::OpenAi, false);
+    let mut g = guard().with_json_content(true);
+    let out = run(&mut g, &[body.as_bytes()]);
+    assert!(!out.contains("john") && out.contains("[EMAIL]"), "{out}");
+    // Prose is left as written: its backslashes are not JSON escapes.
+    let mut g = guard();
+    let out = run(&mut g, &[body.as_bytes()]);
+    assert!(out.contains("u0040") && !out.contains("[EMAIL]"), "{out}");
+}
+
+#[test]
+fn the_parser_knows_when_an_answer_is_json() {
+    use crate::protocol::{parse, Operation};
+    let json = |op, body: Value| {
+        parse(op, bytes::Bytes::from(body.to_string()))
+            .unwrap()
+            .json_content
+    };
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    assert!(json(
+        Operation::Chat,
+        json!({"model": "m", "messages": msgs,
+        "response_format": {"type": "json_object"}})
+    ));
+    assert!(!json(
+        Operation::Chat,
+        json!({"model": "m", "messages": msgs,
+        "response_format": {"type": "text"}})
+    ));
+    assert!(json(
+        Operation::Responses,
+        json!({"model": "m", "input": "hi",
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}})
+    ));
+    assert!(json(
+        Operation::Messages,
+        json!({"model": "m", "max_tokens": 5, "messages": msgs,
+        "output_config": {"format": {"type": "json_schema", "schema": {}}}})
+    ));
+    assert!(!json(
+        Operation::Messages,
+        json!({"model": "m", "max_tokens": 5, "messages": msgs})
+    ));
+}

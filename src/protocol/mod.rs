@@ -115,6 +115,9 @@ pub struct ParsedRequest {
     /// `max_completion_tokens`, else `max_tokens`; completions and Messages: `max_tokens`;
     /// Responses: `max_output_tokens`). At most [`MAX_OUTPUT_TOKENS`].
     pub max_tokens: Option<u64>,
+    /// The answer's content is JSON (JSON mode or structured output), so the guard matches
+    /// it on its decoded value.
+    pub json_content: bool,
     /// How many completions the request generates (`n`, or `best_of` when larger): each may
     /// run to `max_tokens`. At least 1, at most [`MAX_CHOICES`].
     pub choices: u64,
@@ -166,6 +169,8 @@ struct Fields<'a> {
     text: Option<&'a RawValue>,
     #[serde(borrow, default, deserialize_with = "raw")]
     suffix: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "raw")]
+    output_config: Option<&'a RawValue>,
 }
 
 /// The largest output-token cap a request may ask for (`max_tokens`, `max_completion_tokens`,
@@ -194,6 +199,24 @@ fn bounded(
             format!("{param} must be an integer from {min} to {max}"),
         )),
     }
+}
+
+/// An object's `format` (Responses `text`, Anthropic `output_config`).
+#[derive(Deserialize)]
+struct FormatOf<'a> {
+    #[serde(borrow, default, deserialize_with = "raw")]
+    format: Option<&'a RawValue>,
+}
+
+/// A `response_format` or `text.format` asking for JSON.
+fn format_is_json(raw: Option<&RawValue>) -> bool {
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: Option<&'a str>,
+    }
+    raw.and_then(|r| serde_json::from_str::<Kind>(r.get()).ok())
+        .is_some_and(|k| matches!(k.kind, Some("json_object" | "json_schema")))
 }
 
 #[derive(Deserialize)]
@@ -377,6 +400,18 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         }
     };
     let prompt_len = prompt_parts.iter().flatten().map(|r| r.get().len()).sum();
+    let json_content = match operation {
+        Operation::Chat => format_is_json(fields.response_format),
+        Operation::Responses => fields
+            .text
+            .and_then(|t| serde_json::from_str::<FormatOf>(t.get()).ok())
+            .is_some_and(|t| format_is_json(t.format)),
+        Operation::Messages => fields
+            .output_config
+            .and_then(|c| serde_json::from_str::<FormatOf>(c.get()).ok())
+            .is_some_and(|c| c.format.is_some_and(|f| f.get() != "null")),
+        Operation::Completion | Operation::Embeddings | Operation::CountTokens => false,
+    };
     let prompt_tokens_estimate = tokens::estimate_from_json_len(prompt_len);
 
     Ok(ParsedRequest {
@@ -387,6 +422,7 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         client_wants_usage,
         max_tokens,
         choices,
+        json_content,
         prompt_tokens_estimate,
         model_span,
         stream_options,
