@@ -71,7 +71,7 @@ async fn http2_requests_meet_the_in_flight_cap_and_the_head_checks() {
         dir.path(),
         tls_port,
         &mock,
-        "max_requests_in_flight = 2\nmax_headers = 20",
+        "max_requests_in_flight = 2\nmax_headers = 20\nh2_max_concurrent_streams = 50",
     );
     let tls = first_connection(tls_port, &ca, b"\x02h2").await;
     let (h2, conn) = h2::client::handshake(tls).await.unwrap();
@@ -99,6 +99,11 @@ async fn http2_requests_meet_the_in_flight_cap_and_the_head_checks() {
         }
     }
     assert_eq!(answered, 2, "two in flight, four shed");
+    assert_eq!(
+        h2.current_max_send_streams(),
+        50,
+        "the stream cap is announced"
+    );
     let m = gw.metrics().await;
     assert_eq!(
         metric(&m, "tollgate_shed_total", &[("reason", "in_flight")]),
@@ -176,4 +181,62 @@ async fn a_slow_handshake_flood_is_counted_and_cut_while_a_real_client_keeps_its
     .await;
     gw.wait_metric("tollgate_client_connections", &[], 0.0)
         .await;
+}
+
+/// Open streams on one connection and reset each at once, as fast as the client can write
+/// them; then one ordinary request on the same connection. `Err`: the server ended it.
+async fn reset_burst(port: u16, ca: &std::path::Path) -> Result<u16, h2::Error> {
+    let tls = first_connection(port, ca, b"\x02h2").await;
+    let (mut h2, conn) = h2::client::handshake(tls).await.unwrap();
+    let conn = tokio::spawn(conn);
+    for _ in 0..500 {
+        let req = http::Request::post("https://localhost/v1/chat/completions")
+            .header("authorization", format!("Bearer {KEY}"))
+            .body(())
+            .unwrap();
+        let Ok((_resp, mut stream)) = h2.send_request(req, false) else {
+            break;
+        };
+        stream.send_reset(h2::Reason::CANCEL);
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            if conn.is_finished() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    if ended.is_ok() {
+        return Err(conn.await.unwrap().expect_err("ended by the server"));
+    }
+    Ok(send(&mut h2, &[]).await)
+}
+
+#[tokio::test]
+async fn a_rapid_reset_burst_ends_its_connection_and_others_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = issue(dir.path(), 60);
+    let mock = mock();
+    // Out of reach, the same burst leaves the connection serving: the end below is the cap's.
+    let port = free_port();
+    let lenient = start(dir.path(), port, &mock, "h2_max_pending_resets = 100000");
+    assert_eq!(reset_burst(port, &ca).await.unwrap(), 200);
+    drop(lenient);
+    let port = free_port();
+    let _gw = start(dir.path(), port, &mock, "h2_max_pending_resets = 5");
+    // GOAWAY (ENHANCE_YOUR_CALM) and the close: the client sees one or the other first.
+    let err = reset_burst(port, &ca)
+        .await
+        .expect_err("the burst ends the connection");
+    assert!(
+        err.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) || err.is_io(),
+        "{err}"
+    );
+    // Another client on another connection is served as usual.
+    let tls = connect(port, &ca, b"\x02h2").await.unwrap();
+    let (mut h2, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(conn);
+    assert_eq!(send(&mut h2, &[]).await, 200);
 }
