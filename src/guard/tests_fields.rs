@@ -221,38 +221,3 @@ fn json_mode_content_is_matched_on_its_decoded_value_in_a_stream() {
     let out = run(&mut g, &[body.as_bytes()]);
     assert!(out.contains("u0040") && !out.contains("[EMAIL]"), "{out}");
 }
-
-#[test]
-fn the_parser_knows_when_an_answer_is_json() {
-    use crate::protocol::{parse, Operation};
-    let json = |op, body: Value| {
-        parse(op, bytes::Bytes::from(body.to_string()))
-            .unwrap()
-            .json_content
-    };
-    let msgs = json!([{"role": "user", "content": "hi"}]);
-    assert!(json(
-        Operation::Chat,
-        json!({"model": "m", "messages": msgs,
-        "response_format": {"type": "json_object"}})
-    ));
-    assert!(!json(
-        Operation::Chat,
-        json!({"model": "m", "messages": msgs,
-        "response_format": {"type": "text"}})
-    ));
-    assert!(json(
-        Operation::Responses,
-        json!({"model": "m", "input": "hi",
-        "text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}})
-    ));
-    assert!(json(
-        Operation::Messages,
-        json!({"model": "m", "max_tokens": 5, "messages": msgs,
-        "output_config": {"format": {"type": "json_schema", "schema": {}}}})
-    ));
-    assert!(!json(
-        Operation::Messages,
-        json!({"model": "m", "max_tokens": 5, "messages": msgs})
-    ));
-}

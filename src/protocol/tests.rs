@@ -172,3 +172,37 @@ fn brackets_inside_strings_do_not_count_as_nesting() {
     );
     assert!(chat(&ok).is_ok());
 }
+
+#[test]
+fn the_parser_knows_when_an_answer_is_json() {
+    let json = |op, body: Value| {
+        parse(op, Bytes::from(body.to_string()))
+            .unwrap()
+            .json_content
+    };
+    let msgs = serde_json::json!([{"role": "user", "content": "hi"}]);
+    assert!(json(
+        Operation::Chat,
+        serde_json::json!({"model": "m", "messages": msgs,
+        "response_format": {"type": "json_object"}})
+    ));
+    assert!(!json(
+        Operation::Chat,
+        serde_json::json!({"model": "m", "messages": msgs,
+        "response_format": {"type": "text"}})
+    ));
+    assert!(json(
+        Operation::Responses,
+        serde_json::json!({"model": "m", "input": "hi",
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}})
+    ));
+    assert!(json(
+        Operation::Messages,
+        serde_json::json!({"model": "m", "max_tokens": 5, "messages": msgs,
+        "output_config": {"format": {"type": "json_schema", "schema": {}}}})
+    ));
+    assert!(!json(
+        Operation::Messages,
+        serde_json::json!({"model": "m", "max_tokens": 5, "messages": msgs})
+    ));
+}
