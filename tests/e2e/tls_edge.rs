@@ -9,18 +9,36 @@ use crate::https::{connect, issue};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
 
-fn start(dir: &std::path::Path, tls_port: u16, mock: &MockServer, edge: &str) -> Gateway {
+/// A gateway with an HTTPS listener (a certificate the test makes, issued by `serial`'s CA)
+/// and `edge` settings, in front of `mock`.
+struct Https {
+    gw: Gateway,
+    ca: std::path::PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+fn https(serial: u32, mock: &MockServer, edge: &str) -> Https {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = issue(dir.path(), serial);
+    let port = free_port();
     let server = format!(
-        "tls_listen = \"127.0.0.1:{tls_port}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
-        dir.join("cert.pem").display(),
-        dir.join("key.pem").display(),
+        "tls_listen = \"127.0.0.1:{port}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+        dir.path().join("cert.pem").display(),
+        dir.path().join("key.pem").display(),
     );
     let body = format!(
         "[edge]\n{edge}\n\n{}\
          [[models]]\nname = \"chat\"\ntargets = [{{ provider = \"up\", model = \"up-chat\" }}]\n",
         mock_provider("up", &mock.url(), "")
     );
-    Gateway::start_with(&body, &server)
+    let gw = Gateway::start_with(&body, &server);
+    Https {
+        gw,
+        ca,
+        port,
+        _dir: dir,
+    }
 }
 
 type H2 = h2::client::SendRequest<Bytes>;
@@ -63,17 +81,13 @@ async fn send(h2: &mut H2, headers: &[(&str, String)]) -> u16 {
 
 #[tokio::test]
 async fn http2_requests_meet_the_in_flight_cap_and_the_head_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = issue(dir.path(), 40);
-    let tls_port = free_port();
     let mock = mock();
-    let gw = start(
-        dir.path(),
-        tls_port,
+    let Https { gw, ca, port, .. } = &https(
+        40,
         &mock,
         "max_requests_in_flight = 2\nmax_headers = 20\nh2_max_concurrent_streams = 50",
     );
-    let tls = first_connection(tls_port, &ca, b"\x02h2").await;
+    let tls = first_connection(*port, ca, b"\x02h2").await;
     let (h2, conn) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(conn);
 
@@ -125,17 +139,14 @@ async fn http2_requests_meet_the_in_flight_cap_and_the_head_checks() {
 async fn a_slow_handshake_flood_is_counted_and_cut_while_a_real_client_keeps_its_latency() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let n = 200;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = issue(dir.path(), 50);
-    let tls_port = free_port();
     let mock = mock();
-    let gw = start(
-        dir.path(),
-        tls_port,
+    let Https { gw, ca, port, .. } = &https(
+        50,
         &mock,
         "tls_handshake_timeout_ms = 2000\nmax_connections = 1000",
     );
-    drop(first_connection(tls_port, &ca, b"\x08http/1.1").await);
+    let (ca, tls_port) = (ca.as_path(), *port);
+    drop(first_connection(tls_port, ca, b"\x08http/1.1").await);
     gw.wait_metric("tollgate_client_connections", &[], 0.0)
         .await;
     // Each sends the start of a ClientHello record, then nothing.
@@ -151,7 +162,7 @@ async fn a_slow_handshake_flood_is_counted_and_cut_while_a_real_client_keeps_its
         .await;
     // A real client meanwhile: a whole request over TLS in bounded time.
     let started = Instant::now();
-    let mut tls = connect(tls_port, &ca, b"\x08http/1.1").await.unwrap();
+    let mut tls = connect(tls_port, ca, b"\x08http/1.1").await.unwrap();
     let req = format!(
         "GET /v1/models HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {KEY}\r\nconnection: close\r\n\r\n"
     );
@@ -216,18 +227,14 @@ async fn reset_burst(port: u16, ca: &std::path::Path) -> Result<u16, h2::Error> 
 
 #[tokio::test]
 async fn a_rapid_reset_burst_ends_its_connection_and_others_are_served() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = issue(dir.path(), 60);
     let mock = mock();
     // Out of reach, the same burst leaves the connection serving: the end below is the cap's.
-    let port = free_port();
-    let lenient = start(dir.path(), port, &mock, "h2_max_pending_resets = 100000");
-    assert_eq!(reset_burst(port, &ca).await.unwrap(), 200);
+    let lenient = https(60, &mock, "h2_max_pending_resets = 100000");
+    assert_eq!(reset_burst(lenient.port, &lenient.ca).await.unwrap(), 200);
     drop(lenient);
-    let port = free_port();
-    let _gw = start(dir.path(), port, &mock, "h2_max_pending_resets = 5");
+    let strict = https(70, &mock, "h2_max_pending_resets = 5");
     // GOAWAY (ENHANCE_YOUR_CALM) and the close: the client sees one or the other first.
-    let err = reset_burst(port, &ca)
+    let err = reset_burst(strict.port, &strict.ca)
         .await
         .expect_err("the burst ends the connection");
     assert!(
@@ -235,7 +242,7 @@ async fn a_rapid_reset_burst_ends_its_connection_and_others_are_served() {
         "{err}"
     );
     // Another client on another connection is served as usual.
-    let tls = connect(port, &ca, b"\x02h2").await.unwrap();
+    let tls = connect(strict.port, &strict.ca, b"\x02h2").await.unwrap();
     let (mut h2, conn) = h2::client::handshake(tls).await.unwrap();
     tokio::spawn(conn);
     assert_eq!(send(&mut h2, &[]).await, 200);
