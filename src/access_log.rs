@@ -98,6 +98,8 @@ type Output = Box<dyn Write + Send>;
 struct Batch {
     lines: Vec<u8>,
     reopen_at: Vec<usize>,
+    /// The writer holds a taken batch it has not finished writing.
+    writing: bool,
 }
 
 impl Batch {
@@ -113,6 +115,8 @@ struct Shared {
     begun: Condvar,
     /// Emitters wait here while the batch is full.
     room: Condvar,
+    /// Signalled when the writer finished a batch ([`AccessLog::flush`] waits here).
+    written: Condvar,
 }
 
 impl Shared {
@@ -195,6 +199,7 @@ fn write_loop(mut out: Output, target: AccessLogTarget, shared: Arc<Shared>) {
         {
             let mut batch = shared.lock();
             std::mem::swap(&mut *batch, &mut taken);
+            batch.writing = true;
         }
         shared.room.notify_all();
         let mut from = 0;
@@ -209,6 +214,8 @@ fn write_loop(mut out: Output, target: AccessLogTarget, shared: Arc<Shared>) {
         if taken.lines.capacity() > 4 * 1024 * 1024 {
             taken.lines.shrink_to(64 * 1024);
         }
+        shared.lock().writing = false;
+        shared.written.notify_all();
     }
 }
 
@@ -254,6 +261,26 @@ impl AccessLog {
                 }
             })
             .as_ref()
+    }
+
+    /// Wait until every line emitted so far is written, for at most `within` (the process is
+    /// about to end).
+    pub fn flush(&self, within: Duration) {
+        let Some(Some(w)) = self.writer.get() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + within;
+        let mut batch = w.lock();
+        while !batch.is_empty() || batch.writing {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            batch = w
+                .written
+                .wait_timeout(batch, left)
+                .map_or_else(|p| p.into_inner().0, |(b, _)| b);
+        }
     }
 
     pub fn emit<T: Serialize>(&self, record: &T) {

@@ -183,6 +183,12 @@ struct Background<'a> {
 /// name re-resolution (always running, idle without work: a reload may add some).
 fn add_background_services(server: &mut Server, b: Background<'_>) {
     server.add_service(background_service(
+        "exit when drained",
+        crate::services::drain::ExitWhenDrained {
+            access_log: Arc::clone(b.access_log),
+        },
+    ));
+    server.add_service(background_service(
         "access log reopen on SIGUSR1",
         ReopenOnSigusr1 {
             log: Arc::clone(b.access_log),

@@ -7,7 +7,10 @@
 //!
 //! Written here rather than run from a tool outside the repository, so a fresh clone checks
 //! itself.
-#![allow(clippy::unwrap_used, reason = "test code: a failed step is a failed run")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed step is a failed run"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -164,7 +167,12 @@ fn module_edges(src: &Path) -> BTreeMap<String, BTreeMap<String, PathBuf>> {
     let mut files = Vec::new();
     rust_files(src, &mut files);
     let module_of = |rel: &Path| -> String {
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         first.trim_end_matches(".rs").to_string()
     };
     let rels: Vec<PathBuf> = files

@@ -72,7 +72,10 @@ async fn read_head(
     idle: Duration,
     started: Option<Instant>,
     edge: &EdgeSettings,
+    shutdown: &ShutdownWatch,
 ) -> HeadRead {
+    // An idle kept-alive connection ends when the server shuts down, so a drain finishes.
+    let mut shutdown = shutdown.clone();
     let limits = limits(edge);
     let mut deadline = started.map(|s| s + edge.header_timeout);
     loop {
@@ -94,6 +97,18 @@ async fn read_head(
             None => idle,
         };
         buf.reserve(4096);
+        if deadline.is_none() {
+            if *shutdown.borrow() {
+                return HeadRead::Gone;
+            }
+            tokio::select! {
+                read = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match read {
+                    Ok(Ok(n)) if n > 0 => continue,
+                    Ok(Ok(_)) | Ok(Err(_)) | Err(_) => return HeadRead::Gone,
+                },
+                _ = shutdown.changed() => return HeadRead::Gone,
+            }
+        }
         match tokio::time::timeout(wait, stream.read_buf(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => {}
             Err(_) if !buf.is_empty() => return HeadRead::TimedOut(head::dialect_of(&buf)),
@@ -125,7 +140,8 @@ impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> EdgeApp<A> {
         loop {
             let runtime = self.runtime.load_full();
             let edge = &runtime.config.edge;
-            let read = read_head(&mut stream, prefix, edge.keepalive_timeout, started, edge).await;
+            let idle = edge.keepalive_timeout;
+            let read = read_head(&mut stream, prefix, idle, started, edge, shutdown).await;
             let (bytes, info) = match read {
                 HeadRead::Complete { bytes, info } => (bytes, info),
                 HeadRead::Rejected(r, dialect) => {
