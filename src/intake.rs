@@ -282,13 +282,7 @@ fn plan(
 /// Payload capture for this request, with every secret it must redact.
 fn capture(runtime: &Runtime, request: &ParsedRequest, client_key: Option<String>) -> Capture {
     let mut secrets: Vec<String> = client_key.into_iter().collect();
-    secrets.extend(
-        runtime
-            .config
-            .providers
-            .iter()
-            .filter_map(|p| p.api_key.as_ref().map(|k| k.expose().to_string())),
-    );
+    secrets.extend(runtime.config.secrets().map(str::to_string));
     Capture {
         request: request.body.clone(),
         secrets,

@@ -23,7 +23,7 @@ pub struct Runtime {
     pub api_keys: Arc<KeyStore>,
     /// Some consumer or model has `log_payloads`.
     pub captures_payloads: bool,
-    /// Every provider's key, redacted from upstream error bodies.
+    /// The config's secrets, redacted from upstream error bodies.
     pub secrets: Option<Secrets>,
 }
 
@@ -47,12 +47,7 @@ impl Runtime {
             api_keys: Arc::clone(api_keys),
             captures_payloads: config.consumers.iter().any(|c| c.log_payloads)
                 || config.models.iter().any(|m| m.log_payloads),
-            secrets: Secrets::new(
-                config
-                    .providers
-                    .iter()
-                    .filter_map(|p| p.api_key.as_ref().map(|k| k.expose())),
-            ),
+            secrets: Secrets::new(config.secrets()),
             config: Arc::new(config),
         }
     }

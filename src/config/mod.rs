@@ -102,6 +102,23 @@ impl Config {
     pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
         self.models.iter().find(|m| m.name == name)
     }
+
+    /// Every secret the config holds in the clear (provider keys, MCP servers' stored
+    /// credentials): what is redacted from captured payloads and upstream error bodies.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        let providers = self
+            .providers
+            .iter()
+            .filter_map(|p| p.api_key.as_ref().map(Secret::expose));
+        let mcp = self.mcp.servers.iter().filter_map(|s| {
+            s.credential.as_ref().map(|c| match c {
+                mcp::Credential::Bearer(v)
+                | mcp::Credential::Header(_, v)
+                | mcp::Credential::Query(_, v) => v.expose(),
+            })
+        });
+        providers.chain(mcp)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
