@@ -1,10 +1,10 @@
 //! A scripted answer: the `x-mock-reply` header names exactly what the mock says and how it
 //! splits it into stream deltas, so tests can put a finding across events at any position.
 //!
-//! The header is JSON: `{"reasoning": [..], "content": [..], "tool": {"name": "..",
-//! "arguments": [..]}}`; each list is the deltas in order (a JSON answer joins them). OpenAI
-//! streams carry reasoning as `reasoning_content`; Anthropic streams as a `thinking` block,
-//! then a `text` block, then a `tool_use` block.
+//! The header is JSON: `{"reasoning": [..], "content": [..], "refusal": [..], "tool":
+//! {"name": "..", "arguments": [..]}}` (`refusal`: OpenAI only); each list is the deltas in
+//! order (a JSON answer joins them). OpenAI streams carry reasoning as `reasoning_content`;
+//! Anthropic streams as a `thinking` block, then a `text` block, then a `tool_use` block.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -16,6 +16,9 @@ pub struct Reply {
     pub reasoning: Vec<String>,
     #[serde(default)]
     pub content: Vec<String>,
+    /// OpenAI's `refusal` (message field; `delta.refusal` in streams).
+    #[serde(default)]
+    pub refusal: Vec<String>,
     #[serde(default)]
     pub tool: Option<ReplyTool>,
 }
@@ -36,7 +39,7 @@ impl Reply {
     /// Output tokens: one per delta.
     pub fn tokens(&self) -> u64 {
         let tool = self.tool.as_ref().map_or(0, |t| t.arguments.len());
-        (self.reasoning.len() + self.content.len() + tool).max(1) as u64
+        (self.reasoning.len() + self.content.len() + self.refusal.len() + tool).max(1) as u64
     }
 
     fn finish(&self) -> &'static str {
@@ -70,6 +73,9 @@ impl Reply {
         let mut message = json!({"role": "assistant", "content": self.content.concat()});
         if !self.reasoning.is_empty() {
             message["reasoning_content"] = json!(self.reasoning.concat());
+        }
+        if !self.refusal.is_empty() {
+            message["refusal"] = json!(self.refusal.concat());
         }
         if let Some(t) = &self.tool {
             message["tool_calls"] = json!([{"id": "call_mock_1", "type": "function",
@@ -114,6 +120,11 @@ impl Reply {
             };
             chunk_with(json!({"content": p}), None, lp)
         }));
+        out.extend(
+            self.refusal
+                .iter()
+                .map(|p| chunk(json!({"refusal": p}), None)),
+        );
         if let Some(t) = &self.tool {
             out.push(chunk(
                 json!({"tool_calls": [{"index": 0, "id": "call_mock_1", "type": "function",

@@ -142,12 +142,17 @@ fn guarded_config(url: &str) -> String {
     format!(
         "{}[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
          [[models]]\nname = \"masked\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[models]]\nname = \"masked-a\"\ntargets = [{{ provider = \"a\", model = \"up\" }}]\n\
          [[models]]\nname = \"halt\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
-         [[guardrails]]\nname = \"privacy\"\nmodels = [\"masked\"]\n\
+         [[guardrails]]\nname = \"privacy\"\nmodels = [\"masked\", \"masked-a\"]\n\
          [[guardrails.rules]]\nname = \"pii\"\nkind = \"pii\"\ndetectors = [\"email\"]\naction = \"mask\"\n\
          [[guardrails]]\nname = \"secrets\"\ndirection = \"response\"\nmodels = [\"halt\"]\n\
          [[guardrails.rules]]\nname = \"no-secrets\"\nkind = \"words\"\nwords = [\"launch codes\"]\naction = \"block\"\n",
-        mock_provider("m", url, "")
+        [
+            mock_provider("m", url, ""),
+            provider_toml("a", "anthropic", &mock_base(url, ""), "")
+        ]
+        .concat()
     )
 }
 
@@ -393,4 +398,89 @@ async fn an_answer_refused_by_a_block_rule_is_never_captured() {
         !raw.contains("ZEBRA"),
         "the blocked text reached capture: {raw}"
     );
+}
+
+#[tokio::test]
+async fn text_the_model_reads_is_screened_wherever_the_request_puts_it() {
+    let mock = mock();
+    let gw = Gateway::start(&guarded_config(&mock.url()));
+    let mail = "john@example.com";
+    let body = json!({"model": "masked", "messages": [
+            {"role": "user", "name": mail, "content": "hi"},
+            {"role": "user", "content": "ｍａｉｌ ｊｏｈｎ＠ｅｘａｍｐｌｅ．ｃｏｍ or jo\u{200b}hn@exam\u{200d}ple.com"}],
+        "tools": [{"type": "function", "function": {"name": "send",
+            "description": format!("Sends mail to {mail}"),
+            "parameters": {"type": "object", "properties": {"to": {"type": "string",
+                "description": format!("e.g. {mail}")}}}}}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r",
+            "schema": {"type": "object", "description": mail}}}});
+    let r = post(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    let anthropic = json!({"model": "masked-a", "max_tokens": 20, "messages": [{"role": "user",
+        "content": [{"type": "document", "source": {"type": "text", "media_type": "text/plain",
+            "data": format!("contact {mail}")}}, {"type": "text", "text": "summarise"}]}]});
+    let r = client()
+        .post(gw.url("/v1/messages"))
+        .bearer_auth(KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&anthropic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+    assert_eq!(mock.requests().len(), 2);
+    for seen in mock.requests() {
+        let sent = String::from_utf8_lossy(&seen.body);
+        assert!(
+            !sent.contains("john") && !sent.contains("ｊｏｈｎ"),
+            "{sent}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn escaped_addresses_in_tool_arguments_are_masked_in_both_dialects() {
+    let mock = mock();
+    let gw = Gateway::start(&guarded_config(&mock.url()));
+    let reply = json!({"content": ["ok"], "tool": {"name": "mail",
+        "arguments": ["{\"to\":\"john\\u00", "40example.com\"}"]}});
+    for stream in [false, true] {
+        let r = with_reply(&gw, "masked", stream, &reply).await;
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("john"), "chat, stream {stream}: {text}");
+        assert!(text.contains("[EMAIL]"), "{text}");
+    }
+    for stream in [false, true] {
+        let body = json!({"model": "masked", "max_tokens": 20, "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}]});
+        let r = client()
+            .post(gw.url("/v1/messages"))
+            .bearer_auth(KEY)
+            .header("anthropic-version", "2023-06-01")
+            .header("x-mock-reply", reply.to_string())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("john"), "messages, stream {stream}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn refusals_are_screened_in_json_answers_and_streams() {
+    let mock = mock();
+    let gw = Gateway::start(&guarded_config(&mock.url()));
+    let reply = json!({"refusal": ["I will not write to john@", "example.com"]});
+    for stream in [false, true] {
+        let r = with_reply(&gw, "masked", stream, &reply).await;
+        assert_eq!(r.status(), 200);
+        let text = r.text().await.unwrap();
+        assert!(!text.contains("john"), "stream {stream}: {text}");
+        assert!(text.contains("[EMAIL]"), "{text}");
+    }
 }

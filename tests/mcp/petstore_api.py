@@ -54,7 +54,10 @@ def main():
         return web.json_response(pet, status=201)
 
     async def get_pet(request):
-        pet = PETS.get(int(request.match_info["petId"]))
+        try:
+            pet = PETS.get(int(request.match_info["petId"]))
+        except ValueError:
+            pet = None
         if pet is None:
             return web.json_response({"error": "no such pet"}, status=404)
         return web.json_response(pet)
