@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Tollgate as a peer of ../shared/bench-peers with a chosen feature set, for the side-by-side
-# runs in the README's performance section. Used as the harness's TOLLGATE_BIN: the harness
+# runs in docs/performance.md. Used as the harness's TOLLGATE_BIN: the harness
 # exports PEER_PORT and MOCK_BASE_URL and runs `$TOLLGATE_BIN -c tollgate.toml` in the peer's
 # scratch directory; this script writes its own config there instead and execs the gateway.
 #

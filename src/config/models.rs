@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Same-target retries of a model (see `retries` in the README).
+/// Same-target retries of a model (see `retries` in docs/configuration.md).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Retries {
     pub attempts: u32,

@@ -6,7 +6,7 @@
 //! They catch the common, literal phrasings; a determined attacker paraphrases, so treat a
 //! match as a signal (`log` first, then `block`), not as a proof of safety when nothing fires.
 
-/// `(name, pattern)`: the name is for the README and tests.
+/// `(name, pattern)`: the name is for docs/guardrails.md and tests.
 pub const DEFAULTS: &[(&str, &str)] = &[
     (
         "ignore_previous",

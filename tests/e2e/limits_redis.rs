@@ -137,7 +137,7 @@ async fn two_instances_admit_no_more_than_the_limit_plus_the_bound() {
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
     let secs = started.elapsed().as_secs_f64();
-    // README bound: (instances - 1) × per-instance rate × 2 × (sync interval + timeout),
+    // docs/limits.md's bound: (instances - 1) × per-instance rate × 2 × (sync interval + timeout),
     // the timeout being the interval by default.
     let per_instance_rate = (2 * LIMIT) as f64 / 2.0 / secs;
     let bound = (per_instance_rate * 2.0 * 2.0 * INTERVAL_MS as f64 / 1000.0).ceil() as usize;
