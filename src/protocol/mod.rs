@@ -9,9 +9,12 @@ use crate::dialect::{Dialect, Wire};
 use crate::error::GatewayError;
 use crate::tokens;
 use bytes::Bytes;
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::ops::Range;
+
+mod fields;
+use fields::Fields;
+pub use fields::{MAX_CHOICES, MAX_OUTPUT_TOKENS};
 
 type JsonObject = serde_json::Map<String, serde_json::Value>;
 
@@ -127,124 +130,6 @@ pub struct ParsedRequest {
     stream_options: Option<(Range<usize>, Option<JsonObject>)>,
 }
 
-/// The fields the gateway reads, kept raw (a JSON `null` stays `Some("null")`, so its span
-/// is known and a rewrite replaces it instead of adding a duplicate key).
-#[derive(Deserialize)]
-struct Fields<'a> {
-    #[serde(borrow, default, deserialize_with = "raw")]
-    model: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    stream: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    stream_options: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    max_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    max_completion_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    messages: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    system: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    tools: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    prompt: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    input: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    instructions: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    max_output_tokens: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    n: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    best_of: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    thinking: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    functions: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    response_format: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    text: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    suffix: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "raw")]
-    output_config: Option<&'a RawValue>,
-}
-
-/// The largest output-token cap a request may ask for (`max_tokens`, `max_completion_tokens`,
-/// `max_output_tokens`, `thinking.budget_tokens`): 2^24, far above any model's output limit,
-/// and small enough that every reservation and price computed from it stays exact.
-pub const MAX_OUTPUT_TOKENS: u64 = 1 << 24;
-
-/// The most completions one request may ask for (`n`, `best_of`): OpenAI's own ceiling.
-pub const MAX_CHOICES: u64 = 128;
-
-/// A client-supplied count: absent or `null` is `None`; otherwise an integer in
-/// `min..=max`, or a 400 naming `param`.
-fn bounded(
-    raw: Option<&RawValue>,
-    param: &'static str,
-    min: u64,
-    max: u64,
-) -> Result<Option<u64>, GatewayError> {
-    let Some(raw) = raw.filter(|r| r.get() != "null") else {
-        return Ok(None);
-    };
-    match serde_json::from_str::<u64>(raw.get()) {
-        Ok(v) if (min..=max).contains(&v) => Ok(Some(v)),
-        _ => Err(invalid(
-            param,
-            format!("{param} must be an integer from {min} to {max}"),
-        )),
-    }
-}
-
-/// An object's `format` (Responses `text`, Anthropic `output_config`).
-#[derive(Deserialize)]
-struct FormatOf<'a> {
-    #[serde(borrow, default, deserialize_with = "raw")]
-    format: Option<&'a RawValue>,
-}
-
-/// A `response_format` or `text.format` asking for JSON.
-fn format_is_json(raw: Option<&RawValue>) -> bool {
-    #[derive(Deserialize)]
-    struct Kind<'a> {
-        #[serde(borrow, rename = "type")]
-        kind: Option<&'a str>,
-    }
-    raw.and_then(|r| serde_json::from_str::<Kind>(r.get()).ok())
-        .is_some_and(|k| matches!(k.kind, Some("json_object" | "json_schema")))
-}
-
-#[derive(Deserialize)]
-struct Thinking<'a> {
-    #[serde(borrow, default, deserialize_with = "raw")]
-    budget_tokens: Option<&'a RawValue>,
-}
-
-/// `thinking.budget_tokens`, bounded like the output caps (the thinking object itself is the
-/// backend's to validate).
-fn thinking_budget(raw: Option<&RawValue>) -> Result<(), GatewayError> {
-    let Some(raw) = raw else { return Ok(()) };
-    let Ok(thinking) = serde_json::from_str::<Thinking>(raw.get()) else {
-        return Ok(());
-    };
-    bounded(
-        thinking.budget_tokens,
-        "thinking.budget_tokens",
-        0,
-        MAX_OUTPUT_TOKENS,
-    )
-    .map(drop)
-}
-
-fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
 /// Deepest nesting accepted (as serde_json's own limit for the values it builds).
 const MAX_DEPTH: usize = 128;
 
@@ -358,61 +243,10 @@ pub fn parse(operation: Operation, body: Bytes) -> Result<ParsedRequest, Gateway
         }
     };
 
-    // Every output cap a client sends is bounded, whichever the operation honours.
-    let cap = |raw, param| bounded(raw, param, 0, MAX_OUTPUT_TOKENS);
-    let max_completion_tokens = cap(fields.max_completion_tokens, "max_completion_tokens")?;
-    let max_tokens = cap(fields.max_tokens, "max_tokens")?;
-    let max_output_tokens = cap(fields.max_output_tokens, "max_output_tokens")?;
-    thinking_budget(fields.thinking)?;
-    let max_tokens = match operation {
-        Operation::Chat => max_completion_tokens.or(max_tokens),
-        Operation::Completion | Operation::Messages | Operation::CountTokens => max_tokens,
-        Operation::Responses => max_output_tokens,
-        Operation::Embeddings => None,
-    };
-    if operation == Operation::Messages && max_tokens.is_none() {
-        return Err(invalid("max_tokens", "max_tokens: Field required"));
-    }
-    let n = bounded(fields.n, "n", 1, MAX_CHOICES)?.unwrap_or(1);
-    let best_of = bounded(fields.best_of, "best_of", 1, MAX_CHOICES)?.unwrap_or(1);
-    let choices = match operation {
-        Operation::Chat => n,
-        Operation::Completion => n.max(best_of),
-        Operation::Embeddings
-        | Operation::Messages
-        | Operation::CountTokens
-        | Operation::Responses => 1,
-    };
-
-    // Everything the model reads counts: tools, schemas and system text too.
-    let prompt_parts = match operation {
-        Operation::Chat => [
-            fields.messages,
-            fields.tools,
-            fields.functions,
-            fields.response_format,
-        ],
-        Operation::Completion => [fields.prompt, fields.suffix, None, None],
-        Operation::Embeddings => [fields.input, None, None, None],
-        Operation::Responses => [fields.input, fields.instructions, fields.tools, fields.text],
-        Operation::Messages | Operation::CountTokens => {
-            [fields.messages, fields.system, fields.tools, None]
-        }
-    };
-    let prompt_len = prompt_parts.iter().flatten().map(|r| r.get().len()).sum();
-    let json_content = match operation {
-        Operation::Chat => format_is_json(fields.response_format),
-        Operation::Responses => fields
-            .text
-            .and_then(|t| serde_json::from_str::<FormatOf>(t.get()).ok())
-            .is_some_and(|t| format_is_json(t.format)),
-        Operation::Messages => fields
-            .output_config
-            .and_then(|c| serde_json::from_str::<FormatOf>(c.get()).ok())
-            .is_some_and(|c| c.format.is_some_and(|f| f.get() != "null")),
-        Operation::Completion | Operation::Embeddings | Operation::CountTokens => false,
-    };
-    let prompt_tokens_estimate = tokens::estimate_from_json_len(prompt_len);
+    let max_tokens = fields.output_cap(operation)?;
+    let choices = fields.choices(operation)?;
+    let json_content = fields.json_content(operation);
+    let prompt_tokens_estimate = tokens::estimate_from_json_len(fields.prompt_len(operation));
 
     Ok(ParsedRequest {
         operation,
