@@ -103,12 +103,13 @@ impl Reloader {
         let current = self.runtime.load_full();
         let pending_restart = bound_at_start(&current.config, &config);
         let (limiter, mock) = (Arc::clone(&self.limiter), self.builtin_mock);
-        let api_keys = Arc::clone(&current.api_keys);
+        let (api_keys, health) = (Arc::clone(&current.api_keys), Arc::clone(&current.health));
         // Building resolves provider hosts (blocking DNS): off the async workers.
-        let runtime =
-            tokio::task::spawn_blocking(move || Runtime::new(config, mock, &limiter, &api_keys))
-                .await
-                .map_err(|e| vec![format!("reload task failed: {e}")])?;
+        let runtime = tokio::task::spawn_blocking(move || {
+            Runtime::new(config, mock, &limiter, &api_keys, &health)
+        })
+        .await
+        .map_err(|e| vec![format!("reload task failed: {e}")])?;
         let reloaded = Reloaded {
             models: runtime.config.models.len(),
             consumers: runtime.config.consumers.len(),

@@ -6,6 +6,7 @@
 
 use crate::auth::KeyTable;
 use crate::config::Config;
+use crate::feedback::health::HealthTable;
 use crate::keys::KeyStore;
 use crate::limits::{LimitPlan, Limiter};
 use crate::upstream::redact::Secrets;
@@ -21,6 +22,8 @@ pub struct Runtime {
     pub limits: LimitPlan,
     /// Keys created through the admin API (the process's table, shared by every config).
     pub api_keys: Arc<KeyStore>,
+    /// Providers' and deployments' health (the process's table, shared by every config).
+    pub health: Arc<HealthTable>,
     /// Some consumer or model has `log_payloads`.
     pub captures_payloads: bool,
     /// The config's secrets, redacted from upstream error bodies.
@@ -28,14 +31,16 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// `limiter` and `api_keys` are the process's, so counts and keys carry over from the
-    /// previous config.
+    /// `limiter`, `api_keys` and `health` are the process's, so counts, keys and health carry
+    /// over from the previous config.
     pub fn new(
         config: Config,
         builtin_mock: Option<SocketAddr>,
         limiter: &Arc<Limiter>,
         api_keys: &Arc<KeyStore>,
+        health: &Arc<HealthTable>,
     ) -> Runtime {
+        config.bind_health(health);
         if config.models.iter().any(|m| m.needs_prompt_tokens()) {
             // The tokenizer takes a moment to load: not on the first request.
             crate::tokens::warm_up();
@@ -45,6 +50,7 @@ impl Runtime {
             upstreams: Upstreams::resolve(&config, builtin_mock),
             limits: LimitPlan::new(Arc::clone(limiter), &config),
             api_keys: Arc::clone(api_keys),
+            health: Arc::clone(health),
             captures_payloads: config.consumers.iter().any(|c| c.log_payloads)
                 || config.models.iter().any(|m| m.log_payloads),
             secrets: Secrets::new(config.secrets()),

@@ -84,8 +84,9 @@ pub fn build_server(
         KeyStore::open(config.keys_state_file.clone(), config.redis.as_ref())
             .map_err(BuildError::Keys)?,
     );
+    let health = Arc::new(crate::feedback::health::HealthTable::default());
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
-        config, mock_addr, &limiter, &api_keys,
+        config, mock_addr, &limiter, &api_keys, &health,
     )));
     let reloader = Arc::new(Reloader::new(
         config_path,

@@ -103,6 +103,25 @@ impl Config {
         self.models.iter().find(|m| m.name == name)
     }
 
+    /// Bind every provider's and deployment's health to the process's table.
+    pub fn bind_health(&self, table: &crate::feedback::health::HealthTable) {
+        for p in &self.providers {
+            let first_verdict = p.health_check.as_ref().map(|hc| hc.interval + hc.timeout);
+            p.health
+                .bind(table.provider_checked(&p.name, first_verdict));
+        }
+        for m in &self.models {
+            let targets = m
+                .targets
+                .iter()
+                .chain(&m.fallbacks)
+                .chain(m.rules.iter().flat_map(|r| &r.targets));
+            for t in targets {
+                t.health.bind(table.deployment(&t.provider.name, &t.model));
+            }
+        }
+    }
+
     /// Every secret the config holds in the clear (provider keys, MCP servers' stored
     /// credentials): what is redacted from captured payloads and upstream error bodies.
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
@@ -231,7 +250,7 @@ pub struct Provider {
     /// Azure's `api-version` query parameter.
     pub api_version: Option<String>,
     /// This provider's passive/active health (shared with earlier configs of the same name).
-    pub health: Arc<crate::feedback::health::ProviderHealth>,
+    pub health: crate::feedback::health::HealthSlot,
 }
 
 #[cfg(test)]
@@ -258,7 +277,7 @@ impl Provider {
             tls: Default::default(),
             anthropic_version: String::new(),
             api_version: None,
-            health: Arc::new(crate::feedback::health::ProviderHealth::new(name)),
+            health: crate::feedback::health::HealthSlot::provider(name),
         }
     }
 }
@@ -299,7 +318,7 @@ pub struct Target {
     pub provider: Arc<Provider>,
     pub model: String,
     /// This deployment's passive health (the provider's is `provider.health`).
-    pub health: Arc<crate::feedback::health::ProviderHealth>,
+    pub health: crate::feedback::health::HealthSlot,
     pub weight: u32,
     pub context_window: Option<u64>,
     /// Its own price, when it has one (else the model's applies).
@@ -313,7 +332,7 @@ impl Target {
         Target {
             provider: Arc::clone(provider),
             model: String::new(),
-            health: Arc::new(crate::feedback::health::ProviderHealth::new(&provider.name)),
+            health: crate::feedback::health::HealthSlot::deployment(&provider.name, ""),
             weight: 1,
             context_window: None,
             price: None,

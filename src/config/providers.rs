@@ -66,12 +66,7 @@ pub(super) fn build_provider(
             .anthropic_version
             .unwrap_or_else(|| "2023-06-01".to_string()),
         api_version: p.api_version,
-        health: crate::feedback::health::HEALTH.provider_checked(
-            &p.name,
-            p.health_check
-                .as_ref()
-                .map(|hc| Duration::from_millis(hc.interval_ms.max(1) + hc.timeout_ms.max(1))),
-        ),
+        health: crate::feedback::health::HealthSlot::provider(&p.name),
         name: p.name,
         kind,
         upstream,
@@ -327,7 +322,7 @@ pub(super) fn build_targets(
             Some(p) => out.push(Target {
                 provider: Arc::clone(p),
                 model: t.model.clone(),
-                health: crate::feedback::health::HEALTH.deployment(&p.name, &t.model),
+                health: crate::feedback::health::HealthSlot::deployment(&p.name, &t.model),
                 weight: t.weight.clamp(1, u32::MAX as i64) as u32,
                 context_window: t.context_window.map(|w| w.max(1) as u64),
                 price: t

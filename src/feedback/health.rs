@@ -15,10 +15,9 @@
 //! is never emptied by ejections (Envoy's panic threshold).
 
 use crate::metrics::METRICS;
-use once_cell::sync::Lazy;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// When a provider counts as failing, and for how long it is ejected.
@@ -212,15 +211,69 @@ impl ProviderHealth {
     }
 }
 
-/// Every provider's health by name, process-wide, so it survives config reloads.
+/// Every provider's and deployment's health by name, for the process (made in `server`, passed
+/// to every [`crate::runtime::Runtime`]), so it survives config reloads.
 #[derive(Default)]
 pub struct HealthTable {
     providers: Mutex<HashMap<String, Arc<ProviderHealth>>>,
     deployments: Mutex<HashMap<(String, String), Arc<ProviderHealth>>>,
 }
 
-/// The process's table.
-pub static HEALTH: Lazy<HealthTable> = Lazy::new(HealthTable::default);
+/// A provider's or a deployment's health as a config names it. [`Runtime::new`] binds it to
+/// the process's [`HealthTable`] (so it outlives reloads and is shared by every config that
+/// names it); unbound (a config only checked, as `tollgate -t` does, or a test's) it is a
+/// health of its own, and parsing a config touches nothing process-wide.
+///
+/// [`Runtime::new`]: crate::runtime::Runtime::new
+#[derive(Clone)]
+pub struct HealthSlot(Arc<Slot>);
+
+struct Slot {
+    bound: OnceLock<Arc<ProviderHealth>>,
+    own: ProviderHealth,
+}
+
+impl HealthSlot {
+    pub fn provider(name: &str) -> HealthSlot {
+        Self::of(ProviderHealth::new(name))
+    }
+
+    pub fn deployment(provider: &str, model: &str) -> HealthSlot {
+        Self::of(ProviderHealth::of_deployment(provider, model))
+    }
+
+    fn of(own: ProviderHealth) -> HealthSlot {
+        HealthSlot(Arc::new(Slot {
+            bound: OnceLock::new(),
+            own,
+        }))
+    }
+
+    /// Share `health` from now on (a second binding is ignored: a config is bound once).
+    pub fn bind(&self, health: Arc<ProviderHealth>) {
+        if self.0.bound.set(health).is_err() {
+            log::debug!("health bound twice; the first binding stays");
+        }
+    }
+}
+
+impl std::ops::Deref for HealthSlot {
+    type Target = ProviderHealth;
+    fn deref(&self) -> &ProviderHealth {
+        self.0.bound.get().map_or(&self.0.own, |shared| shared)
+    }
+}
+
+impl std::fmt::Debug for HealthSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bound = self.0.bound.get().is_some();
+        write!(
+            f,
+            "HealthSlot({}/{}, bound: {bound})",
+            self.name, self.model
+        )
+    }
+}
 
 impl HealthTable {
     /// The health of deployment `model` on provider `provider` (created on first use): 5xx
@@ -300,7 +353,8 @@ mod tests {
 
     #[test]
     fn a_deployment_goes_half_open_when_its_provider_answers_again() {
-        let d = HEALTH.deployment("p-half", "m");
+        let table = HealthTable::default();
+        let d = table.deployment("p-half", "m");
         let cfg = OutlierSettings {
             consecutive_failures: 1,
             base_ejection: Duration::from_secs(60),
@@ -316,7 +370,29 @@ mod tests {
         d.record(true, &cfg, now + Duration::from_secs(3));
         assert_eq!(d.claim(now + Duration::from_secs(3)), Standing::Healthy);
         // A deployment's health is its own, apart from its provider's.
-        assert!(!Arc::ptr_eq(&d, &HEALTH.provider("p-half")));
+        assert!(!Arc::ptr_eq(&d, &table.provider("p-half")));
+    }
+
+    #[test]
+    fn a_slot_is_its_own_until_bound_then_shares_the_table() {
+        let table = HealthTable::default();
+        let slot = HealthSlot::provider("p-slot");
+        let copy = slot.clone();
+        let cfg = OutlierSettings {
+            consecutive_failures: 1,
+            base_ejection: Duration::from_secs(60),
+            max_ejection: Duration::from_secs(60),
+        };
+        slot.record(false, &cfg, Instant::now());
+        assert!(copy.is_ejected(), "clones share the slot");
+        assert!(
+            !table.provider("p-slot").is_ejected(),
+            "unbound: the table is untouched"
+        );
+        slot.bind(table.provider("p-slot"));
+        assert!(!copy.is_ejected(), "bound: the table's health");
+        table.provider("p-slot").record(false, &cfg, Instant::now());
+        assert!(copy.is_ejected());
     }
 
     /// Seconds after `at` until the half-open probe is handed out.

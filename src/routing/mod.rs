@@ -252,7 +252,7 @@ mod tests {
         Target {
             provider: Arc::clone(provider),
             model: model.into(),
-            health: Arc::new(crate::feedback::health::ProviderHealth::new(&provider.name)),
+            health: crate::feedback::health::HealthSlot::deployment(&provider.name, ""),
             weight,
             context_window: None,
             price: None,

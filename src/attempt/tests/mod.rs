@@ -41,7 +41,7 @@ fn plan_with(
         .map(|p| Target {
             provider: Arc::clone(p),
             model: format!("up-{}", p.name),
-            health: Arc::new(crate::feedback::health::ProviderHealth::new(&p.name)),
+            health: crate::feedback::health::HealthSlot::deployment(&p.name, ""),
             weight: 1,
             context_window: None,
             price: None,
