@@ -102,11 +102,30 @@ pub async fn admit(
     let request = screen::screen_request(ctx, runtime, connector, request).await?;
     let headers = &session.req_header().headers;
     let plan = plan(model, &request, headers)?;
+    if consumer.log_payloads || model.log_payloads {
+        ctx.admission.capture = Some(capture(runtime, &request, key_for_capture));
+    }
+    let reserved = reserve(ctx, runtime, &consumer, model, &request);
+    ctx.admission.request = Some(request);
+    ctx.attempts = Some(Attempts::new(plan));
+    ctx.admission.reservation = Some(reserved?);
+    Ok(Admitted::Proxy)
+}
+
+/// Reserve the request against every limit that applies (its rate headers kept for the
+/// answer, the decision noted on the trace).
+fn reserve(
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+    consumer: &crate::config::Consumer,
+    model: &Arc<Model>,
+    request: &ParsedRequest,
+) -> Result<crate::limits::Reservation, GatewayError> {
     // Embeddings generate nothing; the others reserve their output cap (or the configured
     // default) for each completion they ask for.
     let ask = Ask {
         prompt_tokens: request.prompt_tokens_estimate,
-        max_tokens: match operation {
+        max_tokens: match request.operation {
             Operation::Embeddings | Operation::CountTokens => Some(0),
             Operation::Chat
             | Operation::Completion
@@ -115,34 +134,26 @@ pub async fn admit(
         },
         choices: request.choices,
     };
-    if consumer.log_payloads || model.log_payloads {
-        ctx.admission.capture = Some(capture(runtime, &request, key_for_capture));
-    }
     let key = ctx.admission.key.as_ref().map(|k| KeyScope {
         id: &k.record.id,
         limits: &k.limits,
     });
-    let (headers, reserved) = runtime.limits.reserve(&consumer, model, key, ask);
+    let (headers, reserved) = runtime.limits.reserve(consumer, model, key, ask);
     if let Some(t) = ctx.trace.as_mut() {
         use crate::trace::otlp::KeyValue;
-        let mut attributes = vec![KeyValue::str(
-            "tollgate.limits.decision",
-            if reserved.is_ok() {
-                "allowed"
-            } else {
-                "refused"
-            },
-        )];
+        let decision = if reserved.is_ok() {
+            "allowed"
+        } else {
+            "refused"
+        };
+        let mut attributes = vec![KeyValue::str("tollgate.limits.decision", decision)];
         if let Some(limit) = reserved.as_ref().err().and_then(GatewayError::limit_label) {
             attributes.push(KeyValue::str("tollgate.limits.limit", limit));
         }
         t.event("tollgate.limits", attributes);
     }
     ctx.admission.rate_headers = headers;
-    ctx.admission.request = Some(request);
-    ctx.attempts = Some(Attempts::new(plan));
-    ctx.admission.reservation = Some(reserved?);
-    Ok(Admitted::Proxy)
+    reserved
 }
 
 /// Who is calling: the client's address against the access rules, the key against the

@@ -122,33 +122,19 @@ pub fn build_server(
         mcp,
         slots: Arc::clone(&slots),
     };
-    let mut inner = pingora::proxy::http_proxy(&server.configuration, gateway);
-    inner.h2_options = Some(h2);
-    let inner = Arc::new(inner);
-    let edge_app = |tls: Option<Arc<crate::https::TlsEdge>>| EdgeApp {
-        inner: Arc::clone(&inner),
-        runtime: Arc::clone(&runtime),
-        slots: Arc::clone(&slots),
-        tls,
+    let inner = Arc::new({
+        let mut proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+        proxy.h2_options = Some(h2);
+        proxy
+    });
+    let listeners = ApiListeners {
+        listen,
+        tls_listen,
+        inner,
+        runtime: &runtime,
+        slots: &slots,
     };
-    if listen != "off" {
-        let mut proxy = Service::new("tollgate".into(), edge_app(None));
-        proxy.add_tcp(&listen);
-        server.add_service(proxy).add_dependency(&bootstrap);
-    }
-    if let Some(addr) = tls_listen {
-        // TLS is accepted by the edge (its deadline, its connection count): a TCP listener.
-        let tls = crate::https::TlsEdge::new(Arc::clone(&runtime)).map_err(|e| {
-            BuildError::Tls(pingora::Error::because(
-                pingora::ErrorType::InternalError,
-                "TLS acceptor",
-                e,
-            ))
-        })?;
-        let mut https = Service::new("tollgate https".into(), edge_app(Some(Arc::new(tls))));
-        https.add_tcp(&addr);
-        server.add_service(https).add_dependency(&bootstrap);
-    }
+    listeners.add_to(&mut server, &bootstrap)?;
     let mut admin = Service::new(
         "tollgate admin".into(),
         Admin {
@@ -162,6 +148,52 @@ pub fn build_server(
     admin.threads = Some(1);
     server.add_service(admin).add_dependency(&bootstrap);
     Ok(server)
+}
+
+/// The API listeners: plain HTTP and HTTPS, each an edge in front of the one proxy.
+struct ApiListeners<'a, A> {
+    listen: String,
+    tls_listen: Option<String>,
+    inner: Arc<A>,
+    runtime: &'a Arc<ArcSwap<Runtime>>,
+    slots: &'a Arc<EdgeSlots>,
+}
+
+impl<A> ApiListeners<'_, A>
+where
+    A: pingora::apps::HttpServerApp + pingora::apps::ServerApp + Send + Sync + 'static,
+{
+    fn add_to(
+        self,
+        server: &mut Server,
+        bootstrap: &pingora::services::ServiceHandle,
+    ) -> Result<(), BuildError> {
+        let edge_app = |tls: Option<Arc<crate::https::TlsEdge>>| EdgeApp {
+            inner: Arc::clone(&self.inner),
+            runtime: Arc::clone(self.runtime),
+            slots: Arc::clone(self.slots),
+            tls,
+        };
+        if self.listen != "off" {
+            let mut proxy = Service::new("tollgate".into(), edge_app(None));
+            proxy.add_tcp(&self.listen);
+            server.add_service(proxy).add_dependency(bootstrap);
+        }
+        if let Some(addr) = &self.tls_listen {
+            // TLS is accepted by the edge (its deadline, its connection count): a TCP listener.
+            let tls = crate::https::TlsEdge::new(Arc::clone(self.runtime)).map_err(|e| {
+                BuildError::Tls(pingora::Error::because(
+                    pingora::ErrorType::InternalError,
+                    "TLS acceptor",
+                    e,
+                ))
+            })?;
+            let mut https = Service::new("tollgate https".into(), edge_app(Some(Arc::new(tls))));
+            https.add_tcp(addr);
+            server.add_service(https).add_dependency(bootstrap);
+        }
+        Ok(())
+    }
 }
 
 /// What the background services share with the rest of the server.
