@@ -30,6 +30,8 @@ mod gemini;
 mod guardrails;
 #[path = "e2e/hostile.rs"]
 mod hostile;
+#[path = "e2e/hostile_limits.rs"]
+mod hostile_limits;
 #[path = "e2e/https.rs"]
 mod https;
 #[path = "e2e/ip_rules.rs"]

@@ -11,6 +11,7 @@
 //! | [`injection`] | the shipped prompt-injection pattern set |
 //! | [`scan`] | rules, the scanner over a text, and the stream channel's hold-back |
 //! | [`text`] | where the text is in request and answer bodies of each dialect |
+//! | `channel` | one stream text channel: its hold-back, and JSON text's escape canonicaliser |
 //! | [`stream`] | the live-stream filter over client-dialect events |
 //! | [`wire`] | what the filter reads of each event: its text fields' spans |
 //! | [`answer`] | one answer's guard: a stream's filter, or a JSON body screened whole |
@@ -20,6 +21,7 @@
 //! is [`crate::moderation`]'s.
 
 pub mod answer;
+mod channel;
 pub mod detect;
 pub mod escapes;
 pub mod fold;

@@ -11,60 +11,13 @@
 //! error event. A choice's `logprobs` (each token's text and bytes, and the alternatives)
 //! would spell out what the channels mask or hold back, so they go out as `null`.
 
-use super::escapes::Canon;
-use super::scan::{Hold, Scanner, Verdict};
+use super::channel::Channel;
+use super::scan::{Scanner, Verdict};
 use super::wire::{self, BlockKind, ChoiceText, Field};
 use crate::dialect::Dialect;
 use crate::json_spans::string_value;
 use crate::sse::{Framer, Piece};
 use std::ops::Range;
-
-struct Channel {
-    /// The choice (OpenAI) or content block (Anthropic) index.
-    index: u32,
-    field: Field,
-    hold: Hold,
-    /// JSON text (tool arguments, partial JSON): its needless escapes decoded first.
-    canon: Option<Canon>,
-}
-
-impl Channel {
-    fn new(index: u32, field: Field, json_content: bool) -> Channel {
-        let json = match field {
-            Field::Arguments(_) | Field::Block(BlockKind::ToolInput) => true,
-            Field::Content | Field::Block(BlockKind::Text) => json_content,
-            _ => false,
-        };
-        Channel {
-            index,
-            field,
-            hold: Hold::default(),
-            canon: json.then(Canon::default),
-        }
-    }
-
-    /// Feed text (canonicalised first when it is JSON text); `last` also flushes.
-    fn feed(
-        &mut self,
-        scanner: &Scanner,
-        text: &str,
-        last: bool,
-        out: &mut String,
-        v: &mut Verdict,
-    ) {
-        match self.canon.as_mut() {
-            Some(canon) => {
-                let mut decoded = String::with_capacity(text.len());
-                canon.feed(text, last, &mut decoded);
-                self.hold.feed(scanner, &decoded, out, v);
-            }
-            None => self.hold.feed(scanner, text, out, v),
-        }
-        if last {
-            self.hold.flush(scanner, out, v);
-        }
-    }
-}
 
 /// The filter of one response stream.
 pub struct StreamGuard {
