@@ -90,20 +90,13 @@ pub struct ModelLimitTable {
     pub usd_per_month: Option<f64>,
 }
 
-/// The limit fields every scope has, as written (checked by [`build_set`]).
-struct LimitFields {
-    rpm: Option<i64>,
-    tpm: Option<i64>,
-    concurrency: Option<i64>,
-    tokens_per_day: Option<i64>,
-    tokens_per_month: Option<i64>,
-    usd_per_day: Option<f64>,
-    usd_per_month: Option<f64>,
-}
-
+/// The limit fields every scope has, as written, out of any table that has them (a
+/// consumer's, a tenant's, a model's), for [`build_set`] to check. The tables keep their own
+/// copies of the fields: serde's `flatten` cannot be combined with `deny_unknown_fields`,
+/// which catches a misspelt limit.
 macro_rules! limit_fields {
     ($t:expr) => {
-        LimitFields {
+        ScopeLimits {
             rpm: $t.rpm,
             tpm: $t.tpm,
             concurrency: $t.concurrency,
@@ -347,7 +340,7 @@ pub fn build_price(at: &str, p: &PriceTable, errs: &mut Vec<String>) -> Price {
 /// Check a flat scope's limits (`at` names it in errors).
 pub fn build_scope_limits(at: &str, t: &ScopeLimits, errs: &mut Vec<String>) -> LimitSet {
     let before = errs.len();
-    let set = build_set(at, &limit_fields!(t), errs);
+    let set = build_set(at, t, errs);
     if set.is_empty() && errs.len() == before {
         errs.push(format!(
             "{at} must set at least one of rpm, tpm, concurrency, tokens_per_day, tokens_per_month, usd_per_day, usd_per_month"
@@ -405,7 +398,7 @@ pub fn build_consumer_limits(
     }
 }
 
-fn build_set(at: &str, f: &LimitFields, errs: &mut Vec<String>) -> LimitSet {
+fn build_set(at: &str, f: &ScopeLimits, errs: &mut Vec<String>) -> LimitSet {
     LimitSet {
         rpm: positive(at, "rpm", f.rpm, errs),
         tpm: positive(at, "tpm", f.tpm, errs),
