@@ -106,7 +106,7 @@ pub fn judge(hook: &Arc<Moderation>, answer: Answer, flow: Flow) -> Result<(), B
     match answer {
         Answer::Allowed => Ok(()),
         Answer::Flagged => {
-            hook.counters[flow as usize].inc();
+            crate::guard::scan::count_action(&hook.policy, &hook.name, hook.action, flow);
             match hook.action {
                 Action::Block => Err(blocked(BlockReason::Flagged)),
                 Action::Log | Action::Mask => Ok(()),

@@ -7,10 +7,8 @@ use crate::guard::detect::Detector;
 use crate::guard::matcher::{Matcher, Pattern, Words};
 use crate::guard::scan::{Check, Rule};
 use crate::guard::{
-    injection, Action, Attach, Direction, Flow, Guardrails, Moderation, ModerationKind, OnError,
-    Policy,
+    injection, Action, Attach, Direction, Guardrails, Moderation, ModerationKind, OnError, Policy,
 };
-use crate::metrics::METRICS;
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -165,14 +163,6 @@ fn action(a: ActionName) -> Action {
         ActionName::Mask => Action::Mask,
         ActionName::Log => Action::Log,
     }
-}
-
-fn counters(policy: &str, rule: &str, action: Action) -> [prometheus::IntCounter; 2] {
-    [Flow::Request, Flow::Response].map(|flow| {
-        METRICS
-            .guardrail_actions
-            .with_label_values(&[policy, rule, action.label(), flow.label()])
-    })
 }
 
 pub fn build(
@@ -358,7 +348,6 @@ fn build_rule(
         name: Arc::from(r.name.as_str()),
         action: act,
         checks,
-        counters: counters(policy, &r.name, act),
     })
 }
 
@@ -413,7 +402,6 @@ fn build_moderation(
     let name: Arc<str> = Arc::from(m.name.as_deref().unwrap_or("moderation"));
     Some(Moderation {
         policy: Arc::clone(policy),
-        counters: counters(policy, &name, act),
         name,
         kind,
         provider: m.provider.clone(),

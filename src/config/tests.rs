@@ -465,3 +465,37 @@ fn tracing_errors_name_their_fields() {
     );
     assert_eq!(t.sample_ratio, 1.0);
 }
+
+/// Loading a config (what `tollgate -t` does) touches nothing process-wide: no health
+/// entry, no metric series, until a runtime is built from it.
+#[test]
+fn parsing_a_config_registers_no_process_state() {
+    let text = r#"
+[[providers]]
+name = "purity-provider"
+kind = "mock"
+[[models]]
+name = "purity-model"
+targets = [{ provider = "purity-provider", model = "purity-upstream" }]
+[[guardrails]]
+name = "purity-policy"
+[[guardrails.rules]]
+name = "purity-rule"
+kind = "words"
+words = ["x"]
+action = "mask"
+"#;
+    let config = parse_with_env(text, &|_| None).unwrap();
+    let metrics = String::from_utf8(crate::metrics::METRICS.render()).unwrap();
+    for name in ["purity-provider", "purity-upstream", "purity-policy"] {
+        assert!(!metrics.contains(name), "{name} registered at parse");
+    }
+    // A runtime's health table is where the config's health is bound.
+    let table = crate::feedback::health::HealthTable::default();
+    config.bind_health(&table);
+    let metrics = String::from_utf8(crate::metrics::METRICS.render()).unwrap();
+    assert!(
+        metrics.contains("purity-upstream"),
+        "bound deployments are published"
+    );
+}

@@ -92,8 +92,6 @@ pub struct Moderation {
     pub overlap_chars: usize,
     /// Streams: text waits for its window's verdict.
     pub hold: bool,
-    /// `tollgate_guardrail_actions_total` for flagged texts, per direction.
-    pub counters: [prometheus::IntCounter; 2],
 }
 
 /// Whom a policy applies to: every request when all three lists are empty, else any

@@ -6,7 +6,6 @@
 
 use super::fold::Folded;
 use super::matcher::Matcher;
-use prometheus::IntCounter;
 use std::sync::Arc;
 
 /// What a rule does with what it finds.
@@ -58,14 +57,22 @@ pub struct Rule {
     pub name: Arc<str>,
     pub action: Action,
     pub checks: Vec<Check>,
-    /// `tollgate_guardrail_actions_total`, resolved once per direction.
-    pub counters: [IntCounter; 2],
 }
 
 impl Rule {
+    /// Count a finding in `tollgate_guardrail_actions_total` (resolved when a rule fires, so
+    /// loading a config registers no series).
     pub fn count(&self, flow: Flow) {
-        self.counters[flow as usize].inc();
+        count_action(&self.policy, &self.name, self.action, flow);
     }
+}
+
+/// One guardrail action in `tollgate_guardrail_actions_total`.
+pub fn count_action(policy: &str, rule: &str, action: Action, flow: Flow) {
+    crate::metrics::METRICS
+        .guardrail_actions
+        .with_label_values(&[policy, rule, action.label(), flow.label()])
+        .inc();
 }
 
 /// A finding: a byte range, the rule and check that made it.

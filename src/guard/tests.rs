@@ -8,20 +8,12 @@ use super::{Action, Flow, Scanner};
 use crate::dialect::Dialect;
 use std::sync::Arc;
 
-fn counters() -> [prometheus::IntCounter; 2] {
-    [
-        prometheus::IntCounter::new("a", "a").unwrap(),
-        prometheus::IntCounter::new("b", "b").unwrap(),
-    ]
-}
-
 pub(crate) fn rule(name: &str, action: Action, checks: Vec<Check>) -> Arc<Rule> {
     Arc::new(Rule {
         policy: Arc::from("p"),
         name: Arc::from(name),
         action,
         checks,
-        counters: counters(),
     })
 }
 
