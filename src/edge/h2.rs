@@ -27,7 +27,9 @@ pub fn options(edge: &EdgeSettings) -> H2Options {
 
 /// The head caps of HTTP/1, on a decoded HTTP/2 head.
 fn check(edge: &EdgeSettings, req: &RequestHeader) -> Result<(), Rejection> {
-    let line = req.method.as_str().len() + req.uri.to_string().len() + 10;
+    let target = req.uri.path_and_query().map_or(1, |p| p.as_str().len());
+    let authority = req.uri.authority().map_or(0, |a| a.as_str().len());
+    let line = req.method.as_str().len() + target + authority + 10;
     if line > edge.max_request_line {
         return Err(Rejection::RequestLineTooLong);
     }

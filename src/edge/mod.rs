@@ -97,19 +97,15 @@ async fn read_head(
             None => idle,
         };
         buf.reserve(4096);
-        if deadline.is_none() {
-            if *shutdown.borrow() {
-                return HeadRead::Gone;
-            }
-            tokio::select! {
-                read = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match read {
-                    Ok(Ok(n)) if n > 0 => continue,
-                    Ok(Ok(_)) | Ok(Err(_)) | Err(_) => return HeadRead::Gone,
-                },
-                _ = shutdown.changed() => return HeadRead::Gone,
-            }
+        let idle = deadline.is_none();
+        if idle && *shutdown.borrow() {
+            return HeadRead::Gone;
         }
-        match tokio::time::timeout(wait, stream.read_buf(&mut buf)).await {
+        let read = tokio::select! {
+            read = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => read,
+            _ = shutdown.changed(), if idle => return HeadRead::Gone,
+        };
+        match read {
             Ok(Ok(n)) if n > 0 => {}
             Err(_) if !buf.is_empty() => return HeadRead::TimedOut(head::dialect_of(&buf)),
             Ok(Ok(_)) | Ok(Err(_)) | Err(_) => return HeadRead::Gone,

@@ -11,7 +11,7 @@
 //! written back as JSON when a mask changed it.
 
 use super::scan::{Scanner, Verdict};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Keys whose strings (and everything below) are text.
 const TEXT_KEYS: &[&str] = &[
@@ -70,20 +70,27 @@ enum Scope {
     Free,
 }
 
-/// The scope of `key`'s value inside `parent` (an object in scope `scope`).
-fn scope_of(scope: Scope, parent: &Map<String, Value>, key: &str, child: &Value) -> Scope {
+/// What a key's scope depends on in the object that holds it.
+struct Parent {
+    /// A tool call's block (`tool_use`, `server_tool_use`): its `input` is the model's words.
+    is_tool_use: bool,
+    /// It has a `role`: a message.
+    is_message: bool,
+}
+
+/// The scope of `key`'s value `child` inside `parent` (an object in scope `scope`).
+fn scope_of(scope: Scope, parent: &Parent, key: &str, child: &Value) -> Scope {
     if scope == Scope::Free {
         return Scope::Free;
     }
-    let kind = parent.get("type").and_then(Value::as_str);
     match key {
         // A tool's input (Anthropic `tool_use`, `server_tool_use`), arguments given as an
         // object, and a schema the model is told to follow: every string is words.
-        "input" if matches!(kind, Some("tool_use" | "server_tool_use")) => Scope::Free,
+        "input" if parent.is_tool_use => Scope::Free,
         "arguments" | "args" if child.is_object() => Scope::Free,
         "schema" | "parameters" | "input_schema" => Scope::Free,
         // A participant's name is read by the model; a tool's is an identifier.
-        "name" if parent.contains_key("role") => Scope::Text,
+        "name" if parent.is_message => Scope::Text,
         // An Anthropic document whose source is plain text.
         "source" if child.get("type").and_then(Value::as_str) == Some("text") => Scope::Free,
         k if SKIP_KEYS.contains(&k) => Scope::Outside,
@@ -94,14 +101,13 @@ fn scope_of(scope: Scope, parent: &Map<String, Value>, key: &str, child: &Value)
 
 /// Scan every text string of `body` in place. Returns whether anything changed.
 pub fn scan_body(scanner: &Scanner, body: &mut Value, v: &mut Verdict) -> bool {
-    let mut changed = false;
-    each_text(body, Scope::Outside, &mut |s| {
-        if let Some(masked) = scanner.scan(s, v) {
+    each_text(body, Scope::Outside, &mut |s| match scanner.scan(s, v) {
+        Some(masked) => {
             *s = masked;
-            changed = true;
+            true
         }
-    });
-    changed
+        None => false,
+    })
 }
 
 /// Screen a whole JSON body (a request translated for its backend): the body to send
@@ -147,44 +153,48 @@ pub fn joined(body: &mut Value) -> String {
             out.push('\n');
         }
         out.push_str(s);
+        false
     });
     out
 }
 
-fn each_text(value: &mut Value, scope: Scope, f: &mut dyn FnMut(&mut String)) {
+/// Call `f` on every text string of `value` (it says whether it changed the string);
+/// whether anything changed.
+fn each_text(value: &mut Value, scope: Scope, f: &mut dyn FnMut(&mut String) -> bool) -> bool {
     match value {
         Value::String(s) if scope != Scope::Outside => text_string(s, f),
-        Value::Array(items) => {
-            for item in items {
-                each_text(item, scope, f);
-            }
-        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |changed, item| each_text(item, scope, f) | changed),
         Value::Object(map) => {
-            let scopes: Vec<Scope> = map
-                .iter()
-                .map(|(k, child)| scope_of(scope, map, k, child))
-                .collect();
-            for ((_, child), scope) in map.iter_mut().zip(scopes) {
-                each_text(child, scope, f);
-            }
+            let parent = Parent {
+                is_tool_use: matches!(
+                    map.get("type").and_then(Value::as_str),
+                    Some("tool_use" | "server_tool_use")
+                ),
+                is_message: map.contains_key("role"),
+            };
+            map.iter_mut().fold(false, |changed, (k, child)| {
+                let scope = scope_of(scope, &parent, k, child);
+                each_text(child, scope, f) | changed
+            })
         }
-        _ => {}
+        _ => false,
     }
 }
 
 /// One text string: a JSON object or array inside it is walked on its decoded strings (and
 /// written back when they changed); anything else is text as it is.
-fn text_string(s: &mut String, f: &mut dyn FnMut(&mut String)) {
+fn text_string(s: &mut String, f: &mut dyn FnMut(&mut String) -> bool) -> bool {
     let trimmed = s.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
         if let Ok(mut inner) = serde_json::from_str::<Value>(s) {
-            let before = inner.clone();
-            each_text(&mut inner, Scope::Free, f);
-            if inner != before {
+            let changed = each_text(&mut inner, Scope::Free, f);
+            if changed {
                 *s = inner.to_string();
             }
-            return;
+            return changed;
         }
     }
-    f(s);
+    f(s)
 }
