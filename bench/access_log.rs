@@ -20,8 +20,8 @@ use std::io::Write;
 use std::sync::mpsc::sync_channel;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
-use tollgate::access_log::{AccessLog, AccessRecord};
 use tollgate::config::AccessLogTarget;
+use tollgate::telemetry::access_log::{AccessLog, AccessRecord};
 
 fn record() -> AccessRecord<'static> {
     AccessRecord {
@@ -129,7 +129,7 @@ fn captured_stream() -> Vec<u8> {
 }
 
 fn capture(c: &mut Criterion) {
-    let cap = tollgate::capture::Capture {
+    let cap = tollgate::telemetry::capture::Capture {
         request: bytes::Bytes::from_static(
             br#"{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Say hello"}]}"#,
         ),

@@ -14,9 +14,9 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::sync::Arc;
+use tollgate::auth::keys::{KeyRecord, KeyStore};
 use tollgate::auth::{digest, KeyTable};
 use tollgate::config::Consumer;
-use tollgate::keys::{KeyRecord, KeyStore};
 
 const KEYS: usize = 100_000;
 

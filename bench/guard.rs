@@ -12,11 +12,11 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use tollgate::dialect::Dialect;
 use tollgate::guard::stream::StreamGuard;
 use tollgate::guard::Scanner;
-use tollgate::meter::SseMeter;
 use tollgate::mock::openai;
+use tollgate::types::dialect::Dialect;
+use tollgate::wire::meter::SseMeter;
 
 const TOKENS: u64 = 500;
 

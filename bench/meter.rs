@@ -10,8 +10,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use tollgate::meter::SseMeter;
 use tollgate::mock::openai;
+use tollgate::wire::meter::SseMeter;
 
 fn stream(tokens: u64) -> Vec<u8> {
     let mut out = Vec::new();

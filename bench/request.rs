@@ -12,7 +12,7 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use tollgate::protocol::{parse, Operation};
+use tollgate::wire::protocol::{parse, Operation};
 
 fn body(content_bytes: usize) -> Bytes {
     let text = "The quick brown fox jumps over the lazy dog. ".repeat(content_bytes / 45 + 1);
@@ -57,13 +57,13 @@ fn count(c: &mut Criterion) {
     let prose = "The quick brown fox jumps over the lazy dog. ".repeat(1024 * 1024 / 45);
     let blob = "a".repeat(64 * 1024);
     g.bench_function("bounded_1MiB_prose", |b| {
-        b.iter(|| tollgate::tokens::count_text(black_box(&prose)))
+        b.iter(|| tollgate::wire::tokens::count_text(black_box(&prose)))
     });
     g.bench_function("tiktoken_whole_1MiB_prose", |b| {
         b.iter(|| bpe.encode_ordinary(black_box(&prose)).len())
     });
     g.bench_function("bounded_64KiB_no_whitespace", |b| {
-        b.iter(|| tollgate::tokens::count_text(black_box(&blob)))
+        b.iter(|| tollgate::wire::tokens::count_text(black_box(&blob)))
     });
     g.bench_function("tiktoken_whole_64KiB_no_whitespace", |b| {
         b.iter(|| bpe.encode_ordinary(black_box(&blob)).len())

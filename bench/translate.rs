@@ -11,9 +11,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use tollgate::meter::SseMeter;
 use tollgate::mock::{anthropic, openai};
-use tollgate::translate::stream::{ChunksToEvents, EventsToChunks};
+use tollgate::wire::meter::SseMeter;
+use tollgate::wire::translate::stream::{ChunksToEvents, EventsToChunks};
 
 const TOKENS: u64 = 500;
 

@@ -7,10 +7,10 @@
 use bytes::Bytes;
 use tollgate::edge::head::{check, HeadLimits};
 use tollgate::mcp::wire;
-use tollgate::meter::SseMeter;
-use tollgate::protocol::{self, Operation};
-use tollgate::sse::{Framer, Piece};
-use tollgate::translate::stream::{ChunksToEvents, EventsToChunks};
+use tollgate::wire::meter::SseMeter;
+use tollgate::wire::protocol::{self, Operation};
+use tollgate::wire::sse::{Framer, Piece};
+use tollgate::wire::translate::stream::{ChunksToEvents, EventsToChunks};
 
 /// One target's check.
 pub type Check = fn(&[u8]);
@@ -83,8 +83,8 @@ pub fn request(data: &[u8]) {
     };
     if let Some(object) = v.as_object() {
         let translated = [
-            tollgate::translate::request::chat_to_messages(object, "m"),
-            tollgate::translate::request::messages_to_chat(object, "m"),
+            tollgate::wire::translate::request::chat_to_messages(object, "m"),
+            tollgate::wire::translate::request::messages_to_chat(object, "m"),
         ];
         for t in translated.into_iter().flatten() {
             assert_eq!(t["model"], "m", "a translated body names its model");

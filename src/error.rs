@@ -4,10 +4,10 @@
 //! the client should retry, and its outcome label for metrics and the access log. Responses
 //! built here carry `x-tollgate-error: true` so clients can tell our errors from a provider's.
 
-use crate::counter::Counter;
-use crate::dialect::Dialect;
 use crate::guard::{BlockReason, Blocked, Flow};
-pub use crate::refusal::{Rejection, Shed};
+use crate::types::counter::Counter;
+use crate::types::dialect::Dialect;
+pub use crate::types::refusal::{Rejection, Shed};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use serde_json::json;
@@ -107,6 +107,22 @@ fn content_message(b: &Blocked, flow: Flow) -> String {
             "The moderation check `{}` of content policy `{}` could not be completed, and the policy blocks when it cannot.",
             b.rule, b.policy
         ),
+    }
+}
+
+impl From<crate::wire::WireError> for GatewayError {
+    fn from(e: crate::wire::WireError) -> Self {
+        use crate::wire::WireError;
+        match e {
+            WireError::InvalidJson(m) => GatewayError::InvalidJson(m),
+            WireError::InvalidField { param, message } => {
+                GatewayError::InvalidField { param, message }
+            }
+            WireError::Untranslatable { param, message } => {
+                GatewayError::Untranslatable { param, message }
+            }
+            WireError::NoTranslation => GatewayError::Internal,
+        }
     }
 }
 

@@ -1,57 +1,55 @@
 //! Tollgate: an AI gateway on Pingora.
 //!
-//! One OpenAI-compatible door to every model service: client keys, virtual models with
-//! weighted or priority routing and failover, backend credentials injected per target, and
-//! token metering of streaming and JSON responses. The request flow and which module owns each
-//! stage is written once, in [`proxy`]'s module doc.
+//! One door to every model service, in the OpenAI, Anthropic and Responses dialects: client
+//! keys, limits and budgets, guardrails, virtual models routed and failed over across OpenAI,
+//! Anthropic, Gemini, Azure and self-hosted backends, token metering of streams as they pass,
+//! an MCP gateway, and metrics, traces, logs and analytics. The request flow and which module
+//! owns each stage is written once, in [`server::proxy`]'s module doc.
+//!
+//! ## Layers
+//!
+//! A module may use the modules on its own layer and the layers above it in this list, never
+//! one below; `tests/module_graph.rs` reads this list and fails on an import against it or on a
+//! cycle.
+//!
+//! 1. `types` — the shared leaves: clock, what a limit counts, dialects, key digests, refusals.
+//! 2. `metrics` — the Prometheus registry and every series.
+//! 3. `wire` — SSE, JSON spans, tokens, request parsing, translation, metering; no Pingora.
+//! 4. `guard` — the guardrails: rules, matchers, the request and answer scanners.
+//! 5. `error` — every error the gateway makes and how it becomes a response.
+//! 6. `feedback` — health, latency and the retry budget, learnt from traffic.
+//! 7. `config` — the config file, parsed and checked, each error naming its field.
+//! 8. `mock` — the built-in LLM upstream that speaks the real wire formats.
+//! 9. `auth`, `limits`, `routing`, `upstream` — keys, limits, candidate plans, backend calls.
+//! 10. `attempt` — the failover policy (and stream recovery), with no I/O.
+//! 11. `runtime` — the snapshot a request runs on, and reloading it.
+//! 12. `telemetry` — access log, usage analytics, payload capture, traces.
+//! 13. `edge` — connections: PROXY protocol, TLS, heads, HTTP/2, caps.
+//! 14. `request` — one request's life on both I/O paths.
+//! 15. `mcp` — the MCP gateway.
+//! 16. `admin` — the admin API.
+//! 17. `server` — the Pingora phases, the wiring and the background services.
 
-pub mod access_log;
 pub mod admin;
-pub mod analytics;
 pub mod attempt;
 pub mod auth;
-pub mod capture;
-pub mod clock;
 pub mod config;
-pub mod counter;
-pub mod ctx;
-pub mod dialect;
 pub mod edge;
 pub mod error;
-pub mod exchange;
 pub mod feedback;
-pub mod forward;
 pub mod guard;
-pub mod https;
-pub mod intake;
-pub mod json_spans;
-pub mod key_digest;
-pub mod keys;
 pub mod limits;
 pub mod mcp;
-pub mod meter;
 pub mod metrics;
 pub mod mock;
-pub mod moderation;
-pub mod protocol;
-pub mod proxy;
-pub mod proxy_protocol;
-pub mod query;
-pub mod recovery;
-pub mod refusal;
-pub mod reload;
-pub mod report;
-pub mod respond;
+pub mod request;
 pub mod routing;
 pub mod runtime;
-pub mod screen;
 pub mod server;
-pub mod services;
-pub mod sse;
-pub mod tokens;
-pub mod trace;
-pub mod translate;
+pub mod telemetry;
+pub mod types;
 pub mod upstream;
+pub mod wire;
 
 /// The quick-start config, compiled in so the binary runs anywhere without `-c`.
 pub const EMBEDDED_CONFIG: &str = include_str!("../conf/tollgate.toml");

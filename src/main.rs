@@ -83,7 +83,7 @@ fn keys_command(
     token: Option<String>,
     json: bool,
 ) -> ExitCode {
-    use tollgate::keys::cli::{run, Command};
+    use tollgate::auth::keys::cli::{run, Command};
     let admin = admin
         .or_else(|| std::env::var("TOLLGATE_ADMIN_URL").ok())
         .unwrap_or_else(|| "http://127.0.0.1:9090".into());

@@ -1,6 +1,8 @@
-//! The module graph stays acyclic: a top-level module of `src/` (a file, or a folder with all
-//! it holds) may use another only if that one does not use it back, directly or through
-//! others. An edge is any `crate::module` path in a module's code outside `#[cfg(test)]`
+//! The module graph keeps its layers and stays acyclic. The layers are the numbered list in
+//! `src/lib.rs`'s module doc: a top-level module of `src/` (a file, or a folder with all it
+//! holds) may use a module on its own layer or a layer above it in that list, never one below,
+//! and every top-level module is on the list. Within a layer, a module may use another only if
+//! that one does not use it back, directly or through others. An edge is any `crate::module` path in a module's code outside `#[cfg(test)]`
 //! items and test files (`tests.rs`, `tests_*.rs`, anything under a `tests/` folder); `main.rs`,
 //! `lib.rs` and `src/bin/` are the roots and make no edges. On failure it names each cycle's
 //! modules and, for each edge inside it, a file that makes it.
@@ -202,7 +204,7 @@ fn module_edges(src: &Path) -> BTreeMap<String, BTreeMap<String, PathBuf>> {
 fn the_module_graph_has_no_cycle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let edges = module_edges(&src);
-    assert!(edges.len() > 20, "read {} modules", edges.len());
+    assert!(edges.len() > 15, "read {} modules", edges.len());
     let found = cycles(&edges);
     let mut report = String::new();
     for component in &found {
@@ -216,6 +218,96 @@ fn the_module_graph_has_no_cycle() {
         }
     }
     assert!(found.is_empty(), "{report}");
+}
+
+/// The layer of each module, from the numbered list in `lib.rs`: lines `//! N. `a`, `b` — …`.
+fn layers(lib: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for line in lib.lines() {
+        let Some(item) = line.strip_prefix("//! ") else {
+            continue;
+        };
+        let Some((number, rest)) = item.split_once(". ") else {
+            continue;
+        };
+        let Ok(layer) = number.parse::<usize>() else {
+            continue;
+        };
+        let names = rest.split(" — ").next().unwrap_or("");
+        for name in names.split(',') {
+            let name = name.trim().trim_matches('`');
+            if !name.is_empty() {
+                out.insert(name.to_string(), layer);
+            }
+        }
+    }
+    out
+}
+
+/// Every edge that points from a layer to a later one, and every module with no layer.
+fn layering_faults(
+    edges: &BTreeMap<String, BTreeMap<String, PathBuf>>,
+    layer: &BTreeMap<String, usize>,
+) -> Vec<String> {
+    let mut faults = Vec::new();
+    let mut modules: BTreeSet<&String> = edges.keys().collect();
+    modules.extend(edges.values().flat_map(|m| m.keys()));
+    for m in modules {
+        if !layer.contains_key(m) {
+            faults.push(format!("{m} is on no layer of lib.rs's list"));
+        }
+    }
+    for (from, uses) in edges {
+        for (to, file) in uses {
+            if let (Some(a), Some(b)) = (layer.get(from), layer.get(to)) {
+                if b > a {
+                    faults.push(format!(
+                        "{from} (layer {a}) uses {to} (layer {b}), below it   ({})",
+                        file.display()
+                    ));
+                }
+            }
+        }
+    }
+    faults
+}
+
+#[test]
+fn every_module_uses_only_its_layer_and_those_above() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let edges = module_edges(&root.join("src"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    let layer = layers(&lib);
+    assert!(layer.len() > 15, "read {} layered modules", layer.len());
+    let faults = layering_faults(&edges, &layer);
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
+}
+
+#[test]
+fn the_layer_check_sees_an_upward_import_and_an_unlisted_module() {
+    let lib = "//! Layers:\n//!\n//! 1. `low` — leaves.\n//! 2. `mid`, `side` — the middle.\n//! 3. `high` — wiring.\n";
+    let layer = layers(lib);
+    assert_eq!(layer.get("side"), Some(&2));
+    let mut edges: BTreeMap<String, BTreeMap<String, PathBuf>> = BTreeMap::new();
+    for (a, b) in [
+        ("high", "mid"),
+        ("mid", "side"),
+        ("mid", "low"),
+        ("low", "high"),
+        ("odd", "low"),
+    ] {
+        edges
+            .entry(a.into())
+            .or_default()
+            .insert(b.into(), PathBuf::from(a));
+    }
+    let faults = layering_faults(&edges, &layer);
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(faults[0].starts_with("odd is on no layer"), "{faults:?}");
+    assert!(
+        faults[1].starts_with("low (layer 1) uses high (layer 3)"),
+        "{faults:?}"
+    );
 }
 
 #[test]

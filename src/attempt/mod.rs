@@ -21,6 +21,8 @@
 //! health feedback, so nothing is counted twice. Time comes in as [`Now`], so tests need no
 //! clock.
 
+pub mod recovery;
+
 pub mod clocks;
 mod decision;
 pub mod outcome;

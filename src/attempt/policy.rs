@@ -2,8 +2,8 @@
 //! retries, which candidate can take an overflowing prompt, and which clock's limit ran out.
 
 use super::{observe, retry, AttemptOutcome, Attempts, Clock, Failure, Now, Observed};
+use crate::attempt::recovery::Resume;
 use crate::config::{StreamRecovery, Target};
-use crate::recovery::Resume;
 use std::time::Duration;
 
 impl Attempts {

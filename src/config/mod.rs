@@ -21,7 +21,7 @@ pub mod rules;
 mod server;
 pub mod tracing;
 
-use crate::key_digest::KeyDigest;
+use crate::types::key_digest::KeyDigest;
 pub use access::{build_nets, canonical_ip, AccessSettings, IpRules};
 use file::FileConfig;
 use http::{HeaderName, HeaderValue};
@@ -167,8 +167,8 @@ impl ProviderKind {
     }
 
     /// The wire format the provider speaks.
-    pub fn wire(self) -> crate::dialect::Wire {
-        use crate::dialect::Wire;
+    pub fn wire(self) -> crate::types::dialect::Wire {
+        use crate::types::dialect::Wire;
         match self {
             ProviderKind::Anthropic => Wire::Anthropic,
             ProviderKind::Gemini => Wire::Gemini,
@@ -192,12 +192,15 @@ impl ProviderKind {
 impl Provider {
     /// The wire format this provider is spoken to in for `operation`: its kind's, except that
     /// a Responses request stays one where the backend serves Responses itself.
-    pub fn wire_for(&self, operation: crate::protocol::Operation) -> crate::dialect::Wire {
+    pub fn wire_for(
+        &self,
+        operation: crate::wire::protocol::Operation,
+    ) -> crate::types::dialect::Wire {
         match (self.kind.wire(), operation) {
-            (crate::dialect::Wire::OpenAi, crate::protocol::Operation::Responses)
+            (crate::types::dialect::Wire::OpenAi, crate::wire::protocol::Operation::Responses)
                 if self.responses =>
             {
-                crate::dialect::Wire::Responses
+                crate::types::dialect::Wire::Responses
             }
             (wire, _) => wire,
         }

@@ -5,7 +5,7 @@
 use super::file;
 use super::providers::build_targets;
 use super::{limits, rules, Consumer, IpRules, Model, Price, Provider, Rule, Strategy, Target};
-use crate::key_digest::parse_key_digest;
+use crate::types::key_digest::parse_key_digest;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;

@@ -201,7 +201,7 @@ impl AdminSettings {
     /// Whether `presented` is one of the tokens (constant time per token).
     pub fn admits(&self, presented: &str) -> bool {
         use subtle::ConstantTimeEq;
-        let d = crate::key_digest::digest(presented);
+        let d = crate::types::key_digest::digest(presented);
         self.token_digests
             .iter()
             .fold(false, |ok, t| ok | bool::from(t.ct_eq(&d)))
@@ -225,7 +225,7 @@ pub(super) fn build_admin(
             Some(v) if !v.trim().is_empty() => {
                 for token in v.split(|c: char| c == ',' || c.is_whitespace()) {
                     if !token.is_empty() {
-                        token_digests.push(crate::key_digest::digest(token));
+                        token_digests.push(crate::types::key_digest::digest(token));
                     }
                 }
             }

@@ -9,7 +9,7 @@ use super::slots::{EdgeSlots, RequestSlot};
 use crate::config::edge::EdgeSettings;
 use crate::error::GatewayError;
 use crate::metrics::METRICS;
-use crate::refusal::Rejection;
+use crate::types::refusal::Rejection;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::v2::server::H2Options;
 use std::sync::Arc;

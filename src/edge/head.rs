@@ -5,8 +5,8 @@
 //! around values. An edge must refuse those outright (RFC 9112 §6.1, §6.3, §5.1), so this is
 //! written out by hand: httparse has no strict mode for them.
 
-use crate::dialect::Dialect;
-pub use crate::refusal::Rejection;
+use crate::types::dialect::Dialect;
+pub use crate::types::refusal::Rejection;
 
 /// The caps a head must stay under.
 #[derive(Debug, Clone, Copy)]

@@ -1,8 +1,8 @@
 //! The edge: every client connection passes here before Pingora's HTTP code sees a byte.
 //!
 //! For each connection, in order: the PROXY header (from trusted balancers,
-//! [`crate::proxy_protocol`]), the connection caps (all clients, one client address), the TLS
-//! handshake within its deadline on the HTTPS listener ([`crate::https`]), then for
+//! [`crate::edge::proxy_protocol`]), the connection caps (all clients, one client address), the TLS
+//! handshake within its deadline on the HTTPS listener ([`crate::edge::https`]), then for
 //! each request on it the head read with a total deadline and checked strictly ([`head`]),
 //! the in-flight cap, and only then Pingora's HTTP/1 session, fed the head again
 //! ([`prefixed`]) with the body and write deadlines set. Refusals are answered here in the
@@ -14,6 +14,9 @@
 //! Keep-alive is driven here (not by Pingora's service loop) so that every request on a
 //! connection, not only the first, meets the same deadline and checks.
 
+pub mod https;
+pub mod proxy_protocol;
+
 pub mod h2;
 pub mod head;
 mod memory;
@@ -22,10 +25,10 @@ mod reply;
 mod slots;
 
 use crate::config::edge::EdgeSettings;
-use crate::dialect::Dialect;
 use crate::error::{GatewayError, Shed};
 use crate::metrics::METRICS;
 use crate::runtime::Runtime;
+use crate::types::dialect::Dialect;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -119,7 +122,7 @@ pub struct EdgeApp<A> {
     pub runtime: Arc<ArcSwap<Runtime>>,
     pub slots: Arc<EdgeSlots>,
     /// The HTTPS listener's TLS (`None`: plain HTTP).
-    pub tls: Option<Arc<crate::https::TlsEdge>>,
+    pub tls: Option<Arc<crate::edge::https::TlsEdge>>,
 }
 
 impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> EdgeApp<A> {
@@ -213,7 +216,7 @@ impl<A: HttpServerApp + ServerApp + Send + Sync + 'static> ServerApp for EdgeApp
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let mut l4 = stream.into_any().downcast::<L4Stream>().ok()?;
-        if !crate::proxy_protocol::accept(&self.runtime, &mut l4).await {
+        if !crate::edge::proxy_protocol::accept(&self.runtime, &mut l4).await {
             return None;
         }
         let edge = self.runtime.load().config.edge;

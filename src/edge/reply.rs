@@ -2,8 +2,8 @@
 //! client's dialect, written straight to the connection with `Connection: close`, which is
 //! then closed. Bounded by the write deadline, so a client that does not read cannot hold it.
 
-use crate::dialect::Dialect;
 use crate::error::GatewayError;
+use crate::types::dialect::Dialect;
 use pingora::protocols::Stream;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

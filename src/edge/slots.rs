@@ -4,7 +4,7 @@
 use super::memory::MemoryWatch;
 use crate::config::edge::EdgeSettings;
 use crate::metrics::METRICS;
-use crate::refusal::Shed;
+use crate::types::refusal::Shed;
 use pingora::protocols::GetSocketDigest;
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -9,7 +9,7 @@ const WINDOW_S: usize = 10;
 
 /// The clock the budget's windows are counted on: Unix seconds.
 pub fn now_s() -> i64 {
-    i64::try_from(crate::clock::unix_seconds()).unwrap_or(i64::MAX)
+    i64::try_from(crate::types::clock::unix_seconds()).unwrap_or(i64::MAX)
 }
 
 #[derive(Debug)]

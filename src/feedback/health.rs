@@ -3,7 +3,7 @@
 //! `max_ejection`; when it expires, one request probes it (half-open); a success brings it
 //! back, a failure ejects it again for longer. The multiplier decays after healthy periods
 //! (one step per `base_ejection` of health, as Envoy's outlier detection does), and a
-//! background recovery probe ([`crate::services::health_checks`]) can bring an ejected
+//! background recovery probe ([`crate::server::services::health_checks`]) can bring an ejected
 //! provider back before its back-off runs out.
 //!
 //! State is per provider name, and per deployment (provider and upstream model), and
@@ -89,6 +89,8 @@ pub struct ProviderHealth {
     ejected: AtomicBool,
     /// Mirrors `state.consecutive > 0`.
     failing: AtomicBool,
+    /// The deployment's average time to first token, for `least_latency`.
+    pub latency: super::latency::Latency,
 }
 
 impl ProviderHealth {
@@ -104,6 +106,7 @@ impl ProviderHealth {
             state: Mutex::new(State::default()),
             ejected: AtomicBool::new(false),
             failing: AtomicBool::new(false),
+            latency: super::latency::Latency::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::stream::StreamGuard;
 use super::{text, Blocked, Scanner, Selected, Verdict};
-use crate::dialect::Dialect;
+use crate::types::dialect::Dialect;
 use bytes::Bytes;
 
 /// How a committed answer is screened.

@@ -18,7 +18,7 @@
 //!
 //! This module knows nothing of the proxy: it takes text and bytes and says what they
 //! become. Admission and the exchange apply its verdicts; the moderation hook's HTTP call
-//! is [`crate::moderation`]'s.
+//! is [`crate::request::moderation`]'s.
 
 pub mod answer;
 mod channel;

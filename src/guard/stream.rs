@@ -14,9 +14,9 @@
 use super::channel::Channel;
 use super::scan::{Scanner, Verdict};
 use super::wire::{self, BlockKind, ChoiceText, Field};
-use crate::dialect::Dialect;
-use crate::json_spans::string_value;
-use crate::sse::{Framer, Piece};
+use crate::types::dialect::Dialect;
+use crate::wire::json_spans::string_value;
+use crate::wire::sse::{Framer, Piece};
 use std::ops::Range;
 
 /// The filter of one response stream.

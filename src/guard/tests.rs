@@ -5,7 +5,7 @@ use super::matcher::{Matcher, Words};
 use super::scan::{Check, Rule};
 use super::stream::StreamGuard;
 use super::{Action, Flow, Scanner};
-use crate::dialect::Dialect;
+use crate::types::dialect::Dialect;
 use std::sync::Arc;
 
 pub(crate) fn rule(name: &str, action: Action, checks: Vec<Check>) -> Arc<Rule> {

@@ -6,7 +6,7 @@
 use super::stream::StreamGuard;
 use super::tests::{pii, run, scanner};
 use super::{text, Action, Verdict};
-use crate::dialect::Dialect;
+use crate::types::dialect::Dialect;
 use serde_json::{json, Value};
 
 const MAIL: &str = "john@example.com";

@@ -1,11 +1,11 @@
 //! What the stream filter reads of each event: where the text fields are (byte spans into
 //! the event's data), which choice or block they belong to, and whether a choice ends.
-//! Found with [`crate::json_spans::Cursor`], so an event's other bytes are never decoded.
+//! Found with [`crate::wire::json_spans::Cursor`], so an event's other bytes are never decoded.
 //!
 //! A field that appears twice in one object makes the event unreadable (`None`), as it is
 //! for `serde_json`: the filter then treats it like any event that is not a text event.
 
-use crate::json_spans::{as_u32, string_value, Cursor};
+use crate::wire::json_spans::{as_u32, string_value, Cursor};
 use std::borrow::Cow;
 use std::ops::Range;
 

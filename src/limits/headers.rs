@@ -3,7 +3,7 @@
 //! (`6s`, `1m30s`). Anthropic: `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}`,
 //! resets as RFC 3339 times.
 
-use crate::dialect::Dialect;
+use crate::types::dialect::Dialect;
 use http::HeaderValue;
 use pingora::http::ResponseHeader;
 

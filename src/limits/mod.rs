@@ -29,7 +29,7 @@ pub use decide::{Ask, Reservation, MAX_DEMAND};
 pub use headers::RateHeaders;
 pub use plan::{KeyScope, LimitPlan};
 
-pub use crate::counter::Counter;
+pub use crate::types::counter::Counter;
 
 /// Every counter of one scope.
 #[derive(Debug, Default)]

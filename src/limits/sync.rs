@@ -7,7 +7,7 @@
 //! exact totals, with nothing counted twice and no queue of unsynced deltas to replay.
 //!
 //! The tick itself (with the usage roll-ups and the key table beside it) is
-//! [`crate::services::store_sync`].
+//! [`crate::server::services::store_sync`].
 //!
 //! Concurrency fields carry a timestamp (`<count>:<unix ms>`); fields not refreshed within
 //! [`stale_ms`] belong to a dead instance and are ignored, then deleted.

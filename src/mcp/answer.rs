@@ -5,7 +5,7 @@
 use super::wire::{self, RpcError};
 use super::Bridge;
 use crate::attempt::ClientLeft;
-use crate::ctx::RequestCtx;
+use crate::request::ctx::RequestCtx;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;

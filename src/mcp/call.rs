@@ -8,7 +8,7 @@
 //! the headers it names in `forward_headers`.
 
 use crate::config::mcp::{Credential, Location, McpServer, Tool};
-use crate::ctx::McpOutcome;
+use crate::request::ctx::McpOutcome;
 use crate::runtime::Runtime;
 use bytes::Bytes;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};

@@ -9,7 +9,7 @@ use super::streamable::{negotiate, open_session, session_method};
 use super::wire::{self, Code, Message, RpcError};
 use super::Caller;
 use crate::attempt::ClientLeft;
-use crate::ctx::{McpExchange, RequestCtx};
+use crate::request::ctx::{McpExchange, RequestCtx};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;

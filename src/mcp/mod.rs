@@ -18,7 +18,7 @@
 //! | [`report`] | the access-log line and metrics |
 //! | `answer` | what the transport answers, written to the client |
 //!
-//! Served by `request_filter` before the LLM admission (see [`crate::proxy`]).
+//! Served by `request_filter` before the LLM admission (see [`crate::server::proxy`]).
 
 mod answer;
 pub mod call;
@@ -31,12 +31,12 @@ pub mod seal;
 pub mod streamable;
 pub mod wire;
 
+use crate::auth::keys::KeyGrant;
 use crate::config::mcp::{McpServer, McpSettings};
 use crate::config::Consumer;
-use crate::ctx::{McpExchange, McpOutcome, RequestCtx};
 use crate::error::GatewayError;
-use crate::keys::KeyGrant;
 use crate::limits::KeyScope;
+use crate::request::ctx::{McpExchange, McpOutcome, RequestCtx};
 use crate::runtime::Runtime;
 use answer::{write, Answer};
 use bytes::Bytes;
@@ -313,7 +313,7 @@ async fn answer(
             );
         }
     }
-    let consumer = match crate::intake::authenticate(session, ctx, runtime) {
+    let consumer = match crate::request::intake::authenticate(session, ctx, runtime) {
         Ok(c) => c,
         Err(e) => return refusal(e),
     };
@@ -333,7 +333,7 @@ async fn answer(
         if !accepts_json(accept) && !accept.contains("text/event-stream") {
             return Answer::NotAcceptable;
         }
-        match crate::intake::read_body(session, settings.max_body_bytes).await {
+        match crate::request::intake::read_body(session, settings.max_body_bytes).await {
             Ok(b) => b,
             Err(e) => return refusal(e),
         }

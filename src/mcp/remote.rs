@@ -10,7 +10,7 @@ use super::call::{send, Built, Exchanged};
 use super::wire::{self, Code, RpcError, LATEST_HANDSHAKE, MODERN_VERSIONS};
 use super::Caller;
 use crate::config::mcp::McpServer;
-use crate::ctx::McpOutcome;
+use crate::request::ctx::McpOutcome;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};

@@ -2,9 +2,9 @@
 //! `tollgate_mcp_calls_total{server,tool,outcome}` and `tollgate_mcp_call_duration_seconds`.
 //! Labels are configured names only: a call naming an unknown tool is logged, not labelled.
 
-use crate::access_log::{now_rfc3339, AccessLog};
-use crate::ctx::{McpExchange, RequestCtx};
 use crate::metrics::METRICS;
+use crate::request::ctx::{McpExchange, RequestCtx};
+use crate::telemetry::access_log::{now_rfc3339, AccessLog};
 use serde::Serialize;
 
 #[derive(Serialize)]

@@ -13,7 +13,7 @@
 use super::seal::{self, Session as Sealed};
 use super::wire::{self, Code, Message, Routing, RpcError, HANDSHAKE_VERSIONS, LATEST_HANDSHAKE};
 use super::{Answer, Bridge, Caller};
-use crate::ctx::{McpExchange, McpOutcome};
+use crate::request::ctx::{McpExchange, McpOutcome};
 use serde_json::{json, Value};
 
 /// What a POST carries after the transport checks: the body and the headers that matter.

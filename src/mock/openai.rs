@@ -229,7 +229,7 @@ pub fn error(status: u16) -> Value {
 }
 
 fn now() -> u64 {
-    crate::clock::unix_seconds()
+    crate::types::clock::unix_seconds()
 }
 
 /// Whether a chat request asks for JSON output (`response_format` json_object or json_schema).

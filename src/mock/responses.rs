@@ -2,15 +2,17 @@
 //!
 //! The answer is made the way the mock makes a chat answer (same text, tool call and usage)
 //! and written in the Responses format by the gateway's own Responses writer
-//! ([`crate::translate::responses`]), which the official SDK tests check against the SDK's
+//! ([`crate::wire::translate::responses`]), which the official SDK tests check against the SDK's
 //! strict stream accumulator. A JSON `text.format` gets `{"answer": <text>}`.
 
 use super::http1::{self, ChunkedWriter, RawRequest};
 use super::openai;
 use super::script::Script;
 use super::ToolCall;
-use crate::translate::responses::stream::ChunksToResponses;
-use crate::translate::responses::{request::responses_to_chat, response::completion_to_response};
+use crate::wire::translate::responses::stream::ChunksToResponses;
+use crate::wire::translate::responses::{
+    request::responses_to_chat, response::completion_to_response,
+};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 

@@ -2,7 +2,7 @@
 //! message, top-level JSON fields and headers. Read from the raw body without building a
 //! whole JSON tree, and only for models that have rules or context windows.
 
-use crate::tokens;
+use crate::wire::tokens;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;

@@ -154,12 +154,7 @@ fn ordered(model: &Model, targets: &[Target], basis: CostBasis, rng: &mut impl R
         Strategy::LeastLatency if rng.random_bool(latency::EXPLORE) => weighted_order(targets, rng),
         Strategy::LeastLatency => {
             let mut order: Vec<usize> = (0..targets.len()).collect();
-            let key = |i: &usize| {
-                let t = &targets[*i];
-                latency::LATENCY
-                    .get(&t.provider.name, &t.model)
-                    .unwrap_or(0.0)
-            };
+            let key = |i: &usize| targets[*i].health.latency.get().unwrap_or(0.0);
             order.sort_by(|a, b| key(a).total_cmp(&key(b)));
             order
         }

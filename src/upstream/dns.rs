@@ -2,7 +2,7 @@
 //! provider's traffic. Resolution never runs on a request: [`resolve`] runs when a config is
 //! built (startup, or a reload's blocking task), and a background service re-resolves every
 //! `server.resolve_interval_ms` on tokio's blocking pool
-//! ([`crate::services::dns`]). A failed or empty re-resolution keeps
+//! ([`crate::server::services::dns`]). A failed or empty re-resolution keeps
 //! the last good set.
 //!
 //! `server.hosts_file` (in `/etc/hosts` format) is read first, at every resolution, then the

@@ -11,7 +11,7 @@ pub mod redact;
 use crate::config::mcp::McpServer;
 use crate::config::{Config, Provider, ProviderKind, Target, Upstream};
 use crate::error::GatewayError;
-use crate::protocol::Operation;
+use crate::wire::protocol::Operation;
 use arc_swap::ArcSwap;
 use pingora::http::RequestHeader;
 use pingora::protocols::ALPN;

@@ -1,0 +1,182 @@
+//! Finishing a broken stream on the next candidate (the model's `stream_recovery`): the engine
+//! decides whether and how ([`crate::attempt::Attempts::resume`]); this sends the continuation
+//! ([`crate::attempt::recovery::continuation`]), reads its header, and sets up the splice that keeps the
+//! client's stream one answer.
+
+use super::{is_event_stream, send_request};
+use crate::attempt::recovery::splice::Splice;
+use crate::attempt::recovery::{self, first_share};
+use crate::attempt::{Answer, Clocks, Failure, Now};
+use crate::config::StreamRecovery;
+use crate::metrics::METRICS;
+use crate::request::ctx::{BodyMeter, RequestCtx};
+use crate::runtime::Runtime;
+use crate::wire::translate::ResponseTranslator;
+use pingora::connectors::http::Connector;
+use pingora::protocols::http::client::HttpSession;
+use pingora::proxy::Session;
+use pingora::upstreams::peer::HttpPeer;
+use std::time::Instant;
+
+/// One upstream leg of a response: the connection, its peer and its clocks.
+pub struct Leg {
+    pub upstream: HttpSession,
+    pub peer: Box<HttpPeer>,
+    pub clocks: Clocks,
+}
+
+/// After the stream broke with `failure`: the next leg to relay, its header read and the
+/// splice in place, or `None` (the caller ends the stream with the honest error).
+pub async fn resume(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+    connector: &Connector,
+    failure: Failure,
+    started: Instant,
+) -> Option<Leg> {
+    let configured = ctx.attempts.as_ref()?.plan().model.stream_recovery;
+    if configured == StreamRecovery::Off {
+        return None;
+    }
+    let request = ctx.admission.request.clone()?;
+    let (transcript, base) = match ctx.response.as_ref().map(|c| &c.meter) {
+        Some(BodyMeter::Sse(m)) => (
+            m.transcript.clone()?,
+            first_share(
+                m.usage,
+                request.prompt_tokens_estimate,
+                m.deltas,
+                m.text_bytes,
+            ),
+        ),
+        Some(BodyMeter::Json(_)) | None => return None,
+    };
+    let choices = serde_json::from_slice::<serde_json::Value>(&request.body)
+        .ok()
+        .and_then(|v| v["n"].as_u64())
+        .unwrap_or(1);
+    // A Responses stream is not spliced (the splice speaks chat and Messages).
+    let resumable = !transcript.unresumable
+        && choices <= 1
+        && request.operation != crate::wire::protocol::Operation::Responses;
+    let mode = ctx
+        .attempts
+        .as_mut()?
+        .resume(failure, resumable, Now::real());
+    let Some(mode) = mode else {
+        METRICS
+            .stream_recoveries
+            .with_label_values(&[configured.label(), "not_resumable"])
+            .inc();
+        return None;
+    };
+    let leg = continue_on_next(
+        session,
+        ctx,
+        runtime,
+        connector,
+        &request,
+        mode,
+        &transcript.text,
+        started,
+    )
+    .await;
+    let Some((leg, skip)) = leg else {
+        METRICS
+            .stream_recoveries
+            .with_label_values(&[mode.label(), "failed"])
+            .inc();
+        return None;
+    };
+    let upstream = ctx.target()?.provider.wire_for(request.operation);
+    let dialect = ctx.dialect;
+    let c = ctx.response.as_mut()?;
+    c.translator = ResponseTranslator::new(request.operation.wire(), dialect, upstream, 200, true);
+    c.splice = Some(Splice::new(dialect, transcript, base, skip));
+    c.rewrites = true;
+    ctx.end.resumed = Some(mode);
+    METRICS
+        .stream_recoveries
+        .with_label_values(&[mode.label(), "resumed"])
+        .inc();
+    Some(leg)
+}
+
+/// Begin the continuation attempt and read its header: a 200 event stream, or `None`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the exchange's parts, borrowed apart"
+)]
+async fn continue_on_next(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    runtime: &Runtime,
+    connector: &Connector,
+    request: &crate::wire::protocol::ParsedRequest,
+    mode: recovery::Resume,
+    sent: &str,
+    started: Instant,
+) -> Option<(Leg, String)> {
+    let target = ctx.attempts.as_mut()?.begin().ok()?;
+    let failed = |ctx: &mut RequestCtx, f: Failure| {
+        if let Some(a) = ctx.attempts.as_mut() {
+            // Logged; the client gets the honest error of the first break either way.
+            let _decision = a.failed(f, false, Now::real());
+        }
+    };
+    let dialect = target.provider.wire_for(request.operation);
+    let Ok(cont) = recovery::continuation(request, mode, sent, dialect, &target.model) else {
+        failed(ctx, Failure::Other);
+        return None;
+    };
+    ctx.upstream.body = cont.body;
+    let Ok(peer) = runtime.upstreams.peer(&target) else {
+        failed(ctx, Failure::Unresolved);
+        return None;
+    };
+    let mut req = session.req_header().clone();
+    let len = ctx.upstream.body.len();
+    if runtime
+        .upstreams
+        .prepare_request(
+            &mut req,
+            &target,
+            request.operation,
+            true,
+            len,
+            &ctx.request_id,
+        )
+        .and_then(|()| ctx.propagate_trace(&mut req))
+        .is_err()
+    {
+        failed(ctx, Failure::Other);
+        return None;
+    }
+    let clocks = Clocks::of(&target.provider, started, Instant::now(), true);
+    let mut upstream = match connector.get_http_session(&*peer).await {
+        Ok((s, _)) => s,
+        Err(e) => {
+            failed(ctx, Failure::of(&e, false));
+            return None;
+        }
+    };
+    if let Err(f) = send_request(&mut upstream, req, ctx, &clocks).await {
+        failed(ctx, f);
+        return None;
+    }
+    let header = upstream.response_header()?;
+    let (status, sse) = (header.status.as_u16(), is_event_stream(header));
+    let answer = ctx
+        .attempts
+        .as_mut()?
+        .answered(status, false, None, Now::real());
+    (answer == Answer::Commit && status == 200 && sse).then_some((
+        Leg {
+            upstream,
+            peer,
+            clocks,
+        },
+        cont.skip,
+    ))
+}
