@@ -242,83 +242,17 @@ fn build_rule(
     r: &GuardRuleSection,
     errs: &mut Vec<String>,
 ) -> Option<Rule> {
-    let act = action(r.action);
-    let replacement =
-        |label: &str| -> Arc<str> { Arc::from(r.replacement.as_deref().unwrap_or(label)) };
     let checks = match r.kind {
-        RuleKind::Words => {
-            let mut words = r.words.clone();
-            if let Some(path) = &r.words_file {
-                match std::fs::read_to_string(path) {
-                    Ok(text) => words.extend(
-                        text.lines()
-                            .map(str::trim)
-                            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                            .map(String::from),
-                    ),
-                    Err(e) => {
-                        errs.push(format!("{at}.words_file: cannot read {path}: {e}"));
-                        return None;
-                    }
-                }
-            }
-            match Words::new(&words, r.whole_word) {
-                Ok(w) => vec![Check {
-                    matcher: Matcher::Words(Box::new(w)),
-                    replacement: replacement("[REDACTED]"),
-                }],
-                Err(e) => {
-                    errs.push(format!("{at}.words: {e}"));
-                    return None;
-                }
-            }
-        }
-        RuleKind::Pii => {
-            let wanted: Vec<Detector> = if r.detectors.is_empty() {
-                Detector::ALL.to_vec()
-            } else {
-                let mut v = Vec::new();
-                for (k, name) in r.detectors.iter().enumerate() {
-                    match Detector::from_name(name) {
-                        Some(d) => v.push(d),
-                        None => errs.push(format!(
-                            "{at}.detectors[{k}]: unknown detector `{name}` (one of {})",
-                            Detector::ALL.map(Detector::name).join(", ")
-                        )),
-                    }
-                }
-                v
-            };
-            let mut checks = Vec::new();
-            for d in wanted {
-                match d.pattern() {
-                    Ok(p) => checks.push(Check {
-                        matcher: Matcher::Pattern(Box::new(p)),
-                        replacement: replacement(d.label()),
-                    }),
-                    Err(e) => {
-                        errs.push(format!("{at}.detectors: {} failed to build: {e}", d.name()))
-                    }
-                }
-            }
-            checks
-        }
+        RuleKind::Words => word_checks(at, r, errs)?,
+        RuleKind::Pii => pii_checks(at, r, errs),
         RuleKind::Regex => {
             let Some(source) = &r.pattern else {
                 errs.push(format!("{at}.pattern is required for kind = \"regex\""));
                 return None;
             };
             let longest = r.max_match_chars.unwrap_or(DEFAULT_MAX_MATCH);
-            match Pattern::new(source, r.case_insensitive, longest * 4, None) {
-                Ok(p) => vec![Check {
-                    matcher: Matcher::Pattern(Box::new(p)),
-                    replacement: replacement("[REDACTED]"),
-                }],
-                Err(e) => {
-                    errs.push(format!("{at}.pattern: {e}"));
-                    return None;
-                }
-            }
+            let built = Pattern::new(source, r.case_insensitive, longest * 4, None);
+            vec![pattern_check(built, r, &format!("{at}.pattern"), errs)?]
         }
         RuleKind::Injection => {
             let Some(source) = injection::combined(r.defaults, &r.patterns) else {
@@ -328,16 +262,8 @@ fn build_rule(
                 return None;
             };
             let longest = r.max_match_chars.unwrap_or(injection::LONGEST);
-            match Pattern::new(&source, true, longest * 4, None) {
-                Ok(p) => vec![Check {
-                    matcher: Matcher::Pattern(Box::new(p)),
-                    replacement: replacement("[REDACTED]"),
-                }],
-                Err(e) => {
-                    errs.push(format!("{at}.patterns: {e}"));
-                    return None;
-                }
-            }
+            let built = Pattern::new(&source, true, longest * 4, None);
+            vec![pattern_check(built, r, &format!("{at}.patterns"), errs)?]
         }
     };
     if checks.is_empty() {
@@ -346,9 +272,92 @@ fn build_rule(
     Some(Rule {
         policy: Arc::clone(policy),
         name: Arc::from(r.name.as_str()),
-        action: act,
+        action: action(r.action),
         checks,
     })
+}
+
+/// What a rule's match is replaced with: the rule's `replacement`, else `label`.
+fn replacement(r: &GuardRuleSection, label: &str) -> Arc<str> {
+    Arc::from(r.replacement.as_deref().unwrap_or(label))
+}
+
+/// `kind = "words"`: the listed words and those of `words_file`, one matcher.
+fn word_checks(at: &str, r: &GuardRuleSection, errs: &mut Vec<String>) -> Option<Vec<Check>> {
+    let mut words = r.words.clone();
+    if let Some(path) = &r.words_file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => words.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(String::from),
+            ),
+            Err(e) => {
+                errs.push(format!("{at}.words_file: cannot read {path}: {e}"));
+                return None;
+            }
+        }
+    }
+    match Words::new(&words, r.whole_word) {
+        Ok(w) => Some(vec![Check {
+            matcher: Matcher::Words(Box::new(w)),
+            replacement: replacement(r, "[REDACTED]"),
+        }]),
+        Err(e) => {
+            errs.push(format!("{at}.words: {e}"));
+            None
+        }
+    }
+}
+
+/// `kind = "pii"`: one check per detector asked for (all of them when none is named).
+fn pii_checks(at: &str, r: &GuardRuleSection, errs: &mut Vec<String>) -> Vec<Check> {
+    let wanted: Vec<Detector> = if r.detectors.is_empty() {
+        Detector::ALL.to_vec()
+    } else {
+        let mut v = Vec::new();
+        for (k, name) in r.detectors.iter().enumerate() {
+            match Detector::from_name(name) {
+                Some(d) => v.push(d),
+                None => errs.push(format!(
+                    "{at}.detectors[{k}]: unknown detector `{name}` (one of {})",
+                    Detector::ALL.map(Detector::name).join(", ")
+                )),
+            }
+        }
+        v
+    };
+    let mut checks = Vec::new();
+    for d in wanted {
+        match d.pattern() {
+            Ok(p) => checks.push(Check {
+                matcher: Matcher::Pattern(Box::new(p)),
+                replacement: replacement(r, d.label()),
+            }),
+            Err(e) => errs.push(format!("{at}.detectors: {} failed to build: {e}", d.name())),
+        }
+    }
+    checks
+}
+
+/// A regex or injection rule's one check, or its error under `field`.
+fn pattern_check<E: std::fmt::Display>(
+    built: Result<Pattern, E>,
+    r: &GuardRuleSection,
+    field: &str,
+    errs: &mut Vec<String>,
+) -> Option<Check> {
+    match built {
+        Ok(p) => Some(Check {
+            matcher: Matcher::Pattern(Box::new(p)),
+            replacement: replacement(r, "[REDACTED]"),
+        }),
+        Err(e) => {
+            errs.push(format!("{field}: {e}"));
+            None
+        }
+    }
 }
 
 fn build_moderation(

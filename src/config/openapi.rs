@@ -118,6 +118,34 @@ fn tool_name(raw: &str) -> String {
     }
 }
 
+/// A tool's input schema as it is built: its properties and the required ones.
+#[derive(Default)]
+struct Arguments {
+    properties: Map<String, Value>,
+    required: Vec<Value>,
+}
+
+impl Arguments {
+    fn add(&mut self, name: &str, schema: Value, required: bool) {
+        self.properties.insert(name.to_string(), schema);
+        if required {
+            self.required.push(Value::from(name));
+        }
+    }
+}
+
+/// The operation's summary and description, or its method and path when it has neither.
+fn description(op: &Value, method: &str, path: &str) -> String {
+    let summary = op.get("summary").and_then(Value::as_str).unwrap_or("");
+    let detail = op.get("description").and_then(Value::as_str).unwrap_or("");
+    match (summary.is_empty(), detail.is_empty()) {
+        (true, true) => format!("{} {path}", method.to_uppercase()),
+        (false, true) => summary.to_string(),
+        (true, false) => detail.to_string(),
+        (false, false) => format!("{summary}\n\n{detail}"),
+    }
+}
+
 struct Resolver<'a> {
     doc: &'a Value,
     legacy_nullable: bool,
@@ -135,18 +163,50 @@ impl Resolver<'_> {
         shared: &Value,
     ) -> Result<Tool, String> {
         let op = self.resolve(op, path, &mut Vec::new())?;
-        let summary = op.get("summary").and_then(Value::as_str).unwrap_or("");
-        let detail = op.get("description").and_then(Value::as_str).unwrap_or("");
-        let description = match (summary.is_empty(), detail.is_empty()) {
-            (true, true) => format!("{} {path}", method.to_uppercase()),
-            (false, true) => summary.to_string(),
-            (true, false) => detail.to_string(),
-            (false, false) => format!("{summary}\n\n{detail}"),
+        let mut args = Arguments::default();
+        let params = self.params(&op, shared, path, &mut args)?;
+        let body = self.body(&op, path, &mut args)?;
+        let mut input = json!({"type": "object", "properties": args.properties});
+        if !args.required.is_empty() {
+            input["required"] = Value::Array(args.required);
+        }
+        let (output_schema, wraps_output) = match self.output_schema(&op, path)? {
+            Some(s) if is_object_schema(&s) => (Some(s), false),
+            Some(s) => (
+                Some(
+                    json!({"type": "object", "properties": {"result": s}, "required": ["result"]}),
+                ),
+                true,
+            ),
+            None => (None, false),
         };
-        let mut properties = Map::new();
-        let mut required = Vec::new();
-        let mut params = Vec::new();
-        // Operation parameters override the path item's by name and location.
+        Ok(Tool {
+            name,
+            description: description(&op, method, path),
+            input_schema: input,
+            output_schema,
+            wraps_output,
+            operation: Operation {
+                method: method
+                    .to_uppercase()
+                    .parse::<http::Method>()
+                    .map_err(|_| "bad method".to_string())?,
+                path: path.to_string(),
+                params,
+                body,
+            },
+        })
+    }
+
+    /// The operation's parameters (overriding the path item's by name and location) as
+    /// arguments; cookies are left out.
+    fn params(
+        &self,
+        op: &Value,
+        shared: &Value,
+        path: &str,
+        args: &mut Arguments,
+    ) -> Result<Vec<Param>, String> {
         let own = op.get("parameters").cloned().unwrap_or(json!([]));
         let listed = |v: &Value| v.as_array().cloned().unwrap_or_default();
         let mut all: Vec<Value> = listed(&own);
@@ -156,6 +216,7 @@ impl Resolver<'_> {
                 all.push(p);
             }
         }
+        let mut params = Vec::new();
         for p in all {
             let p = self.resolve(&p, path, &mut Vec::new())?;
             let pname = p
@@ -180,15 +241,12 @@ impl Resolver<'_> {
             if let (Some(d), Some(obj)) = (p.get("description"), schema.as_object_mut()) {
                 obj.entry("description").or_insert(d.clone());
             }
-            let argument = if properties.contains_key(pname) || pname == "body" {
+            let argument = if args.properties.contains_key(pname) || pname == "body" {
                 format!("{}_{pname}", location_word(location))
             } else {
                 pname.to_string()
             };
-            properties.insert(argument.clone(), schema);
-            if req {
-                required.push(Value::from(argument.clone()));
-            }
+            args.add(&argument, schema, req);
             params.push(Param {
                 name: pname.to_string(),
                 argument,
@@ -196,57 +254,33 @@ impl Resolver<'_> {
                 required: req,
             });
         }
-        let mut body = None;
-        if let Some(rb) = op.get("requestBody") {
-            let rb = self.resolve(rb, path, &mut Vec::new())?;
-            let req = rb.get("required").and_then(Value::as_bool).unwrap_or(false);
-            match json_media(&rb) {
-                Some((content_type, media)) => {
-                    let schema = media.get("schema").cloned().unwrap_or(json!({}));
-                    properties.insert("body".into(), schema);
-                    if req {
-                        required.push("body".into());
-                    }
-                    body = Some(BodyParam {
-                        required: req,
-                        content_type,
-                    });
-                }
-                None if req => return Err("its request body is not JSON".into()),
-                None => {}
-            }
-        }
-        let mut input = json!({"type": "object", "properties": properties});
-        if !required.is_empty() {
-            input["required"] = Value::Array(required);
-        }
-        let (output_schema, wraps_output) = match self.output_schema(&op, path)? {
-            Some(s) if is_object_schema(&s) => (Some(s), false),
-            Some(s) => (
-                Some(
-                    json!({"type": "object", "properties": {"result": s}, "required": ["result"]}),
-                ),
-                true,
-            ),
-            None => (None, false),
+        Ok(params)
+    }
+
+    /// The JSON request body, as the `body` argument.
+    fn body(
+        &self,
+        op: &Value,
+        path: &str,
+        args: &mut Arguments,
+    ) -> Result<Option<BodyParam>, String> {
+        let Some(rb) = op.get("requestBody") else {
+            return Ok(None);
         };
-        let method = method
-            .to_uppercase()
-            .parse::<http::Method>()
-            .map_err(|_| "bad method".to_string())?;
-        Ok(Tool {
-            name,
-            description,
-            input_schema: input,
-            output_schema,
-            wraps_output,
-            operation: Operation {
-                method,
-                path: path.to_string(),
-                params,
-                body,
-            },
-        })
+        let rb = self.resolve(rb, path, &mut Vec::new())?;
+        let req = rb.get("required").and_then(Value::as_bool).unwrap_or(false);
+        match json_media(&rb) {
+            Some((content_type, media)) => {
+                let schema = media.get("schema").cloned().unwrap_or(json!({}));
+                args.add("body", schema, req);
+                Ok(Some(BodyParam {
+                    required: req,
+                    content_type,
+                }))
+            }
+            None if req => Err("its request body is not JSON".into()),
+            None => Ok(None),
+        }
     }
 
     /// The first 2xx response's JSON schema (`200` before `201`..., then `2XX`).

@@ -21,6 +21,7 @@ use crate::error::GatewayError;
 use crate::request::ctx::RequestCtx;
 use crate::request::respond::{end_stream_blocked, end_stream_with_error, respond_error};
 use crate::runtime::Runtime;
+use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
@@ -123,29 +124,9 @@ async fn attempt(
         respond_error(session, ctx, GatewayError::Internal).await;
         return Tried::Done;
     };
-    let status = header.status.as_u16();
-    let Some(attempts) = ctx.attempts.as_mut() else {
-        return Tried::Done;
-    };
-    let holdable = status == 400 || (status == 200 && is_event_stream(&header));
-    let retry_after = retry::retry_after(&header.headers, crate::types::clock::now());
-    let held = match attempts.answered(status, holdable, retry_after, Now::real()) {
-        Answer::RetrySame { .. } | Answer::FailOver => return Tried::Again,
-        Answer::Commit => Vec::new(),
-        Answer::ReadFirstEvent => match hold::first_content(&mut upstream, clocks).await {
-            Ok(first) => match verdict(ctx, |a, now| a.first_event(first.is_error, now)) {
-                Verdict::FailOver => return Tried::Again,
-                Verdict::Commit => first.chunks,
-            },
-            Err(failure) => return give_up_or_again(session, ctx, failure, false).await,
-        },
-        Answer::ReadErrorBody => match hold::error_body(&mut upstream, clocks).await {
-            Ok(body) => match verdict(ctx, |a, now| a.error_body(body.context_overflow, now)) {
-                Verdict::FailOver => return Tried::Again,
-                Verdict::Commit => body.chunks,
-            },
-            Err(failure) => return give_up_or_again(session, ctx, failure, false).await,
-        },
+    let held = match held_before_commit(session, ctx, &mut upstream, &header, clocks).await {
+        Ok(held) => held,
+        Err(tried) => return tried,
     };
     ctx.commit(&header);
     if ctx.screens_whole_body() {
@@ -167,12 +148,59 @@ async fn attempt(
         ctx.end.client_left = Some(ClientLeft::of(&e));
         return Tried::Done;
     }
-    let mut leg = Leg {
+    let leg = Leg {
         upstream,
         peer,
         clocks: *clocks,
     };
-    let mut held = held;
+    relay(session, ctx, (runtime, connector), leg, held, started).await
+}
+
+/// The engine's answer to the header: retry or fail over (`Err`), or commit with what was
+/// read to decide (a stream's first event, a 400's body) to send first.
+async fn held_before_commit(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    upstream: &mut HttpSession,
+    header: &ResponseHeader,
+    clocks: &Clocks,
+) -> Result<Vec<Bytes>, Tried> {
+    let status = header.status.as_u16();
+    let Some(attempts) = ctx.attempts.as_mut() else {
+        return Err(Tried::Done);
+    };
+    let holdable = status == 400 || (status == 200 && is_event_stream(header));
+    let retry_after = retry::retry_after(&header.headers, crate::types::clock::now());
+    match attempts.answered(status, holdable, retry_after, Now::real()) {
+        Answer::RetrySame { .. } | Answer::FailOver => Err(Tried::Again),
+        Answer::Commit => Ok(Vec::new()),
+        Answer::ReadFirstEvent => match hold::first_content(upstream, clocks).await {
+            Ok(first) => match verdict(ctx, |a, now| a.first_event(first.is_error, now)) {
+                Verdict::FailOver => Err(Tried::Again),
+                Verdict::Commit => Ok(first.chunks),
+            },
+            Err(failure) => Err(give_up_or_again(session, ctx, failure, false).await),
+        },
+        Answer::ReadErrorBody => match hold::error_body(upstream, clocks).await {
+            Ok(body) => match verdict(ctx, |a, now| a.error_body(body.context_overflow, now)) {
+                Verdict::FailOver => Err(Tried::Again),
+                Verdict::Commit => Ok(body.chunks),
+            },
+            Err(failure) => Err(give_up_or_again(session, ctx, failure, false).await),
+        },
+    }
+}
+
+/// Relay the committed answer to the client, leg by leg: a stream that breaks resumes on the
+/// next candidate when recovery allows.
+async fn relay(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    (runtime, connector): (&Runtime, &Connector),
+    mut leg: Leg,
+    mut held: Vec<Bytes>,
+    started: Instant,
+) -> Tried {
     let mut windows = screened::Windows::new(ctx, runtime, connector);
     loop {
         match relay_body(

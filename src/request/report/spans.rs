@@ -40,6 +40,51 @@ pub(super) fn build(
             .map_or("unknown", |p| p.kind.label())
     };
 
+    let attributes = attributes(ctx, s, f, operation, log, &provider_kind);
+    let mut events = t.events.clone();
+    events.extend(failover_events(log, &nanos_at));
+    let failed = f.status >= 500 || f.status == 0;
+    let mut spans = vec![span(
+        t,
+        t.context.span_id,
+        t.parent,
+        format!("{operation} {}", request.map_or("", |r| r.model.as_str())),
+        otlp::SPAN_KIND_SERVER,
+        (t.start_unix_nanos, end),
+        attributes,
+        events,
+        failed.then(|| s.outcome.label()),
+    )];
+    for (k, a) in log.iter().enumerate() {
+        let last = k + 1 == log.len();
+        let ended = match (last, a.outcome) {
+            // The answer's span lasts until its body is through.
+            (true, AttemptOutcome::Ok | AttemptOutcome::Status | AttemptOutcome::Pending) => end,
+            _ => a.ended.map_or(end, nanos_at),
+        };
+        spans.push(attempt_span(
+            t,
+            k,
+            a,
+            operation,
+            provider_kind(&a.provider),
+            (nanos_at(a.began), ended),
+        ));
+    }
+    spans
+}
+
+/// The request span's attributes: the GenAI semantic conventions and Tollgate's own.
+fn attributes(
+    ctx: &RequestCtx,
+    s: &Settled,
+    f: &Finished<'_>,
+    operation: &'static str,
+    log: &[AttemptEntry],
+    provider_kind: &impl Fn(&str) -> &'static str,
+) -> Vec<KeyValue> {
+    let request = ctx.admission.request.as_ref();
+    let runtime = ctx.runtime.as_ref();
     let mut attributes = vec![
         KeyValue::str("gen_ai.operation.name", operation),
         KeyValue::str("http.request.method", f.method),
@@ -86,7 +131,12 @@ pub(super) fn build(
         attributes.push(KeyValue::str("error.type", s.outcome.label()));
     }
 
-    let mut events = t.events.clone();
+    attributes
+}
+
+/// One event per failover: from which provider to which, and why.
+fn failover_events(log: &[AttemptEntry], nanos_at: &impl Fn(Instant) -> u64) -> Vec<otlp::Event> {
+    let mut events = Vec::new();
     for (k, a) in log.iter().enumerate() {
         if k + 1 < log.len() {
             let mut attrs = vec![
@@ -104,35 +154,7 @@ pub(super) fn build(
             });
         }
     }
-    let failed = f.status >= 500 || f.status == 0;
-    let mut spans = vec![span(
-        t,
-        t.context.span_id,
-        t.parent,
-        format!("{operation} {}", request.map_or("", |r| r.model.as_str())),
-        otlp::SPAN_KIND_SERVER,
-        (t.start_unix_nanos, end),
-        attributes,
-        events,
-        failed.then(|| s.outcome.label()),
-    )];
-    for (k, a) in log.iter().enumerate() {
-        let last = k + 1 == log.len();
-        let ended = match (last, a.outcome) {
-            // The answer's span lasts until its body is through.
-            (true, AttemptOutcome::Ok | AttemptOutcome::Status | AttemptOutcome::Pending) => end,
-            _ => a.ended.map_or(end, nanos_at),
-        };
-        spans.push(attempt_span(
-            t,
-            k,
-            a,
-            operation,
-            provider_kind(&a.provider),
-            (nanos_at(a.began), ended),
-        ));
-    }
-    spans
+    events
 }
 
 fn attempt_span(

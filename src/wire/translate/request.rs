@@ -362,6 +362,17 @@ pub fn chat_to_messages(body: &JsonObject, model: &str) -> Result<Value, WireErr
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| untranslatable("messages", "messages must be an array"))?;
+    let (system, messages) = anthropic_turns(list)?;
+    if !system.is_empty() {
+        out.insert("system".into(), system.join("\n\n").into());
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    Ok(Value::Object(out))
+}
+
+/// OpenAI messages as Anthropic's system texts and turns: tool results become user turns,
+/// and consecutive turns of one role are merged (Anthropic wants them to alternate).
+fn anthropic_turns(list: &[Value]) -> Result<(Vec<String>, Vec<Value>), WireError> {
     let mut system = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     for (i, m) in list.iter().enumerate() {
@@ -396,11 +407,7 @@ pub fn chat_to_messages(body: &JsonObject, model: &str) -> Result<Value, WireErr
             _ => messages.push(json!({"role": role, "content": blocks})),
         }
     }
-    if !system.is_empty() {
-        out.insert("system".into(), system.join("\n\n").into());
-    }
-    out.insert("messages".into(), Value::Array(messages));
-    Ok(Value::Object(out))
+    Ok((system, messages))
 }
 
 /// The text of an OpenAI message content: a string or text parts.
