@@ -66,6 +66,9 @@ pub struct Attempts {
     stale_retry_used: bool,
     /// Same-target retries spent on the current candidate.
     retries_here: u32,
+    /// Same-target retries spent on every candidate: they do not count against
+    /// `max_attempts`, which bounds the candidates tried.
+    retries_spent: usize,
     /// The wait before the next try.
     pending_wait: Option<Duration>,
     /// A failover was refused by the model's retry budget.
@@ -81,6 +84,7 @@ impl Attempts {
             log: Vec::new(),
             stale_retry_used: false,
             retries_here: 0,
+            retries_spent: 0,
             pending_wait: None,
             budget_refused: false,
         }
@@ -124,10 +128,13 @@ impl Attempts {
         self.pending_wait
     }
 
-    /// Whether `max_attempts` allows another try (stale-connection retries do not count).
+    /// Whether `max_attempts` allows another candidate: it counts the candidates tried, so
+    /// same-target retries (the model's `retries`) and the stale-connection retry never use up
+    /// the fallbacks.
     fn tries_left(&self) -> bool {
         let stale = AttemptOutcome::Failed(Failure::StaleConnection);
-        self.log.iter().filter(|a| a.outcome != stale).count() < self.plan.model.max_attempts
+        let tried = self.log.iter().filter(|a| a.outcome != stale).count();
+        tried.saturating_sub(self.retries_spent) < self.plan.model.max_attempts
     }
 
     /// Start the attempt at the cursor.
@@ -301,12 +308,22 @@ impl Attempts {
 
     /// Spend one retry from the model's budget; remembers a refusal.
     fn withdraw(&mut self, now: Now) -> bool {
+        self.withdraw_leaving(0, now)
+    }
+
+    /// Spend one retry from the model's budget if `leave` more would still fit after it (a
+    /// same-target retry leaves room for the failover after it); remembers a refusal of a
+    /// failover (`leave == 0`) only.
+    fn withdraw_leaving(&mut self, leave: u64, now: Now) -> bool {
         if self.budget_refused {
             return false;
         }
         let model = &self.plan.model;
-        if model.retry_budget.try_withdraw(now.unix_s) {
+        if model.retry_budget.try_withdraw_leaving(leave, now.unix_s) {
             return true;
+        }
+        if leave > 0 {
+            return false;
         }
         METRICS
             .retry_budget_exhausted

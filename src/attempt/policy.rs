@@ -46,7 +46,13 @@ impl Attempts {
         now: Now,
     ) -> Option<Duration> {
         let r = &self.plan.model.retries;
-        if self.retries_here >= r.attempts || !retry::covers(r, failure) || !self.tries_left() {
+        if self.retries_here >= r.attempts || !retry::covers(r, failure) {
+            return None;
+        }
+        // A deployment that was ejected before this attempt was its half-open probe: a failed
+        // probe is not retried (an outage would multiply the probes).
+        let ejected = |t: &Target| t.health.is_ejected() || t.provider.health.is_ejected();
+        if self.target().is_some_and(ejected) {
             return None;
         }
         let wait = match retry_after {
@@ -54,10 +60,13 @@ impl Attempts {
             Some(asked) => asked,
             None => retry::backoff(r, self.retries_here + 1, now.jitter),
         };
-        if !self.withdraw(now) {
+        // The retry leaves room in the budget for the failover after it.
+        let leave = u64::from(self.plan.has_next(self.cursor));
+        if !self.withdraw_leaving(leave, now) {
             return None;
         }
         self.retries_here += 1;
+        self.retries_spent += 1;
         self.pending_wait = Some(wait);
         Some(wait)
     }

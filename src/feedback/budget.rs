@@ -49,6 +49,12 @@ impl RetryBudget {
 
     /// May a failed attempt be retried now? Counts the retry if so.
     pub fn try_withdraw(&self, now_s: i64) -> bool {
+        self.try_withdraw_leaving(0, now_s)
+    }
+
+    /// Like [`RetryBudget::try_withdraw`], but only if `leave` more retries would still fit
+    /// after this one.
+    pub fn try_withdraw_leaving(&self, leave: u64, now_s: i64) -> bool {
         self.with_slot(now_s, |ring, i| {
             let live = ring
                 .iter()
@@ -56,7 +62,7 @@ impl RetryBudget {
             let (requests, retries) = live.fold((0u64, 0u64), |(a, b), (_, r, t)| (a + r, b + t));
             let allowed =
                 self.min_per_second * WINDOW_S as f64 + self.percent / 100.0 * requests as f64;
-            if (retries + 1) as f64 <= allowed {
+            if retries.saturating_add(1).saturating_add(leave) as f64 <= allowed {
                 ring[i].2 += 1;
                 true
             } else {

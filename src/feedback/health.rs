@@ -206,12 +206,6 @@ impl ProviderHealth {
             }
         });
     }
-
-    /// A recovery probe passed: back in rotation now.
-    pub fn recovered(&self, now: Instant) {
-        self.with(|s| s.back(now));
-        self.publish(true);
-    }
 }
 
 /// Every provider's and deployment's health by name, for the process (made in `server`, passed
@@ -423,9 +417,14 @@ mod tests {
             t.record(false, &cfg, at); // the half-open probe fails
         }
         assert_eq!(lengths, [10, 20, 40, 80, 80, 80], "at most three doublings");
-        // A recovery probe brings it back before its back-off ran out.
-        t.recovered(at + Duration::from_secs(1));
-        assert_eq!(t.claim(at + Duration::from_secs(1)), Standing::Healthy);
+        // A recovery probe ends the back-off early: the next request is the half-open probe,
+        // and its success brings the provider back.
+        let soon = at + Duration::from_secs(1);
+        t.half_open(soon);
+        assert_eq!(t.claim(soon), Standing::Probe);
+        assert_eq!(t.claim(soon), Standing::Ejected, "one probe at a time");
+        t.record(true, &cfg, soon);
+        assert_eq!(t.claim(soon), Standing::Healthy);
         // Healthy for 30 s (three base periods): the multiplier steps down from x8 to x1.
         let later = at + Duration::from_secs(31);
         t.record(false, &cfg, later);

@@ -207,6 +207,9 @@ async fn handle(
     if let Some(outage) = script.outage {
         script.status = (since.elapsed() < outage).then_some(503);
     }
+    if script.models_ok && req.method == "GET" && path == "/v1/models" {
+        script = script.healthy();
+    }
     let sse_query = query.split('&').any(|kv| kv == "alt=sse");
     if let Ok(mut r) = state.requests.lock() {
         if r.len() < MAX_RECORDED {

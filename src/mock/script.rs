@@ -51,6 +51,9 @@ pub struct Script {
     pub retry_after: Option<u64>,
     /// Answer 503 to everything under this path prefix for this long after its first request.
     pub outage: Option<Duration>,
+    /// `GET /v1/models` answers 200 whatever `status`/`outage` say, as a provider whose model
+    /// list is served apart from its failing inference endpoints does.
+    pub models_ok: bool,
 }
 
 impl Default for Script {
@@ -68,6 +71,7 @@ impl Default for Script {
             split: false,
             retry_after: None,
             outage: None,
+            models_ok: false,
         }
     }
 }
@@ -95,6 +99,7 @@ impl Script {
                 "split" => self.split = num()? != 0,
                 "retry_after" => self.retry_after = Some(num()?),
                 "outage_ms" => self.outage = Some(Duration::from_millis(num()?)),
+                "models_ok" => self.models_ok = num()? != 0,
                 "fault" => {
                     self.fault = Some(match v {
                         "refuse" => Fault::Refuse,

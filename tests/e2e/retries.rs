@@ -257,3 +257,55 @@ async fn a_missing_backend_key_is_reported_once_as_the_root_cause() {
         "{errors:?}"
     );
 }
+
+/// Retries set and nothing else changed: a primary that keeps failing is retried twice, and
+/// the fallback still answers (same-target retries do not use up `max_attempts`).
+#[tokio::test]
+async fn retries_never_starve_the_fallback() {
+    let mock = mock();
+    let gw = primary_then_good(&mock, "status=500");
+    for stream in [false, true] {
+        let r = post(&gw, "/v1/chat/completions", &chat_body("chat", stream)).await;
+        assert_eq!(r.status(), 200, "the fallback answered (stream: {stream})");
+        r.bytes().await.unwrap();
+    }
+    let lines = gw.wait_log_lines(2).await;
+    assert_eq!(
+        outcomes(&lines[0]),
+        ["status_500", "status_500", "status_500", "ok"]
+    );
+    assert_eq!(lines[0]["attempt_log"][3]["provider"], "good");
+    assert_eq!(calls_to(&mock, "up-backup"), 2);
+}
+
+/// A primary whose connections break while its model list still answers: during the outage
+/// it gets the requests that eject it, then only one half-open probe per recovery interval
+/// (never a retried probe), and every client request is answered by the backup.
+#[tokio::test]
+async fn an_ejected_primary_gets_only_half_open_probes_during_an_outage() {
+    let mock = mock();
+    let gw = primary_then_good(&mock, "fault=refuse,models_ok=1");
+    let started = Instant::now();
+    let mut sent = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        let r = post(&gw, "/v1/chat/completions", &chat_body("chat", false)).await;
+        assert_eq!(r.status(), 200, "request {sent}");
+        r.bytes().await.unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lines = gw.wait_log_lines(sent).await;
+    let on_primary: usize = lines
+        .iter()
+        .flat_map(|l| l["attempt_log"].as_array().unwrap())
+        .filter(|a| a["provider"] == "limited")
+        .count();
+    // Five consecutive failures eject it (1 + 2 retries, then 2 more); after that one probe
+    // per 3 s recovery interval at most.
+    let intervals = (started.elapsed().as_secs() / 3 + 1) as usize;
+    assert!(
+        on_primary <= 5 + intervals,
+        "{on_primary} attempts on the down primary over {sent} requests"
+    );
+    assert!(sent >= 20, "{sent} requests sent");
+}

@@ -18,7 +18,7 @@ fn with_retries(providers: &[Arc<Provider>], attempts: u32) -> Attempts {
 }
 
 #[test]
-fn same_target_retries_wait_honour_retry_after_and_count_against_max_attempts() {
+fn same_target_retries_wait_honour_retry_after_and_leave_max_attempts_to_the_candidates() {
     let ps = [provider("a"), provider("b"), provider("c")];
     let mut a = with_retries(&ps, 2);
     a.begin().unwrap();
@@ -38,7 +38,23 @@ fn same_target_retries_wait_honour_retry_after_and_count_against_max_attempts() 
         }
     );
     a.begin().unwrap();
-    // Retries spent, max_attempts (3) spent: the answer is committed.
+    // Retries spent on `a`: a 429 fails over to `b`. Three attempts were made, but retries do
+    // not use up max_attempts (3): `b` and `c` are still there.
+    assert_eq!(a.answered(429, false, None, now()), Answer::FailOver);
+    assert_eq!(a.begin().unwrap().provider.name, "b");
+    let Answer::RetrySame { .. } = a.answered(500, false, None, now()) else {
+        panic!("b's own retries")
+    };
+    a.begin().unwrap();
+    a.answered(500, false, None, now());
+    a.begin().unwrap();
+    assert_eq!(a.answered(429, false, None, now()), Answer::FailOver);
+    assert_eq!(a.begin().unwrap().provider.name, "c");
+    a.answered(500, false, None, now());
+    a.begin().unwrap();
+    a.answered(500, false, None, now());
+    a.begin().unwrap();
+    // The last candidate's retries spent: its answer is the client's.
     assert_eq!(a.answered(500, false, None, now()), Answer::Commit);
     let log: Vec<_> = a
         .log()
@@ -46,13 +62,47 @@ fn same_target_retries_wait_honour_retry_after_and_count_against_max_attempts() 
         .map(|e| (e.outcome.label(), e.waited_ms))
         .collect();
     assert_eq!(
-        log,
+        log[..3],
         [
             ("status_500", None),
             ("status_429", Some(75)),
-            ("status", Some(2000))
+            ("status_429", Some(2000))
         ]
     );
+    assert_eq!(log.len(), 9, "three candidates, each tried three times");
+}
+
+#[test]
+fn a_retry_leaves_room_in_the_budget_for_the_failover() {
+    // A budget of exactly one retry: spent on the failover, not on a same-target retry.
+    let ps = [provider("a"), provider("b")];
+    let mut a = Attempts::new(plan_with(&ps, 3, RetryBudget::new(0.0, 0.1), |m| {
+        m.retries = crate::config::Retries {
+            attempts: 2,
+            on_status: vec![500],
+            ..Default::default()
+        };
+        m.retry_on_status = vec![500];
+    }));
+    a.begin().unwrap();
+    assert_eq!(a.answered(500, false, None, now()), Answer::FailOver);
+    assert_eq!(a.begin().unwrap().provider.name, "b");
+    assert_eq!(a.answered(200, false, None, now()), Answer::Commit);
+}
+
+#[test]
+fn a_failed_half_open_probe_is_not_retried() {
+    let ps = [provider("a"), provider("b")];
+    let mut a = with_retries(&ps, 2);
+    let settings = ps[0].outlier;
+    for _ in 0..10 {
+        ps[0].health.record(false, &settings, Instant::now());
+    }
+    assert!(ps[0].health.is_ejected());
+    a.begin().unwrap();
+    // `a` was ejected before this attempt: its failure goes to `b` at once.
+    let wants = a.answered(500, false, None, now());
+    assert!(!matches!(wants, Answer::RetrySame { .. }), "{wants:?}");
 }
 
 #[test]

@@ -3,14 +3,13 @@
 //!   failure (connect error, timeout, or an unexpected status) takes the provider out of
 //!   rotation until a check succeeds.
 //! - **recovery probes**: a provider without an active check that passive health ejected is
-//!   probed every [`RECOVERY_INTERVAL`] with a light `GET {base_url}/models`; any answer below
-//!   500 returns it to rotation at once, so a recovered backend does not wait out its
-//!   back-off. A failed probe changes nothing (the ejection is not extended).
-//!
+//!   probed every [`RECOVERY_INTERVAL`] with a light `GET {base_url}/models`; an answer below
+//!   500 ends its back-off, so a recovered backend does not wait it out, but it does not put
+//!   the provider back: the next request to it is the half-open probe, and that real answer
+//!   decides (a provider whose `/models` answers while its chat endpoint fails stays out,
+//!   with one real request per interval). A failed probe changes nothing.
 //! - **deployment recovery**: a deployment (one upstream model of a provider) that passive
-//!   health ejected is probed the same way; an answer below 500 ends its back-off, so the
-//!   next request to it is the half-open probe and a real answer decides (the provider being
-//!   up says nothing about one model). A broken model thus gets one real request per interval.
+//!   health ejected is probed the same way, with the same rule.
 //!
 //! The state is passive health's ([`crate::feedback::health::ProviderHealth`]), so routing
 //! treats all three alike.
@@ -142,10 +141,10 @@ impl ActiveHealth {
         match self.probe(runtime, p, "/models", RECOVERY_TIMEOUT).await {
             Ok(status) if status < 500 => {
                 log::info!(
-                    "recovery probe: provider {} answered {status}; back in rotation",
+                    "recovery probe: provider {} answered {status}; the next request is its half-open probe",
                     p.name
                 );
-                p.health.recovered(Instant::now());
+                p.health.half_open(Instant::now());
             }
             Ok(status) => log::debug!("recovery probe: provider {} answered {status}", p.name),
             Err(e) => log::debug!("recovery probe: provider {}: {e}", p.name),
