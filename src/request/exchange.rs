@@ -101,10 +101,16 @@ impl RequestCtx {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|c| c.starts_with("text/event-stream"));
         let operation = self.admission.request.as_ref().map(|r| r.operation);
+        let estimate = self
+            .admission
+            .request
+            .as_ref()
+            .map_or(0, |r| r.prompt_tokens_estimate);
         let translator = match (self.target(), operation) {
             (Some(t), Some(op)) => {
                 let upstream = t.provider.wire_for(op);
                 ResponseTranslator::new(op.wire(), self.dialect, upstream, status, sse)
+                    .map(|t| t.with_prompt_estimate(estimate))
             }
             _ => None,
         };

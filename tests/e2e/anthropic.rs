@@ -169,6 +169,18 @@ async fn anthropic_clients_are_served_by_openai_backends() {
     );
     let delta = &events[events.len() - 2].1;
     assert_eq!(delta["usage"]["output_tokens"], 8);
+    // Input usage in message_start (clients such as @langchain/anthropic read it only there):
+    // the gateway's estimate, since an OpenAI backend counts only at the end; message_delta
+    // carries the backend's count.
+    let start = &events[0].1["message"]["usage"];
+    assert!(
+        start["input_tokens"].as_u64().unwrap() > 0,
+        "message_start usage: {start}"
+    );
+    assert!(
+        delta["usage"]["input_tokens"].as_u64().unwrap() > 0,
+        "{delta}"
+    );
 
     let seen = mock.requests();
     assert_eq!(seen[0].path, "/v1/chat/completions");

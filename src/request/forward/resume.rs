@@ -92,7 +92,8 @@ pub async fn resume(
     let upstream = ctx.target()?.provider.wire_for(request.operation);
     let dialect = ctx.dialect;
     let c = ctx.response.as_mut()?;
-    c.translator = ResponseTranslator::new(request.operation.wire(), dialect, upstream, 200, true);
+    c.translator = ResponseTranslator::new(request.operation.wire(), dialect, upstream, 200, true)
+        .map(|t| t.with_prompt_estimate(request.prompt_tokens_estimate));
     c.splice = Some(Splice::new(dialect, transcript, base, skip));
     c.rewrites = true;
     ctx.end.resumed = Some(mode);

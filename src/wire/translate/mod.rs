@@ -198,6 +198,19 @@ impl ResponseTranslator {
         Some(ResponseTranslator::Stream { to_chat, from_chat })
     }
 
+    /// The prompt's estimated tokens, for a stream translated into Anthropic's events
+    /// (`message_start` reports input usage before the backend's count is known).
+    pub fn with_prompt_estimate(mut self, tokens: u64) -> Self {
+        if let ResponseTranslator::Stream {
+            from_chat: Some(FromChat::Anthropic(t)),
+            ..
+        } = &mut self
+        {
+            t.input_estimate = tokens;
+        }
+        self
+    }
+
     /// Translate one upstream chunk; what the client gets now (possibly nothing).
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
         match self {

@@ -115,6 +115,10 @@ pub struct ChunksToEvents {
     text_frame: Option<TextFrame>,
     stop: Option<&'static str>,
     usage: Value,
+    /// The prompt's tokens as the gateway estimated them: `message_start`'s `input_tokens`
+    /// when the first chunk does not carry the backend's count (the final `message_delta`
+    /// carries the real one).
+    pub input_estimate: u64,
 }
 
 impl Default for ChunksToEvents {
@@ -134,6 +138,7 @@ impl ChunksToEvents {
             text_frame: None,
             stop: None,
             usage: json!({"input_tokens": 0, "output_tokens": 0}),
+            input_estimate: 0,
         }
     }
 
@@ -241,12 +246,17 @@ impl ChunksToEvents {
         }
         self.started = true;
         let id = v["id"].as_str().unwrap_or("");
+        // Clients that read input usage only here (@langchain/anthropic) see the backend's
+        // count when its first chunk has one (Gemini's does), else the gateway's estimate.
+        let input = v["usage"]["prompt_tokens"]
+            .as_u64()
+            .unwrap_or(self.input_estimate);
         anthropic_event(
             out,
             &json!({"type": "message_start", "message": {
                 "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": v["model"],
                 "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 0, "output_tokens": 0}}}),
+                "usage": {"input_tokens": input, "output_tokens": 0}}}),
         );
         anthropic_event(out, &json!({"type": "ping"}));
     }
