@@ -236,6 +236,10 @@ fn message_to_openai(m: &Value, at: &str, out: &mut Vec<Value>) -> Result<(), Wi
                     "function": {"name": b.get("name").cloned().unwrap_or_default(), "arguments": input.to_string()},
                 }));
             }
+            // Reasoning the client got from this gateway (a backend's reasoning becomes a
+            // `thinking` block) and sends back with its tool results, as Anthropic requires.
+            // Chat Completions has no field for it: it is left out, signature and all.
+            Some("thinking" | "redacted_thinking") if role == "assistant" => {}
             Some("tool_result") if role == "user" => {
                 out.push(json!({
                     "role": "tool",

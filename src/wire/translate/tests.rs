@@ -480,3 +480,38 @@ fn structured_output_maps_between_response_format_and_output_config() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn thinking_blocks_sent_back_with_tool_results_are_left_out_for_chat_backends() {
+    // Turn two of a tool loop on a reasoning model: the client returns the thinking block it
+    // got (from a backend's reasoning) with the tool call, as Anthropic requires.
+    let body = obj(json!({
+        "model": "m", "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "I should call the tool.", "signature": "c2ln"},
+                {"type": "redacted_thinking", "data": "b3BhcXVl"},
+                {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"}
+            ]}
+        ]
+    }));
+    let chat = messages_to_chat(&body, "up").unwrap();
+    let turn = &chat["messages"][1];
+    assert_eq!(turn["role"], "assistant");
+    assert_eq!(turn["content"], Value::Null);
+    assert_eq!(turn["tool_calls"][0]["function"]["name"], "weather");
+    assert!(
+        !chat.to_string().contains("c2ln"),
+        "the signature stays out"
+    );
+    assert_eq!(chat["messages"][2]["role"], "tool");
+    // A thinking block anywhere but an assistant turn is still refused.
+    let user = obj(json!({"model": "m", "max_tokens": 1, "messages": [
+        {"role": "user", "content": [{"type": "thinking", "thinking": "x", "signature": "s"}]}
+    ]}));
+    assert!(messages_to_chat(&user, "up").is_err());
+}

@@ -205,13 +205,23 @@ impl ChunksToResponses {
             "response.output_item.added",
             json!({"output_index": k, "item": added}),
         );
-        if let Item::Message { id, .. } = &self.items[k] {
-            let id = id.clone();
+        // Text and reasoning text live in a content part, announced before its first delta
+        // (the official Node SDK's `responses.stream()` needs the part to add deltas to).
+        let part = match &self.items[k] {
+            Item::Message { id, .. } => Some((
+                id.clone(),
+                json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []}),
+            )),
+            Item::Reasoning { id, .. } => {
+                Some((id.clone(), json!({"type": "reasoning_text", "text": ""})))
+            }
+            Item::Call { .. } => None,
+        };
+        if let Some((id, part)) = part {
             self.emit(
                 out,
                 "response.content_part.added",
-                json!({"item_id": id, "output_index": k, "content_index": 0,
-                "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}}),
+                json!({"item_id": id, "output_index": k, "content_index": 0, "part": part}),
             );
         }
     }
@@ -261,6 +271,12 @@ impl ChunksToResponses {
                     out,
                     "response.reasoning_text.done",
                     json!({"item_id": id, "output_index": k, "content_index": 0, "text": text}),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": id, "output_index": k, "content_index": 0,
+                    "part": {"type": "reasoning_text", "text": text}}),
                 );
             }
             Item::Call {

@@ -265,3 +265,33 @@ fn a_messages_stream_reaches_a_responses_client_and_errors_end_it() {
     );
     assert!(!evs.iter().any(|(n, _)| n == "response.completed"));
 }
+
+#[test]
+fn reasoning_text_streams_inside_a_content_part() {
+    let chunks = concat!(
+        "data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"think\"}}]}\n\n",
+        "data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        "data: {\"id\":\"c1\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let mut t = super::stream::ChunksToResponses::new();
+    let mut out = t.feed(chunks.as_bytes());
+    out.extend(t.finish());
+    let evs = events(std::str::from_utf8(&out).unwrap());
+    let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
+    let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+    let added = at("response.content_part.added");
+    assert_eq!(evs[added].1["part"]["type"], "reasoning_text");
+    assert!(added < at("response.reasoning_text.delta"), "{names:?}");
+    let done = at("response.content_part.done");
+    assert!(at("response.reasoning_text.done") < done, "{names:?}");
+    assert_eq!(evs[done].1["part"]["text"], "think");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| **n == "response.content_part.added")
+            .count(),
+        2,
+        "one part for the reasoning, one for the text: {names:?}"
+    );
+}
