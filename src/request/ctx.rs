@@ -80,6 +80,9 @@ pub struct UpstreamIo {
     /// The body the current attempt sends, and whether it was handed to Pingora yet.
     pub body: Bytes,
     pub body_sent: bool,
+    /// The shape the current attempt's answer needs on its way back (an option the gateway
+    /// emulates on this backend).
+    pub shape: crate::wire::translate::Shape,
     /// Time spent waiting on upstreams (connects, first bytes, bodies), for the overhead metric.
     pub waited: Duration,
     since: Option<Instant>,

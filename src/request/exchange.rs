@@ -64,7 +64,8 @@ impl RequestCtx {
             .as_ref()
             .ok_or(GatewayError::Internal)?;
         let wire = target.provider.wire_for(request.operation);
-        let mut body = translate::attempt_body(request, wire, &target.model)?;
+        let (mut body, shape) = translate::attempt_body(request, wire, &target.model)?;
+        self.upstream.shape = shape;
         // Translation joins parts (an assistant turn's text blocks): the request policies
         // screen what the backend will read, as they screened what the client sent.
         let request_guard = self.admission.guard.as_ref().map(|g| &g.request);
@@ -109,8 +110,10 @@ impl RequestCtx {
         let translator = match (self.target(), operation) {
             (Some(t), Some(op)) => {
                 let upstream = t.provider.wire_for(op);
-                ResponseTranslator::new(op.wire(), self.dialect, upstream, status, sse)
-                    .map(|t| t.with_prompt_estimate(estimate))
+                ResponseTranslator::new(op.wire(), self.dialect, upstream, status, sse).map(|t| {
+                    t.with_prompt_estimate(estimate)
+                        .with_shape(self.upstream.shape)
+                })
             }
             _ => None,
         };

@@ -460,3 +460,52 @@ async fn oversized_bodies_and_first_event_errors_on_the_messages_endpoint() {
     assert_eq!(outcomes, ["first_frame_error", "ok"]);
     assert_eq!(lines[1]["upstream_dialect"], "openai");
 }
+
+/// JSON mode (`response_format: json_object`, the OpenAI SDK's and LiteLLM's JSON mode) on an
+/// Anthropic backend: the request is prefilled with `{` and the client gets a whole JSON
+/// object, whole and streamed.
+#[tokio::test]
+async fn json_mode_reaches_anthropic_backends_as_a_prefill() {
+    let mock = mock();
+    let gw = Gateway::start(&config(&mock.url()));
+    // What a model continuing after the `{` says.
+    let reply = r#"{"content": ["\"answer\": ", "\"hi\"}"]}"#;
+    for stream in [false, true] {
+        let mut body = chat_body("claude", stream);
+        body["response_format"] = json!({"type": "json_object"});
+        let r = client()
+            .post(gw.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("x-mock-reply", reply)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "stream: {stream}");
+        let text = if stream {
+            let body = r.text().await.unwrap();
+            sse_data(&body)
+                .iter()
+                .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+                .filter_map(|v| {
+                    v["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .map(String::from)
+                })
+                .collect::<String>()
+        } else {
+            let v: Value = r.json().await.unwrap();
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let answer: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(answer, json!({"answer": "hi"}), "stream: {stream}");
+    }
+    let sent = mock.requests()[0].json().unwrap();
+    let last = sent["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["role"], "assistant");
+    assert_eq!(last["content"][0]["text"], "{");
+    assert!(sent.get("output_config").is_none(), "{sent}");
+}

@@ -53,7 +53,7 @@ pub fn continuation(
     // Anthropic refuses a prefill ending in white space: send it trimmed, skip the rest.
     let prefill = sent.trim_end();
     if resume == Resume::Restart || prefill.is_empty() {
-        let body = translate::attempt_body(request, upstream, model)?;
+        let (body, _) = translate::attempt_body(request, upstream, model)?;
         return Ok(Continuation {
             body,
             skip: sent.to_string(),
@@ -66,7 +66,7 @@ pub fn continuation(
     };
     messages.push(json!({"role": "assistant", "content": prefill}));
     let prefilled = protocol::parse(request.operation, Bytes::from(body.to_string()))?;
-    let mut body = translate::attempt_body(&prefilled, upstream, model)?;
+    let (mut body, _) = translate::attempt_body(&prefilled, upstream, model)?;
     if upstream == Wire::OpenAi {
         // vLLM's (and SGLang's) switch for continuing the last assistant message.
         let mut v: Value =

@@ -15,6 +15,7 @@ pub mod gemini;
 pub mod request;
 pub mod response;
 pub mod responses;
+pub mod shape;
 pub mod stream;
 pub mod text_delta;
 
@@ -28,6 +29,8 @@ use bytes::Bytes;
 use gemini::stream::GeminiToChunks;
 use responses::stream::ChunksToResponses;
 use serde_json::Value;
+pub use shape::Shape;
+use shape::ShapeChunks;
 use stream::{ChunksToEvents, EventsToChunks};
 
 pub type JsonObject = serde_json::Map<String, Value>;
@@ -47,15 +50,16 @@ pub fn now() -> u64 {
     crate::types::clock::unix_seconds()
 }
 
-/// The body one attempt sends to a backend speaking `upstream`, with `model` set.
+/// The body one attempt sends to a backend speaking `upstream`, with `model` set, and the
+/// shape its answer needs on the way back ([`Shape`]).
 pub fn attempt_body(
     request: &ParsedRequest,
     upstream: Wire,
     model: &str,
-) -> Result<Bytes, WireError> {
+) -> Result<(Bytes, Shape), WireError> {
     let client = request.operation.wire();
     if upstream == client {
-        return Ok(request.upstream_body(model));
+        return Ok((request.upstream_body(model), Shape::default()));
     }
     if upstream == Wire::Gemini
         && !matches!(
@@ -82,6 +86,7 @@ pub fn attempt_body(
         Some(_) => return Err(WireError::NoTranslation),
         None => &body,
     };
+    let shape = Shape::of(chat_object, upstream);
     // ...and out of it.
     let translated = match upstream {
         Wire::OpenAi => match chat {
@@ -93,7 +98,7 @@ pub fn attempt_body(
         // Only a Responses client is sent to a backend serving Responses (same format).
         Wire::Responses => return Err(WireError::NoTranslation),
     };
-    Ok(Bytes::from(translated.to_string()))
+    Ok((Bytes::from(translated.to_string()), shape))
 }
 
 /// A stream's way into chat chunks (from the backend's format).
@@ -151,6 +156,8 @@ pub enum ResponseTranslator {
     /// An event stream, through chat chunks: either stage may be absent (chat on that side).
     Stream {
         to_chat: Option<ToChat>,
+        /// The answer's shape, when the gateway emulates an option ([`shape`]).
+        shape: Option<Box<ShapeChunks>>,
         from_chat: Option<FromChat>,
     },
     /// A whole JSON body, translated at its end.
@@ -159,6 +166,7 @@ pub enum ResponseTranslator {
         dialect: Dialect,
         upstream: Wire,
         status: u16,
+        shape: Shape,
         body: Vec<u8>,
     },
 }
@@ -182,6 +190,7 @@ impl ResponseTranslator {
                 dialect,
                 upstream,
                 status,
+                shape: Shape::default(),
                 body: Vec::new(),
             });
         }
@@ -195,7 +204,25 @@ impl ResponseTranslator {
             Wire::Anthropic => Some(FromChat::Anthropic(Box::default())),
             Wire::Responses => Some(FromChat::Responses(Box::new(ChunksToResponses::new()))),
         };
-        Some(ResponseTranslator::Stream { to_chat, from_chat })
+        Some(ResponseTranslator::Stream {
+            to_chat,
+            shape: None,
+            from_chat,
+        })
+    }
+
+    /// The answer in `shape` (what [`attempt_body`] said its request needs).
+    pub fn with_shape(mut self, wanted: Shape) -> Self {
+        if wanted.is_plain() {
+            return self;
+        }
+        match &mut self {
+            ResponseTranslator::Stream { shape, .. } => {
+                *shape = Some(Box::new(ShapeChunks::new(wanted)));
+            }
+            ResponseTranslator::Json { shape, .. } => *shape = wanted,
+        }
+        self
     }
 
     /// The prompt's estimated tokens, for a stream translated into Anthropic's events
@@ -214,11 +241,19 @@ impl ResponseTranslator {
     /// Translate one upstream chunk; what the client gets now (possibly nothing).
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
         match self {
-            ResponseTranslator::Stream { to_chat, from_chat } => {
+            ResponseTranslator::Stream {
+                to_chat,
+                shape,
+                from_chat,
+            } => {
                 // Chat bytes pass between the stages unchanged when a side speaks chat.
                 let chat = match to_chat {
                     Some(t) => std::borrow::Cow::Owned(t.feed(chunk)),
                     None => std::borrow::Cow::Borrowed(chunk),
+                };
+                let chat = match shape {
+                    Some(s) => std::borrow::Cow::Owned(s.feed(&chat)),
+                    None => chat,
                 };
                 Bytes::from(match from_chat {
                     Some(t) => t.feed(&chat),
@@ -237,8 +272,16 @@ impl ResponseTranslator {
     /// The end of the upstream body: the rest of the client's body.
     pub fn finish(&mut self) -> Bytes {
         match self {
-            ResponseTranslator::Stream { to_chat, from_chat } => {
+            ResponseTranslator::Stream {
+                to_chat,
+                shape,
+                from_chat,
+            } => {
                 let chat = to_chat.as_mut().map(ToChat::finish).unwrap_or_default();
+                let chat = match shape {
+                    Some(s) => s.finish(&chat),
+                    None => chat,
+                };
                 Bytes::from(match from_chat {
                     Some(t) => t.finish(&chat),
                     None => chat,
@@ -249,19 +292,20 @@ impl ResponseTranslator {
                 dialect,
                 upstream,
                 status,
+                shape,
                 body,
             } => {
-                Bytes::from(translate_json(*client, *dialect, *upstream, *status, body).to_string())
+                let formats = (*client, *dialect, *upstream);
+                Bytes::from(translate_json(formats, *status, *shape, body).to_string())
             }
         }
     }
 }
 
 fn translate_json(
-    client: Wire,
-    dialect: Dialect,
-    upstream: Wire,
+    (client, dialect, upstream): (Wire, Dialect, Wire),
     status: u16,
+    shape: Shape,
     body: &[u8],
 ) -> Value {
     const UNTRANSLATABLE: &[u8] =
@@ -271,11 +315,12 @@ fn translate_json(
         .flatten();
     let answer = parsed.filter(|_| status < 400).map(|v| {
         // Into the hub...
-        let chat = match upstream {
+        let mut chat = match upstream {
             Wire::OpenAi | Wire::Responses => v,
             Wire::Anthropic => response::message_to_completion(&v),
             Wire::Gemini => gemini::response::to_completion(&v),
         };
+        shape.apply_to_completion(&mut chat);
         // ...and out of it.
         match client {
             Wire::OpenAi | Wire::Gemini => chat,

@@ -112,8 +112,8 @@ fn response_format_to_anthropic(value: &Value) -> Result<Option<Value>, WireErro
             )),
         },
         _ => Err(untranslatable(
-            "response_format",
-            "an Anthropic backend takes structured output as a JSON schema (`json_schema`), not `json_object`",
+            "response_format.type",
+            "response_format.type must be text, json_object or json_schema",
         )),
     }
 }
@@ -310,6 +310,7 @@ pub fn chat_to_messages(body: &JsonObject, model: &str) -> Result<Value, WireErr
     out.insert("model".into(), model.into());
     let mut tool_choice: Option<Value> = None;
     let mut parallel: Option<bool> = None;
+    let mut json_mode = false;
     for (key, value) in body {
         match key.as_str() {
             "model" | "messages" | "stream_options" | "max_tokens" | "max_completion_tokens" => {}
@@ -333,6 +334,7 @@ pub fn chat_to_messages(body: &JsonObject, model: &str) -> Result<Value, WireErr
             }
             "tool_choice" => tool_choice = Some(tool_choice_to_anthropic(value)?),
             "parallel_tool_calls" => parallel = value.as_bool(),
+            "response_format" if value["type"] == "json_object" => json_mode = true,
             "response_format" => {
                 if let Some(format) = response_format_to_anthropic(value)? {
                     out.insert("output_config".into(), json!({"format": format}));
@@ -366,12 +368,32 @@ pub fn chat_to_messages(body: &JsonObject, model: &str) -> Result<Value, WireErr
         .get("messages")
         .and_then(Value::as_array)
         .ok_or_else(|| untranslatable("messages", "messages must be an array"))?;
-    let (system, messages) = anthropic_turns(list)?;
+    let (mut system, mut messages) = anthropic_turns(list)?;
+    if json_mode {
+        json_mode_prefill(&mut system, &mut messages)?;
+    }
     if !system.is_empty() {
         out.insert("system".into(), system.join("\n\n").into());
     }
     out.insert("messages".into(), Value::Array(messages));
     Ok(Value::Object(out))
+}
+
+/// JSON mode on Anthropic, whose structured output takes only a full schema: the model is
+/// asked for one JSON object and its answer is prefilled with `{` (the answer gets the `{`
+/// back on its way to the client: [`super::shape`]). Streaming and usage stay exact.
+fn json_mode_prefill(system: &mut Vec<String>, messages: &mut Vec<Value>) -> Result<(), WireError> {
+    if messages.last().is_some_and(|m| m["role"] == "assistant") {
+        return Err(untranslatable(
+            "response_format",
+            "JSON mode on an Anthropic backend prefills the answer, so the conversation must end with a user turn",
+        ));
+    }
+    system.push("Answer with one JSON object and nothing else.".into());
+    messages.push(json!({"role": "assistant", "content": [
+        {"type": "text", "text": super::shape::JSON_PREFILL}
+    ]}));
+    Ok(())
 }
 
 /// OpenAI messages as Anthropic's system texts and turns: tool results become user turns,

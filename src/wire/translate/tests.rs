@@ -458,9 +458,23 @@ fn structured_output_maps_between_response_format_and_output_config() {
         m["output_config"],
         json!({"format": {"type": "json_schema", "schema": schema}})
     );
+    // JSON mode: asked for in the system prompt, the answer prefilled with `{`.
     let mut plain = chat.clone();
     plain.insert("response_format".into(), json!({"type": "json_object"}));
-    match chat_to_messages(&plain, "claude") {
+    let m = chat_to_messages(&plain, "claude").unwrap();
+    assert!(m.get("output_config").is_none());
+    assert!(m["system"].as_str().unwrap().contains("JSON object"));
+    assert_eq!(
+        m["messages"][1],
+        json!({"role": "assistant", "content": [{"type": "text", "text": "{"}]})
+    );
+    // ...which needs the conversation to end with a user turn.
+    let mut prefilled = plain.clone();
+    prefilled.insert(
+        "messages".into(),
+        json!([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure"}]),
+    );
+    match chat_to_messages(&prefilled, "claude") {
         Err(WireError::Untranslatable { param, .. }) => assert_eq!(param, "response_format"),
         other => panic!("{other:?}"),
     }

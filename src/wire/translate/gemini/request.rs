@@ -66,7 +66,9 @@ pub fn chat_to_gemini(body: &JsonObject) -> Result<Value, WireError> {
             }
             "n" if value.as_u64() == Some(1) => {}
             "logprobs" | "store" if value.as_bool() == Some(false) => {}
-            "parallel_tool_calls" if value.as_bool() == Some(true) => {}
+            // Gemini has no switch for it: with `false`, the answer keeps its first call
+            // (`super::super::shape`).
+            "parallel_tool_calls" if value.is_boolean() => {}
             "response_format" => response_format(value, &mut generation)?,
             "reasoning_effort" => {
                 let budget = value.as_str().and_then(thinking_budget).ok_or_else(|| {

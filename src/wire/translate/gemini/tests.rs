@@ -126,7 +126,6 @@ fn fields_gemini_has_no_place_for_are_refused_by_name() {
         (json!({"logprobs": true}), "logprobs"),
         (json!({"n": 2}), "n"),
         (json!({"logit_bias": {"1": 2}}), "logit_bias"),
-        (json!({"parallel_tool_calls": false}), "parallel_tool_calls"),
         (json!({"reasoning_effort": "max"}), "reasoning_effort"),
         (json!({"tools": [{"type": "web_search"}]}), "tools[0].type"),
         (json!({"temperature": "hot"}), "temperature"),
@@ -313,4 +312,53 @@ fn gemini_errors_reach_each_client_in_its_own_shape() {
     assert_eq!(v["content"][0]["text"], "Hi");
     assert_eq!(v["usage"]["input_tokens"], 3);
     assert_eq!(v["stop_reason"], "end_turn");
+}
+
+#[test]
+fn parallel_tool_calls_false_keeps_the_first_call_whole_and_streamed() {
+    use crate::wire::translate::Shape;
+    let serial = Shape {
+        one_tool_call: true,
+        ..Shape::default()
+    };
+    let two_calls = json!({"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "weather", "args": {"city": "Paris"}}},
+        {"functionCall": {"name": "time", "args": {}}}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4}, "modelVersion": "g"});
+    // The request side accepts the flag.
+    let asked = obj(json!({"model": "g", "parallel_tool_calls": false,
+        "messages": [{"role": "user", "content": "hi"}]}));
+    assert!(chat_to_gemini(&asked).is_ok());
+    // Whole.
+    let mut t = ResponseTranslator::new(Wire::OpenAi, Dialect::OpenAi, Wire::Gemini, 200, false)
+        .unwrap()
+        .with_shape(serial);
+    t.feed(two_calls.to_string().as_bytes());
+    let v: Value = serde_json::from_slice(&t.finish()).unwrap();
+    let calls = v["choices"][0]["message"]["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["function"]["name"], "weather");
+    // Streamed.
+    let mut t = ResponseTranslator::new(Wire::OpenAi, Dialect::OpenAi, Wire::Gemini, 200, true)
+        .unwrap()
+        .with_shape(serial);
+    let mut out = t
+        .feed(format!("data: {two_calls}\r\n\r\n").as_bytes())
+        .to_vec();
+    out.extend_from_slice(&t.finish());
+    let text = String::from_utf8(out).unwrap();
+    let names: Vec<String> = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .flat_map(|v| {
+            v["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|c| c["function"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(names, ["weather"], "{text}");
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
 }
