@@ -73,6 +73,8 @@ pub struct Attempts {
     pending_wait: Option<Duration>,
     /// A failover was refused by the model's retry budget.
     budget_refused: bool,
+    /// A continuation's prefill was refused once (its candidate then restarts).
+    prefill_refusal_seen: bool,
 }
 
 impl Attempts {
@@ -87,6 +89,7 @@ impl Attempts {
             retries_spent: 0,
             pending_wait: None,
             budget_refused: false,
+            prefill_refusal_seen: false,
         }
     }
 

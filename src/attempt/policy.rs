@@ -37,6 +37,17 @@ impl Attempts {
         })
     }
 
+    /// The continuation's candidate answered 400 to the prefilled turn: the attempt is logged
+    /// as failed and the same candidate may be begun again (as a restart). Once per request.
+    pub fn prefill_refused(&mut self, now: Now) -> bool {
+        if self.prefill_refusal_seen {
+            return false;
+        }
+        self.prefill_refusal_seen = true;
+        self.end(AttemptOutcome::Failed(Failure::Status(400)), Some(400), now);
+        true
+    }
+
     /// A same-target retry, if the model's `retries` cover `failure`, any are left, the
     /// provider's `Retry-After` is within the cap, and the budget allows. Returns the wait.
     pub(super) fn retry_same(

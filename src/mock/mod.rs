@@ -348,6 +348,12 @@ async fn handle(
     if let Some(reply) = scripted {
         return scripted_reply(stream, &req, &script, kind, &body, &id, &reply).await;
     }
+    if script.no_prefill && prefilled(&body, kind).is_some() {
+        let error = serde_json::json!({"error": {"message": "continue_final_message is not supported by this model's chat template", "type": "BadRequestError", "param": null, "code": 400}});
+        return http1::write_json(stream, 400, &[], &error, req.keep_alive)
+            .await
+            .map(|_| true);
+    }
     let tool = ToolCall::wanted(&body, kind == Kind::Messages);
     // A partial assistant turn last (prefill): continue after the tokens it holds.
     let from = prefilled(&body, kind).map_or(0, |p| openai::tokens_in(&p, tokens));

@@ -54,6 +54,9 @@ pub struct Script {
     /// `GET /v1/models` answers 200 whatever `status`/`outage` say, as a provider whose model
     /// list is served apart from its failing inference endpoints does.
     pub models_ok: bool,
+    /// Answer 400 to a prefilled last assistant turn (`continue_final_message`, or an
+    /// Anthropic assistant prefix), as a backend whose template does not take one does.
+    pub no_prefill: bool,
 }
 
 impl Default for Script {
@@ -72,6 +75,7 @@ impl Default for Script {
             retry_after: None,
             outage: None,
             models_ok: false,
+            no_prefill: false,
         }
     }
 }
@@ -100,6 +104,7 @@ impl Script {
                 "retry_after" => self.retry_after = Some(num()?),
                 "outage_ms" => self.outage = Some(Duration::from_millis(num()?)),
                 "models_ok" => self.models_ok = num()? != 0,
+                "no_prefill" => self.no_prefill = num()? != 0,
                 "fault" => {
                     self.fault = Some(match v {
                         "refuse" => Fault::Refuse,

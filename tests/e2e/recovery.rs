@@ -17,6 +17,13 @@ fn config(url: &str) -> String {
     );
     let claude = provider_toml("claude", "anthropic", &mock_base(url, "tokens=80"), "");
     let plain = mock_provider("plain", url, "tokens=80");
+    // Declares prefill, but its template refuses it (a 400 to `continue_final_message`).
+    let refusing = provider_toml(
+        "refusing",
+        "openai",
+        &mock_base(url, "tokens=80,no_prefill=1"),
+        "prefill = true",
+    );
     let cut_tools = mock_provider("cutting-tools", url, "fault=cut,cut_after=3");
     let model = |name: &str, backup: &str, mode: &str| {
         format!(
@@ -27,6 +34,8 @@ fn config(url: &str) -> String {
     let tools = "[[models]]\nname = \"tools\"\nstrategy = \"priority\"\nstream_recovery = \"continue\"\n\
                  targets = [{ provider = \"cutting-tools\", model = \"up-cut\" }, { provider = \"rescue\", model = \"up-rescue\" }]\n";
     cut + &rescue
+        + &refusing
+        + &model("recover-refused", "refusing", "continue")
         + &claude
         + &plain
         + &cut_tools
@@ -199,4 +208,30 @@ async fn the_official_sdks_read_one_complete_answer() {
     assert!(report.contains("4 passed"), "{report}");
     let lines = gw.wait_log_lines(4).await;
     assert!(lines.iter().all(|l| l["stream_recovery"] == "continue"));
+}
+
+/// A fallback that refuses the prefill (400 to `continue_final_message`): the recovery
+/// switches to a restart on it, and the client still gets one whole answer.
+#[tokio::test]
+async fn a_fallback_that_refuses_the_prefill_restarts_instead() {
+    let mock = mock();
+    let gw = Gateway::start(&config(&mock.url()));
+    let mut body = chat_body("recover-refused", true);
+    body["max_tokens"] = 80.into();
+    let r = post(&gw, "/v1/chat/completions", &body).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let (got, finishes, _) = openai_stream(&text);
+    assert_eq!(got, expected(), "one answer, no repeats:\n{text}");
+    assert_eq!(finishes, ["stop"]);
+    let line = &gw.wait_log_lines(1).await[0];
+    assert_eq!(line["outcome"], "success", "{line}");
+    assert_eq!(line["stream_recovery"], "restart", "{line}");
+    let outcomes: Vec<&str> = line["attempt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["connection_reset", "status_400", "ok"], "{line}");
 }

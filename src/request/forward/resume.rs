@@ -71,17 +71,26 @@ pub async fn resume(
             .inc();
         return None;
     };
-    let leg = continue_on_next(
-        session,
-        ctx,
-        runtime,
-        connector,
-        &request,
-        mode,
-        &transcript.text,
-        started,
-    )
-    .await;
+    let mut mode = mode;
+    let leg = loop {
+        let next = continue_on_next(
+            session,
+            ctx,
+            runtime,
+            connector,
+            &request,
+            mode,
+            &transcript.text,
+            started,
+        )
+        .await;
+        match next {
+            Next::Leg(leg, skip) => break Some((leg, skip)),
+            // A candidate that refuses the prefill regenerates instead.
+            Next::PrefillRefused => mode = recovery::Resume::Restart,
+            Next::Failed => break None,
+        }
+    };
     let Some((leg, skip)) = leg else {
         METRICS
             .stream_recoveries
@@ -104,7 +113,17 @@ pub async fn resume(
     Some(leg)
 }
 
-/// Begin the continuation attempt and read its header: a 200 event stream, or `None`.
+/// How beginning a continuation went.
+enum Next {
+    /// A 200 event stream: relay it, skipping what the client already has.
+    Leg(Leg, String),
+    /// The candidate answered 400 to the prefilled turn (`continue_final_message` or an
+    /// assistant prefix it does not take): try it again as a restart.
+    PrefillRefused,
+    Failed,
+}
+
+/// Begin the continuation attempt and read its header.
 #[allow(
     clippy::too_many_arguments,
     reason = "the exchange's parts, borrowed apart"
@@ -118,8 +137,10 @@ async fn continue_on_next(
     mode: recovery::Resume,
     sent: &str,
     started: Instant,
-) -> Option<(Leg, String)> {
-    let target = ctx.attempts.as_mut()?.begin().ok()?;
+) -> Next {
+    let Some(Ok(target)) = ctx.attempts.as_mut().map(|a| a.begin()) else {
+        return Next::Failed;
+    };
     let failed = |ctx: &mut RequestCtx, f: Failure| {
         if let Some(a) = ctx.attempts.as_mut() {
             // Logged; the client gets the honest error of the first break either way.
@@ -129,12 +150,12 @@ async fn continue_on_next(
     let dialect = target.provider.wire_for(request.operation);
     let Ok(cont) = recovery::continuation(request, mode, sent, dialect, &target.model) else {
         failed(ctx, Failure::Other);
-        return None;
+        return Next::Failed;
     };
     ctx.upstream.body = cont.body;
     let Ok(peer) = runtime.upstreams.peer(&target) else {
         failed(ctx, Failure::Unresolved);
-        return None;
+        return Next::Failed;
     };
     let mut req = session.req_header().clone();
     let len = ctx.upstream.body.len();
@@ -152,32 +173,39 @@ async fn continue_on_next(
         .is_err()
     {
         failed(ctx, Failure::Other);
-        return None;
+        return Next::Failed;
     }
     let clocks = Clocks::of(&target.provider, started, Instant::now(), true);
     let mut upstream = match connector.get_http_session(&*peer).await {
         Ok((s, _)) => s,
         Err(e) => {
             failed(ctx, Failure::of(&e, false));
-            return None;
+            return Next::Failed;
         }
     };
     if let Err(f) = send_request(&mut upstream, req, ctx, &clocks).await {
         failed(ctx, f);
-        return None;
+        return Next::Failed;
     }
-    let header = upstream.response_header()?;
+    let Some(header) = upstream.response_header() else {
+        return Next::Failed;
+    };
     let (status, sse) = (header.status.as_u16(), is_event_stream(header));
-    let answer = ctx
-        .attempts
-        .as_mut()?
-        .answered(status, false, None, Now::real());
-    (answer == Answer::Commit && status == 200 && sse).then_some((
-        Leg {
+    let Some(attempts) = ctx.attempts.as_mut() else {
+        return Next::Failed;
+    };
+    if status == 400 && mode == recovery::Resume::Continue && attempts.prefill_refused(Now::real())
+    {
+        return Next::PrefillRefused;
+    }
+    let answer = attempts.answered(status, false, None, Now::real());
+    if answer == Answer::Commit && status == 200 && sse {
+        let leg = Leg {
             upstream,
             peer,
             clocks,
-        },
-        cont.skip,
-    ))
+        };
+        return Next::Leg(leg, cont.skip);
+    }
+    Next::Failed
 }
