@@ -85,7 +85,7 @@ pub async fn resume(
         )
         .await;
         match next {
-            Next::Leg(leg, skip) => break Some((leg, skip)),
+            Next::Leg(leg, skip) => break Some((*leg, skip)),
             // A candidate that refuses the prefill regenerates instead.
             Next::PrefillRefused => mode = recovery::Resume::Restart,
             Next::Failed => break None,
@@ -116,7 +116,7 @@ pub async fn resume(
 /// How beginning a continuation went.
 enum Next {
     /// A 200 event stream: relay it, skipping what the client already has.
-    Leg(Leg, String),
+    Leg(Box<Leg>, String),
     /// The candidate answered 400 to the prefilled turn (`continue_final_message` or an
     /// assistant prefix it does not take): try it again as a restart.
     PrefillRefused,
@@ -205,7 +205,7 @@ async fn continue_on_next(
             peer,
             clocks,
         };
-        return Next::Leg(leg, cont.skip);
+        return Next::Leg(Box::new(leg), cont.skip);
     }
     Next::Failed
 }
