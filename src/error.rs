@@ -41,6 +41,9 @@ pub enum GatewayError {
     BodyTooLarge { limit: usize },
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
+    /// A stored Responses answer that does not exist, expired, or is another consumer's.
+    #[error("Response with id '{0}' not found.")]
+    ResponseNotFound(String),
     #[error("No upstream is available for model `{0}`.")]
     NoCandidate(String),
     #[error("The upstream service could not be reached.")]
@@ -132,7 +135,7 @@ impl GatewayError {
         match self {
             MissingKey | InvalidKey => 401,
             PermissionDenied | RouteForbidden(_) => 403,
-            UnknownRoute { .. } | ModelNotFound(_) => 404,
+            UnknownRoute { .. } | ModelNotFound(_) | ResponseNotFound(_) => 404,
             MethodNotAllowed { .. } => 405,
             InvalidJson(_)
             | InvalidField { .. }
@@ -171,6 +174,7 @@ impl GatewayError {
             | GatewayError::Untranslatable { .. }
             | GatewayError::BodyTooLarge { .. }
             | GatewayError::ModelNotFound(_)
+            | GatewayError::ResponseNotFound(_)
             | GatewayError::NoCandidate(_)
             | GatewayError::UpstreamConnect
             | GatewayError::UpstreamTimeout(_)
@@ -206,6 +210,7 @@ impl GatewayError {
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => {
                 "invalid_request_error"
             }
+            ResponseNotFound(_) => "invalid_request_error",
             Untranslatable { .. } => "invalid_request_error",
             ContextTooLong { .. } => "invalid_request_error",
             NoCandidate(_) | UpstreamConnect | UpstreamTimeout(_) | UpstreamBroken(_) => {
@@ -231,7 +236,7 @@ impl GatewayError {
         match self {
             MissingKey | InvalidKey => "authentication_error",
             PermissionDenied | RouteForbidden(_) => "permission_error",
-            UnknownRoute { .. } | ModelNotFound(_) => "not_found_error",
+            UnknownRoute { .. } | ModelNotFound(_) | ResponseNotFound(_) => "not_found_error",
             MethodNotAllowed { .. }
             | InvalidJson(_)
             | InvalidField { .. }
@@ -266,6 +271,7 @@ impl GatewayError {
             ContextTooLong { .. } => Some("context_length_exceeded"),
             BodyTooLarge { .. } => Some("request_too_large"),
             ModelNotFound(_) => Some("model_not_found"),
+            ResponseNotFound(_) => Some("response_not_found"),
             NoCandidate(_) => Some("no_upstream_available"),
             UpstreamConnect => Some("upstream_connect_error"),
             UpstreamTimeout(_) => Some("upstream_timeout"),
@@ -295,6 +301,7 @@ impl GatewayError {
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::InvalidJson(_)
             | GatewayError::BodyTooLarge { .. }
+            | GatewayError::ResponseNotFound(_)
             | GatewayError::NoCandidate(_)
             | GatewayError::UpstreamConnect
             | GatewayError::UpstreamTimeout(_)
@@ -323,6 +330,7 @@ impl GatewayError {
             MissingKey | InvalidKey | UnknownRoute { .. } | MethodNotAllowed { .. } => false,
             PermissionDenied | RouteForbidden(_) => false,
             InvalidJson(_) | InvalidField { .. } | BodyTooLarge { .. } | ModelNotFound(_) => false,
+            ResponseNotFound(_) => false,
             Untranslatable { .. } | ContextTooLong { .. } => false,
             MalformedHead(_) | HeaderTimeout | BodyTimeout => false,
             Overloaded(_) => true,
@@ -342,6 +350,7 @@ impl GatewayError {
             ContextTooLong { .. } => "context_too_long",
             BodyTooLarge { .. } => "body_too_large",
             ModelNotFound(_) => "model_not_found",
+            ResponseNotFound(_) => "response_not_found",
             NoCandidate(_) => "no_upstream",
             UpstreamConnect => "upstream_connect_error",
             UpstreamTimeout(_) => "upstream_timeout",

@@ -64,6 +64,8 @@ mod redis_server;
 mod resilience;
 #[path = "e2e/responses.rs"]
 mod responses;
+#[path = "e2e/responses_store.rs"]
+mod responses_store;
 #[path = "e2e/retries.rs"]
 mod retries;
 #[path = "e2e/route_prefixes.rs"]

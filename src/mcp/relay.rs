@@ -9,13 +9,13 @@
 //! Without Redis, only the holding instance can take the stream's messages (sticky routing).
 
 use crate::config::RedisSettings;
+use crate::runtime::redis_link::RedisLink;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, AsyncConnectionConfig};
+use redis::AsyncCommands;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -37,19 +37,11 @@ pub enum Route {
     StoreDown,
 }
 
-struct Store {
-    client: redis::Client,
-    config: AsyncConnectionConfig,
-    timeout: Duration,
-    prefix: String,
-    conn: Mutex<Option<MultiplexedConnection>>,
-}
-
 /// The streams this instance holds, and the way to the others'.
 #[derive(Default)]
 pub struct Relay {
     streams: Mutex<HashMap<String, mpsc::Sender<Bytes>>>,
-    store: Option<Store>,
+    store: Option<RedisLink>,
 }
 
 /// A registered stream; dropping it unregisters it.
@@ -66,18 +58,7 @@ impl Drop for Registered<'_> {
 
 impl Relay {
     pub fn new(redis: Option<&RedisSettings>) -> Relay {
-        let store = redis.and_then(|r| {
-            let client = redis::Client::open(r.url.as_str()).ok()?;
-            Some(Store {
-                client,
-                config: AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(r.timeout))
-                    .set_response_timeout(Some(r.timeout)),
-                timeout: r.timeout,
-                prefix: r.key_prefix.clone(),
-                conn: Mutex::new(None),
-            })
-        });
+        let store = redis.and_then(RedisLink::new);
         Relay {
             streams: Mutex::default(),
             store,
@@ -108,11 +89,9 @@ impl Relay {
     /// Mark (or refresh the mark of) a stream held here; a no-op without Redis.
     pub async fn mark(&self, id: &str) {
         let Some(store) = &self.store else { return };
-        let key = format!("{}{id}", Self::channel_prefix(&store.prefix));
-        let marked = self
-            .with_store(store, |mut c| async move {
-                c.set_ex::<_, _, ()>(&key, 1, MARK_TTL_S).await
-            })
+        let key = format!("{}{id}", Self::channel_prefix(store.prefix()));
+        let marked = store
+            .run(|mut c| async move { c.set_ex::<_, _, ()>(&key, 1, MARK_TTL_S).await })
             .await;
         if let Err(e) = marked {
             log::warn!("mcp: cannot mark a legacy SSE stream in Redis ({e}); its messages must come to this instance");
@@ -122,9 +101,9 @@ impl Relay {
     /// Remove a stream's mark.
     pub async fn unmark(&self, id: &str) {
         let Some(store) = &self.store else { return };
-        let key = format!("{}{id}", Self::channel_prefix(&store.prefix));
-        let _removed = self
-            .with_store(store, |mut c| async move { c.del::<_, ()>(&key).await })
+        let key = format!("{}{id}", Self::channel_prefix(store.prefix()));
+        let _removed = store
+            .run(|mut c| async move { c.del::<_, ()>(&key).await })
             .await;
     }
 
@@ -136,12 +115,9 @@ impl Relay {
         let Some(store) = &self.store else {
             return Route::Nowhere;
         };
-        let key = format!("{}{id}", Self::channel_prefix(&store.prefix));
-        match self
-            .with_store(
-                store,
-                |mut c| async move { c.exists::<_, bool>(&key).await },
-            )
+        let key = format!("{}{id}", Self::channel_prefix(store.prefix()));
+        match store
+            .run(|mut c| async move { c.exists::<_, bool>(&key).await })
             .await
         {
             Ok(true) => Route::Remote,
@@ -163,46 +139,10 @@ impl Relay {
             .store
             .as_ref()
             .ok_or("the stream is not on this instance")?;
-        let channel = format!("{}{id}", Self::channel_prefix(&store.prefix));
-        self.with_store(store, |mut c| async move {
-            c.publish::<_, _, ()>(&channel, event.to_vec()).await
-        })
-        .await
-    }
-
-    /// Run one command within the timeout, (re)connecting as needed.
-    async fn with_store<T, F, Fut>(&self, store: &Store, f: F) -> Result<T, String>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let run = async {
-            let existing = store.conn.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let conn = match existing {
-                Some(c) => c,
-                None => {
-                    let c = store
-                        .client
-                        .get_multiplexed_async_connection_with_config(&store.config)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    *store.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());
-                    c
-                }
-            };
-            f(conn).await.map_err(|e| e.to_string())
-        };
-        let result = match tokio::time::timeout(store.timeout, run).await {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "Redis did not answer within {} ms",
-                store.timeout.as_millis()
-            )),
-        };
-        if result.is_err() {
-            *store.conn.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        }
-        result
+        let channel = format!("{}{id}", Self::channel_prefix(store.prefix()));
+        store
+            .run(|mut c| async move { c.publish::<_, _, ()>(&channel, event.to_vec()).await })
+            .await
     }
 
     /// Pass an event published for stream `id` to it, if it is here.
@@ -228,10 +168,10 @@ impl BackgroundService for RelayListener {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let relay = &self.bridge.relay;
         let Some(store) = &relay.store else { return };
-        let prefix = Relay::channel_prefix(&store.prefix);
+        let prefix = Relay::channel_prefix(store.prefix());
         loop {
             let listen = async {
-                let mut pubsub = store.client.get_async_pubsub().await?;
+                let mut pubsub = store.client().get_async_pubsub().await?;
                 pubsub.psubscribe(format!("{prefix}*")).await?;
                 let mut messages = pubsub.on_message();
                 while let Some(m) = messages.next().await {

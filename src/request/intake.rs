@@ -14,6 +14,7 @@ use crate::limits::{Ask, KeyScope};
 use crate::metrics::METRICS;
 use crate::request::ctx::RequestCtx;
 use crate::request::screen;
+use crate::request::stored_responses;
 use crate::routing::facts::Facts;
 use crate::routing::{CostBasis, Plan};
 use crate::runtime::Runtime;
@@ -62,12 +63,19 @@ pub async fn admit(
         .captures_payloads
         .then(|| auth::presented_key(&session.req_header().headers).map(str::to_string))
         .flatten();
-    let Some(operation) = operation else {
-        return Ok(Admitted::Local(list_models(runtime, &ctx.admission)));
+    let operation = match operation {
+        Route::Call(op) => op,
+        Route::Models => return Ok(Admitted::Local(list_models(runtime, &ctx.admission))),
+        Route::StoredResponse { id, delete } => {
+            let answer = stored_responses::answer(runtime, &consumer.name, &id, delete);
+            return Ok(Admitted::Local(answer.await?));
+        }
     };
 
     let body = read_body(session, runtime.config.server.max_body_bytes).await?;
     let request = protocol::parse(operation, body)?;
+    // A Responses request's stored history joins its input before anything else reads it.
+    let request = stored_responses::with_history(runtime, &consumer.name, request).await?;
     let model = ctx
         .admission
         .virtual_model(&request.model)
@@ -212,16 +220,35 @@ pub fn authenticate(
 
 /// The operation a method and path (below any route prefix) ask for (`None`: the model
 /// list); errors name the path as the client sent it.
-fn route(
-    method: &http::Method,
-    path: &str,
-    full_path: &str,
-) -> Result<Option<Operation>, GatewayError> {
-    match (method.as_str(), path.trim_end_matches('/')) {
-        ("GET", "/v1/models") => Ok(None),
+/// What a request's method and path ask for.
+enum Route {
+    /// `GET /v1/models`.
+    Models,
+    /// `GET` (or `DELETE`) `/v1/responses/{id}`: a stored response.
+    StoredResponse { id: String, delete: bool },
+    /// A model call.
+    Call(Operation),
+}
+
+fn route(method: &http::Method, path: &str, full_path: &str) -> Result<Route, GatewayError> {
+    let path = path.trim_end_matches('/');
+    if let Some(id) = path
+        .strip_prefix("/v1/responses/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+    {
+        return match method.as_str() {
+            "GET" | "DELETE" => Ok(Route::StoredResponse {
+                id: id.to_string(),
+                delete: method == http::Method::DELETE,
+            }),
+            _ => Err(not_allowed(method, full_path)),
+        };
+    }
+    match (method.as_str(), path) {
+        ("GET", "/v1/models") => Ok(Route::Models),
         (_, "/v1/models") => Err(not_allowed(method, full_path)),
         (m, _) => match Operation::from_path(path) {
-            Some(op) if m == "POST" => Ok(Some(op)),
+            Some(op) if m == "POST" => Ok(Route::Call(op)),
             Some(_) => Err(not_allowed(method, full_path)),
             None => Err(GatewayError::UnknownRoute {
                 method: method.to_string(),

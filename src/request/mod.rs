@@ -12,3 +12,4 @@ pub mod moderation;
 pub mod report;
 pub mod respond;
 pub mod screen;
+pub mod stored_responses;

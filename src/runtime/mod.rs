@@ -4,6 +4,8 @@
 //! reload builds a new one and swaps it in. It depends on config, authentication, limits and
 //! upstream state only, so every stage and service can read it without a cycle.
 
+pub mod conversations;
+pub mod redis_link;
 pub mod reload;
 
 use crate::auth::keys::KeyStore;
@@ -26,6 +28,8 @@ pub struct Runtime {
     pub api_keys: Arc<KeyStore>,
     /// Providers' and deployments' health (the process's table, shared by every config).
     pub health: Arc<HealthTable>,
+    /// Stored Responses answers of translated routes (the process's, shared by every config).
+    pub conversations: Arc<conversations::Conversations>,
     /// Some consumer or model has `log_payloads`.
     pub captures_payloads: bool,
     /// The config's secrets, redacted from upstream error bodies.
@@ -33,7 +37,7 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// `limiter`, `api_keys` and `health` are the process's, so counts, keys and health carry
+    /// `limiter`, `api_keys`, `health` and `conversations` are the process's, so counts, keys and health carry
     /// over from the previous config.
     pub fn new(
         config: Config,
@@ -41,6 +45,7 @@ impl Runtime {
         limiter: &Arc<Limiter>,
         api_keys: &Arc<KeyStore>,
         health: &Arc<HealthTable>,
+        conversations: &Arc<conversations::Conversations>,
     ) -> Runtime {
         config.bind_health(health);
         if config.models.iter().any(|m| m.needs_prompt_tokens()) {
@@ -53,6 +58,7 @@ impl Runtime {
             limits: LimitPlan::new(Arc::clone(limiter), &config),
             api_keys: Arc::clone(api_keys),
             health: Arc::clone(health),
+            conversations: Arc::clone(conversations),
             captures_payloads: config.consumers.iter().any(|c| c.log_payloads)
                 || config.models.iter().any(|m| m.log_payloads),
             secrets: Secrets::new(config.secrets()),

@@ -104,9 +104,10 @@ impl Reloader {
         let pending_restart = bound_at_start(&current.config, &config);
         let (limiter, mock) = (Arc::clone(&self.limiter), self.builtin_mock);
         let (api_keys, health) = (Arc::clone(&current.api_keys), Arc::clone(&current.health));
+        let conversations = Arc::clone(&current.conversations);
         // Building resolves provider hosts (blocking DNS): off the async workers.
         let runtime = tokio::task::spawn_blocking(move || {
-            Runtime::new(config, mock, &limiter, &api_keys, &health)
+            Runtime::new(config, mock, &limiter, &api_keys, &health, &conversations)
         })
         .await
         .map_err(|e| vec![format!("reload task failed: {e}")])?;

@@ -11,6 +11,7 @@ use crate::edge::{EdgeApp, EdgeSlots};
 use crate::limits::sync::{instance_name, StoreSync};
 use crate::limits::Limiter;
 use crate::mock;
+use crate::runtime::conversations::Conversations;
 use crate::runtime::reload::{Reloader, SighupReload};
 use crate::runtime::Runtime;
 use crate::server::proxy::Gateway;
@@ -88,8 +89,14 @@ pub fn build_server(
             .map_err(BuildError::Keys)?,
     );
     let health = Arc::new(crate::feedback::health::HealthTable::default());
+    let conversations = Arc::new(Conversations::new(config.redis.as_ref()));
     let runtime = Arc::new(ArcSwap::from_pointee(Runtime::new(
-        config, mock_addr, &limiter, &api_keys, &health,
+        config,
+        mock_addr,
+        &limiter,
+        &api_keys,
+        &health,
+        &conversations,
     )));
     let reloader = Arc::new(Reloader::new(
         config_path,

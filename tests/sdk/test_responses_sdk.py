@@ -100,13 +100,49 @@ def test_json_schema_output(model):
 def test_untranslatable_fields_are_refused_by_name():
     for extra, name in [
         ({"previous_response_id": "resp_123"}, "previous_response_id"),
-        ({"store": True}, "store"),
+        ({"input": [{"type": "item_reference", "id": "msg_unknown"}]}, "input[0].id"),
         ({"tools": [{"type": "web_search"}]}, "web_search"),
     ]:
         with pytest.raises(openai.BadRequestError) as e:
-            client().responses.create(model="chat", input="hi", **extra)
+            client().responses.create(model="chat", **{"input": "hi", **extra})
         assert name in str(e.value)
         assert e.value.code == "untranslatable_field"
     # A backend serving Responses takes them as they are.
     r = client().responses.create(model="native", input="hi", max_output_tokens=6, store=True)
+    assert r.output_text == TEXT
+
+
+TRANSLATED = ["chat", "claude", "gemini"]
+
+
+@pytest.mark.parametrize("model", TRANSLATED)
+def test_a_conversation_continues_by_previous_response_id_on_translated_routes(model):
+    first = client().responses.create(model=model, input="My name is Ada.", max_output_tokens=6)
+    second = client().responses.create(
+        model=model, previous_response_id=first.id, input="What is my name?", max_output_tokens=6
+    )
+    assert second.output_text == TEXT
+    # Stored: retrieved and deleted as on OpenAI's API.
+    assert client().responses.retrieve(first.id).id == first.id
+    client().responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client().responses.retrieve(first.id)
+
+
+def test_a_streamed_turn_is_stored_and_its_items_referenced():
+    with client().responses.stream(model="chat", input="Remember 42.", max_output_tokens=6) as s:
+        for _ in s:
+            pass
+        first = s.get_final_response()
+    item = first.output[0].id
+    # The Vercel AI SDK's way: the previous answer by item reference, no previous_response_id.
+    r = client().responses.create(
+        model="chat",
+        input=[
+            {"role": "user", "content": "Remember 42."},
+            {"type": "item_reference", "id": item},
+            {"role": "user", "content": "What did I ask you to remember?"},
+        ],
+        max_output_tokens=6,
+    )
     assert r.output_text == TEXT

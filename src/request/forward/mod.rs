@@ -365,6 +365,8 @@ async fn relay_body(
                 if splice_mismatch(ctx) {
                     return Relayed::Broke(Failure::Other);
                 }
+                // Kept before the last bytes go out: the client's next turn finds it.
+                crate::request::stored_responses::keep_turn(ctx).await;
                 let blocked = ctx.answer_blocked();
                 let mut tail = tail;
                 if let Some(w) = windows.as_mut() {

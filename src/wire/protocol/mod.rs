@@ -28,7 +28,8 @@ pub enum Operation {
     Messages,
     /// Anthropic `POST /v1/messages/count_tokens`, answered locally.
     CountTokens,
-    /// OpenAI `POST /v1/responses` (stateless: passed through, or translated via Chat).
+    /// OpenAI `POST /v1/responses` (passed through, or translated via Chat with the gateway
+    /// keeping the conversation).
     Responses,
 }
 

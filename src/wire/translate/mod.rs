@@ -168,6 +168,8 @@ pub enum ResponseTranslator {
         status: u16,
         shape: Shape,
         body: Vec<u8>,
+        /// A Responses client's answer, once translated.
+        response: Option<Value>,
     },
 }
 
@@ -192,6 +194,7 @@ impl ResponseTranslator {
                 status,
                 shape: Shape::default(),
                 body: Vec::new(),
+                response: None,
             });
         }
         let to_chat = match upstream {
@@ -236,6 +239,19 @@ impl ResponseTranslator {
             t.input_estimate = tokens;
         }
         self
+    }
+
+    /// The Responses object the client got, once the answer is through (a Responses client's
+    /// translated answer only): what the conversation store keeps.
+    pub fn completed_response(&self) -> Option<&Value> {
+        match self {
+            ResponseTranslator::Stream {
+                from_chat: Some(FromChat::Responses(t)),
+                ..
+            } => t.completed.as_ref(),
+            ResponseTranslator::Json { response, .. } => response.as_ref(),
+            ResponseTranslator::Stream { .. } => None,
+        }
     }
 
     /// Translate one upstream chunk; what the client gets now (possibly nothing).
@@ -294,9 +310,15 @@ impl ResponseTranslator {
                 status,
                 shape,
                 body,
+                response,
             } => {
                 let formats = (*client, *dialect, *upstream);
-                Bytes::from(translate_json(formats, *status, *shape, body).to_string())
+                let answer = translate_json(formats, *status, *shape, body);
+                let out = Bytes::from(answer.to_string());
+                if *client == Wire::Responses && *status < 400 && answer["object"] == "response" {
+                    *response = Some(answer);
+                }
+                out
             }
         }
     }

@@ -4,6 +4,7 @@
 //! stream ([`stream`]). Backends that serve Responses themselves (`responses = true`) get
 //! the request as it came.
 
+pub mod history;
 pub mod request;
 pub mod response;
 pub mod stream;

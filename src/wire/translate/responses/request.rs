@@ -38,7 +38,8 @@ pub fn responses_to_chat(body: &JsonObject, model: &str) -> Result<Value, WireEr
             "temperature" | "top_p" | "parallel_tool_calls" | "user" => {
                 out.insert(key.clone(), value.clone());
             }
-            "store" if value.as_bool() == Some(false) => {}
+            // The gateway keeps the conversation (`crate::runtime::conversations`).
+            "store" if value.is_boolean() => {}
             "metadata" | "include" | "truncation" | "service_tier" | "prompt_cache_key"
             | "safety_identifier" | "stream_options" => {}
             "tools" => {
@@ -55,9 +56,11 @@ pub fn responses_to_chat(body: &JsonObject, model: &str) -> Result<Value, WireEr
             }
             other => {
                 let why = match other {
-                    "store" => "a translated route keeps no state: `store` must be false",
-                    "previous_response_id" | "conversation" => {
-                        "a translated route keeps no state: send the whole conversation as `input`"
+                    "previous_response_id" => {
+                        "no response with this id is stored here for you (it expired, or was made elsewhere)"
+                    }
+                    "conversation" => {
+                        "conversations are not kept on a translated route: use `previous_response_id`"
                     }
                     "background" => "background responses need a backend that serves Responses",
                     _ => "it has no equivalent in the Chat Completions API this route is translated to",
@@ -193,6 +196,10 @@ fn input_items(items: &[Value], messages: &mut Vec<Value>) -> Result<(), WireErr
                     "tool_call_id": item.get("call_id").cloned().unwrap_or_default(), "content": output}));
             }
             "reasoning" => {}
+            "item_reference" => return Err(untranslatable(
+                format!("{at}.id"),
+                "no item with this id is stored here for you (it expired, or was made elsewhere)",
+            )),
             other => {
                 return Err(untranslatable(
                     format!("{at}.type"),

@@ -44,6 +44,8 @@ pub struct ChunksToResponses {
     finish: Option<String>,
     usage: Value,
     finished: bool,
+    /// The response object of `response.completed` (or `.incomplete`), once sent.
+    pub completed: Option<Value>,
 }
 
 impl ChunksToResponses {
@@ -318,7 +320,8 @@ impl ChunksToResponses {
         } else {
             "response.incomplete"
         };
-        self.emit(out, kind, json!({"response": r}));
+        self.emit(out, kind, json!({"response": &r}));
+        self.completed = Some(r);
         self.finished = true;
     }
 }

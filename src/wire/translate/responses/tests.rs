@@ -122,13 +122,13 @@ fn a_responses_request_becomes_chat_with_every_part() {
 }
 
 #[test]
-fn stateful_and_built_in_features_are_refused_by_name() {
+fn unresolved_state_and_built_in_features_are_refused_by_name() {
+    // What reaches translation still naming stored state was not found in the store.
     for (extra, param) in [
         (
             json!({"previous_response_id": "resp_1"}),
             "previous_response_id",
         ),
-        (json!({"store": true}), "store"),
         (json!({"background": true}), "background"),
         (json!({"conversation": "c"}), "conversation"),
         (json!({"top_logprobs": 2}), "top_logprobs"),
@@ -139,7 +139,7 @@ fn stateful_and_built_in_features_are_refused_by_name() {
         ),
         (
             json!({"input": [{"type": "item_reference", "id": "x"}]}),
-            "input[0].type",
+            "input[0].id",
         ),
         (
             json!({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}),
