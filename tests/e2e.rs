@@ -16,6 +16,8 @@ mod admin_auth;
 mod admission;
 #[path = "e2e/anthropic.rs"]
 mod anthropic;
+#[path = "e2e/clients.rs"]
+mod clients;
 #[path = "e2e/configs.rs"]
 mod configs;
 #[path = "e2e/connections.rs"]

@@ -109,8 +109,18 @@ pub fn wants_json(body: &Value) -> bool {
     body["output_config"]["format"]["type"] == "json_schema"
 }
 
-/// A stream's text deltas replaced by one delta holding the JSON answer.
-pub fn events_as_json(events: &mut Vec<(Option<&'static str>, Value)>, tokens: u64) {
+/// The JSON answer's text, if the request wants one: the whole object for structured output,
+/// or what follows a `{` prefill (JSON mode as gateways emulate it), as a model continues it.
+pub fn json_answer(body: &Value, prefill: Option<&str>, tokens: u64) -> Option<String> {
+    let text = super::openai::json_text(tokens);
+    if wants_json(body) {
+        return Some(text);
+    }
+    (prefill == Some("{")).then(|| text[1..].to_string())
+}
+
+/// A stream's text deltas replaced by one delta holding the JSON answer `text`.
+pub fn events_as_json(events: &mut Vec<(Option<&'static str>, Value)>, text: String) {
     let Some(at) = events
         .iter()
         .position(|(_, v)| v["delta"]["type"] == "text_delta")
@@ -123,7 +133,7 @@ pub fn events_as_json(events: &mut Vec<(Option<&'static str>, Value)>, tokens: u
         (
             Some("content_block_delta"),
             json!({"type": "content_block_delta", "index": 0,
-                "delta": {"type": "text_delta", "text": super::openai::json_text(tokens)}}),
+                "delta": {"type": "text_delta", "text": text}}),
         ),
     );
 }

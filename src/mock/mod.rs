@@ -356,7 +356,14 @@ async fn handle(
     }
     let tool = ToolCall::wanted(&body, kind == Kind::Messages);
     // A partial assistant turn last (prefill): continue after the tokens it holds.
-    let from = prefilled(&body, kind).map_or(0, |p| openai::tokens_in(&p, tokens));
+    let prefill = prefilled(&body, kind);
+    let json_answer = (kind == Kind::Messages && tool.is_none())
+        .then(|| anthropic::json_answer(&body, prefill.as_deref(), tokens))
+        .flatten();
+    let from = match (&prefill, &json_answer) {
+        (Some(p), None) => openai::tokens_in(p, tokens),
+        _ => 0,
+    };
     tokio::time::sleep(script.ttft).await;
     if body["stream"].as_bool() != Some(true) {
         let v = match kind {
@@ -364,8 +371,8 @@ async fn handle(
                 let id = id.replace("chatcmpl-", "msg_");
                 let usage = anthropic::usage(prompt, tool.as_ref().map_or(tokens, |_| 1));
                 let mut m = anthropic::message(&id, &model, tokens, tool.as_ref(), usage);
-                if tool.is_none() && anthropic::wants_json(&body) {
-                    m["content"][0]["text"] = openai::json_text(tokens).into();
+                if let Some(text) = json_answer {
+                    m["content"][0]["text"] = text.into();
                 }
                 m
             }
@@ -390,8 +397,8 @@ async fn handle(
         Kind::Messages => {
             let id = id.replace("chatcmpl-", "msg_");
             let mut events = anthropic::events(&id, &model, from, tokens, tool.as_ref(), prompt);
-            if tool.is_none() && anthropic::wants_json(&body) {
-                anthropic::events_as_json(&mut events, tokens);
+            if let Some(text) = json_answer {
+                anthropic::events_as_json(&mut events, text);
             }
             events
         }
