@@ -56,7 +56,7 @@ pub async fn post(
     ex: &mut McpExchange,
 ) -> Answer {
     let token = session_id(query);
-    let sealed = match open_session(caller, token.as_deref(), None, true) {
+    let sealed = match open_session(caller, token.as_deref(), true) {
         Ok(s) => s,
         Err(e) => return Answer::error(&Value::Null, e),
     };

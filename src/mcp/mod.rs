@@ -394,7 +394,7 @@ async fn streamable_http(
             if !accept.contains("text/event-stream") {
                 return Answer::NotAcceptable;
             }
-            match streamable::open_session(caller, token, version, false) {
+            match streamable::open_session(caller, token, false) {
                 Ok(s) => {
                     ex.version = Some(s.v);
                     Answer::Stream {
@@ -404,7 +404,7 @@ async fn streamable_http(
                 Err(e) => Answer::error(&Value::Null, e),
             }
         }
-        "DELETE" => streamable::delete(caller, token, version),
+        "DELETE" => streamable::delete(caller, token),
         _ => Answer::MethodNotAllowed {
             allow: "GET, POST, DELETE",
         },

@@ -129,7 +129,11 @@ pub async fn call(
     tool: &str,
     arguments: &Value,
 ) -> (McpOutcome, Result<Value, RpcError>) {
-    let params = json!({"name": tool, "arguments": arguments});
+    // A call without arguments reaches the server without the field, not as `null`.
+    let mut params = json!({"name": tool});
+    if !arguments.is_null() {
+        params["arguments"] = arguments.clone();
+    }
     match request(caller, server, "tools/call", params).await {
         Ok(mut r) => {
             let outcome = if r.get("isError") == Some(&Value::Bool(true)) {

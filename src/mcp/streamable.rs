@@ -67,6 +67,9 @@ async fn modern(caller: &Caller<'_>, posted: Posted<'_>, ex: &mut McpExchange) -
 }
 
 async fn handshake(caller: &Caller<'_>, posted: Posted<'_>, ex: &mut McpExchange) -> Answer {
+    if let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(posted.body) {
+        return batch(caller, &posted, items, ex).await;
+    }
     let message = match wire::parse(posted.body) {
         Err((id, e)) => return Answer::error(&id, e),
         Ok(m) => m,
@@ -77,7 +80,7 @@ async fn handshake(caller: &Caller<'_>, posted: Posted<'_>, ex: &mut McpExchange
             return initialize(caller, id, params, ex);
         }
     }
-    let session = match open_session(caller, posted.session, posted.version, false) {
+    let session = match open_session(caller, posted.session, false) {
         Ok(s) => s,
         Err(e) => {
             ex.outcome = McpOutcome::Refused;
@@ -98,8 +101,79 @@ async fn handshake(caller: &Caller<'_>, posted: Posted<'_>, ex: &mut McpExchange
         Message::Request { id, method, params } => (id, method, params),
     };
     ex.method = Some(method.clone());
-    Answer::of(&id, session_method(caller, &method, &params, ex).await)
+    let result = session_method(caller, &method, &params, ex).await;
+    Answer::of(&id, result.map_err(within_session))
 }
+
+/// In a session, a JSON-RPC error is an answer, sent with HTTP 200 (a 404 would tell the
+/// client its session ended); the gateway's own refusals (limits, sizes) keep their status.
+fn within_session(e: RpcError) -> RpcError {
+    match e.code {
+        Code::Gateway => e,
+        Code::Parse
+        | Code::InvalidRequest
+        | Code::MethodNotFound
+        | Code::InvalidParams
+        | Code::Internal
+        | Code::HeaderMismatch
+        | Code::UnsupportedVersion
+        | Code::Remote(_) => RpcError { status: 200, ..e },
+    }
+}
+
+/// A JSON-RPC batch in a session negotiated at 2025-03-26, the one revision that has them:
+/// each request answered in order, notifications and responses accepted, `initialize`
+/// refused (it cannot be batched).
+async fn batch(
+    caller: &Caller<'_>,
+    posted: &Posted<'_>,
+    items: Vec<Value>,
+    ex: &mut McpExchange,
+) -> Answer {
+    let session = match open_session(caller, posted.session, false) {
+        Ok(s) => s,
+        Err(e) => {
+            ex.outcome = McpOutcome::Refused;
+            return Answer::error(&Value::Null, e);
+        }
+    };
+    ex.version = Some(session.v.clone());
+    if session.v != BATCH_VERSION || items.is_empty() {
+        let why =
+            format!("batches are part of protocol version {BATCH_VERSION} only, and not empty");
+        return Answer::error(&Value::Null, RpcError::new(Code::InvalidRequest, why));
+    }
+    let mut answers = Vec::new();
+    for item in items {
+        match wire::parse_value(item) {
+            Err((id, e)) => answers.push(e.body(&id)),
+            Ok(Message::Notification { method }) => ex.method = Some(method),
+            Ok(Message::Response) => {}
+            Ok(Message::Request { id, method, .. }) if method == "initialize" => {
+                let e = RpcError::new(Code::InvalidRequest, "initialize cannot be batched");
+                answers.push(e.body(&id));
+            }
+            Ok(Message::Request { id, method, params }) => {
+                ex.method = Some(method.clone());
+                answers.push(match session_method(caller, &method, &params, ex).await {
+                    Ok(r) => wire::result_body(&id, r),
+                    Err(e) => e.body(&id),
+                });
+            }
+        }
+    }
+    if answers.is_empty() {
+        return Answer::Accepted;
+    }
+    Answer::Json {
+        status: 200,
+        body: Value::Array(answers),
+        session: None,
+    }
+}
+
+/// The one revision whose Streamable HTTP transport takes JSON-RPC batches.
+const BATCH_VERSION: &str = "2025-03-26";
 
 /// A request within a session (either transport), `initialize` aside.
 pub async fn session_method(
@@ -143,12 +217,10 @@ fn initialize(caller: &Caller<'_>, id: &Value, params: &Value, ex: &mut McpExcha
 }
 
 /// The session a request names, if it is valid here: sealed by us, not expired or ended,
-/// opened at this path by this consumer's key, on this transport (`legacy`: HTTP+SSE), and at
-/// the version the request says.
+/// opened at this path by this consumer's key, on this transport (`legacy`: HTTP+SSE).
 pub fn open_session(
     caller: &Caller<'_>,
     token: Option<&str>,
-    version: Option<&str>,
     legacy: bool,
 ) -> Result<Sealed, RpcError> {
     let token = token
@@ -164,21 +236,14 @@ pub fn open_session(
     {
         return Err(not_found());
     }
-    if version.is_some_and(|v| v != session.v) {
-        return Err(RpcError::new(
-            Code::InvalidRequest,
-            format!(
-                "Bad Request: MCP-Protocol-Version does not match the session's {}",
-                session.v
-            ),
-        ));
-    }
+    // A version this transport serves but not the negotiated one is accepted, as the spec
+    // asks (400 is for invalid or unsupported versions, checked before a session is read).
     Ok(session)
 }
 
 /// `DELETE`: end the session.
-pub fn delete(caller: &Caller<'_>, token: Option<&str>, version: Option<&str>) -> Answer {
-    match open_session(caller, token, version, false) {
+pub fn delete(caller: &Caller<'_>, token: Option<&str>) -> Answer {
+    match open_session(caller, token, false) {
         Ok(s) => {
             if let Some(t) = token {
                 caller.bridge.end(t, s.exp);

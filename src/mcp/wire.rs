@@ -137,6 +137,11 @@ pub enum Message {
 pub fn parse(body: &[u8]) -> Result<Message, (Value, RpcError)> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|_| (Value::Null, RpcError::new(Code::Parse, "Parse error")))?;
+    parse_value(value)
+}
+
+/// One JSON-RPC message (a batch's element, or a whole body).
+pub fn parse_value(value: Value) -> Result<Message, (Value, RpcError)> {
     let invalid = |id: Value, why: &str| Err((id, RpcError::new(Code::InvalidRequest, why)));
     let Value::Object(mut obj) = value else {
         return invalid(

@@ -337,6 +337,21 @@ fn not_allowed(method: &http::Method, path: &str) -> GatewayError {
 
 /// Read the whole body, refusing anything over `limit` before buffering it. Keeps Pingora's
 /// retry buffer on so bodies up to 64 KiB can be replayed by the proxy phases.
+/// The most of an oversized body read and thrown away before the 413, so a client still
+/// writing reads the answer instead of a reset; past it the connection is simply closed.
+const DRAIN_MAX: usize = 16 * 1024 * 1024;
+
+/// Read and drop the rest of a body that is over its limit (`read` bytes already seen), up to
+/// [`DRAIN_MAX`] and within the body deadline.
+async fn discard_rest(session: &mut Session, mut read: usize) {
+    while read <= DRAIN_MAX {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
 pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, GatewayError> {
     let declared = session
         .req_header()
@@ -346,6 +361,9 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Gat
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         session.set_keepalive(None);
+        if declared.is_some_and(|n| n <= DRAIN_MAX) {
+            discard_rest(session, 0).await;
+        }
         return Err(GatewayError::BodyTooLarge { limit });
     }
     session.enable_retry_buffering();
@@ -355,6 +373,7 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Gat
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
                     session.set_keepalive(None);
+                    discard_rest(session, buf.len() + chunk.len()).await;
                     return Err(GatewayError::BodyTooLarge { limit });
                 }
                 buf.extend_from_slice(&chunk);

@@ -198,3 +198,33 @@ async fn bad_bodies_get_400_and_413_and_never_reach_upstream() {
     );
     gw.wait_metric("tollgate_inflight_requests", &[], 0.0).await;
 }
+
+/// A client still writing an oversized body reads the 413 instead of a reset: the rest of the
+/// body (up to 16 MiB) is read and dropped before the answer.
+#[tokio::test]
+async fn a_client_still_writing_an_oversized_body_reads_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mock = mock();
+    let gw = Gateway::start_with(&config(&mock.url()), "max_body_bytes = 1048576");
+    let addr = gw.api.trim_start_matches("http://").to_string();
+    let body = vec![b' '; 12 * 1024 * 1024];
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body)
+        .await
+        .expect("the whole body is taken, not refused mid-write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        s.read_to_end(&mut answer),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("request_too_large"), "{text}");
+}

@@ -374,17 +374,57 @@ async fn bad_input_gets_its_documented_answer_and_never_reaches_the_api() {
         -32000,
     )
     .await;
+    // A version served here but not the negotiated one is accepted (400 is for invalid or
+    // unsupported versions only).
     let other_version = [
         AUTH,
         ("mcp-session-id", sid.as_str()),
         ("mcp-protocol-version", "2025-11-25"),
     ];
+    let r = post(&gw, "/mcp/metered", &other_version, list).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let listed: Value = r.json().await.unwrap();
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    let unsupported = [
+        AUTH,
+        ("mcp-session-id", sid.as_str()),
+        ("mcp-protocol-version", "1999-01-01"),
+    ];
     error_of(
-        post(&gw, "/mcp/metered", &other_version, list).await,
+        post(&gw, "/mcp/metered", &unsupported, list).await,
+        400,
+        -32022,
+    )
+    .await;
+    // In a session a JSON-RPC error is an answer (HTTP 200): a 404 would end the session.
+    let in_session = [AUTH, ("mcp-session-id", sid.as_str())];
+    let unknown = r#"{"jsonrpc":"2.0","id":3,"method":"nope/nothing"}"#;
+    error_of(
+        post(&gw, "/mcp/metered", &in_session, unknown).await,
+        200,
+        -32601,
+    )
+    .await;
+    // Batches: refused at 2025-06-18, answered in order at 2025-03-26.
+    let batch = r#"[{"jsonrpc":"2.0","id":4,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":5,"method":"tools/list"}]"#;
+    error_of(
+        post(&gw, "/mcp/metered", &in_session, batch).await,
         400,
         -32600,
     )
     .await;
+    let init_old = init.replace("2025-06-18", "2025-03-26");
+    let r = post(&gw, "/mcp/metered", &[AUTH], &init_old).await;
+    let old_sid = r.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let old_session = [AUTH, ("mcp-session-id", old_sid.as_str())];
+    let r = post(&gw, "/mcp/metered", &old_session, batch).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let answers: Value = r.json().await.unwrap();
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert_eq!(answers[0]["id"], 4);
+    assert_eq!(answers[1]["id"], 5);
+    assert!(answers[1]["result"]["tools"].is_array());
     // A body over the cap, an Origin not allowed, GET on the stateless revision.
     let big = modern("tools/list", json!({"pad": "x".repeat(20_000)}));
     error_of(
@@ -604,4 +644,56 @@ async fn legacy_sse_crosses_instances_through_redis_and_fails_clearly_without_it
     drop(stream);
     let other = [("authorization", "Bearer tg-test-key-limited")];
     error_of(post(&a, &endpoint, &other, ping).await, 404, -32000).await;
+}
+
+/// A client still writing an oversized MCP message reads the 413 instead of a reset: the rest
+/// of the body is read and dropped before the answer, as on the model path.
+#[tokio::test]
+async fn a_client_still_writing_an_oversized_message_reads_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gateway::start_raw("", &mcp_config("http://127.0.0.1:9", ""));
+    let addr = gw.api.trim_start_matches("http://").to_string();
+    for declared in [true, false] {
+        let body = vec![b' '; 12 * 1024 * 1024];
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let length = if declared {
+            format!("content-length: {}\r\n", body.len())
+        } else {
+            "transfer-encoding: chunked\r\n".to_string()
+        };
+        let head = format!(
+            "POST /mcp/pets HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {KEY}\r\n\
+             content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+             mcp-protocol-version: 2025-06-18\r\n{length}\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        let sent = if declared {
+            s.write_all(&body).await
+        } else {
+            let mut r = Ok(());
+            for piece in body.chunks(256 * 1024) {
+                let frame = [format!("{:x}\r\n", piece.len()).as_bytes(), piece, b"\r\n"].concat();
+                r = s.write_all(&frame).await;
+                if r.is_err() {
+                    break;
+                }
+            }
+            if r.is_ok() {
+                r = s.write_all(b"0\r\n\r\n").await;
+            }
+            r
+        };
+        sent.expect("the whole message is taken, not refused mid-write");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            s.read_to_end(&mut answer),
+        )
+        .await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with("HTTP/1.1 413"),
+            "declared {declared}: {text}"
+        );
+    }
 }
