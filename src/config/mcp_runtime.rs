@@ -120,4 +120,25 @@ pub enum Location {
 pub struct BodyParam {
     pub required: bool,
     pub content_type: String,
+    /// How the tool's arguments carry the body: one `body` argument, or each property of an
+    /// object body as an argument of its own.
+    pub shape: BodyShape,
+}
+
+#[derive(Debug)]
+pub enum BodyShape {
+    /// The whole body is the `body` argument (a body that is not a plain object).
+    Whole,
+    /// Each property of the body is an argument beside the parameters.
+    Flat(Vec<BodyField>),
+}
+
+/// One property of a flattened body.
+#[derive(Debug)]
+pub struct BodyField {
+    /// Its name in the body.
+    pub property: String,
+    /// Its argument: the property's name, or `body_{name}` when a parameter has that name.
+    pub argument: String,
+    pub required: bool,
 }

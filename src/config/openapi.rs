@@ -14,7 +14,7 @@
 //! than with an OpenAPI crate: the ones available model the whole specification as types and
 //! would still need this walk to produce JSON Schema for tools.
 
-use super::mcp::{BodyParam, Location, Operation, Param, Tool};
+use super::mcp::{BodyField, BodyParam, BodyShape, Location, Operation, Param, Tool};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 
@@ -132,6 +132,47 @@ impl Arguments {
             self.required.push(Value::from(name));
         }
     }
+}
+
+/// The fields of an object body with named properties, each with its argument name, or `None`
+/// for a body that stays one argument (not a plain object, free-form, or a composition).
+fn flat_fields(schema: &Value, body_required: bool, args: &Arguments) -> Option<Vec<BodyField>> {
+    let plain = schema.get("type").is_none_or(|t| t == "object")
+        && ["allOf", "anyOf", "oneOf", "not"]
+            .iter()
+            .all(|k| schema.get(*k).is_none())
+        && schema
+            .get("additionalProperties")
+            .is_none_or(|a| a == false);
+    let properties = schema.get("properties")?.as_object()?;
+    if !plain || properties.is_empty() {
+        return None;
+    }
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut fields: Vec<BodyField> = Vec::new();
+    for name in properties.keys() {
+        let taken =
+            |n: &str| args.properties.contains_key(n) || fields.iter().any(|f| f.argument == n);
+        let argument = if taken(name) {
+            format!("body_{name}")
+        } else {
+            name.clone()
+        };
+        if taken(&argument) {
+            return None; // two renames collide: the body stays one argument
+        }
+        fields.push(BodyField {
+            property: name.clone(),
+            required: body_required && required.contains(&name.as_str()),
+            argument,
+        });
+    }
+    Some(fields)
 }
 
 /// The operation's summary and description, or its method and path when it has neither.
@@ -257,7 +298,9 @@ impl Resolver<'_> {
         Ok(params)
     }
 
-    /// The JSON request body, as the `body` argument.
+    /// The JSON request body: an object body's properties as arguments of their own (what
+    /// models call most reliably; a property whose name a parameter has is `body_{name}`), any
+    /// other body as the one `body` argument.
     fn body(
         &self,
         op: &Value,
@@ -269,18 +312,32 @@ impl Resolver<'_> {
         };
         let rb = self.resolve(rb, path, &mut Vec::new())?;
         let req = rb.get("required").and_then(Value::as_bool).unwrap_or(false);
-        match json_media(&rb) {
-            Some((content_type, media)) => {
-                let schema = media.get("schema").cloned().unwrap_or(json!({}));
-                args.add("body", schema, req);
-                Ok(Some(BodyParam {
-                    required: req,
-                    content_type,
-                }))
+        let Some((content_type, media)) = json_media(&rb) else {
+            return if req {
+                Err("its request body is not JSON".into())
+            } else {
+                Ok(None)
+            };
+        };
+        let schema = media.get("schema").cloned().unwrap_or(json!({}));
+        let shape = match flat_fields(&schema, req, args) {
+            Some(fields) => {
+                for f in &fields {
+                    let property = schema["properties"][&f.property].clone();
+                    args.add(&f.argument, property, f.required);
+                }
+                BodyShape::Flat(fields)
             }
-            None if req => Err("its request body is not JSON".into()),
-            None => Ok(None),
-        }
+            None => {
+                args.add("body", schema, req);
+                BodyShape::Whole
+            }
+        };
+        Ok(Some(BodyParam {
+            required: req,
+            content_type,
+            shape,
+        }))
     }
 
     /// The first 2xx response's JSON schema (`200` before `201`..., then `2XX`).

@@ -42,9 +42,36 @@ fn operations_become_tools_with_resolved_schemas() {
     assert!(list.wraps_output);
     assert_eq!(list.input_schema["properties"]["limit"]["type"], "integer");
     let add = &tools[1];
-    assert_eq!(add.input_schema["required"], json!(["body"]));
+    // An object body's properties are arguments of their own (none of Pet's is required).
+    assert_eq!(add.input_schema["properties"]["name"]["type"], "string");
+    assert!(add.input_schema["properties"].get("friend").is_some());
+    assert!(add.input_schema["properties"].get("body").is_none());
+    assert!(add.input_schema.get("required").is_none());
     assert!(add.operation.body.as_ref().unwrap().required);
     assert!(add.output_schema.is_none());
+}
+
+#[test]
+fn body_properties_are_flat_arguments_unless_they_collide_or_the_body_is_not_an_object() {
+    let doc = r#"{"openapi": "3.1.0", "paths": {
+        "/items": {"post": {"operationId": "add",
+            "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"}}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema":
+                {"type": "object", "required": ["name", "size"],
+                 "properties": {"name": {"type": "string"}, "size": {"type": "integer"}}}}}}}},
+        "/bulk": {"post": {"operationId": "bulk",
+            "requestBody": {"content": {"application/json": {"schema":
+                {"type": "array", "items": {"type": "string"}}}}}}}
+    }}"#;
+    let tools = tools(doc, &[], &[]).unwrap();
+    let named = |n: &str| &tools.iter().find(|t| t.name == n).unwrap().input_schema;
+    let add = named("add");
+    let mut names: Vec<&String> = add["properties"].as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, ["body_name", "name", "size"]);
+    assert_eq!(add["required"], json!(["body_name", "size"]));
+    let bulk = named("bulk");
+    assert_eq!(bulk["properties"]["body"]["type"], "array");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! The client's own credentials never go upstream: only the server's stored credential and
 //! the headers it names in `forward_headers`.
 
-use crate::config::mcp::{Credential, Location, McpServer, Tool};
+use crate::config::mcp::{BodyParam, BodyShape, Credential, Location, McpServer, Tool};
 use crate::request::ctx::McpOutcome;
 use crate::runtime::Runtime;
 use bytes::Bytes;
@@ -100,6 +100,35 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// The request body from the arguments: the `body` argument, or an object of the body's
+/// properties given as arguments of their own. `None`: no body (an optional one not given).
+fn body_of(b: &BodyParam, args: &serde_json::Map<String, Value>) -> Result<Option<Value>, String> {
+    let given = |name: &str| args.get(name).filter(|v| !v.is_null());
+    let fields = match &b.shape {
+        BodyShape::Whole => {
+            return match given("body") {
+                Some(v) => Ok(Some(v.clone())),
+                None if b.required => Err("missing required argument `body`".into()),
+                None => Ok(None),
+            }
+        }
+        BodyShape::Flat(fields) => fields,
+    };
+    let mut body = serde_json::Map::new();
+    for f in fields {
+        match given(&f.argument) {
+            Some(v) => {
+                body.insert(f.property.clone(), v.clone());
+            }
+            None if f.required => {
+                return Err(format!("missing required argument `{}`", f.argument))
+            }
+            None => {}
+        }
+    }
+    Ok((b.required || !body.is_empty()).then_some(Value::Object(body)))
+}
+
 fn build(server: &McpServer, tool: &Tool, arguments: &Value) -> Result<Built, String> {
     let empty = serde_json::Map::new();
     let args = match arguments {
@@ -153,13 +182,12 @@ fn build(server: &McpServer, tool: &Tool, arguments: &Value) -> Result<Built, St
             utf8_percent_encode(value.expose(), COMPONENT)
         ));
     }
-    let body = match (&op.body, args.get("body").filter(|v| !v.is_null())) {
-        (Some(b), Some(v)) => Some((
-            Bytes::from(serde_json::to_vec(v).map_err(|e| e.to_string())?),
-            b.content_type.clone(),
-        )),
-        (Some(b), None) if b.required => return Err("missing required argument `body`".into()),
-        _ => None,
+    let body = match &op.body {
+        Some(b) => body_of(b, args)?.map(|v| {
+            let bytes = Bytes::from(v.to_string());
+            (bytes, b.content_type.clone())
+        }),
+        None => None,
     };
     let path_and_query = if query.is_empty() {
         path

@@ -325,7 +325,7 @@ async fn bad_input_gets_its_documented_answer_and_never_reaches_the_api() {
     error_of(post(&gw, "/mcp/nope", &routed, &call).await, 404, -32000).await;
     let add = modern(
         "tools/call",
-        json!({"name": "addPet", "arguments": {"body": {"name": "x"}}}),
+        json!({"name": "addPet", "arguments": {"name": "x"}}),
     );
     let limited = [
         ("authorization", "Bearer tg-test-key-limited"),
