@@ -129,3 +129,13 @@ pub fn note_fired(out: &mut Vec<String>, scanner: &Scanner, v: &Verdict) {
         }
     }
 }
+
+impl crate::wire::BodyStage for ResponseGuard {
+    fn feed(&mut self, input: &[u8]) -> Option<bytes::Bytes> {
+        Some(ResponseGuard::feed(self, input))
+    }
+
+    fn finish(&mut self, input: &[u8]) -> bytes::Bytes {
+        ResponseGuard::finish(self, input)
+    }
+}

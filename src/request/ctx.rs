@@ -256,3 +256,54 @@ fn new_request_id() -> String {
     rand::rng().fill_bytes(&mut b);
     format!("req_{}", hex::encode(b))
 }
+
+/// The meter in the answer's chain: an SSE meter may hold back or strip bytes (the usage chunk
+/// the client did not ask for); a JSON meter only reads.
+impl crate::wire::BodyStage for BodyMeter {
+    fn feed(&mut self, input: &[u8]) -> Option<Bytes> {
+        match self {
+            BodyMeter::Sse(m) => m.feed(input),
+            BodyMeter::Json(m) => {
+                m.feed(input);
+                None
+            }
+        }
+    }
+
+    fn finish(&mut self, input: &[u8]) -> Bytes {
+        let mut out = Vec::new();
+        if !input.is_empty() {
+            match self.feed(input) {
+                Some(kept) => out.extend_from_slice(&kept),
+                None => out.extend_from_slice(input),
+            }
+        }
+        if let BodyMeter::Sse(m) = self {
+            if let Some(kept) = m.finish() {
+                out.extend_from_slice(&kept);
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
+impl Committed {
+    /// The answer's stages in the order its bytes pass them.
+    pub fn stages(&mut self) -> [Option<&mut dyn crate::wire::BodyStage>; 5] {
+        [
+            self.translator
+                .as_mut()
+                .map(|t| t as &mut dyn crate::wire::BodyStage),
+            self.splice
+                .as_mut()
+                .map(|s| s as &mut dyn crate::wire::BodyStage),
+            Some(&mut self.meter),
+            self.guard
+                .as_mut()
+                .map(|g| g as &mut dyn crate::wire::BodyStage),
+            self.redactor
+                .as_mut()
+                .map(|r| r as &mut dyn crate::wire::BodyStage),
+        ]
+    }
+}

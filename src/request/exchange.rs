@@ -202,35 +202,19 @@ impl RequestCtx {
             }
             return None;
         };
-        let translated = c.translator.as_mut().map(|t| t.feed(chunk));
-        let spliced = match c.splice.as_mut() {
-            Some(s) => Some(Bytes::from(s.feed(translated.as_deref().unwrap_or(chunk)))),
-            None => translated,
-        };
-        let metered = spliced.as_deref().unwrap_or(chunk);
-        let out = match &mut c.meter {
-            BodyMeter::Sse(m) => {
-                let out = m.feed(metered);
-                if c.first_token_at.is_none() && m.saw_content() {
-                    c.first_token_at = Some(elapsed);
-                }
-                out
+        // Translate, splice, meter, guard, redact: one chain (guardrails see what the client
+        // would; capture keeps what the client gets).
+        let mut out: Option<Bytes> = None;
+        for stage in c.stages().into_iter().flatten() {
+            if let Some(next) = stage.feed(out.as_deref().unwrap_or(chunk)) {
+                out = Some(next);
             }
-            BodyMeter::Json(m) => {
-                m.feed(metered);
-                None
+        }
+        if let BodyMeter::Sse(m) = &c.meter {
+            if c.first_token_at.is_none() && m.saw_content() {
+                c.first_token_at = Some(elapsed);
             }
-        };
-        let out = out.or(spliced);
-        // Guardrails see what the client would; capture keeps what the client gets.
-        let out = match c.guard.as_mut() {
-            Some(g) => Some(g.feed(out.as_deref().unwrap_or(chunk))),
-            None => out,
-        };
-        let out = match c.redactor.as_mut() {
-            Some(r) => Some(Bytes::from(r.feed(out.as_deref().unwrap_or(chunk)))),
-            None => out,
-        };
+        }
         if let Some(cap) = self.admission.capture.as_mut() {
             cap.push_response(out.as_deref().unwrap_or(chunk));
         }
@@ -259,52 +243,16 @@ impl RequestCtx {
     pub fn meter_end(&mut self) -> Option<Bytes> {
         self.upstream.stop_wait();
         let c = self.response.as_mut()?;
-        let mut tail = Vec::new();
-        let mut rest = c
-            .translator
-            .as_mut()
-            .map(|t| t.finish())
-            .unwrap_or_default();
-        if let Some(splice) = c.splice.as_mut() {
-            let mut spliced = splice.feed(&rest);
-            spliced.extend_from_slice(&splice.finish());
-            rest = Bytes::from(spliced);
+        let mut tail = Bytes::new();
+        for stage in c.stages().into_iter().flatten() {
+            tail = stage.finish(&tail);
         }
-        if !rest.is_empty() {
-            match &mut c.meter {
-                BodyMeter::Sse(m) => match m.feed(&rest) {
-                    Some(kept) => tail.extend_from_slice(&kept),
-                    None => tail.extend_from_slice(&rest),
-                },
-                BodyMeter::Json(m) => {
-                    m.feed(&rest);
-                    tail.extend_from_slice(&rest);
-                }
-            }
-        }
-        if let BodyMeter::Sse(m) = &mut c.meter {
-            if let Some(kept) = m.finish() {
-                tail.extend_from_slice(&kept);
-            }
-        }
-        let tail = match c.guard.as_mut() {
-            Some(g) => g.finish(&tail).to_vec(),
-            None => tail,
-        };
-        let tail = match c.redactor.as_mut() {
-            Some(r) => {
-                let mut out = r.feed(&tail);
-                out.extend_from_slice(&r.finish());
-                out
-            }
-            None => tail,
-        };
         // A blocked answer is refused whole: none of it is captured.
         let blocked = c.guard.as_ref().is_some_and(|g| g.blocked().is_some());
         if let Some(cap) = self.admission.capture.as_mut().filter(|_| !blocked) {
             cap.push_response(&tail);
         }
-        (!tail.is_empty()).then(|| Bytes::from(tail))
+        (!tail.is_empty()).then_some(tail)
     }
 
     /// The request's token usage: the provider's figures, or an estimate when it gave none.

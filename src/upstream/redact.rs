@@ -77,6 +77,18 @@ impl Redactor {
     }
 }
 
+impl crate::wire::BodyStage for Redactor {
+    fn feed(&mut self, input: &[u8]) -> Option<bytes::Bytes> {
+        Some(bytes::Bytes::from(Redactor::feed(self, input)))
+    }
+
+    fn finish(&mut self, input: &[u8]) -> bytes::Bytes {
+        let mut out = Redactor::feed(self, input);
+        out.extend_from_slice(&Redactor::finish(self));
+        bytes::Bytes::from(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,3 +31,33 @@ pub enum WireError {
     #[error("no translation between these formats")]
     NoTranslation,
 }
+
+/// One stage of an answer's body on its way to the client: the translator into the client's
+/// format, the splice of a resumed stream, the meter, the guardrails and the secret redactor
+/// all take bytes in and give bytes out, and `crate::request::exchange` runs them as one chain
+/// on both I/O paths.
+pub trait BodyStage {
+    /// Take `input`. `None`: it passes on unchanged; `Some`: what passes on instead (possibly
+    /// nothing yet, while the stage holds bytes back).
+    fn feed(&mut self, input: &[u8]) -> Option<bytes::Bytes>;
+
+    /// The end of the body: take `input` (the rest the stages before gave) and give what is
+    /// left to pass on, the bytes held back included.
+    fn finish(&mut self, input: &[u8]) -> bytes::Bytes;
+}
+
+impl BodyStage for translate::ResponseTranslator {
+    fn feed(&mut self, input: &[u8]) -> Option<bytes::Bytes> {
+        Some(translate::ResponseTranslator::feed(self, input))
+    }
+
+    fn finish(&mut self, input: &[u8]) -> bytes::Bytes {
+        let mut out = if input.is_empty() {
+            Vec::new()
+        } else {
+            translate::ResponseTranslator::feed(self, input).to_vec()
+        };
+        out.extend_from_slice(&translate::ResponseTranslator::finish(self));
+        bytes::Bytes::from(out)
+    }
+}

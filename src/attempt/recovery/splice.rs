@@ -224,3 +224,15 @@ impl Splice {
         }
     }
 }
+
+impl crate::wire::BodyStage for Splice {
+    fn feed(&mut self, input: &[u8]) -> Option<bytes::Bytes> {
+        Some(bytes::Bytes::from(Splice::feed(self, input)))
+    }
+
+    fn finish(&mut self, input: &[u8]) -> bytes::Bytes {
+        let mut out = Splice::feed(self, input);
+        out.extend_from_slice(&Splice::finish(self));
+        bytes::Bytes::from(out)
+    }
+}
