@@ -23,9 +23,9 @@
 
 pub mod recovery;
 
-pub mod clocks;
+mod clocks;
 mod decision;
-pub mod outcome;
+mod outcome;
 pub mod overflow;
 mod policy;
 pub mod retry;

@@ -6,10 +6,9 @@
 //! conversion into runtime types happen in [`super::load`].
 
 pub use super::file_upstreams::{
-    HealthCheckSection, ModelSection, OutlierSection, ProviderSection, RetriesSection,
-    RetryBudgetSection, RetryOn, TargetSection,
+    ModelSection, ProviderSection, RetriesSection, RetryOn, TargetSection,
 };
-pub use super::limits::{LimitTable, LimitsSection, PriceTable, RedisSection, ScopeLimits};
+pub use super::limits::{LimitTable, LimitsSection, RedisSection, ScopeLimits};
 pub use super::rules::RuleSection;
 use serde::Deserialize;
 

@@ -6,9 +6,9 @@
 
 mod access;
 pub mod edge;
-pub mod file;
+mod file;
 mod file_upstreams;
-pub mod guardrails;
+mod guardrails;
 pub mod limits;
 pub mod mcp;
 mod mcp_runtime;
@@ -17,7 +17,7 @@ pub mod openapi;
 pub use models::{Retries, StreamRecovery};
 mod providers;
 pub mod routes;
-pub mod rules;
+mod rules;
 mod server;
 pub mod tracing;
 

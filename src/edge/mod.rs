@@ -15,12 +15,12 @@
 //! connection, not only the first, meets the same deadline and checks.
 
 pub mod https;
-pub mod proxy_protocol;
+mod proxy_protocol;
 
 pub mod h2;
 pub mod head;
 mod memory;
-pub mod prefixed;
+mod prefixed;
 mod reply;
 mod slots;
 

@@ -23,14 +23,14 @@
 pub mod answer;
 mod channel;
 pub mod detect;
-pub mod escapes;
-pub mod fold;
+mod escapes;
+mod fold;
 pub mod injection;
 pub mod matcher;
 pub mod scan;
 pub mod stream;
 pub mod text;
-pub mod wire;
+mod wire;
 
 pub use scan::{Action, Flow, Rule, Scanner, Verdict};
 use std::sync::Arc;

@@ -11,12 +11,12 @@
 //! tick), so a decision is `others (last sync) + mine (now)`: no network on the request path.
 
 pub mod clock;
-pub mod decide;
+mod decide;
 pub mod describe;
-pub mod headers;
-pub mod plan;
+mod headers;
+mod plan;
 pub mod sync;
-pub mod window;
+mod window;
 
 use crate::config::{Config, OnStoreFailure};
 use clock::Clock;

@@ -21,14 +21,14 @@
 //! Served by `request_filter` before the LLM admission (see [`crate::server::proxy`]).
 
 mod answer;
-pub mod call;
-pub mod catalog;
+mod call;
+mod catalog;
 mod legacy;
 pub mod relay;
-pub mod remote;
+mod remote;
 pub mod report;
-pub mod seal;
-pub mod streamable;
+mod seal;
+mod streamable;
 pub mod wire;
 
 use crate::auth::keys::KeyGrant;

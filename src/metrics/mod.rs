@@ -5,7 +5,7 @@
 //! recorded as `unknown`, and no key, user or prompt ever becomes a label. The OpenTelemetry
 //! GenAI semantic-convention histograms live in [`genai`].
 
-pub mod genai;
+mod genai;
 
 use once_cell::sync::Lazy;
 use prometheus::core::Collector;

@@ -8,10 +8,10 @@
 //! `POST /v1/moderations` flags any input containing `FLAG_ME`.
 
 pub mod anthropic;
-pub mod gemini;
+mod gemini;
 mod http1;
 pub mod openai;
-pub mod reply;
+mod reply;
 mod responses;
 pub mod script;
 mod stream;

@@ -11,5 +11,5 @@ pub mod intake;
 pub mod moderation;
 pub mod report;
 pub mod respond;
-pub mod screen;
-pub mod stored_responses;
+mod screen;
+mod stored_responses;

@@ -16,7 +16,7 @@
 pub mod api;
 pub mod cli;
 mod record;
-pub mod remote;
+mod remote;
 mod state_file;
 
 use crate::types::key_digest::{digest, KeyDigest};

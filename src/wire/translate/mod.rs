@@ -11,11 +11,11 @@
 //! committed: event streams are translated event by event as they pass, JSON bodies (answers
 //! and errors) once complete. Same-format traffic is never parsed here.
 
-pub mod gemini;
+mod gemini;
 pub mod request;
-pub mod response;
+mod response;
 pub mod responses;
-pub mod shape;
+mod shape;
 pub mod stream;
 pub mod text_delta;
 
