@@ -79,8 +79,9 @@ pub fn events(
     ));
     out.push((
         Some("message_delta"),
+        // As the API does now: the final input usage too.
         json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
-            "usage": {"output_tokens": output}}),
+            "usage": {"input_tokens": prompt, "output_tokens": output}}),
     ));
     out.push((Some("message_stop"), json!({"type": "message_stop"})));
     out

@@ -202,6 +202,23 @@ pub(super) async fn serve(
     let model = call.model.split('@').next().unwrap_or("gemini-mock");
     let id = format!("gemini-mock-{prompt}-{tokens}");
     tokio::time::sleep(script.ttft).await;
+    // A scripted reply (`x-mock-reply`): reasoning as thought parts, text, a function call.
+    if let Some(reply) = req
+        .header("x-mock-reply")
+        .and_then(|h| super::reply::Reply::parse(h).ok())
+    {
+        let responses = reply.gemini_responses(&id, model, prompt, call.stream);
+        if !call.stream {
+            let v = responses.into_iter().next().unwrap_or(Value::Null);
+            return http1::write_json(stream, 200, &[], &v, req.keep_alive)
+                .await
+                .map(|_| true);
+        }
+        let events: Vec<(Option<&str>, Value)> = responses.into_iter().map(|v| (None, v)).collect();
+        let first_error = (None, error(503));
+        let cut = write_stream(stream, script, &events, first_error, Ending::Plain).await?;
+        return Ok(req.keep_alive && !cut);
+    }
     if !call.stream {
         let v = answer(&id, model, tokens, wanted.as_ref(), json_out, prompt);
         return http1::write_json(stream, 200, &[], &v, req.keep_alive)

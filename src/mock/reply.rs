@@ -255,3 +255,48 @@ pub fn moderation(body: &Value) -> Value {
         "results": [{"flagged": flagged, "categories": {"harassment": flagged},
             "category_scores": {"harassment": if flagged { 0.98 } else { 0.01 }}}]})
 }
+
+impl Reply {
+    /// Gemini's parts, one list per stream response: a thought part per reasoning delta, a
+    /// text part per content delta, then the function call (arguments joined).
+    fn gemini_parts(&self) -> Vec<Value> {
+        let mut parts: Vec<Value> = self
+            .reasoning
+            .iter()
+            .map(|r| json!({"text": r, "thought": true}))
+            .chain(self.content.iter().map(|c| json!({"text": c})))
+            .collect();
+        if let Some(tool) = &self.tool {
+            let args: Value = serde_json::from_str(&tool.arguments.concat()).unwrap_or(json!({}));
+            parts.push(json!({"functionCall": {"name": tool.name, "args": args}}));
+        }
+        parts
+    }
+
+    /// Gemini `GenerateContentResponse`s: one per part streamed, or one with every part.
+    pub fn gemini_responses(&self, id: &str, model: &str, prompt: u64, stream: bool) -> Vec<Value> {
+        let parts = self.gemini_parts();
+        let output = self.tokens();
+        let usage = |n: u64| {
+            json!({"promptTokenCount": prompt, "candidatesTokenCount": n,
+            "totalTokenCount": prompt + n})
+        };
+        let response = |parts: Value, last: bool, n: u64| {
+            let mut candidate = json!({"content": {"role": "model", "parts": parts}, "index": 0});
+            if last {
+                candidate["finishReason"] = "STOP".into();
+            }
+            json!({"candidates": [candidate], "usageMetadata": usage(n), "modelVersion": model,
+                   "responseId": id})
+        };
+        if !stream {
+            return vec![response(Value::Array(parts), true, output)];
+        }
+        let count = parts.len();
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(k, p)| response(json!([p]), k + 1 == count, (k as u64 + 1).min(output)))
+            .collect()
+    }
+}
