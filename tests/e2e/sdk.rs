@@ -57,6 +57,30 @@ async fn openai_python_sdk() {
     assert!(report.contains("7 passed"), "{report}");
 }
 
+/// LangChain for Python against OpenAI-compatible, Anthropic and Gemini backends
+/// (tests/sdk/test_langchain.py).
+#[tokio::test]
+async fn langchain_python() {
+    let Some(python) = python_with("langchain_openai, langchain_anthropic, pytest") else {
+        return;
+    };
+    let mock = mock();
+    let url = mock.url();
+    let cfg = format!(
+        "{}{}{}         [[models]]\nname = \"chat\"\ntargets = [{{ provider = \"openai-chat\", model = \"gpt-up\" }}]\n\
+         [[models]]\nname = \"claude\"\ntargets = [{{ provider = \"claude\", model = \"claude-up\" }}]\n\
+         [[models]]\nname = \"gemini\"\ntargets = [{{ provider = \"gemini\", model = \"gemini-2.5-flash\" }}]\n",
+        provider_toml("openai-chat", "openai", &format!("{url}/v1"), ""),
+        provider_toml("claude", "anthropic", &format!("{url}/v1"), ""),
+        provider_toml("gemini", "gemini", &format!("{url}/v1beta"), ""),
+    );
+    let gw = Gateway::start(&cfg);
+    let root = gw.api.clone();
+    let (ok, report) = pytest(python, "test_langchain.py", &[("TOLLGATE_ROOT_URL", root)]).await;
+    assert!(ok, "LangChain tests failed:\n{report}");
+    assert!(report.contains("12 passed"), "{report}");
+}
+
 /// The `anthropic` SDK on /v1/messages against Anthropic and OpenAI backends, and the `openai`
 /// SDK against an Anthropic backend (tests/sdk/test_anthropic_sdk.py).
 #[tokio::test]
