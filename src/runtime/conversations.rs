@@ -4,9 +4,9 @@
 //! `previous_response_id`, `item_reference`, `GET` and `DELETE /v1/responses/{id}`.
 //!
 //! Everything belongs to the consumer that made it: another consumer (or tenant) asking for
-//! it is told it does not exist. In memory, the newest [`MAX_TURNS`] turns for [`TTL`]; with
-//! `[redis]`, also in Redis for the same time, so any instance continues a conversation
-//! another one started (`{prefix}resp:{id}` and `{prefix}resp-item:{item id}`, JSON values
+//! it is told it does not exist. In memory, the newest [`MAX_TURNS`] turns (at most
+//! [`MAX_BYTES`] of them) for [`TTL`]; with `[redis]`, also in Redis for the same time, so any
+//! instance continues a conversation another one started (`{prefix}resp:{id}` and `{prefix}resp-item:{item id}`, JSON values
 //! that carry their owner, expiring with `EX`). A turn is written before its answer's last
 //! bytes go out, so a client that asks for it right after finds it. Redis not answering is
 //! logged, and the turn counts as not stored there.
@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 pub const TTL: Duration = Duration::from_secs(24 * 3600);
 /// How many turns this instance keeps in memory (the oldest go first).
 pub const MAX_TURNS: usize = 10_000;
+/// How many bytes of stored turns (as JSON) this instance keeps in memory: a turn holds its
+/// whole conversation, so long conversations are bounded by size, not only by count.
+pub const MAX_BYTES: usize = 256 * 1024 * 1024;
 
 struct Kept<T> {
     owner: Arc<str>,
@@ -34,12 +37,22 @@ struct Kept<T> {
 struct Memory {
     turns: HashMap<String, Kept<Arc<Turn>>>,
     items: HashMap<String, Kept<Value>>,
-    /// Turn ids oldest first, with their item ids (for eviction).
-    order: VecDeque<(String, Vec<String>)>,
+    /// Turns oldest first (for eviction).
+    order: VecDeque<Stored>,
+    /// The JSON size of the turns kept.
+    bytes: usize,
+}
+
+/// A kept turn's id, its output items' ids and its JSON size.
+struct Stored {
+    id: String,
+    items: Vec<String>,
+    size: usize,
 }
 
 impl Memory {
     fn insert(&mut self, id: String, owner: Arc<str>, turn: Arc<Turn>, expires: Instant) {
+        let size = serde_json::to_vec(&*turn).map_or(0, |v| v.len());
         let mut item_ids = Vec::new();
         for item in output(&turn.response) {
             if let Some(item_id) = item["id"].as_str() {
@@ -52,7 +65,12 @@ impl Memory {
                 self.items.insert(item_id.to_string(), kept);
             }
         }
-        self.order.push_back((id.clone(), item_ids));
+        self.order.push_back(Stored {
+            id: id.clone(),
+            items: item_ids,
+            size,
+        });
+        self.bytes = self.bytes.saturating_add(size);
         self.turns.insert(
             id,
             Kept {
@@ -61,17 +79,34 @@ impl Memory {
                 expires,
             },
         );
-        while self.order.len() > MAX_TURNS {
-            if let Some((old, items)) = self.order.pop_front() {
-                self.forget(&old, &items);
+        // The newest turn stays, whatever its size.
+        while self.order.len() > MAX_TURNS || (self.bytes > MAX_BYTES && self.order.len() > 1) {
+            if let Some(old) = self.order.pop_front() {
+                self.forget(&old);
             }
         }
     }
 
-    fn forget(&mut self, id: &str, items: &[String]) {
-        self.turns.remove(id);
-        for i in items {
+    /// Forget a turn and its items (already out of `order`).
+    fn forget(&mut self, stored: &Stored) {
+        self.turns.remove(&stored.id);
+        for i in &stored.items {
             self.items.remove(i);
+        }
+        self.bytes = self.bytes.saturating_sub(stored.size);
+    }
+
+    /// Forget the turn `id`, if it is kept; its item ids.
+    fn remove(&mut self, id: &str) -> Vec<String> {
+        let Some(at) = self.order.iter().position(|s| s.id == id) else {
+            return Vec::new();
+        };
+        match self.order.remove(at) {
+            Some(stored) => {
+                self.forget(&stored);
+                stored.items
+            }
+            None => Vec::new(),
         }
     }
 }
@@ -156,18 +191,7 @@ impl Conversations {
         if self.turn(id, owner).await.is_none() {
             return false;
         }
-        let items: Vec<String> = {
-            let mut memory = self.memory();
-            let items = memory
-                .order
-                .iter()
-                .find(|(t, _)| t == id)
-                .map(|(_, items)| items.clone())
-                .unwrap_or_default();
-            memory.forget(id, &items);
-            memory.order.retain(|(t, _)| t != id);
-            items
-        };
+        let items = self.memory().remove(id);
         if let Some(link) = &self.redis {
             let key = format!("{}resp:{id}", link.prefix());
             let item_keys: Vec<String> = items
@@ -253,5 +277,29 @@ mod tests {
         assert!(store.turn("r2", "a").await.is_some());
         assert_eq!(store.memory().turns.len(), MAX_TURNS);
         assert_eq!(store.memory().items.len(), MAX_TURNS);
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_by_size_too() {
+        let store = Conversations::new(None);
+        let big = |id: &str| {
+            let mut t = turn(id);
+            t.input = vec![
+                json!({"type": "message", "role": "user", "content": "x".repeat(MAX_BYTES / 3)}),
+            ];
+            t
+        };
+        for k in 0..4 {
+            store.save("a", big(&format!("b{k}"))).await;
+        }
+        assert!(
+            store.turn("b0", "a").await.is_none(),
+            "the oldest went first"
+        );
+        assert!(store.turn("b3", "a").await.is_some());
+        assert!(store.memory().bytes <= MAX_BYTES);
+        assert!(store.delete("b3", "a").await);
+        let kept: usize = store.memory().order.iter().map(|s| s.size).sum();
+        assert_eq!(store.memory().bytes, kept, "the count follows deletes");
     }
 }
