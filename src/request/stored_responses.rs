@@ -22,7 +22,11 @@ pub async fn with_history(
     owner: &str,
     request: ParsedRequest,
 ) -> Result<ParsedRequest, GatewayError> {
-    if request.operation != Operation::Responses {
+    // Most requests name no stored state: they are not parsed a second time.
+    let names_state = |needle: &[u8]| memchr::memmem::find(&request.body, needle).is_some();
+    if request.operation != Operation::Responses
+        || !(names_state(b"previous_response_id") || names_state(b"item_reference"))
+    {
         return Ok(request);
     }
     let Ok(mut body) = serde_json::from_slice::<JsonObject>(&request.body) else {
