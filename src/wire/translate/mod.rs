@@ -347,7 +347,11 @@ fn translate_json(
         match client {
             Wire::OpenAi | Wire::Gemini => chat,
             Wire::Anthropic => response::completion_to_message(&chat),
-            Wire::Responses => responses::response::completion_to_response(&chat),
+            Wire::Responses => {
+                let mut r = responses::response::completion_to_response(&chat);
+                responses::response::make_ids_unique(&mut r);
+                r
+            }
         }
     });
     match (answer, status < 400, dialect) {

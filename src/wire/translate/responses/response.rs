@@ -12,6 +12,30 @@ pub fn response_id(chat_id: &str) -> String {
     format!("resp_{bare}")
 }
 
+/// A random suffix that makes the ids of one translated answer unique: they name stored turns
+/// and items (`crate::runtime::conversations`), and a backend's own ids may repeat (Gemini's
+/// when it sends no `responseId`, a server that numbers its calls `call_0`...).
+pub fn unique_suffix() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 6];
+    rand::rng().fill_bytes(&mut b);
+    format!("_{}", hex::encode(b))
+}
+
+/// The response's id and each output item's id, made unique with [`unique_suffix`].
+pub fn make_ids_unique(response: &mut Value) {
+    let suffix = unique_suffix();
+    if let Some(Value::String(id)) = response.get_mut("id") {
+        id.push_str(&suffix);
+    }
+    let items = response.get_mut("output").and_then(Value::as_array_mut);
+    for item in items.into_iter().flatten() {
+        if let Some(Value::String(id)) = item.get_mut("id") {
+            id.push_str(&suffix);
+        }
+    }
+}
+
 /// Chat usage → Responses usage.
 pub fn usage(u: &Value) -> Value {
     let n = |v: &Value| v.as_u64().unwrap_or(0);

@@ -46,12 +46,15 @@ pub struct ChunksToResponses {
     finished: bool,
     /// The response object of `response.completed` (or `.incomplete`), once sent.
     pub completed: Option<Value>,
+    /// What makes this answer's ids unique.
+    suffix: String,
 }
 
 impl ChunksToResponses {
     pub fn new() -> Self {
         ChunksToResponses {
             created: crate::wire::translate::now(),
+            suffix: super::response::unique_suffix(),
             usage: Value::Null,
             ..Self::default()
         }
@@ -141,7 +144,7 @@ impl ChunksToResponses {
                 if !same {
                     let call_id = call["id"].as_str().unwrap_or("").to_string();
                     let item = Item::Call {
-                        id: format!("fc_{call_id}"),
+                        id: format!("fc_{call_id}{}", self.suffix),
                         call_id,
                         name: call["function"]["name"].clone(),
                         arguments: String::new(),
@@ -172,7 +175,8 @@ impl ChunksToResponses {
         if !self.id.is_empty() {
             return;
         }
-        self.id = response_id(v["id"].as_str().unwrap_or("stream"));
+        // Unique, as the ids of a whole answer are (`make_ids_unique`): item ids derive from it.
+        self.id = response_id(v["id"].as_str().unwrap_or("stream")) + &self.suffix;
         self.model = v["model"].clone();
         let r = envelope(&self.id, self.created, &self.model, "in_progress", vec![]);
         self.emit(out, "response.created", json!({"response": r}));

@@ -50,7 +50,16 @@ fn translate(upstream: Wire, stream: &str, step: usize) -> Vec<(String, Value)> 
         out.extend_from_slice(&t.feed(piece));
     }
     out.extend_from_slice(&t.finish());
-    let mut evs = events(&String::from_utf8(out).unwrap());
+    // Every answer's ids end in its own random suffix: compared without it.
+    let suffix = t
+        .completed_response()
+        .and_then(|r| r["id"].as_str())
+        .and_then(|id| id.rfind('_').map(|at| id[at..].to_string()));
+    let mut text = String::from_utf8(out).unwrap();
+    if let Some(s) = suffix {
+        text = text.replace(&s, "");
+    }
+    let mut evs = events(&text);
     for (_, v) in &mut evs {
         if let Some(r) = v.get_mut("response") {
             r["created_at"] = 0.into();
@@ -294,4 +303,34 @@ fn reasoning_text_streams_inside_a_content_part() {
         2,
         "one part for the reasoning, one for the text: {names:?}"
     );
+}
+
+#[test]
+fn two_answers_with_the_same_backend_ids_get_different_ids() {
+    // A backend that repeats its ids (Gemini without a responseId, `call_0` numbering): the
+    // stored turns and items they name must not collide.
+    let body = json!({"id": "chatcmpl-same", "model": "m", "choices": [{"index": 0,
+        "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}]});
+    let ids = |stream: bool| {
+        let mut t =
+            ResponseTranslator::new(Wire::Responses, Dialect::OpenAi, Wire::OpenAi, 200, stream)
+                .unwrap();
+        if stream {
+            t.feed(CHAT_STREAM.as_bytes());
+        } else {
+            t.feed(body.to_string().as_bytes());
+        }
+        t.finish();
+        let r = t.completed_response().unwrap().clone();
+        (
+            r["id"].as_str().unwrap().to_string(),
+            r["output"][0]["id"].as_str().unwrap().to_string(),
+        )
+    };
+    for stream in [false, true] {
+        let (a, b) = (ids(stream), ids(stream));
+        assert_ne!(a.0, b.0, "response ids (stream: {stream})");
+        assert_ne!(a.1, b.1, "item ids (stream: {stream})");
+        assert!(a.0.starts_with("resp_"), "{}", a.0);
+    }
 }
