@@ -41,6 +41,17 @@ enum Tried {
     Done,
 }
 
+/// One request carried by the forwarder: the client's session, the request's state, and what
+/// the I/O needs. The helpers below are its methods, so no step passes loose parts around.
+pub(super) struct Forwarder<'s> {
+    pub(super) session: &'s mut Session,
+    pub(super) ctx: &'s mut RequestCtx,
+    pub(super) runtime: &'s Runtime,
+    pub(super) connector: &'s Connector,
+    /// When the forwarder took the request over (the total clock of every attempt).
+    pub(super) started: Instant,
+}
+
 /// Run the whole plan for this request, answering the client on every path.
 pub async fn run(
     session: &mut Session,
@@ -48,195 +59,213 @@ pub async fn run(
     runtime: &Runtime,
     connector: &Connector,
 ) {
-    let started = Instant::now();
-    loop {
-        if let Some(wait) = ctx.attempts.as_ref().and_then(|a| a.pending_wait()) {
-            tokio::time::sleep(wait).await;
-        }
-        let target = match ctx.begin_attempt() {
-            Ok(t) => t,
-            Err(e) => return respond_error(session, ctx, e).await,
-        };
-        let stream = ctx.admission.request.as_ref().is_some_and(|r| r.stream);
-        let clocks = Clocks::of(&target.provider, started, Instant::now(), stream);
-        let Ok(peer) = runtime.upstreams.peer(&target) else {
-            match failed(ctx, Failure::Unresolved, false) {
-                Some(err) => return respond_error(session, ctx, err).await,
-                None => continue,
+    let mut f = Forwarder {
+        session,
+        ctx,
+        runtime,
+        connector,
+        started: Instant::now(),
+    };
+    f.run().await;
+}
+
+impl Forwarder<'_> {
+    async fn run(&mut self) {
+        loop {
+            if let Some(wait) = self.ctx.attempts.as_ref().and_then(|a| a.pending_wait()) {
+                tokio::time::sleep(wait).await;
             }
-        };
-        let Some(operation) = ctx.admission.request.as_ref().map(|r| r.operation) else {
-            return respond_error(session, ctx, GatewayError::Internal).await;
-        };
-        let mut req = session.req_header().clone();
-        let body_len = ctx.upstream.body.len();
-        if runtime
-            .upstreams
-            .prepare_request(
-                &mut req,
-                &target,
-                operation,
-                stream,
-                body_len,
-                &ctx.request_id,
-            )
-            .and_then(|()| ctx.propagate_trace(&mut req))
-            .is_err()
-        {
-            return respond_error(session, ctx, GatewayError::Internal).await;
-        }
-        let leg = (peer, clocks);
-        match attempt(session, ctx, (runtime, connector), leg, req, started).await {
-            Tried::Again => continue,
-            Tried::Done => return,
-        }
-    }
-}
-
-/// Report a failure to the engine: `None` to try again, or the client's error.
-fn failed(ctx: &mut RequestCtx, failure: Failure, reused: bool) -> Option<GatewayError> {
-    let attempts = ctx.attempts.as_mut()?;
-    match attempts.failed(failure, reused, Now::real()) {
-        Retry::Same { .. } | Retry::Next => None,
-        Retry::GiveUp(err) => Some(err),
-    }
-}
-
-/// One attempt: connect, send, read the header (and a stream's first event when the engine
-/// asks), then commit and relay.
-async fn attempt(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    (runtime, connector): (&Runtime, &Connector),
-    (peer, clocks): (Box<HttpPeer>, Clocks),
-    req: RequestHeader,
-    started: Instant,
-) -> Tried {
-    let clocks = &clocks;
-    let (mut upstream, reused) = match connector.get_http_session(&*peer).await {
-        Ok(s) => s,
-        Err(e) => return give_up_or_again(session, ctx, Failure::of(&e, false), false).await,
-    };
-    if let Err(failure) = send_request(&mut upstream, req, ctx, clocks).await {
-        return give_up_or_again(session, ctx, failure, reused).await;
-    }
-    let Some(mut header) = upstream.response_header().cloned() else {
-        respond_error(session, ctx, GatewayError::Internal).await;
-        return Tried::Done;
-    };
-    let held = match held_before_commit(session, ctx, &mut upstream, &header, clocks).await {
-        Ok(held) => held,
-        Err(tried) => return tried,
-    };
-    ctx.commit(&header);
-    if ctx.screens_whole_body() {
-        let io = (runtime, connector);
-        if screened::whole_body(session, ctx, io, &mut upstream, header, held, clocks).await {
-            connector
-                .release_http_session(upstream, &*peer, Some(POOL_IDLE))
-                .await;
-        }
-        return Tried::Done;
-    }
-    if ctx.shape_response_header(&mut header).is_err()
-        || frame_for_client(&mut header, session.is_http2()).is_err()
-    {
-        ctx.end.client_left = Some(ClientLeft::Disconnected);
-        return Tried::Done;
-    }
-    if let Err(e) = session.write_response_header(Box::new(header), false).await {
-        ctx.end.client_left = Some(ClientLeft::of(&e));
-        return Tried::Done;
-    }
-    let leg = Leg {
-        upstream,
-        peer,
-        clocks: *clocks,
-    };
-    relay(session, ctx, (runtime, connector), leg, held, started).await
-}
-
-/// The engine's answer to the header: retry or fail over (`Err`), or commit with what was
-/// read to decide (a stream's first event, a 400's body) to send first.
-async fn held_before_commit(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    upstream: &mut HttpSession,
-    header: &ResponseHeader,
-    clocks: &Clocks,
-) -> Result<Vec<Bytes>, Tried> {
-    let status = header.status.as_u16();
-    let Some(attempts) = ctx.attempts.as_mut() else {
-        return Err(Tried::Done);
-    };
-    let holdable = status == 400 || (status == 200 && is_event_stream(header));
-    let retry_after = retry::retry_after(&header.headers, crate::types::clock::now());
-    match attempts.answered(status, holdable, retry_after, Now::real()) {
-        Answer::RetrySame { .. } | Answer::FailOver => Err(Tried::Again),
-        Answer::Commit => Ok(Vec::new()),
-        Answer::ReadFirstEvent => match hold::first_content(upstream, clocks).await {
-            Ok(first) => match verdict(ctx, |a, now| a.first_event(first.is_error, now)) {
-                Verdict::FailOver => Err(Tried::Again),
-                Verdict::Commit => Ok(first.chunks),
-            },
-            Err(failure) => Err(give_up_or_again(session, ctx, failure, false).await),
-        },
-        Answer::ReadErrorBody => match hold::error_body(upstream, clocks).await {
-            Ok(body) => match verdict(ctx, |a, now| a.error_body(body.context_overflow, now)) {
-                Verdict::FailOver => Err(Tried::Again),
-                Verdict::Commit => Ok(body.chunks),
-            },
-            Err(failure) => Err(give_up_or_again(session, ctx, failure, false).await),
-        },
-    }
-}
-
-/// Relay the committed answer to the client, leg by leg: a stream that breaks resumes on the
-/// next candidate when recovery allows.
-async fn relay(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    (runtime, connector): (&Runtime, &Connector),
-    mut leg: Leg,
-    mut held: Vec<Bytes>,
-    started: Instant,
-) -> Tried {
-    let mut windows = screened::Windows::new(ctx, runtime, connector);
-    loop {
-        match relay_body(
-            session,
-            ctx,
-            &mut leg.upstream,
-            held,
-            &leg.clocks,
-            &mut windows,
-        )
-        .await
-        {
-            Relayed::Done => {
-                if ctx.end.client_left.is_none() {
-                    connector
-                        .release_http_session(leg.upstream, &*leg.peer, Some(POOL_IDLE))
-                        .await;
+            let target = match self.ctx.begin_attempt() {
+                Ok(t) => t,
+                Err(e) => return self.respond_error(e).await,
+            };
+            let stream = self
+                .ctx
+                .admission
+                .request
+                .as_ref()
+                .is_some_and(|r| r.stream);
+            let clocks = Clocks::of(&target.provider, self.started, Instant::now(), stream);
+            let Ok(peer) = self.runtime.upstreams.peer(&target) else {
+                match failed(self.ctx, Failure::Unresolved, false) {
+                    Some(err) => return self.respond_error(err).await,
+                    None => continue,
                 }
-                return Tried::Done;
+            };
+            let Some(operation) = self.ctx.admission.request.as_ref().map(|r| r.operation) else {
+                return self.respond_error(GatewayError::Internal).await;
+            };
+            let mut req = self.session.req_header().clone();
+            let body_len = self.ctx.upstream.body.len();
+            if self
+                .runtime
+                .upstreams
+                .prepare_request(
+                    &mut req,
+                    &target,
+                    operation,
+                    stream,
+                    body_len,
+                    &self.ctx.request_id,
+                )
+                .and_then(|()| self.ctx.propagate_trace(&mut req))
+                .is_err()
+            {
+                return self.respond_error(GatewayError::Internal).await;
             }
-            Relayed::ClientGone => return Tried::Done,
-            Relayed::Blocked(err) => {
-                end_stream_blocked(session, ctx, err).await;
-                return Tried::Done;
+            match self.attempt((peer, clocks), req).await {
+                Tried::Again => continue,
+                Tried::Done => return,
             }
-            Relayed::Broke(failure) => {
-                match resume::resume(session, ctx, runtime, connector, failure, started).await {
+        }
+    }
+
+    async fn respond_error(&mut self, err: GatewayError) {
+        respond_error(self.session, self.ctx, err).await;
+    }
+
+    /// The client went away (or its framing failed) while being answered.
+    fn client_left(&mut self, left: ClientLeft) {
+        self.ctx.end.client_left = Some(left);
+    }
+
+    /// One attempt: connect, send, read the header (and a stream's first event when the
+    /// engine asks), then commit and relay.
+    async fn attempt(
+        &mut self,
+        (peer, clocks): (Box<HttpPeer>, Clocks),
+        req: RequestHeader,
+    ) -> Tried {
+        let clocks = &clocks;
+        let (mut upstream, reused) = match self.connector.get_http_session(&*peer).await {
+            Ok(s) => s,
+            Err(e) => return self.give_up_or_again(Failure::of(&e, false), false).await,
+        };
+        if let Err(failure) =
+            send_request(&mut upstream, req, &self.ctx.upstream.body, clocks).await
+        {
+            return self.give_up_or_again(failure, reused).await;
+        }
+        let Some(mut header) = upstream.response_header().cloned() else {
+            self.respond_error(GatewayError::Internal).await;
+            return Tried::Done;
+        };
+        let held = match self
+            .held_before_commit(&mut upstream, &header, clocks)
+            .await
+        {
+            Ok(held) => held,
+            Err(tried) => return tried,
+        };
+        self.ctx.commit(&header);
+        if self.ctx.screens_whole_body() {
+            if self.whole_body(&mut upstream, header, held, clocks).await {
+                self.connector
+                    .release_http_session(upstream, &*peer, Some(POOL_IDLE))
+                    .await;
+            }
+            return Tried::Done;
+        }
+        if self.ctx.shape_response_header(&mut header).is_err()
+            || frame_for_client(&mut header, self.session.is_http2()).is_err()
+        {
+            self.client_left(ClientLeft::Disconnected);
+            return Tried::Done;
+        }
+        if let Err(e) = self
+            .session
+            .write_response_header(Box::new(header), false)
+            .await
+        {
+            self.client_left(ClientLeft::of(&e));
+            return Tried::Done;
+        }
+        let leg = Leg {
+            upstream,
+            peer,
+            clocks: *clocks,
+        };
+        self.relay(leg, held).await
+    }
+
+    /// The engine's answer to the header: retry or fail over (`Err`), or commit with what was
+    /// read to decide (a stream's first event, a 400's body) to send first.
+    async fn held_before_commit(
+        &mut self,
+        upstream: &mut HttpSession,
+        header: &ResponseHeader,
+        clocks: &Clocks,
+    ) -> Result<Vec<Bytes>, Tried> {
+        let status = header.status.as_u16();
+        let Some(attempts) = self.ctx.attempts.as_mut() else {
+            return Err(Tried::Done);
+        };
+        let holdable = status == 400 || (status == 200 && is_event_stream(header));
+        let retry_after = retry::retry_after(&header.headers, crate::types::clock::now());
+        match attempts.answered(status, holdable, retry_after, Now::real()) {
+            Answer::RetrySame { .. } | Answer::FailOver => Err(Tried::Again),
+            Answer::Commit => Ok(Vec::new()),
+            Answer::ReadFirstEvent => match hold::first_content(upstream, clocks).await {
+                Ok(first) => match verdict(self.ctx, |a, now| a.first_event(first.is_error, now)) {
+                    Verdict::FailOver => Err(Tried::Again),
+                    Verdict::Commit => Ok(first.chunks),
+                },
+                Err(failure) => Err(self.give_up_or_again(failure, false).await),
+            },
+            Answer::ReadErrorBody => match hold::error_body(upstream, clocks).await {
+                Ok(body) => {
+                    match verdict(self.ctx, |a, now| a.error_body(body.context_overflow, now)) {
+                        Verdict::FailOver => Err(Tried::Again),
+                        Verdict::Commit => Ok(body.chunks),
+                    }
+                }
+                Err(failure) => Err(self.give_up_or_again(failure, false).await),
+            },
+        }
+    }
+
+    /// Relay the committed answer to the client, leg by leg: a stream that breaks resumes on
+    /// the next candidate when recovery allows.
+    async fn relay(&mut self, mut leg: Leg, mut held: Vec<Bytes>) -> Tried {
+        let mut windows = screened::Windows::new(self.ctx, self.runtime, self.connector);
+        loop {
+            match self
+                .relay_body(&mut leg.upstream, held, &leg.clocks, &mut windows)
+                .await
+            {
+                Relayed::Done => {
+                    if self.ctx.end.client_left.is_none() {
+                        self.connector
+                            .release_http_session(leg.upstream, &*leg.peer, Some(POOL_IDLE))
+                            .await;
+                    }
+                    return Tried::Done;
+                }
+                Relayed::ClientGone => return Tried::Done,
+                Relayed::Blocked(err) => {
+                    end_stream_blocked(self.session, self.ctx, err).await;
+                    return Tried::Done;
+                }
+                Relayed::Broke(failure) => match self.resume(failure).await {
                     Some(next) => {
                         leg = next;
                         held = Vec::new();
                     }
                     None => {
-                        end_stream_with_error(session, ctx, failure).await;
+                        end_stream_with_error(self.session, self.ctx, failure).await;
                         return Tried::Done;
                     }
-                }
+                },
+            }
+        }
+    }
+
+    async fn give_up_or_again(&mut self, failure: Failure, reused: bool) -> Tried {
+        match failed(self.ctx, failure, reused) {
+            None => Tried::Again,
+            Some(err) => {
+                self.respond_error(err).await;
+                Tried::Done
             }
         }
     }
@@ -253,18 +282,12 @@ enum Relayed {
     Blocked(GatewayError),
 }
 
-async fn give_up_or_again(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    failure: Failure,
-    reused: bool,
-) -> Tried {
-    match failed(ctx, failure, reused) {
-        None => Tried::Again,
-        Some(err) => {
-            respond_error(session, ctx, err).await;
-            Tried::Done
-        }
+/// Report a failure to the engine: `None` to try again, or the client's error.
+fn failed(ctx: &mut RequestCtx, failure: Failure, reused: bool) -> Option<GatewayError> {
+    let attempts = ctx.attempts.as_mut()?;
+    match attempts.failed(failure, reused, Now::real()) {
+        Retry::Same { .. } | Retry::Next => None,
+        Retry::GiveUp(err) => Some(err),
     }
 }
 
@@ -300,14 +323,12 @@ fn frame_for_client(header: &mut ResponseHeader, h2: bool) -> pingora::Result<()
 pub(super) async fn send_request(
     upstream: &mut HttpSession,
     req: RequestHeader,
-    ctx: &RequestCtx,
+    body: &Bytes,
     clocks: &Clocks,
 ) -> Result<(), Failure> {
     let sent = async {
         upstream.write_request_header(Box::new(req)).await?;
-        upstream
-            .write_request_body(ctx.upstream.body.clone(), true)
-            .await?;
+        upstream.write_request_body(body.clone(), true).await?;
         upstream.finish_request_body().await
     };
     sent.await.map_err(|e| Failure::of(&e, false))?;
@@ -335,59 +356,85 @@ pub(super) fn is_event_stream(h: &pingora::http::ResponseHeader) -> bool {
         .is_some_and(|c| c.starts_with("text/event-stream"))
 }
 
-/// Copy the upstream body to the client, metering (and screening) every chunk as the proxy
-/// phases do. `held` is what was already read while checking the first event.
-async fn relay_body(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    upstream: &mut HttpSession,
-    held: Vec<bytes::Bytes>,
-    clocks: &Clocks,
-    windows: &mut Option<screened::Windows<'_>>,
-) -> Relayed {
-    for chunk in held {
-        if let Some(r) = relay_chunk(session, ctx, chunk, windows).await {
-            return r;
-        }
-    }
-    loop {
-        match within(clocks, Clock::Idle, upstream.read_response_body()).await {
-            Ok(Some(chunk)) => {
-                if let Some(r) = relay_chunk(session, ctx, chunk, windows).await {
-                    return r;
-                }
-                if splice_mismatch(ctx) {
-                    return Relayed::Broke(Failure::Other);
-                }
+impl Forwarder<'_> {
+    /// Copy the upstream body to the client, metering (and screening) every chunk as the proxy
+    /// phases do. `held` is what was already read while checking the first event.
+    async fn relay_body(
+        &mut self,
+        upstream: &mut HttpSession,
+        held: Vec<bytes::Bytes>,
+        clocks: &Clocks,
+        windows: &mut Option<screened::Windows<'_>>,
+    ) -> Relayed {
+        for chunk in held {
+            if let Some(r) = self.relay_chunk(chunk, windows).await {
+                return r;
             }
-            Ok(None) => {
-                let tail = ctx.meter_end();
-                if splice_mismatch(ctx) {
-                    return Relayed::Broke(Failure::Other);
-                }
-                // Kept before the last bytes go out: the client's next turn finds it.
-                crate::request::stored_responses::keep_turn(ctx).await;
-                let blocked = ctx.answer_blocked();
-                let mut tail = tail;
-                if let Some(w) = windows.as_mut() {
-                    let passed = tail.and_then(|t| w.pass(t));
-                    match w.after_chunk(ctx, true).await {
-                        Ok(released) => tail = released.or(passed),
-                        Err(err) => return Relayed::Blocked(err),
+        }
+        loop {
+            match within(clocks, Clock::Idle, upstream.read_response_body()).await {
+                Ok(Some(chunk)) => {
+                    if let Some(r) = self.relay_chunk(chunk, windows).await {
+                        return r;
+                    }
+                    if splice_mismatch(self.ctx) {
+                        return Relayed::Broke(Failure::Other);
                     }
                 }
-                let end = blocked.is_none();
-                if let Err(e) = session.write_response_body(tail, end).await {
-                    ctx.end.client_left = Some(ClientLeft::of(&e));
-                    return Relayed::ClientGone;
+                Ok(None) => {
+                    let tail = self.ctx.meter_end();
+                    if splice_mismatch(self.ctx) {
+                        return Relayed::Broke(Failure::Other);
+                    }
+                    // Kept before the last bytes go out: the client's next turn finds it.
+                    crate::request::stored_responses::keep_turn(self.ctx).await;
+                    let blocked = self.ctx.answer_blocked();
+                    let mut tail = tail;
+                    if let Some(w) = windows.as_mut() {
+                        let passed = tail.and_then(|t| w.pass(t));
+                        match w.after_chunk(self.ctx, true).await {
+                            Ok(released) => tail = released.or(passed),
+                            Err(err) => return Relayed::Blocked(err),
+                        }
+                    }
+                    let end = blocked.is_none();
+                    if let Err(e) = self.session.write_response_body(tail, end).await {
+                        self.ctx.end.client_left = Some(ClientLeft::of(&e));
+                        return Relayed::ClientGone;
+                    }
+                    return match blocked {
+                        Some(err) => Relayed::Blocked(err),
+                        None => Relayed::Done,
+                    };
                 }
-                return match blocked {
-                    Some(err) => Relayed::Blocked(err),
-                    None => Relayed::Done,
-                };
+                Err(failure) => return Relayed::Broke(failure),
             }
-            Err(failure) => return Relayed::Broke(failure),
         }
+    }
+
+    /// Meter one chunk and write it to the client: `None` to go on, or how the relay ends (the
+    /// client is gone, or a guardrail refused the answer).
+    async fn relay_chunk(
+        &mut self,
+        chunk: bytes::Bytes,
+        windows: &mut Option<screened::Windows<'_>>,
+    ) -> Option<Relayed> {
+        let mut out = Some(self.ctx.meter_chunk(&chunk).unwrap_or(chunk));
+        if let Some(w) = windows.as_mut() {
+            let passed = out.and_then(|o| w.pass(o));
+            match w.after_chunk(self.ctx, false).await {
+                Ok(released) => out = released.or(passed),
+                Err(err) => return Some(Relayed::Blocked(err)),
+            }
+        }
+        let blocked = self.ctx.answer_blocked();
+        if let Some(out) = out.filter(|o| !o.is_empty()) {
+            if let Err(e) = self.session.write_response_body(Some(out), false).await {
+                self.ctx.end.client_left = Some(ClientLeft::of(&e));
+                return Some(Relayed::ClientGone);
+            }
+        }
+        blocked.map(Relayed::Blocked)
     }
 }
 
@@ -397,30 +444,4 @@ fn splice_mismatch(ctx: &RequestCtx) -> bool {
         .as_ref()
         .and_then(|c| c.splice.as_ref())
         .is_some_and(|s| s.mismatch)
-}
-
-/// Meter one chunk and write it to the client: `None` to go on, or how the relay ends (the
-/// client is gone, or a guardrail refused the answer).
-async fn relay_chunk(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    chunk: bytes::Bytes,
-    windows: &mut Option<screened::Windows<'_>>,
-) -> Option<Relayed> {
-    let mut out = Some(ctx.meter_chunk(&chunk).unwrap_or(chunk));
-    if let Some(w) = windows.as_mut() {
-        let passed = out.and_then(|o| w.pass(o));
-        match w.after_chunk(ctx, false).await {
-            Ok(released) => out = released.or(passed),
-            Err(err) => return Some(Relayed::Blocked(err)),
-        }
-    }
-    let blocked = ctx.answer_blocked();
-    if let Some(out) = out.filter(|o| !o.is_empty()) {
-        if let Err(e) = session.write_response_body(Some(out), false).await {
-            ctx.end.client_left = Some(ClientLeft::of(&e));
-            return Some(Relayed::ClientGone);
-        }
-    }
-    blocked.map(Relayed::Blocked)
 }

@@ -3,18 +3,15 @@
 //! ([`crate::attempt::recovery::continuation`]), reads its header, and sets up the splice that keeps the
 //! client's stream one answer.
 
-use super::{is_event_stream, send_request};
+use super::{is_event_stream, send_request, Forwarder};
 use crate::attempt::recovery::splice::Splice;
 use crate::attempt::recovery::{self, first_share};
 use crate::attempt::{Answer, Clocks, Failure, Now};
 use crate::config::StreamRecovery;
 use crate::metrics::METRICS;
 use crate::request::ctx::{BodyMeter, RequestCtx};
-use crate::runtime::Runtime;
 use crate::wire::translate::ResponseTranslator;
-use pingora::connectors::http::Connector;
 use pingora::protocols::http::client::HttpSession;
-use pingora::proxy::Session;
 use pingora::upstreams::peer::HttpPeer;
 use std::time::Instant;
 
@@ -25,92 +22,81 @@ pub struct Leg {
     pub clocks: Clocks,
 }
 
-/// After the stream broke with `failure`: the next leg to relay, its header read and the
-/// splice in place, or `None` (the caller ends the stream with the honest error).
-pub async fn resume(
-    session: &Session,
-    ctx: &mut RequestCtx,
-    runtime: &Runtime,
-    connector: &Connector,
-    failure: Failure,
-    started: Instant,
-) -> Option<Leg> {
-    let configured = ctx.attempts.as_ref()?.plan().model.stream_recovery;
-    if configured == StreamRecovery::Off {
-        return None;
-    }
-    let request = ctx.admission.request.clone()?;
-    let (transcript, base) = match ctx.response.as_ref().map(|c| &c.meter) {
-        Some(BodyMeter::Sse(m)) => (
-            m.transcript.clone()?,
-            first_share(
-                m.usage,
-                request.prompt_tokens_estimate,
-                m.deltas,
-                m.text_bytes,
-            ),
-        ),
-        Some(BodyMeter::Json(_)) | None => return None,
-    };
-    let choices = serde_json::from_slice::<serde_json::Value>(&request.body)
-        .ok()
-        .and_then(|v| v["n"].as_u64())
-        .unwrap_or(1);
-    // A Responses stream is not spliced (the splice speaks chat and Messages).
-    let resumable = !transcript.unresumable
-        && choices <= 1
-        && request.operation != crate::wire::protocol::Operation::Responses;
-    let mode = ctx
-        .attempts
-        .as_mut()?
-        .resume(failure, resumable, Now::real());
-    let Some(mode) = mode else {
-        METRICS
-            .stream_recoveries
-            .with_label_values(&[configured.label(), "not_resumable"])
-            .inc();
-        return None;
-    };
-    let mut mode = mode;
-    let leg = loop {
-        let next = continue_on_next(
-            session,
-            ctx,
-            runtime,
-            connector,
-            &request,
-            mode,
-            &transcript.text,
-            started,
-        )
-        .await;
-        match next {
-            Next::Leg(leg, skip) => break Some((*leg, skip)),
-            // A candidate that refuses the prefill regenerates instead.
-            Next::PrefillRefused => mode = recovery::Resume::Restart,
-            Next::Failed => break None,
+impl Forwarder<'_> {
+    /// After the stream broke with `failure`: the next leg to relay, its header read and the
+    /// splice in place, or `None` (the caller ends the stream with the honest error).
+    pub(super) async fn resume(&mut self, failure: Failure) -> Option<Leg> {
+        let configured = self.ctx.attempts.as_ref()?.plan().model.stream_recovery;
+        if configured == StreamRecovery::Off {
+            return None;
         }
-    };
-    let Some((leg, skip)) = leg else {
+        let request = self.ctx.admission.request.clone()?;
+        let (transcript, base) = match self.ctx.response.as_ref().map(|c| &c.meter) {
+            Some(BodyMeter::Sse(m)) => (
+                m.transcript.clone()?,
+                first_share(
+                    m.usage,
+                    request.prompt_tokens_estimate,
+                    m.deltas,
+                    m.text_bytes,
+                ),
+            ),
+            Some(BodyMeter::Json(_)) | None => return None,
+        };
+        let choices = serde_json::from_slice::<serde_json::Value>(&request.body)
+            .ok()
+            .and_then(|v| v["n"].as_u64())
+            .unwrap_or(1);
+        // A Responses stream is not spliced (the splice speaks chat and Messages).
+        let resumable = !transcript.unresumable
+            && choices <= 1
+            && request.operation != crate::wire::protocol::Operation::Responses;
+        let mode = self
+            .ctx
+            .attempts
+            .as_mut()?
+            .resume(failure, resumable, Now::real());
+        let Some(mode) = mode else {
+            METRICS
+                .stream_recoveries
+                .with_label_values(&[configured.label(), "not_resumable"])
+                .inc();
+            return None;
+        };
+        let mut mode = mode;
+        let leg = loop {
+            let next = self
+                .continue_on_next(&request, mode, &transcript.text)
+                .await;
+            match next {
+                Next::Leg(leg, skip) => break Some((*leg, skip)),
+                // A candidate that refuses the prefill regenerates instead.
+                Next::PrefillRefused => mode = recovery::Resume::Restart,
+                Next::Failed => break None,
+            }
+        };
+        let Some((leg, skip)) = leg else {
+            METRICS
+                .stream_recoveries
+                .with_label_values(&[mode.label(), "failed"])
+                .inc();
+            return None;
+        };
+        let upstream = self.ctx.target()?.provider.wire_for(request.operation);
+        let dialect = self.ctx.dialect;
+        let c = self.ctx.response.as_mut()?;
+        c.translator =
+            ResponseTranslator::new(request.operation.wire(), dialect, upstream, 200, true)
+                .map(|t| t.with_prompt_estimate(request.prompt_tokens_estimate));
+        c.splice = Some(Splice::new(dialect, transcript, base, skip));
+        c.rewrites = true;
+        self.ctx.end.resumed = Some(mode);
         METRICS
             .stream_recoveries
-            .with_label_values(&[mode.label(), "failed"])
+            .with_label_values(&[mode.label(), "resumed"])
             .inc();
-        return None;
-    };
-    let upstream = ctx.target()?.provider.wire_for(request.operation);
-    let dialect = ctx.dialect;
-    let c = ctx.response.as_mut()?;
-    c.translator = ResponseTranslator::new(request.operation.wire(), dialect, upstream, 200, true)
-        .map(|t| t.with_prompt_estimate(request.prompt_tokens_estimate));
-    c.splice = Some(Splice::new(dialect, transcript, base, skip));
-    c.rewrites = true;
-    ctx.end.resumed = Some(mode);
-    METRICS
-        .stream_recoveries
-        .with_label_values(&[mode.label(), "resumed"])
-        .inc();
-    Some(leg)
+        Some(leg)
+    }
 }
 
 /// How beginning a continuation went.
@@ -123,89 +109,86 @@ enum Next {
     Failed,
 }
 
-/// Begin the continuation attempt and read its header.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the exchange's parts, borrowed apart"
-)]
-async fn continue_on_next(
-    session: &Session,
-    ctx: &mut RequestCtx,
-    runtime: &Runtime,
-    connector: &Connector,
-    request: &crate::wire::protocol::ParsedRequest,
-    mode: recovery::Resume,
-    sent: &str,
-    started: Instant,
-) -> Next {
-    let Some(Ok(target)) = ctx.attempts.as_mut().map(|a| a.begin()) else {
-        return Next::Failed;
-    };
-    let failed = |ctx: &mut RequestCtx, f: Failure| {
-        if let Some(a) = ctx.attempts.as_mut() {
-            // Logged; the client gets the honest error of the first break either way.
-            let _decision = a.failed(f, false, Now::real());
-        }
-    };
-    let dialect = target.provider.wire_for(request.operation);
-    let Ok(cont) = recovery::continuation(request, mode, sent, dialect, &target.model) else {
-        failed(ctx, Failure::Other);
-        return Next::Failed;
-    };
-    ctx.upstream.body = cont.body;
-    let Ok(peer) = runtime.upstreams.peer(&target) else {
-        failed(ctx, Failure::Unresolved);
-        return Next::Failed;
-    };
-    let mut req = session.req_header().clone();
-    let len = ctx.upstream.body.len();
-    if runtime
-        .upstreams
-        .prepare_request(
-            &mut req,
-            &target,
-            request.operation,
-            true,
-            len,
-            &ctx.request_id,
-        )
-        .and_then(|()| ctx.propagate_trace(&mut req))
-        .is_err()
-    {
-        failed(ctx, Failure::Other);
-        return Next::Failed;
-    }
-    let clocks = Clocks::of(&target.provider, started, Instant::now(), true);
-    let mut upstream = match connector.get_http_session(&*peer).await {
-        Ok((s, _)) => s,
-        Err(e) => {
-            failed(ctx, Failure::of(&e, false));
+impl Forwarder<'_> {
+    /// Begin the continuation attempt and read its header.
+    async fn continue_on_next(
+        &mut self,
+        request: &crate::wire::protocol::ParsedRequest,
+        mode: recovery::Resume,
+        sent: &str,
+    ) -> Next {
+        let Some(Ok(target)) = self.ctx.attempts.as_mut().map(|a| a.begin()) else {
+            return Next::Failed;
+        };
+        let failed = |ctx: &mut RequestCtx, f: Failure| {
+            if let Some(a) = ctx.attempts.as_mut() {
+                // Logged; the client gets the honest error of the first break either way.
+                let _decision = a.failed(f, false, Now::real());
+            }
+        };
+        let dialect = target.provider.wire_for(request.operation);
+        let Ok(cont) = recovery::continuation(request, mode, sent, dialect, &target.model) else {
+            failed(self.ctx, Failure::Other);
+            return Next::Failed;
+        };
+        self.ctx.upstream.body = cont.body;
+        let Ok(peer) = self.runtime.upstreams.peer(&target) else {
+            failed(self.ctx, Failure::Unresolved);
+            return Next::Failed;
+        };
+        let mut req = self.session.req_header().clone();
+        let len = self.ctx.upstream.body.len();
+        if self
+            .runtime
+            .upstreams
+            .prepare_request(
+                &mut req,
+                &target,
+                request.operation,
+                true,
+                len,
+                &self.ctx.request_id,
+            )
+            .and_then(|()| self.ctx.propagate_trace(&mut req))
+            .is_err()
+        {
+            failed(self.ctx, Failure::Other);
             return Next::Failed;
         }
-    };
-    if let Err(f) = send_request(&mut upstream, req, ctx, &clocks).await {
-        failed(ctx, f);
-        return Next::Failed;
-    }
-    let Some(header) = upstream.response_header() else {
-        return Next::Failed;
-    };
-    let (status, sse) = (header.status.as_u16(), is_event_stream(header));
-    let Some(attempts) = ctx.attempts.as_mut() else {
-        return Next::Failed;
-    };
-    if status == 400 && mode == recovery::Resume::Continue && attempts.prefill_refused(Now::real())
-    {
-        return Next::PrefillRefused;
-    }
-    let answer = attempts.answered(status, false, None, Now::real());
-    if answer == Answer::Commit && status == 200 && sse {
-        let leg = Leg {
-            upstream,
-            peer,
-            clocks,
+        let clocks = Clocks::of(&target.provider, self.started, Instant::now(), true);
+        let mut upstream = match self.connector.get_http_session(&*peer).await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                failed(self.ctx, Failure::of(&e, false));
+                return Next::Failed;
+            }
         };
-        return Next::Leg(Box::new(leg), cont.skip);
+        if let Err(f) = send_request(&mut upstream, req, &self.ctx.upstream.body, &clocks).await {
+            failed(self.ctx, f);
+            return Next::Failed;
+        }
+        let Some(header) = upstream.response_header() else {
+            return Next::Failed;
+        };
+        let (status, sse) = (header.status.as_u16(), is_event_stream(header));
+        let Some(attempts) = self.ctx.attempts.as_mut() else {
+            return Next::Failed;
+        };
+        if status == 400
+            && mode == recovery::Resume::Continue
+            && attempts.prefill_refused(Now::real())
+        {
+            return Next::PrefillRefused;
+        }
+        let answer = attempts.answered(status, false, None, Now::real());
+        if answer == Answer::Commit && status == 200 && sse {
+            let leg = Leg {
+                upstream,
+                peer,
+                clocks,
+            };
+            return Next::Leg(Box::new(leg), cont.skip);
+        }
+        Next::Failed
     }
-    Next::Failed
 }

@@ -3,14 +3,13 @@
 //! are checked as the text passes — in the background (`hold = false`: a flagged window ends
 //! the stream at the next chunk) or before the window's bytes are sent (`hold = true`).
 
-use super::within;
+use super::{within, Forwarder};
 use crate::attempt::{ClientLeft, Clock, Clocks};
 use crate::error::GatewayError;
 use crate::guard::answer::ResponseGuard;
 use crate::guard::{Blocked, Flow, Moderation};
 use crate::request::ctx::RequestCtx;
 use crate::request::moderation;
-use crate::request::respond::respond_error;
 use crate::runtime::Runtime;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -19,69 +18,75 @@ use futures_util::FutureExt;
 use pingora::connectors::http::Connector;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::client::HttpSession;
-use pingora::proxy::Session;
 use std::sync::Arc;
 
-/// Read a guarded JSON answer whole, screen it, then send it (or the refusal). Returns
-/// whether the upstream connection may go back to the pool.
-pub(super) async fn whole_body(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    (runtime, connector): (&Runtime, &Connector),
-    upstream: &mut HttpSession,
-    mut header: ResponseHeader,
-    held: Vec<Bytes>,
-    clocks: &Clocks,
-) -> bool {
-    for chunk in held {
-        ctx.meter_chunk(&chunk);
-    }
-    loop {
-        match within(clocks, Clock::Idle, upstream.read_response_body()).await {
-            Ok(Some(chunk)) => {
-                ctx.meter_chunk(&chunk);
-            }
-            Ok(None) => break,
-            Err(failure) => {
-                ctx.end.upstream_cut = Some(failure);
-                let err = GatewayError::UpstreamBroken(
-                    "the answer broke off before it was complete".into(),
-                );
-                respond_error(session, ctx, err).await;
-                return false;
+impl Forwarder<'_> {
+    /// Read a guarded JSON answer whole, screen it, then send it (or the refusal). Returns
+    /// whether the upstream connection may go back to the pool.
+    pub(super) async fn whole_body(
+        &mut self,
+        upstream: &mut HttpSession,
+        mut header: ResponseHeader,
+        held: Vec<Bytes>,
+        clocks: &Clocks,
+    ) -> bool {
+        for chunk in held {
+            self.ctx.meter_chunk(&chunk);
+        }
+        loop {
+            match within(clocks, Clock::Idle, upstream.read_response_body()).await {
+                Ok(Some(chunk)) => {
+                    self.ctx.meter_chunk(&chunk);
+                }
+                Ok(None) => break,
+                Err(failure) => {
+                    self.ctx.end.upstream_cut = Some(failure);
+                    let err = GatewayError::UpstreamBroken(
+                        "the answer broke off before it was complete".into(),
+                    );
+                    self.respond_error(err).await;
+                    return false;
+                }
             }
         }
+        let body = self.ctx.meter_end().unwrap_or_default();
+        if let Some(err) = self.ctx.answer_blocked() {
+            self.respond_error(err).await;
+            return true;
+        }
+        if let Err(err) =
+            crate::request::screen::moderate_answer(self.ctx, self.runtime, self.connector, &body)
+                .await
+        {
+            self.respond_error(err).await;
+            return true;
+        }
+        let framed = self
+            .ctx
+            .shape_response_header(&mut header)
+            .and_then(|_| {
+                header.remove_header(&http::header::TRANSFER_ENCODING);
+                header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
+            })
+            .and_then(|_| super::frame_for_client(&mut header, self.session.is_http2()));
+        if framed.is_err() {
+            self.ctx.end.client_left = Some(ClientLeft::Disconnected);
+            return false;
+        }
+        if let Err(e) = self
+            .session
+            .write_response_header(Box::new(header), false)
+            .await
+        {
+            self.ctx.end.client_left = Some(ClientLeft::of(&e));
+            return false;
+        }
+        if let Err(e) = self.session.write_response_body(Some(body), true).await {
+            self.ctx.end.client_left = Some(ClientLeft::of(&e));
+            return false;
+        }
+        true
     }
-    let body = ctx.meter_end().unwrap_or_default();
-    if let Some(err) = ctx.answer_blocked() {
-        respond_error(session, ctx, err).await;
-        return true;
-    }
-    if let Err(err) = crate::request::screen::moderate_answer(ctx, runtime, connector, &body).await
-    {
-        respond_error(session, ctx, err).await;
-        return true;
-    }
-    let framed = ctx
-        .shape_response_header(&mut header)
-        .and_then(|_| {
-            header.remove_header(&http::header::TRANSFER_ENCODING);
-            header.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
-        })
-        .and_then(|_| super::frame_for_client(&mut header, session.is_http2()));
-    if framed.is_err() {
-        ctx.end.client_left = Some(ClientLeft::Disconnected);
-        return false;
-    }
-    if let Err(e) = session.write_response_header(Box::new(header), false).await {
-        ctx.end.client_left = Some(ClientLeft::of(&e));
-        return false;
-    }
-    if let Err(e) = session.write_response_body(Some(body), true).await {
-        ctx.end.client_left = Some(ClientLeft::of(&e));
-        return false;
-    }
-    true
 }
 
 type Check<'a> = BoxFuture<'a, Result<(), Blocked>>;
