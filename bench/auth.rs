@@ -38,6 +38,7 @@ fn config_table() -> KeyTable {
                 ip_rules: Default::default(),
                 mcp_tools: vec!["*".into()],
                 routes: None,
+                keyless_from: Vec::new(),
             })
         })
         .collect();

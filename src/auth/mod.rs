@@ -75,6 +75,8 @@ pub struct KeyTable {
     by_digest: HashMap<KeyDigest, (Arc<Consumer>, Arc<str>)>,
     /// For keys made at run time, which name their consumer.
     by_name: HashMap<String, Arc<Consumer>>,
+    /// Networks whose keyless requests are a consumer, with the analytics label they get.
+    keyless: Vec<(IpNet, Arc<Consumer>, Arc<str>)>,
 }
 
 impl KeyTable {
@@ -92,7 +94,29 @@ impl KeyTable {
             .iter()
             .map(|c| (c.name.clone(), Arc::clone(c)))
             .collect();
-        KeyTable { by_digest, by_name }
+        let keyless = consumers
+            .iter()
+            .flat_map(|c| {
+                let label: Arc<str> = format!("keyless:{}", c.name).into();
+                c.keyless_from
+                    .iter()
+                    .map(move |n| (*n, Arc::clone(c), Arc::clone(&label)))
+            })
+            .collect();
+        KeyTable {
+            by_digest,
+            by_name,
+            keyless,
+        }
+    }
+
+    /// The consumer a request without a key from `ip` is (`keyless_from`), and its label.
+    pub fn keyless(&self, ip: Option<IpAddr>) -> Option<(Arc<Consumer>, Arc<str>)> {
+        let ip = ip?;
+        self.keyless
+            .iter()
+            .find(|(net, _, _)| net.contains(&ip))
+            .map(|(_, c, label)| (Arc::clone(c), Arc::clone(label)))
     }
 
     /// The consumer named `name` in this config.
@@ -129,6 +153,7 @@ mod tests {
             log_payloads: false,
             mcp_tools: vec!["*".into()],
             routes: None,
+            keyless_from: Vec::new(),
         })
     }
 
@@ -148,9 +173,23 @@ mod tests {
             log_payloads: false,
             mcp_tools: vec!["*".into()],
             routes: None,
+            keyless_from: Vec::new(),
         })]);
         assert_eq!(table.authenticate(&key).unwrap().name, "a");
         assert!(table.authenticate(&format!("{key}x")).is_none());
+    }
+
+    #[test]
+    fn a_keyless_request_is_the_consumer_of_its_network_only() {
+        let mut open = consumer("local", "secret-l");
+        if let Some(c) = Arc::get_mut(&mut open) {
+            c.keyless_from = vec!["127.0.0.0/8".parse().unwrap()];
+        }
+        let table = KeyTable::new(&[consumer("a", "secret-a"), open]);
+        let (c, label) = table.keyless("127.0.0.9".parse().ok()).unwrap();
+        assert_eq!((c.name.as_str(), &*label), ("local", "keyless:local"));
+        assert!(table.keyless("10.0.0.1".parse().ok()).is_none());
+        assert!(table.keyless(None).is_none());
     }
 
     #[test]

@@ -206,6 +206,10 @@ pub struct ConsumerSection {
     /// that admits it).
     #[serde(default)]
     pub routes: Vec<String>,
+    /// Client networks whose requests carrying no key are this consumer (clients that cannot
+    /// send a header, on a network the operator trusts). Empty: a key is always needed.
+    #[serde(default)]
+    pub keyless_from: Vec<String>,
 }
 
 fn default_models() -> Vec<String> {

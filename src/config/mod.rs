@@ -386,6 +386,8 @@ pub struct Consumer {
     pub mcp_tools: Vec<String>,
     /// The routes it is limited to (`None`: the root API and every route admitting it).
     pub routes: Option<HashSet<String>>,
+    /// Networks whose keyless requests are this consumer (`keyless_from`).
+    pub keyless_from: Vec<ipnet::IpNet>,
 }
 
 impl Consumer {

@@ -242,13 +242,31 @@ pub(super) fn build_consumers(
     let mut consumers = Vec::new();
     let mut consumer_names = HashSet::new();
     let mut all_keys = HashMap::new();
+    let mut keyless_nets = Vec::new();
     for (i, c) in file_consumers.into_iter().enumerate() {
         let at = format!("consumers[{i}]");
         if !consumer_names.insert(c.name.clone()) {
             errs.push(format!("{at}.name `{}` is defined twice", c.name));
         }
-        if c.keys.is_empty() {
-            errs.push(format!("{at}.keys must list at least one key digest"));
+        let keyless_from =
+            super::access::build_nets(&format!("{at}.keyless_from"), &c.keyless_from, errs);
+        if c.keys.is_empty() && keyless_from.is_empty() {
+            errs.push(format!(
+                "{at}.keys must list at least one key digest (or keyless_from its networks)"
+            ));
+        }
+        for (j, net) in keyless_from.iter().enumerate() {
+            let overlapping = keyless_nets
+                .iter()
+                .find(|(other, _): &&(ipnet::IpNet, String)| {
+                    other.contains(net) || net.contains(other)
+                });
+            if let Some((_, other)) = overlapping {
+                errs.push(format!(
+                    "{at}.keyless_from[{j}] overlaps {other}: a keyless caller must be one consumer"
+                ));
+            }
+            keyless_nets.push((*net, format!("{at}.keyless_from[{j}]")));
         }
         let mut keys = Vec::new();
         for (j, k) in c.keys.iter().enumerate() {
@@ -288,6 +306,7 @@ pub(super) fn build_consumers(
             log_payloads: c.log_payloads,
             mcp_tools: c.mcp_tools,
             routes: (!c.routes.is_empty()).then(|| c.routes.into_iter().collect()),
+            keyless_from,
             ip_rules: IpRules {
                 allow: super::access::build_nets(&format!("{at}.allow_ips"), &c.allow_ips, errs),
                 deny: super::access::build_nets(&format!("{at}.deny_ips"), &c.deny_ips, errs),

@@ -184,7 +184,15 @@ pub fn authenticate(
     if !admitted(&access.rules) {
         return Err(GatewayError::PermissionDenied);
     }
-    let key = auth::presented_key(&session.req_header().headers).ok_or(GatewayError::MissingKey)?;
+    let Some(key) = auth::presented_key(&session.req_header().headers) else {
+        let (consumer, label) = runtime.keys.keyless(ip).ok_or(GatewayError::MissingKey)?;
+        if !admitted(&consumer.ip_rules) {
+            return Err(GatewayError::PermissionDenied);
+        }
+        ctx.admission.key_label = Some(label);
+        ctx.admission.consumer = Some(consumer.clone());
+        return Ok(consumer);
+    };
     let consumer = match runtime.keys.authenticate_key(key) {
         Some((c, label)) => {
             ctx.admission.key_label = Some(label);

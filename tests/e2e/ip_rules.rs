@@ -126,3 +126,55 @@ async fn a_consumer_can_be_bound_to_its_networks() {
         "{errors:?}"
     );
 }
+
+fn start_keyless(mock: &tollgate::mock::MockServer, keyless: &str) -> Gateway {
+    let rest = format!(
+        "{}\n[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"m\", model = \"up\" }}]\n\
+         [[consumers]]\nname = \"team-a\"\nkeys = [\"{}\"]\n\
+         [[consumers]]\nname = \"local-agents\"\nkeys = []\nkeyless_from = [\"{keyless}\"]\n",
+        mock_provider("m", &mock.url(), ""),
+        digest_line(KEY),
+    );
+    Gateway::start_raw("", &rest)
+}
+
+#[tokio::test]
+async fn a_keyless_request_from_a_keyless_network_is_its_consumer_and_a_key_is_still_judged() {
+    let mock = mock();
+    let gw = start_keyless(&mock, "127.0.0.0/8");
+    let keyless = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("chat", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyless.status(), 200);
+    // A presented key is judged by the key: a wrong one is 401, not the keyless consumer.
+    let wrong = client()
+        .post(gw.url("/v1/chat/completions"))
+        .bearer_auth("tg-wrong")
+        .json(&chat_body("chat", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let lines = gw.wait_log_lines(2).await;
+    assert_eq!(lines[0]["consumer"], "local-agents");
+    assert_eq!(lines[1]["status"], 401);
+}
+
+#[tokio::test]
+async fn a_keyless_request_from_elsewhere_still_needs_a_key() {
+    let mock = mock();
+    let gw = start_keyless(&mock, "10.0.0.0/8");
+    let r = client()
+        .post(gw.url("/v1/chat/completions"))
+        .json(&chat_body("chat", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("API key"));
+}
