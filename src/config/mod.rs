@@ -397,12 +397,17 @@ impl Consumer {
 
     /// Whether it may see and call `tool` of MCP server `server`.
     pub fn may_use_tool(&self, server: &str, tool: &str) -> bool {
-        self.mcp_tools.iter().any(|p| {
-            p == "*"
-                || p.split_once('/')
-                    .is_some_and(|(s, t)| s == server && (t == "*" || t == tool))
-        })
+        tool_allowed(&self.mcp_tools, server, tool)
     }
+}
+
+/// Whether `mcp_tools` patterns (`*`, `server/*`, `server/tool`) allow `server`'s `tool`.
+pub fn tool_allowed(patterns: &[String], server: &str, tool: &str) -> bool {
+    patterns.iter().any(|p| {
+        p == "*"
+            || p.split_once('/')
+                .is_some_and(|(s, t)| s == server && (t == "*" || t == tool))
+    })
 }
 
 /// Read and validate a config file.

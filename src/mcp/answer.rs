@@ -45,6 +45,16 @@ pub enum Answer {
     },
     /// Already written (a legacy message's 202, sent before its answer was made).
     Written,
+    /// A remote server's answer as it wrote it (a proxied `initialize`, with the gateway's
+    /// session id).
+    Raw {
+        status: u16,
+        content_type: Option<String>,
+        body: Bytes,
+        session: Option<String>,
+    },
+    /// A proxied remote's answer, relayed as it comes.
+    Relay(Box<super::passthrough::Relay>),
     /// A refusal with extra headers (401's `WWW-Authenticate`, 429's `Retry-After`).
     Refused(RpcError),
 }
@@ -109,6 +119,29 @@ pub async fn write(
             return super::legacy::stream(session, ctx, &bridge.relay, id, endpoint).await
         }
         Answer::Written => return,
+        Answer::Relay(r) => return super::passthrough::relay(session, ctx, *r).await,
+        Answer::Raw {
+            status,
+            content_type,
+            body,
+            session: sid,
+        } => {
+            let mut fields: Vec<(&str, String)> =
+                sid.map(|s| ("mcp-session-id", s)).into_iter().collect();
+            fields.extend(content_type.map(|t| ("content-type", t)));
+            fields.push(("content-length", body.len().to_string()));
+            let Some(h) = response_header(status, &ctx.request_id, fields) else {
+                return;
+            };
+            let sent = async {
+                session.write_response_header(Box::new(h), false).await?;
+                session.write_response_body(Some(body), true).await
+            };
+            if let Err(e) = sent.await {
+                ctx.end.client_left = Some(ClientLeft::of(&e));
+            }
+            return;
+        }
     };
     let (ctype, payload) = match &body {
         Some(b) if sse_only && status == 200 => (

@@ -212,11 +212,58 @@ pub(super) async fn send(
     client: &http::HeaderMap,
     request_id: &str,
 ) -> Result<Exchanged, String> {
+    let mut opened = open(runtime, connector, server, built, client, request_id, true).await?;
+    let io = |e: Box<pingora::Error>| e.etype().as_str().to_string();
+    let mut answer = Vec::new();
+    while let Some(chunk) = opened.upstream.read_response_body().await.map_err(io)? {
+        if answer.len() + chunk.len() > MAX_ANSWER {
+            return Err(format!("its answer is larger than {MAX_ANSWER} bytes"));
+        }
+        answer.extend_from_slice(&chunk);
+    }
+    connector
+        .release_http_session(opened.upstream, &*opened.peer, Some(POOL_IDLE))
+        .await;
+    Ok(Exchanged {
+        status: opened.status,
+        content_type: opened.content_type,
+        session: opened.session,
+        body: answer,
+    })
+}
+
+/// An exchange whose answer's header has been read; its body is still to come.
+pub(super) struct Opened {
+    pub upstream: pingora::protocols::http::client::HttpSession,
+    pub peer: Box<pingora::upstreams::peer::HttpPeer>,
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// `Mcp-Session-Id`, when the server sent one.
+    pub session: Option<String>,
+    /// `Allow` (a 405 names what the server takes).
+    pub allow: Option<String>,
+}
+
+/// Send `built` with the server's credential and the client headers it forwards, and read
+/// the answer's header. `timed`: reads wait at most the server's `timeout_ms` (off for a
+/// stream that may be quiet for long).
+pub(super) async fn open(
+    runtime: &Runtime,
+    connector: &Connector,
+    server: &McpServer,
+    built: Built,
+    client: &http::HeaderMap,
+    request_id: &str,
+    timed: bool,
+) -> Result<Opened, String> {
     let method = &built.method;
-    let (peer, mut req) = runtime
+    let (mut peer, mut req) = runtime
         .upstreams
         .mcp_request(server, method, &built.path_and_query)
         .map_err(|_| "no address for the API".to_string())?;
+    if !timed {
+        peer.options.read_timeout = None;
+    }
     let set = |req: &mut pingora::http::RequestHeader, k: http::HeaderName, v: &str| {
         req.insert_header(k, v).map_err(|e| e.to_string())
     };
@@ -270,7 +317,11 @@ pub(super) async fn send(
         s.write_request_body(b, true).await.map_err(io)?;
     }
     s.finish_request_body().await.map_err(io)?;
-    s.read_response_header().await.map_err(io)?;
+    let read = s.read_response_header();
+    match tokio::time::timeout(server.timeout, read).await {
+        Ok(r) => r.map_err(io)?,
+        Err(_) => return Err("timed out".into()),
+    }
     let status = s.response_header().map_or(0, |h| h.status.as_u16());
     let text = |name: &str| {
         s.response_header()
@@ -278,22 +329,15 @@ pub(super) async fn send(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let (content_type, session) = (text("content-type"), text("mcp-session-id"));
-    let mut answer = Vec::new();
-    while let Some(chunk) = s.read_response_body().await.map_err(io)? {
-        if answer.len() + chunk.len() > MAX_ANSWER {
-            return Err(format!("its answer is larger than {MAX_ANSWER} bytes"));
-        }
-        answer.extend_from_slice(&chunk);
-    }
-    connector
-        .release_http_session(s, &*peer, Some(POOL_IDLE))
-        .await;
-    Ok(Exchanged {
+    let (content_type, session, allow) =
+        (text("content-type"), text("mcp-session-id"), text("allow"));
+    Ok(Opened {
+        upstream: s,
+        peer,
         status,
         content_type,
         session,
-        body: answer,
+        allow,
     })
 }
 

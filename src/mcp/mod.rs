@@ -24,6 +24,7 @@ mod answer;
 mod call;
 mod catalog;
 mod legacy;
+mod passthrough;
 pub mod relay;
 mod remote;
 pub mod report;
@@ -100,12 +101,28 @@ pub struct Caller<'a> {
 }
 
 impl Caller<'_> {
+    /// The remote server this path proxies, if it names one alone.
+    fn proxied(&self) -> Option<&McpServer> {
+        let server = self.settings.server(self.server?)?;
+        (server.kind == crate::config::mcp::ServerKind::Remote).then_some(server)
+    }
+
     /// The server path a session is bound to (`""`: the combined view).
     fn path_server(&self) -> &str {
         self.server.unwrap_or("")
     }
 
     fn seal_session(&self, version: &str, stream: Option<&str>) -> Option<String> {
+        self.seal_with_remote(version, stream, "")
+    }
+
+    /// Seal a session; `remote`: the remote server's own session id for this client.
+    fn seal_with_remote(
+        &self,
+        version: &str,
+        stream: Option<&str>,
+        remote: &str,
+    ) -> Option<String> {
         let exp = now_s() + self.settings.session_ttl.as_secs();
         seal::seal(
             &self.settings.keys,
@@ -116,6 +133,7 @@ impl Caller<'_> {
                 k: self.key_label.clone(),
                 exp,
                 l: stream.unwrap_or_default().to_string(),
+                r: remote.to_string(),
             },
         )
     }
@@ -237,7 +255,9 @@ pub async fn serve(
     let failed = match &answer {
         Answer::Json { status, .. } | Answer::Empty { status } => *status >= 400,
         Answer::Refused(_) | Answer::MethodNotAllowed { .. } | Answer::NotAcceptable => true,
-        Answer::Accepted
+        Answer::Raw { status, .. } => *status >= 400,
+        Answer::Relay(_)
+        | Answer::Accepted
         | Answer::Stream { .. }
         | Answer::LegacyStream { .. }
         | Answer::Written => false,
@@ -306,7 +326,9 @@ async fn answer(
     }
     let headers = session.req_header().headers.clone();
     if let Some(origin) = header(&headers, "origin") {
-        if !settings.allowed_origins.iter().any(|o| o == origin) {
+        let local =
+            is_loopback_origin(origin) && header(&headers, "host").is_some_and(is_loopback_host);
+        if !local && !settings.allowed_origins.iter().any(|o| o == origin) {
             return Answer::error(
                 &Value::Null,
                 RpcError::gateway(403, "Forbidden: Origin not allowed"),
@@ -378,6 +400,9 @@ async fn streamable_http(
     let version = header(headers, "mcp-protocol-version");
     let token = header(headers, "mcp-session-id");
     let modern = version.is_some_and(|v| wire::MODERN_VERSIONS.contains(&v));
+    if let Some(server) = caller.proxied().filter(|_| !modern) {
+        return proxied(caller, server, method, body, ex).await;
+    }
     match method.as_str() {
         "POST" => {
             let posted = streamable::Posted {
@@ -411,6 +436,46 @@ async fn streamable_http(
     }
 }
 
+/// A remote server alone at its path, proxied session for session ([`passthrough`]).
+async fn proxied(
+    caller: &Caller<'_>,
+    server: &McpServer,
+    method: &http::Method,
+    body: &[u8],
+    ex: &mut McpExchange,
+) -> Answer {
+    let headers = &caller.headers;
+    let version = header(headers, "mcp-protocol-version");
+    let token = header(headers, "mcp-session-id");
+    if let Some(v) = version.filter(|v| !wire::HANDSHAKE_VERSIONS.contains(v)) {
+        let mut all = wire::HANDSHAKE_VERSIONS.to_vec();
+        all.extend(wire::MODERN_VERSIONS);
+        return Answer::error(&Value::Null, RpcError::unsupported_version(v, &all));
+    }
+    match method.as_str() {
+        "POST" => {
+            let posted = streamable::Posted {
+                body,
+                version,
+                routing: routing(headers, version),
+                session: token,
+            };
+            passthrough::post(caller, server, posted, ex).await
+        }
+        "GET" => {
+            let accept = header(headers, "accept").unwrap_or("");
+            if !accept.contains("text/event-stream") {
+                return Answer::NotAcceptable;
+            }
+            passthrough::get(caller, server, token).await
+        }
+        "DELETE" => passthrough::delete(caller, server, token).await,
+        _ => Answer::MethodNotAllowed {
+            allow: "GET, POST, DELETE",
+        },
+    }
+}
+
 fn routing<'a>(headers: &'a http::HeaderMap, version: Option<&'a str>) -> Routing<'a> {
     let duplicated = ["mcp-protocol-version", "mcp-method", "mcp-name"]
         .into_iter()
@@ -421,6 +486,27 @@ fn routing<'a>(headers: &'a http::HeaderMap, version: Option<&'a str>) -> Routin
         name: header(headers, "mcp-name"),
         duplicated,
     }
+}
+
+/// `http(s)://` a loopback host (`localhost`, `127.x`, `[::1]`), any port: a page served from
+/// this machine, which a DNS-rebinding page cannot be.
+fn is_loopback_origin(origin: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(is_loopback_host)
+}
+
+/// A `Host` (or an origin's authority) naming a loopback host, with or without a port.
+fn is_loopback_host(authority: &str) -> bool {
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(h, _)| h),
+        None => authority.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn not_found(path: &str) -> Answer {
@@ -439,4 +525,31 @@ fn refusal(e: GatewayError) -> Answer {
             ..RpcError::gateway(e.status(), e.to_string())
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_origins_and_hosts_are_local() {
+        for o in [
+            "http://localhost:3000",
+            "http://127.0.0.1",
+            "https://[::1]:8443",
+        ] {
+            assert!(is_loopback_origin(o), "{o}");
+        }
+        for o in [
+            "http://evil.com",
+            "http://127.0.0.1.evil.com",
+            "null",
+            "file://",
+            "http://[::2]",
+        ] {
+            assert!(!is_loopback_origin(o), "{o}");
+        }
+        assert!(is_loopback_host("127.0.0.1:8080") && is_loopback_host("LOCALHOST"));
+        assert!(!is_loopback_host("evil.com:80") && !is_loopback_host("10.0.0.1"));
+    }
 }

@@ -34,6 +34,10 @@ pub struct Session {
     /// The legacy SSE stream the session's answers go to (empty on Streamable HTTP).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub l: String,
+    /// The remote server's own session for this client (a proxied remote; empty when the
+    /// remote issued none, or the path is the bridge's own).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub r: String,
 }
 
 /// Why a session id was not accepted.
@@ -108,6 +112,7 @@ mod tests {
             k: "config:team-a:0".into(),
             exp: 1_000,
             l: String::new(),
+            r: "remote-7f3a".into(),
         }
     }
 
@@ -123,7 +128,7 @@ mod tests {
         // Two seals of one session differ (fresh nonce) and say nothing in the clear.
         let again = seal(&keys(1, None), &session()).unwrap();
         assert_ne!(token, again);
-        assert!(!token.contains("team"));
+        assert!(!token.contains("team") && !token.contains("remote"));
     }
 
     #[test]
