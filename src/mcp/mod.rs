@@ -400,7 +400,7 @@ async fn streamable_http(
     let version = header(headers, "mcp-protocol-version");
     let token = header(headers, "mcp-session-id");
     let modern = version.is_some_and(|v| wire::MODERN_VERSIONS.contains(&v));
-    if let Some(server) = caller.proxied().filter(|_| !modern) {
+    if let Some(server) = caller.proxied() {
         return proxied(caller, server, method, body, ex).await;
     }
     match method.as_str() {
@@ -447,7 +447,8 @@ async fn proxied(
     let headers = &caller.headers;
     let version = header(headers, "mcp-protocol-version");
     let token = header(headers, "mcp-session-id");
-    if let Some(v) = version.filter(|v| !wire::HANDSHAKE_VERSIONS.contains(v)) {
+    let known = |v: &&str| wire::HANDSHAKE_VERSIONS.contains(v) || wire::MODERN_VERSIONS.contains(v);
+    if let Some(v) = version.filter(|v| !known(v)) {
         let mut all = wire::HANDSHAKE_VERSIONS.to_vec();
         all.extend(wire::MODERN_VERSIONS);
         return Answer::error(&Value::Null, RpcError::unsupported_version(v, &all));

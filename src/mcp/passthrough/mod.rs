@@ -64,18 +64,25 @@ pub async fn post(
             return initialize(caller, server, &posted, id, params, ex).await;
         }
     }
-    let sealed = match open_session(caller, posted.session, false) {
-        Ok(s) => s,
-        Err(e) => {
-            ex.outcome = McpOutcome::Refused;
-            let id = match &message {
-                Message::Request { id, .. } => id.clone(),
-                Message::Notification { .. } | Message::Response => Value::Null,
-            };
-            return Answer::error(&id, e);
-        }
+    // The stateless revision has no session: each message goes alone, to any instance.
+    let modern = posted
+        .version
+        .filter(|v| wire::MODERN_VERSIONS.contains(v));
+    let (version, remote_session) = match modern {
+        Some(v) => (v.to_string(), String::new()),
+        None => match open_session(caller, posted.session, false) {
+            Ok(s) => (posted.version.unwrap_or(&s.v).to_string(), s.r),
+            Err(e) => {
+                ex.outcome = McpOutcome::Refused;
+                let id = match &message {
+                    Message::Request { id, .. } => id.clone(),
+                    Message::Notification { .. } | Message::Response => Value::Null,
+                };
+                return Answer::error(&id, e);
+            }
+        },
     };
-    ex.version = Some(sealed.v.clone());
+    ex.version = Some(version.clone());
     let (edit, reservation) = match &message {
         Message::Notification { method } => {
             ex.method = Some(method.clone());
@@ -90,13 +97,12 @@ pub async fn post(
             }
         }
     };
-    let version = posted.version.unwrap_or(&sealed.v);
     let built = forwarded(
         http::Method::POST,
         posted.body,
         &caller.headers,
-        &sealed.r,
-        version,
+        &remote_session,
+        &version,
     );
     match open(caller, server, built).await {
         Ok(opened) => Answer::Relay(Box::new(Relay {
