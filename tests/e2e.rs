@@ -50,6 +50,8 @@ mod limits_redis;
 mod load_runner;
 #[path = "e2e/mcp.rs"]
 mod mcp;
+#[path = "e2e/mcp_remote.rs"]
+mod mcp_remote;
 #[path = "e2e/observability.rs"]
 mod observability;
 #[path = "e2e/operations.rs"]

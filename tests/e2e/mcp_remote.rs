@@ -1,0 +1,245 @@
+//! A remote MCP server proxied at `/mcp/{server}`: the MCP conformance suite's own reference
+//! server (tests/mcp/everything-server, vendored with its licence) behind the gateway.
+//!
+//! - The official conformance suite (`@modelcontextprotocol/conformance`, pinned in
+//!   tests/node) runs its server scenarios against the reference server directly and through
+//!   the gateway; every scenario that passes directly must pass through the gateway.
+//! - The official TypeScript and Python SDKs, as clients with sampling and elicitation
+//!   handlers, go through two gateway instances behind a relay that sends each new
+//!   connection to the other instance: a tool that asks the client for a completion (or for
+//!   input) gets the client's answer whichever instance it reaches.
+//!
+//! `.ci/run` installs what these need (`npm ci` in tests/node and in the server's folder).
+
+use crate::harness::*;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn node() -> Option<PathBuf> {
+    let node = PathBuf::from(format!("{ROOT}/tests/node/node_modules/.bin/node"));
+    let mut probe = Command::new(&node);
+    probe.args([
+        "-e",
+        "require.resolve('@modelcontextprotocol/sdk/client/index.js'); \
+         require('fs').statSync('../mcp/everything-server/node_modules/tsx')",
+    ]);
+    probe.current_dir(format!("{ROOT}/tests/node"));
+    tool_present(
+        "the MCP reference server and clients (npm ci in tests/node and tests/mcp/everything-server)",
+        probe,
+    )
+    .then_some(node)
+}
+
+/// The conformance suite's reference server, stopped on drop.
+struct Everything {
+    child: Child,
+    url: String,
+}
+
+impl Everything {
+    async fn start(node: &PathBuf) -> Everything {
+        let port = free_port();
+        let dir = format!("{ROOT}/tests/mcp/everything-server");
+        let child = Command::new(node)
+            // tsx as a loader, not its CLI: one process, so dropping it stops the server.
+            .args([
+                "--import",
+                "./node_modules/tsx/dist/loader.mjs",
+                "everything-server.ts",
+            ])
+            .current_dir(&dir)
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the reference server");
+        let server = Everything {
+            child,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while reqwest::get(&server.url).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the reference server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+}
+
+impl Drop for Everything {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config(remote: &str) -> String {
+    format!(
+        "[mcp]\nsession_key_env = \"TG_MCP_SESSION_KEY\"\n\
+         [[mcp.servers]]\nname = \"everything\"\nkind = \"remote\"\nurl = \"{remote}\"\n\
+         exclude = [\"test_reconnection\"]\n\
+         [[consumers]]\nname = \"team-a\"\nkeys = [\"{}\"]\n\
+         [[consumers]]\nname = \"local-tools\"\nkeys = []\nkeyless_from = [\"127.0.0.0/8\"]\n",
+        digest_line(KEY),
+    )
+}
+
+/// A TCP relay in front of `backends`: each new connection goes to the next one in turn.
+async fn alternating_relay(backends: Vec<String>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+    let addr = listener.local_addr().expect("relay address");
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = backends[n % backends.len()].clone();
+            n += 1;
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(&to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Each scenario's verdict in the suite's summary (`✓ name: …` / `✗ name: …`).
+fn verdicts(report: &str) -> BTreeMap<String, bool> {
+    report
+        .lines()
+        .filter_map(|l| {
+            let (mark, rest) = l.trim().split_once(' ')?;
+            let name = rest.split_once(':')?.0.to_string();
+            match mark {
+                "✓" => Some((name, true)),
+                "✗" => Some((name, false)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn conformance(node: &PathBuf, url: &str, scenario: Option<&str>) -> String {
+    let mut cmd = Command::new(node);
+    cmd.args([
+        "node_modules/@modelcontextprotocol/conformance/dist/index.js",
+        "server",
+        "--url",
+        url,
+    ]);
+    if let Some(s) = scenario {
+        cmd.args(["--scenario", s]);
+    }
+    let out = cmd
+        .current_dir(format!("{ROOT}/tests/node"))
+        .env("TMPDIR", std::env::temp_dir())
+        .output()
+        .expect("the conformance suite runs");
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
+#[tokio::test]
+async fn the_conformance_suite_passes_through_the_gateway_whatever_passes_directly() {
+    let Some(node) = node() else { return };
+    let server = Everything::start(&node).await;
+    let gw = Gateway::start_raw("", &config(&server.url));
+    let (n, direct_url, via_url) = (node.clone(), server.url.clone(), gw.url("/mcp/everything"));
+    let (direct, via) = tokio::task::spawn_blocking(move || {
+        (
+            conformance(&n, &direct_url, None),
+            conformance(&n, &via_url, None),
+        )
+    })
+    .await
+    .expect("conformance task");
+    let (direct, via) = (verdicts(&direct), verdicts(&via));
+    assert!(
+        direct.len() >= 25,
+        "the suite ran too few scenarios:\n{direct:?}"
+    );
+    for (scenario, passed) in &direct {
+        if !passed || via.get(scenario) == Some(&true) {
+            continue;
+        }
+        // A scenario is run once more alone before it counts as failed (the suite's
+        // sampling and elicitation scenarios race its own client now and then).
+        let (n, url, s) = (node.clone(), gw.url("/mcp/everything"), scenario.clone());
+        let again = tokio::task::spawn_blocking(move || conformance(&n, &url, Some(&s)))
+            .await
+            .expect("conformance task");
+        assert_eq!(
+            verdicts(&again).get(scenario),
+            Some(&true),
+            "`{scenario}` passes directly but not through the gateway:\n{again}"
+        );
+    }
+    let passed = via.values().filter(|p| **p).count();
+    eprintln!(
+        "conformance through the gateway: {passed}/{} scenarios",
+        via.len()
+    );
+}
+
+#[tokio::test]
+async fn sdk_clients_answer_sampling_and_elicitation_through_two_instances() {
+    let Some(node) = node() else { return };
+    let server = Everything::start(&node).await;
+    let a = Gateway::start_raw("", &config(&server.url));
+    let b = Gateway::start_raw("", &config(&server.url));
+    let hosts = [&a, &b].map(|g| g.api.trim_start_matches("http://").to_string());
+    let relay = alternating_relay(hosts.to_vec()).await;
+
+    // The TypeScript SDK: Streamable HTTP through the relay.
+    let (n, url) = (node.clone(), format!("{relay}/mcp/everything"));
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(n)
+            .arg("mcp_client.mjs")
+            .current_dir(format!("{ROOT}/tests/node"))
+            .env("MCP_URL", url)
+            .env("TOLLGATE_KEY", KEY)
+            .output()
+    })
+    .await
+    .expect("client task")
+    .expect("node runs");
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "TypeScript SDK client failed:\n{report}"
+    );
+    assert!(report.contains("ok 7 cases"), "{report}");
+
+    // The Python SDK, the same way.
+    if let Some(python) = python_with("mcp, pytest, anyio") {
+        let (ok, report) = crate::sdk::pytest(
+            python,
+            "test_mcp_remote.py",
+            &[("MCP_URL", format!("{relay}/mcp/everything"))],
+        )
+        .await;
+        assert!(ok, "{report}");
+        assert!(report.contains("4 passed"), "{report}");
+    }
+
+    // Both instances served the sessions, and nothing there named the client's key.
+    for gw in [&a, &b] {
+        let lines = gw.log_lines();
+        assert!(
+            lines.iter().any(|l| l["mcp_server"] == "everything"),
+            "an instance served nothing: {lines:?}"
+        );
+        for l in &lines {
+            assert!(!l.to_string().contains(KEY), "{l}");
+        }
+    }
+}
