@@ -447,7 +447,8 @@ async fn proxied(
     let headers = &caller.headers;
     let version = header(headers, "mcp-protocol-version");
     let token = header(headers, "mcp-session-id");
-    let known = |v: &&str| wire::HANDSHAKE_VERSIONS.contains(v) || wire::MODERN_VERSIONS.contains(v);
+    let known =
+        |v: &&str| wire::HANDSHAKE_VERSIONS.contains(v) || wire::MODERN_VERSIONS.contains(v);
     if let Some(v) = version.filter(|v| !known(v)) {
         let mut all = wire::HANDSHAKE_VERSIONS.to_vec();
         all.extend(wire::MODERN_VERSIONS);

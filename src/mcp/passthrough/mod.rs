@@ -65,9 +65,7 @@ pub async fn post(
         }
     }
     // The stateless revision has no session: each message goes alone, to any instance.
-    let modern = posted
-        .version
-        .filter(|v| wire::MODERN_VERSIONS.contains(v));
+    let modern = posted.version.filter(|v| wire::MODERN_VERSIONS.contains(v));
     let (version, remote_session) = match modern {
         Some(v) => (v.to_string(), String::new()),
         None => match open_session(caller, posted.session, false) {
