@@ -40,7 +40,7 @@ pub struct McpServerSection {
     /// `openapi` (an HTTP API and its document) or `remote` (a Streamable HTTP MCP server).
     #[serde(default)]
     pub kind: ServerKind,
-    /// The OpenAPI 3.0 or 3.1 document (JSON) describing the API (`openapi`).
+    /// The OpenAPI 3.0 or 3.1 document (JSON or YAML) describing the API (`openapi`).
     #[serde(default)]
     pub openapi: Option<String>,
     /// Where the API is (`http(s)://host[:port][/prefix]`); the document's paths go below it.

@@ -1,4 +1,4 @@
-//! OpenAPI 3.0 / 3.1 documents (JSON) into MCP tools, at config load.
+//! OpenAPI 3.0 / 3.1 documents (JSON or YAML) into MCP tools, at config load.
 //!
 //! Each operation becomes one [`Tool`]: its name from `operationId` (or method and path),
 //! made valid (`[A-Za-z0-9_.-]`, at most 64 characters, unique); its description from
@@ -6,6 +6,12 @@
 //! query and header parameters (under their names) and the JSON request body (under `body`);
 //! its `outputSchema` the first 2xx response's JSON schema, wrapped as `{"result": …}` when it
 //! is not an object (MCP's structured content is always an object).
+//!
+//! The document may say what the model sees: on an operation, `x-mcp-name` names its tool,
+//! `x-mcp-description` replaces its summary and description, and `x-mcp-ignore: true` leaves it
+//! out; on a parameter, `x-mcp-description` replaces its description. YAML is read with
+//! `yaml_serde` (the YAML organization's maintained fork of `serde_yaml`) into the same JSON
+//! value a JSON document gives.
 //!
 //! `$ref`s within the document are resolved by inlining the target (siblings of a `$ref`
 //! override it, as in 3.1); a reference back into itself becomes `{}` (any value) at the point
@@ -28,7 +34,7 @@ const MAX_EXPANDED: usize = 1_000_000;
 
 /// The tools of one document, filtered by `include` and `exclude`.
 pub fn tools(text: &str, include: &[String], exclude: &[String]) -> Result<Vec<Tool>, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let doc = document(text)?;
     let version = doc
         .get("openapi")
         .and_then(Value::as_str)
@@ -57,9 +63,13 @@ pub fn tools(text: &str, include: &[String], exclude: &[String]) -> Result<Vec<T
         let shared = item.get("parameters").cloned().unwrap_or(json!([]));
         for method in METHODS {
             let Some(op) = item.get(method) else { continue };
+            if op.get("x-mcp-ignore").and_then(Value::as_bool) == Some(true) {
+                continue;
+            }
             let at = format!("{} {path}", method.to_uppercase());
             let id = op.get("operationId").and_then(Value::as_str);
-            let base = tool_name(id.unwrap_or(&format!("{method}_{path}")));
+            let named = op.get("x-mcp-name").and_then(Value::as_str).or(id);
+            let base = tool_name(named.unwrap_or(&format!("{method}_{path}")));
             let mut name = base.clone();
             let mut n = 2;
             while !names.insert(name.clone()) {
@@ -94,6 +104,16 @@ pub fn tools(text: &str, include: &[String], exclude: &[String]) -> Result<Vec<T
         }
     }
     Ok(out)
+}
+
+/// The document as a JSON value: JSON, else YAML (which JSON also is, but the JSON reader
+/// names a JSON document's errors better).
+fn document(text: &str) -> Result<Value, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        return serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"));
+    }
+    yaml_serde::from_str::<Value>(text).map_err(|e| format!("neither JSON nor valid YAML: {e}"))
 }
 
 /// `[A-Za-z0-9_.-]`, at most 64 characters, never empty.
@@ -175,8 +195,12 @@ fn flat_fields(schema: &Value, body_required: bool, args: &Arguments) -> Option<
     Some(fields)
 }
 
-/// The operation's summary and description, or its method and path when it has neither.
+/// `x-mcp-description`, else the operation's summary and description, else its method and
+/// path.
 fn description(op: &Value, method: &str, path: &str) -> String {
+    if let Some(d) = op.get("x-mcp-description").and_then(Value::as_str) {
+        return d.to_string();
+    }
     let summary = op.get("summary").and_then(Value::as_str).unwrap_or("");
     let detail = op.get("description").and_then(Value::as_str).unwrap_or("");
     match (summary.is_empty(), detail.is_empty()) {
@@ -279,7 +303,9 @@ impl Resolver<'_> {
             let req = location == Location::Path
                 || p.get("required").and_then(Value::as_bool).unwrap_or(false);
             let mut schema = p.get("schema").cloned().unwrap_or(json!({}));
-            if let (Some(d), Some(obj)) = (p.get("description"), schema.as_object_mut()) {
+            if let (Some(d), Some(obj)) = (p.get("x-mcp-description"), schema.as_object_mut()) {
+                obj.insert("description".into(), d.clone());
+            } else if let (Some(d), Some(obj)) = (p.get("description"), schema.as_object_mut()) {
                 obj.entry("description").or_insert(d.clone());
             }
             let argument = if args.properties.contains_key(pname) || pname == "body" {

@@ -114,3 +114,59 @@ fn nullable_in_3_0_becomes_a_type_union() {
     let out = tools[0].output_schema.as_ref().unwrap();
     assert_eq!(out["properties"]["name"]["type"], json!(["string", "null"]));
 }
+
+#[test]
+fn a_yaml_document_gives_the_same_tools_as_its_json() {
+    let value: Value = serde_json::from_str(DOC).unwrap();
+    let yaml = yaml_serde::to_string(&value).unwrap();
+    assert!(!yaml.trim_start().starts_with('{'));
+    let (from_json, from_yaml) = (
+        tools(DOC, &[], &[]).unwrap(),
+        tools(&yaml, &[], &[]).unwrap(),
+    );
+    assert_eq!(from_json.len(), from_yaml.len());
+    for (j, y) in from_json.iter().zip(&from_yaml) {
+        assert_eq!(j.name, y.name);
+        assert_eq!(j.input_schema, y.input_schema);
+        assert_eq!(j.output_schema, y.output_schema);
+    }
+    let err = tools("openapi: [unclosed", &[], &[]).unwrap_err();
+    assert!(err.contains("neither JSON nor valid YAML"), "{err}");
+    let err = tools("{\"openapi\": ", &[], &[]).unwrap_err();
+    assert!(err.contains("not valid JSON"), "{err}");
+}
+
+#[test]
+fn x_mcp_fields_name_describe_and_hide_operations() {
+    let yaml = r#"
+openapi: "3.0.3"
+paths:
+  /orders/{id}:
+    get:
+      operationId: getOrderV2
+      x-mcp-name: order lookup
+      x-mcp-description: Look up one order by its id.
+      summary: internal summary the model should not see
+      parameters:
+        - name: id
+          in: path
+          required: true
+          description: database key
+          x-mcp-description: The order number printed on the receipt.
+          schema: {type: string}
+      responses: {"200": {description: ok}}
+    delete:
+      operationId: deleteOrder
+      x-mcp-ignore: true
+      responses: {"204": {description: gone}}
+"#;
+    let tools = tools(yaml, &[], &[]).unwrap();
+    assert_eq!(tools.len(), 1, "x-mcp-ignore leaves deleteOrder out");
+    let t = &tools[0];
+    assert_eq!(t.name, "order_lookup");
+    assert_eq!(t.description, "Look up one order by its id.");
+    assert_eq!(
+        t.input_schema["properties"]["id"]["description"],
+        "The order number printed on the receipt."
+    );
+}
