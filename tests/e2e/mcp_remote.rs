@@ -200,11 +200,13 @@ async fn sdk_clients_answer_sampling_and_elicitation_through_two_instances() {
 
     // The TypeScript SDK: Streamable HTTP through the relay.
     let (n, url) = (node.clone(), format!("{relay}/mcp/everything"));
+    let legacy = a.url("/mcp/everything/sse");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(n)
             .arg("mcp_client.mjs")
             .current_dir(format!("{ROOT}/tests/node"))
             .env("MCP_URL", url)
+            .env("MCP_LEGACY_URL", legacy)
             .env("TOLLGATE_KEY", KEY)
             .output()
     })
@@ -217,7 +219,7 @@ async fn sdk_clients_answer_sampling_and_elicitation_through_two_instances() {
         out.status.success(),
         "TypeScript SDK client failed:\n{report}"
     );
-    assert!(report.contains("ok 7 cases"), "{report}");
+    assert!(report.contains("ok 8 cases"), "{report}");
 
     // The Python SDK, the same way.
     if let Some(python) = python_with("mcp, pytest, anyio") {

@@ -1,9 +1,11 @@
 // The official MCP TypeScript SDK as a client of a proxied remote MCP server (run by
 // tests/e2e/mcp_remote.rs): Streamable HTTP at MCP_URL (a relay alternating between two
 // gateway instances), with sampling and elicitation handlers, progress and log notifications,
-// resources, prompts, completions and the tool filter. Prints `ok N cases` when all pass.
+// resources, prompts, completions and the tool filter; then the legacy HTTP+SSE transport at
+// MCP_LEGACY_URL. Prints `ok N cases` when all pass.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
@@ -115,5 +117,23 @@ await check("prompts and completions are served", async () => {
 
 await transport.terminateSession();
 await client.close();
+
+// The legacy HTTP+SSE transport (2024-11-05 clients) at MCP_LEGACY_URL: the bridge's own
+// session, serving the remote's tools.
+await check("legacy SSE lists and calls the remote's tools", async () => {
+  const legacy = new Client({ name: "tollgate-e2e-legacy", version: "1.0.0" });
+  const sse = new SSEClientTransport(new URL(process.env.MCP_LEGACY_URL), {
+    requestInit: { headers },
+    eventSourceInit: {
+      fetch: (u, init) => fetch(u, { ...init, headers: { ...init?.headers, ...headers } }),
+    },
+  });
+  await legacy.connect(sse);
+  const names = (await legacy.listTools()).tools.map((t) => t.name);
+  assert.ok(names.includes("test_simple_text") && !names.includes("test_reconnection"), names.join());
+  const r = await legacy.callTool({ name: "test_simple_text", arguments: {} });
+  assert.ok(text(r).length > 0);
+  await legacy.close();
+});
 if (process.exitCode) process.exit(process.exitCode);
 console.log(`ok ${cases.length} cases`);
