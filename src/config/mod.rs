@@ -399,6 +399,14 @@ impl Consumer {
     pub fn may_use_tool(&self, server: &str, tool: &str) -> bool {
         tool_allowed(&self.mcp_tools, server, tool)
     }
+
+    /// Whether `mcp_tools` grants all of MCP server `server` (`*` or `server/*`): then its
+    /// prompts and resources are seen too.
+    pub fn may_see_whole(&self, server: &str) -> bool {
+        self.mcp_tools
+            .iter()
+            .any(|p| p == "*" || p.strip_suffix("/*") == Some(server))
+    }
 }
 
 /// Whether `mcp_tools` patterns (`*`, `server/*`, `server/tool`) allow `server`'s `tool`.

@@ -70,6 +70,23 @@ impl<'a> View<'a> {
         self.combined
     }
 
+    /// Whether a remote server is in this view (its prompts and resources are then served
+    /// here: [`super::combined`]).
+    pub fn has_remotes(&self) -> bool {
+        self.remotes().next().is_some()
+    }
+
+    /// The capabilities this view serves.
+    fn capabilities(&self) -> Value {
+        let mut c = json!({"tools": {"listChanged": false}});
+        if self.has_remotes() {
+            c["resources"] = json!({"subscribe": false, "listChanged": false});
+            c["prompts"] = json!({"listChanged": false});
+            c["completions"] = json!({});
+        }
+        c
+    }
+
     /// The remote server and tool name a call names, if the consumer may use it.
     pub fn find_remote(&self, name: &str) -> Option<(&'a Arc<McpServer>, String)> {
         let (server, tool) = if self.combined {
@@ -120,7 +137,7 @@ impl<'a> View<'a> {
     pub fn initialize(&self, version: &str) -> Value {
         let mut r = json!({
             "protocolVersion": version,
-            "capabilities": {"tools": {"listChanged": false}},
+            "capabilities": self.capabilities(),
             "serverInfo": self.server_info(),
         });
         if let Some(i) = self.instructions() {
@@ -133,7 +150,7 @@ impl<'a> View<'a> {
     pub fn discover(&self) -> Value {
         let mut r = self.modern(json!({
             "supportedVersions": MODERN_VERSIONS,
-            "capabilities": {"tools": {"listChanged": false}},
+            "capabilities": self.capabilities(),
             "cacheScope": "private",
             "ttlMs": 0,
         }));

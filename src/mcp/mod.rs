@@ -23,6 +23,7 @@
 mod answer;
 mod call;
 mod catalog;
+mod combined;
 mod legacy;
 mod passthrough;
 pub mod relay;

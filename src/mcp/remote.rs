@@ -156,6 +156,27 @@ pub async fn call(
     }
 }
 
+/// `method` on the server over the bridge's link: its result, or its error as an answer.
+pub async fn ask(
+    caller: &Caller<'_>,
+    server: &McpServer,
+    method: &str,
+    params: Value,
+) -> Result<Value, RpcError> {
+    request(caller, server, method, params)
+        .await
+        .map_err(|f| match f {
+            Failed::Rpc(e) => e,
+            Failed::SessionGone | Failed::Unreachable(_) => RpcError::gateway(
+                502,
+                format!(
+                    "Bad Gateway: the MCP server `{}` did not answer",
+                    server.name
+                ),
+            ),
+        })
+}
+
 /// One request over the server's link, opening (or reopening, once) the link as needed.
 async fn request(
     caller: &Caller<'_>,

@@ -58,10 +58,15 @@ async fn modern(caller: &Caller<'_>, posted: Posted<'_>, ex: &mut McpExchange) -
         "server/discover" => Ok(view.discover()),
         "tools/list" => caller.list(true).await,
         "tools/call" => caller.call(&params, ex).await.map(|r| view.modern(r)),
-        other => Err(RpcError::new(
-            Code::MethodNotFound,
-            format!("Method not found: {other}"),
-        )),
+        other => match super::combined::Method::of(other).filter(|_| view.has_remotes()) {
+            Some(m) => super::combined::serve(caller, m, &params)
+                .await
+                .map(|r| view.modern(r)),
+            None => Err(RpcError::new(
+                Code::MethodNotFound,
+                format!("Method not found: {other}"),
+            )),
+        },
     };
     Answer::of(&id, result)
 }
@@ -186,10 +191,13 @@ pub async fn session_method(
         "ping" => Ok(json!({})),
         "tools/list" => caller.list(false).await,
         "tools/call" => caller.call(params, ex).await,
-        other => Err(RpcError::new(
-            Code::MethodNotFound,
-            format!("Method not found: {other}"),
-        )),
+        other => match super::combined::Method::of(other).filter(|_| caller.view.has_remotes()) {
+            Some(m) => super::combined::serve(caller, m, params).await,
+            None => Err(RpcError::new(
+                Code::MethodNotFound,
+                format!("Method not found: {other}"),
+            )),
+        },
     }
 }
 

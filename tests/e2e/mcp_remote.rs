@@ -245,3 +245,133 @@ async fn sdk_clients_answer_sampling_and_elicitation_through_two_instances() {
         }
     }
 }
+
+/// One JSON-RPC request over raw HTTP; the answer's `result` (or `error`) and the session id.
+async fn rpc(
+    url: &str,
+    key: &str,
+    session: Option<&str>,
+    method: &str,
+    params: serde_json::Value,
+) -> (serde_json::Value, Option<String>) {
+    let mut req = client()
+        .post(url)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+    if let Some(s) = session {
+        req = req
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200, "{method}");
+    let sid = r
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let sse = r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream");
+    let text = r.text().await.unwrap();
+    let body = if sse {
+        sse_data(&text).pop().unwrap_or_default()
+    } else {
+        text
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    (v, sid)
+}
+
+async fn open(url: &str, key: &str) -> String {
+    let init = serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}});
+    let (v, sid) = rpc(url, key, None, "initialize", init).await;
+    assert!(v["result"]["capabilities"]["prompts"].is_object(), "{v}");
+    sid.expect("a session id")
+}
+
+#[tokio::test]
+async fn the_combined_endpoint_names_remote_prompts_and_resources_by_server() {
+    let Some(node) = node() else { return };
+    let server = Everything::start(&node).await;
+    let extra = format!(
+        "[[consumers]]\nname = \"one-tool\"\nkeys = [\"{}\"]\nmcp_tools = [\"everything/test_simple_text\"]\n",
+        digest_line(LIMITED_KEY)
+    );
+    let gw = Gateway::start_raw("", &(config(&server.url) + &extra));
+    let combined = gw.url("/mcp");
+    let sid = open(&combined, KEY).await;
+    let s = Some(sid.as_str());
+    let (v, _) = rpc(&combined, KEY, s, "resources/list", serde_json::json!({})).await;
+    let uris: Vec<&str> = v["result"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert!(uris.contains(&"everything+test://static-text"), "{uris:?}");
+    let (v, _) = rpc(
+        &combined,
+        KEY,
+        s,
+        "resources/templates/list",
+        serde_json::json!({}),
+    )
+    .await;
+    assert!(
+        v.to_string()
+            .contains("everything+test://template/{id}/data"),
+        "{v}"
+    );
+    let read = serde_json::json!({"uri": "everything+test://template/7/data"});
+    let (v, _) = rpc(&combined, KEY, s, "resources/read", read).await;
+    assert_eq!(
+        v["result"]["contents"][0]["uri"], "everything+test://template/7/data",
+        "{v}"
+    );
+    let (v, _) = rpc(&combined, KEY, s, "prompts/list", serde_json::json!({})).await;
+    assert!(
+        v.to_string().contains("\"everything__test_simple_prompt\""),
+        "{v}"
+    );
+    let get = serde_json::json!({"name": "everything__test_prompt_with_arguments",
+        "arguments": {"arg1": "left", "arg2": "right"}});
+    let (v, _) = rpc(&combined, KEY, s, "prompts/get", get).await;
+    assert!(v["result"]["messages"].to_string().contains("left"), "{v}");
+    let complete = serde_json::json!({"ref": {"type": "ref/prompt",
+        "name": "everything__test_prompt_with_arguments"}, "argument": {"name": "arg1", "value": "x"}});
+    let (v, _) = rpc(&combined, KEY, s, "completion/complete", complete).await;
+    assert!(v["result"]["completion"]["values"].is_array(), "{v}");
+    let (v, _) = rpc(
+        &combined,
+        KEY,
+        s,
+        "resources/subscribe",
+        serde_json::json!({"uri": "everything+test://watched-resource"}),
+    )
+    .await;
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+
+    // A consumer granted one tool sees none of the server's prompts or resources, here or at
+    // the server's own path.
+    for path in ["/mcp", "/mcp/everything"] {
+        let url = gw.url(path);
+        let sid = open(&url, LIMITED_KEY).await;
+        let s = Some(sid.as_str());
+        let (v, _) = rpc(&url, LIMITED_KEY, s, "prompts/list", serde_json::json!({})).await;
+        assert_eq!(v["result"]["prompts"], serde_json::json!([]), "{path}: {v}");
+        let read = serde_json::json!({"uri": if path == "/mcp" { "everything+test://static-text" } else { "test://static-text" }});
+        let (v, _) = rpc(&url, LIMITED_KEY, s, "resources/read", read).await;
+        assert_eq!(v["error"]["code"], -32602, "{path}: {v}");
+        let (v, _) = rpc(&url, LIMITED_KEY, s, "tools/list", serde_json::json!({})).await;
+        let names: Vec<&str> = v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names.len(), 1, "{path}: {names:?}");
+    }
+}

@@ -33,7 +33,7 @@ use crate::limits::Reservation;
 use crate::request::ctx::{McpExchange, McpOutcome};
 use answers::{answer_in, read_whole, Edit, ToolFilter};
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 pub use answers::{relay, Relay};
 
@@ -144,6 +144,28 @@ async fn admit(
                 Ok(r) => Ok((Edit::Outcome { id: id.clone() }, Some(r))),
                 Err(e) => Err(Answer::error(id, e)),
             }
+        }
+        "resources/list"
+        | "resources/templates/list"
+        | "prompts/list"
+        | "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "prompts/get"
+        | "completion/complete"
+            if !caller.consumer.may_see_whole(&server.name) =>
+        {
+            // Prompts and resources are seen by consumers granted the whole server.
+            let answer = match method {
+                "resources/list" => Answer::of(id, Ok(json!({"resources": []}))),
+                "resources/templates/list" => Answer::of(id, Ok(json!({"resourceTemplates": []}))),
+                "prompts/list" => Answer::of(id, Ok(json!({"prompts": []}))),
+                _ => {
+                    let e = RpcError::new(Code::InvalidParams, "Unknown prompt or resource");
+                    Answer::error(id, RpcError { status: 200, ..e })
+                }
+            };
+            Err(answer)
         }
         _ => Ok((Edit::Nothing, None)),
     }
