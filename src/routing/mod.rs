@@ -8,6 +8,7 @@
 //! skipped, and the list is cut to the model's `max_attempts`.
 
 pub mod facts;
+pub mod pick;
 
 use crate::config::{Condition, Model, Rule, Strategy, Target};
 use crate::feedback::health::Standing;

@@ -1,0 +1,303 @@
+//! Picking one replica of a pool for a request: the router for self-hosted fleets.
+//!
+//! A pool is a provider's replicas (vLLM, SGLang, MindIE, TGI). Three strategies:
+//! - `round_robin`: each endpoint in turn;
+//! - `least_request`: the fewest requests in flight (ties broken at random);
+//! - `prefix_affinity` (the default for pools): the endpoint where the prompt is expected to
+//!   start generating soonest. Each endpoint's cost, in seconds, is the prefill it owes
+//!   (pending prefill tokens plus this prompt's part it has not seen) over its prefill rate,
+//!   plus a penalty per request in flight; "has seen" comes from an approximate prefix
+//!   index the gateway writes at pick time ([`index`]), the pending tokens are those picked
+//!   for it and not yet answered with a first byte, and the prefill rate is learnt from how
+//!   long its first bytes take. An endpoint above `load_factor` × the mean in flight is not a
+//!   candidate unless none is below (so one hot prefix spreads instead of piling onto one
+//!   replica); near-ties go to the less loaded of two drawn at random; a session key (a
+//!   header the client sends) keeps a conversation where it was while that stays near the
+//!   best.
+//!
+//! No engine cooperation and nothing on the network: a pick is a walk of the prompt's block
+//! chain and arithmetic over counters. Written here: `pingora-load-balancing` selects by hash
+//! or round robin over backends with no notion of load or cache, so nothing of its selection
+//! fits this.
+
+pub mod index;
+
+pub use index::{blocks, PrefixIndex, BLOCK_BYTES, BLOCK_TOKENS, MAX_ENDPOINTS};
+
+use lru::LruCache;
+use rand::{Rng, RngCore};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// How a pool picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    RoundRobin,
+    LeastRequest,
+    #[default]
+    PrefixAffinity,
+}
+
+/// The picker's knobs (defaults from the routers that measured them).
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Prefill tokens per second an endpoint is assumed to do before it is measured.
+    pub prefill_tokens_per_s: f64,
+    /// Seconds added to an endpoint's cost per request it has in flight (decode slows).
+    pub stream_penalty_s: f64,
+    /// No endpoint above this × the mean in flight is picked unless all are.
+    pub load_factor: f64,
+    /// Costs within this fraction of the best are near-ties.
+    pub tie: f64,
+    /// Blocks the index remembers per endpoint (~16 tokens each).
+    pub index_blocks: usize,
+    /// Session keys remembered.
+    pub sessions: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            prefill_tokens_per_s: 8_000.0,
+            stream_penalty_s: 0.02,
+            load_factor: 1.25,
+            tie: 0.1,
+            index_blocks: 65_536,
+            sessions: 65_536,
+        }
+    }
+}
+
+/// What the picker reads of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    /// The prompt's block chain ([`blocks`]).
+    pub chain: &'a [u64],
+    pub prompt_tokens: u32,
+    /// A session key, when the client names its conversation.
+    pub session: Option<u64>,
+}
+
+/// One pick: the endpoint, and what it owes back to the counters.
+#[derive(Debug)]
+pub struct Ticket {
+    pub endpoint: usize,
+    /// Prefill tokens charged to the endpoint until the first byte.
+    uncached: u64,
+    /// What the endpoint had to prefill before this request's first byte (its rate sample).
+    work: u64,
+    picked_s: f64,
+    /// The block count the endpoint already held (for the hit-rate metric).
+    pub matched_tokens: u32,
+}
+
+#[derive(Debug)]
+struct Load {
+    in_flight: AtomicU32,
+    pending: AtomicU64,
+    /// Learnt prefill tokens per second, as `f64` bits.
+    rate: AtomicU64,
+    up: AtomicBool,
+}
+
+/// One pool's picker.
+pub struct Pool {
+    strategy: Strategy,
+    settings: Settings,
+    loads: Vec<Load>,
+    index: Mutex<PrefixIndex>,
+    sessions: Mutex<LruCache<u64, usize>>,
+    turn: AtomicU32,
+}
+
+impl Pool {
+    /// A pool of `endpoints` (at most [`MAX_ENDPOINTS`]), all up.
+    pub fn new(endpoints: usize, strategy: Strategy, settings: Settings) -> Pool {
+        let n = endpoints.min(MAX_ENDPOINTS);
+        let loads = (0..n)
+            .map(|_| Load {
+                in_flight: AtomicU32::new(0),
+                pending: AtomicU64::new(0),
+                rate: AtomicU64::new(settings.prefill_tokens_per_s.to_bits()),
+                up: AtomicBool::new(true),
+            })
+            .collect();
+        let sessions = NonZeroUsize::new(settings.sessions.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Pool {
+            strategy,
+            settings,
+            loads,
+            index: Mutex::new(PrefixIndex::new(n, settings.index_blocks)),
+            sessions: Mutex::new(LruCache::new(sessions)),
+            turn: AtomicU32::new(0),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.loads.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.loads.is_empty()
+    }
+
+    pub fn in_flight(&self, endpoint: usize) -> u32 {
+        self.loads
+            .get(endpoint)
+            .map_or(0, |l| l.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// An endpoint joins (`true`) or leaves; one that leaves is forgotten by the index.
+    pub fn set_up(&self, endpoint: usize, up: bool) {
+        if let Some(l) = self.loads.get(endpoint) {
+            let was = l.up.swap(up, Ordering::Relaxed);
+            if was && !up {
+                self.index_mut().forget(endpoint);
+            }
+        }
+    }
+
+    fn index_mut(&self) -> std::sync::MutexGuard<'_, PrefixIndex> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Pick an endpoint for `ask` at `now_s` (any monotonic clock, seconds); `None` when
+    /// none is up.
+    pub fn pick(&self, ask: &Ask<'_>, now_s: f64, rng: &mut dyn RngCore) -> Option<Ticket> {
+        let up: Vec<usize> = (0..self.loads.len())
+            .filter(|e| self.loads[*e].up.load(Ordering::Relaxed))
+            .collect();
+        if up.is_empty() {
+            return None;
+        }
+        let flight = |e: usize| self.loads[e].in_flight.load(Ordering::Relaxed);
+        let mut held = [0u32; MAX_ENDPOINTS];
+        let endpoint = match self.strategy {
+            Strategy::RoundRobin => {
+                let t = self.turn.fetch_add(1, Ordering::Relaxed) as usize;
+                up[t % up.len()]
+            }
+            Strategy::LeastRequest => {
+                let least = up.iter().map(|e| flight(*e)).min().unwrap_or(0);
+                let ties: Vec<usize> = up.iter().copied().filter(|e| flight(*e) == least).collect();
+                ties[rng.random_range(0..ties.len())]
+            }
+            Strategy::PrefixAffinity => {
+                self.index_mut().matched(ask.chain, &mut held);
+                self.by_cost(ask, &up, &held, rng)
+            }
+        };
+        let matched_tokens = (held[endpoint] * BLOCK_TOKENS).min(ask.prompt_tokens);
+        let uncached = u64::from(ask.prompt_tokens - matched_tokens);
+        let load = &self.loads[endpoint];
+        let before = load.pending.fetch_add(uncached, Ordering::Relaxed);
+        load.in_flight.fetch_add(1, Ordering::Relaxed);
+        if self.strategy == Strategy::PrefixAffinity {
+            self.index_mut().insert(endpoint, ask.chain);
+            if let Some(s) = ask.session {
+                self.sessions
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .put(s, endpoint);
+            }
+        }
+        Some(Ticket {
+            endpoint,
+            uncached,
+            work: before + uncached,
+            picked_s: now_s,
+            matched_tokens,
+        })
+    }
+
+    /// The endpoint expected to answer first, among those within the load bound.
+    fn by_cost(&self, ask: &Ask<'_>, up: &[usize], held: &[u32], rng: &mut dyn RngCore) -> usize {
+        let s = &self.settings;
+        let flight = |e: usize| self.loads[e].in_flight.load(Ordering::Relaxed);
+        let total: u32 = up.iter().map(|e| flight(*e)).sum();
+        let bound = (f64::from(total + 1) * s.load_factor / up.len() as f64).ceil() as u32;
+        let within: Vec<usize> = up
+            .iter()
+            .copied()
+            .filter(|e| flight(*e) < bound.max(1))
+            .collect();
+        let candidates = if within.is_empty() { up } else { &within[..] };
+        let cost = |e: usize| {
+            let l = &self.loads[e];
+            let seen = (held[e] * BLOCK_TOKENS).min(ask.prompt_tokens);
+            let todo = l.pending.load(Ordering::Relaxed) + u64::from(ask.prompt_tokens - seen);
+            let rate = f64::from_bits(l.rate.load(Ordering::Relaxed)).max(1.0);
+            todo as f64 / rate + s.stream_penalty_s * f64::from(flight(e))
+        };
+        let costs: Vec<(usize, f64)> = candidates.iter().map(|e| (*e, cost(*e))).collect();
+        let best = costs.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
+        let near: Vec<usize> = costs
+            .iter()
+            .filter(|c| c.1 <= best * (1.0 + s.tie) + 1e-3)
+            .map(|c| c.0)
+            .collect();
+        if let Some(e) = ask.session.and_then(|k| {
+            self.sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&k)
+                .copied()
+        }) {
+            if near.contains(&e) {
+                return e;
+            }
+        }
+        match near.len() {
+            0 => candidates[0],
+            1 => near[0],
+            n => {
+                let a = near[rng.random_range(0..n)];
+                let b = near[rng.random_range(0..n)];
+                if flight(b) < flight(a) {
+                    b
+                } else {
+                    a
+                }
+            }
+        }
+    }
+
+    /// The ticket's first byte came: its prefill is done, and the endpoint's rate is learnt.
+    pub fn first_byte(&self, ticket: &mut Ticket, now_s: f64) {
+        let Some(l) = self.loads.get(ticket.endpoint) else {
+            return;
+        };
+        l.pending.fetch_sub(
+            ticket.uncached.min(l.pending.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        let elapsed = now_s - ticket.picked_s;
+        if ticket.work > 0 && elapsed > 1e-6 {
+            let sample = ticket.work as f64 / elapsed;
+            let old = f64::from_bits(l.rate.load(Ordering::Relaxed));
+            l.rate
+                .store((old * 0.8 + sample * 0.2).to_bits(), Ordering::Relaxed);
+        }
+        ticket.uncached = 0;
+    }
+
+    /// The ticket's request ended (answered, failed or cut).
+    pub fn done(&self, ticket: Ticket) {
+        let Some(l) = self.loads.get(ticket.endpoint) else {
+            return;
+        };
+        if ticket.uncached > 0 {
+            l.pending.fetch_sub(
+                ticket.uncached.min(l.pending.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+        }
+        l.in_flight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .ok();
+    }
+}
+
+#[cfg(test)]
+mod tests;
