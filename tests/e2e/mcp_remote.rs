@@ -176,9 +176,11 @@ async fn the_conformance_suite_passes_through_the_gateway_whatever_passes_direct
         let again = tokio::task::spawn_blocking(move || conformance(&n, &url, Some(&s)))
             .await
             .expect("conformance task");
-        assert_eq!(
-            verdicts(&again).get(scenario),
-            Some(&true),
+        // A single scenario ends with `Passed: n/n, 0 failed` instead of the summary.
+        let passed_alone = verdicts(&again).get(scenario) == Some(&true)
+            || (again.contains("Passed: ") && again.contains(", 0 failed"));
+        assert!(
+            passed_alone,
             "`{scenario}` passes directly but not through the gateway:\n{again}"
         );
     }
