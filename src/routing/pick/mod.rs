@@ -22,7 +22,7 @@
 
 pub mod index;
 
-pub use index::{blocks, PrefixIndex, BLOCK_BYTES, BLOCK_TOKENS, MAX_ENDPOINTS};
+pub use index::{blocks, PrefixIndex, BLOCK_BYTES, BLOCK_TOKENS, MAX_ENDPOINTS, STRIDE};
 
 use lru::LruCache;
 use rand::{Rng, RngCore};
@@ -50,6 +50,9 @@ pub struct Settings {
     pub load_factor: f64,
     /// Costs within this fraction of the best are near-ties.
     pub tie: f64,
+    /// When an endpoint holds at least this share of the prompt, only the endpoints holding
+    /// the most compete (within the load bound).
+    pub affinity_share: f64,
     /// Blocks the index remembers per endpoint (~16 tokens each).
     pub index_blocks: usize,
     /// Session keys remembered.
@@ -63,6 +66,7 @@ impl Default for Settings {
             stream_penalty_s: 0.02,
             load_factor: 1.25,
             tie: 0.1,
+            affinity_share: 0.5,
             index_blocks: 65_536,
             sessions: 65_536,
         }
@@ -230,7 +234,22 @@ impl Pool {
             let rate = f64::from_bits(l.rate.load(Ordering::Relaxed)).max(1.0);
             todo as f64 / rate + s.stream_penalty_s * f64::from(flight(e))
         };
-        let costs: Vec<(usize, f64)> = candidates.iter().map(|e| (*e, cost(*e))).collect();
+        // Where a good share of the prompt is already held, only the endpoints holding the
+        // most of it compete: sending a warm prefix elsewhere would cost every later request
+        // of its kind a cold prefill, which one request's cost does not see.
+        let most = candidates.iter().map(|e| held[*e]).max().unwrap_or(0);
+        let warm =
+            f64::from(most * BLOCK_TOKENS) >= s.affinity_share * f64::from(ask.prompt_tokens);
+        let pool: Vec<usize> = if warm && most > 0 {
+            candidates
+                .iter()
+                .copied()
+                .filter(|e| held[*e] == most)
+                .collect()
+        } else {
+            candidates.to_vec()
+        };
+        let costs: Vec<(usize, f64)> = pool.iter().map(|e| (*e, cost(*e))).collect();
         let best = costs.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
         let near: Vec<usize> = costs
             .iter()
@@ -249,7 +268,7 @@ impl Pool {
             }
         }
         match near.len() {
-            0 => candidates[0],
+            0 => pool.first().copied().unwrap_or(candidates[0]),
             1 => near[0],
             n => {
                 let a = near[rng.random_range(0..n)];
