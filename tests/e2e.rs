@@ -26,6 +26,8 @@ mod connections;
 mod daemon;
 #[path = "e2e/edge.rs"]
 mod edge;
+#[path = "e2e/fleet.rs"]
+mod fleet;
 #[path = "e2e/gemini.rs"]
 mod gemini;
 #[path = "e2e/guardrails.rs"]

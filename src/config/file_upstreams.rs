@@ -64,6 +64,11 @@ pub struct ProviderSection {
     /// Offer HTTP/2 (ALPN h2 over TLS; prior-knowledge h2c over plain HTTP).
     #[serde(default)]
     pub http2: bool,
+    /// A pool of replicas behind the base URL's name (every address it resolves to): how one
+    /// is picked per request, `"round_robin"`, `"least_request"` or `"prefix_affinity"`.
+    /// Without it the addresses take turns.
+    #[serde(default)]
+    pub strategy: Option<String>,
     /// `kind = "anthropic"`: the `anthropic-version` header sent when the client sent none.
     #[serde(default)]
     pub anthropic_version: Option<String>,

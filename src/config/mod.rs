@@ -254,6 +254,8 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// This provider's passive/active health (shared with earlier configs of the same name).
     pub health: crate::feedback::health::HealthSlot,
+    /// How a replica of its pool is picked (`strategy`); `None`: its addresses take turns.
+    pub strategy: Option<crate::types::strategy::Strategy>,
 }
 
 #[cfg(test)]
@@ -279,6 +281,7 @@ impl Provider {
             health_check: None,
             tls: Default::default(),
             anthropic_version: String::new(),
+            strategy: None,
             api_version: None,
             health: crate::feedback::health::HealthSlot::provider(name),
         }

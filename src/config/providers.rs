@@ -3,6 +3,7 @@
 
 use super::file::{self, TargetSection};
 use super::{HealthCheck, Provider, ProviderKind, Secret, Target, TlsSettings, Upstream};
+use crate::types::strategy::Strategy;
 use http::{HeaderName, HeaderValue};
 use pingora::tls::x509::X509;
 use std::collections::HashMap;
@@ -60,7 +61,18 @@ pub(super) fn build_provider(
     let tls = build_tls(at, &p, errs);
     // Built even when a field is wrong (the load fails anyway), so its targets still name a
     // known provider and only the root cause is reported.
+    let strategy = match p.strategy.as_deref().map(|w| (w, Strategy::parse(w))) {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((other, None)) => {
+            errs.push(format!(
+                "{at}.strategy must be \"round_robin\", \"least_request\" or \"prefix_affinity\", not \"{other}\""
+            ));
+            None
+        }
+    };
     Provider {
+        strategy,
         tls,
         anthropic_version: p
             .anthropic_version

@@ -85,6 +85,9 @@ pub struct UpstreamIo {
     pub shape: crate::wire::translate::Shape,
     /// Time spent waiting on upstreams (connects, first bytes, bodies), for the overhead metric.
     pub waited: Duration,
+    /// The replica picked from a pooled provider for this attempt; dropping it (another
+    /// attempt, the request's end) frees the replica's counters.
+    pub picked: Option<crate::upstream::pool::Picked>,
     since: Option<Instant>,
 }
 

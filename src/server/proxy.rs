@@ -70,6 +70,7 @@ fn after_failure(
     failure: Failure,
     reused: bool,
 ) -> Box<Error> {
+    ctx.upstream.picked = None;
     let Some(attempts) = ctx.attempts.as_mut() else {
         return with_retry(e, false);
     };
@@ -161,8 +162,11 @@ impl ProxyHttp for Gateway {
             ctx.end.error = Some(e);
             Error::explain(ErrorType::InternalError, "no candidate left")
         })?;
-        match runtime.upstreams.peer(&target) {
-            Ok(peer) => Ok(peer),
+        match runtime.upstreams.peer_for(&target, &ctx.upstream.body) {
+            Ok((peer, picked)) => {
+                ctx.upstream.picked = picked;
+                Ok(peer)
+            }
             Err(_) => {
                 let e = Error::explain(ErrorType::ConnectError, "provider has no address");
                 Err(after_failure(ctx, e, Failure::Unresolved, false))
@@ -226,6 +230,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
+        if let Some(p) = ctx.upstream.picked.as_mut() {
+            p.first_byte();
+        }
         let Some(attempts) = ctx.attempts.as_mut() else {
             return Error::e_explain(ErrorType::InternalError, "no attempt in progress");
         };

@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod headers;
+pub mod pool;
 pub mod redact;
 
 use crate::config::mcp::McpServer;
@@ -46,6 +47,8 @@ pub struct Endpoint {
     base_path: String,
     /// Separates connection pools per provider (Pingora's pool key ignores the CA and the key).
     group_key: u64,
+    /// The provider's `strategy`: its addresses as a pool of replicas, picked per request.
+    pooled: Option<ArcSwap<pool::Pooled>>,
 }
 
 impl Endpoint {
@@ -58,6 +61,10 @@ impl Endpoint {
     pub fn update(&self, provider: &str, result: std::io::Result<Vec<SocketAddr>>) {
         let previous = self.addrs.load();
         if let Some(addrs) = dns::settle(provider, &self.host, &previous, result) {
+            if let Some(p) = &self.pooled {
+                let strategy = p.load().strategy();
+                p.store(Arc::new(pool::Pooled::new(addrs.clone(), strategy)));
+            }
             self.addrs.store(Arc::new(addrs));
         }
     }
@@ -80,8 +87,8 @@ fn mcp_key(server: &str) -> String {
 fn url_endpoint(
     name: &str,
     at: UrlParts<'_>,
-    sni: String,
-    group_key: u64,
+    (sni, group_key): (String, u64),
+    strategy: Option<crate::types::strategy::Strategy>,
     config: &Config,
 ) -> Endpoint {
     let UrlParts {
@@ -109,6 +116,7 @@ fn url_endpoint(
         host_header,
         base_path: base_path.clone(),
         group_key,
+        pooled: strategy.map(|s| ArcSwap::from_pointee(pool::Pooled::new(Vec::new(), s))),
     };
     let hosts_file = config.server.hosts_file.as_deref();
     ep.update(name, dns::resolve(host, port, hosts_file));
@@ -146,6 +154,7 @@ impl Upstreams {
                         host_header: host,
                         base_path: "/v1".into(),
                         group_key,
+                        pooled: None,
                     }
                 }
                 Upstream::Url {
@@ -161,7 +170,7 @@ impl Upstreams {
                         port: *port,
                         base_path,
                     };
-                    url_endpoint(&p.name, at, sni, group_key, config)
+                    url_endpoint(&p.name, at, (sni, group_key), p.strategy, config)
                 }
             };
             endpoints.insert(p.name.clone(), ep);
@@ -183,7 +192,7 @@ impl Upstreams {
                         port: *port,
                         base_path,
                     };
-                    url_endpoint(&key, at, host.clone(), hasher.finish(), config)
+                    url_endpoint(&key, at, (host.clone(), hasher.finish()), None, config)
                 }
                 Upstream::BuiltinMock => continue,
             };
@@ -245,6 +254,31 @@ impl Upstreams {
             return Err(GatewayError::UpstreamConnect);
         }
         let addr = addrs[ep.next.fetch_add(1, Ordering::Relaxed) % addrs.len()];
+        Ok(Self::peer_at(ep, addr, target))
+    }
+
+    /// The peer for one attempt at `target` carrying `body`: a pooled provider's replica is
+    /// picked ([`pool`]), and the pick is held for the attempt; other providers' addresses
+    /// take turns.
+    pub fn peer_for(
+        &self,
+        target: &Target,
+        body: &[u8],
+    ) -> Result<(Box<HttpPeer>, Option<pool::Picked>), GatewayError> {
+        let ep = self
+            .endpoints
+            .get(&target.provider.name)
+            .ok_or(GatewayError::Internal)?;
+        let Some(pooled) = &ep.pooled else {
+            return Ok((self.peer(target)?, None));
+        };
+        let pooled = pooled.load_full();
+        let (addr, picked) =
+            pool::pick(&pooled, body, &target.model).ok_or(GatewayError::UpstreamConnect)?;
+        Ok((Self::peer_at(ep, addr, target), Some(picked)))
+    }
+
+    fn peer_at(ep: &Endpoint, addr: SocketAddr, target: &Target) -> Box<HttpPeer> {
         let mut peer = HttpPeer::new(addr, ep.tls, ep.sni.clone());
         let p: &Provider = &target.provider;
         peer.options.connection_timeout = Some(p.connect_timeout);
@@ -260,7 +294,7 @@ impl Upstreams {
             peer.options.max_h2_streams = H2_STREAMS;
         }
         peer.group_key = ep.group_key;
-        Ok(Box::new(peer))
+        Box::new(peer)
     }
 
     /// A gateway-made `POST` below a provider's base URL (the moderation hook): its peer and

@@ -86,12 +86,17 @@ impl Forwarder<'_> {
                 .as_ref()
                 .is_some_and(|r| r.stream);
             let clocks = Clocks::of(&target.provider, self.started, Instant::now(), stream);
-            let Ok(peer) = self.runtime.upstreams.peer(&target) else {
+            let picked = self
+                .runtime
+                .upstreams
+                .peer_for(&target, &self.ctx.upstream.body);
+            let Ok((peer, picked)) = picked else {
                 match failed(self.ctx, Failure::Unresolved, false) {
                     Some(err) => return self.respond_error(err).await,
                     None => continue,
                 }
             };
+            self.ctx.upstream.picked = picked;
             let Some(operation) = self.ctx.admission.request.as_ref().map(|r| r.operation) else {
                 return self.respond_error(GatewayError::Internal).await;
             };
@@ -145,6 +150,9 @@ impl Forwarder<'_> {
             send_request(&mut upstream, req, &self.ctx.upstream.body, clocks).await
         {
             return self.give_up_or_again(failure, reused).await;
+        }
+        if let Some(p) = self.ctx.upstream.picked.as_mut() {
+            p.first_byte();
         }
         let Some(mut header) = upstream.response_header().cloned() else {
             self.respond_error(GatewayError::Internal).await;
@@ -284,6 +292,7 @@ enum Relayed {
 
 /// Report a failure to the engine: `None` to try again, or the client's error.
 fn failed(ctx: &mut RequestCtx, failure: Failure, reused: bool) -> Option<GatewayError> {
+    ctx.upstream.picked = None;
     let attempts = ctx.attempts.as_mut()?;
     match attempts.failed(failure, reused, Now::real()) {
         Retry::Same { .. } | Retry::Next => None,

@@ -132,10 +132,15 @@ impl Forwarder<'_> {
             return Next::Failed;
         };
         self.ctx.upstream.body = cont.body;
-        let Ok(peer) = self.runtime.upstreams.peer(&target) else {
+        let picked = self
+            .runtime
+            .upstreams
+            .peer_for(&target, &self.ctx.upstream.body);
+        let Ok((peer, picked)) = picked else {
             failed(self.ctx, Failure::Unresolved);
             return Next::Failed;
         };
+        self.ctx.upstream.picked = picked;
         let mut req = self.session.req_header().clone();
         let len = self.ctx.upstream.body.len();
         if self
@@ -166,6 +171,9 @@ impl Forwarder<'_> {
         if let Err(f) = send_request(&mut upstream, req, &self.ctx.upstream.body, &clocks).await {
             failed(self.ctx, f);
             return Next::Failed;
+        }
+        if let Some(p) = self.ctx.upstream.picked.as_mut() {
+            p.first_byte();
         }
         let Some(header) = upstream.response_header() else {
             return Next::Failed;

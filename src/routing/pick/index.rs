@@ -119,6 +119,11 @@ impl PrefixIndex {
         recent.clear();
     }
 
+    /// Anchors `endpoint` remembers.
+    pub fn remembered(&self, endpoint: usize) -> usize {
+        self.recent.get(endpoint).map_or(0, LruCache::len)
+    }
+
     /// Blocks remembered in all.
     pub fn len(&self) -> usize {
         self.holders.len()

@@ -9,9 +9,11 @@
 //!   plus a penalty per request in flight; "has seen" comes from an approximate prefix
 //!   index the gateway writes at pick time ([`index`]), the pending tokens are those picked
 //!   for it and not yet answered with a first byte, and the prefill rate is learnt from how
-//!   long its first bytes take. An endpoint above `load_factor` × the mean in flight is not a
+//!   long first bytes take (one rate for the pool: its replicas serve one model on like
+//!   hardware, and a rate per replica would make the first one measured look fastest and
+//!   draw everything; a slow replica shows in its pending work instead). An endpoint above `load_factor` × the mean in flight is not a
 //!   candidate unless none is below (so one hot prefix spreads instead of piling onto one
-//!   replica); near-ties go to the less loaded of two drawn at random; a session key (a
+//!   replica); near-ties go to the least loaded, then the one remembering least; a session key (a
 //!   header the client sends) keeps a conversation where it was while that stays near the
 //!   best.
 //!
@@ -30,14 +32,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// How a pool picks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Strategy {
-    RoundRobin,
-    LeastRequest,
-    #[default]
-    PrefixAffinity,
-}
+pub use crate::types::strategy::Strategy;
 
 /// The picker's knobs (defaults from the routers that measured them).
 #[derive(Debug, Clone, Copy)]
@@ -100,8 +95,6 @@ pub struct Ticket {
 struct Load {
     in_flight: AtomicU32,
     pending: AtomicU64,
-    /// Learnt prefill tokens per second, as `f64` bits.
-    rate: AtomicU64,
     up: AtomicBool,
 }
 
@@ -110,6 +103,8 @@ pub struct Pool {
     strategy: Strategy,
     settings: Settings,
     loads: Vec<Load>,
+    /// The pool's learnt prefill tokens per second, as `f64` bits.
+    rate: AtomicU64,
     index: Mutex<PrefixIndex>,
     sessions: Mutex<LruCache<u64, usize>>,
     turn: AtomicU32,
@@ -123,7 +118,6 @@ impl Pool {
             .map(|_| Load {
                 in_flight: AtomicU32::new(0),
                 pending: AtomicU64::new(0),
-                rate: AtomicU64::new(settings.prefill_tokens_per_s.to_bits()),
                 up: AtomicBool::new(true),
             })
             .collect();
@@ -132,6 +126,7 @@ impl Pool {
             strategy,
             settings,
             loads,
+            rate: AtomicU64::new(settings.prefill_tokens_per_s.to_bits()),
             index: Mutex::new(PrefixIndex::new(n, settings.index_blocks)),
             sessions: Mutex::new(LruCache::new(sessions)),
             turn: AtomicU32::new(0),
@@ -231,7 +226,7 @@ impl Pool {
             let l = &self.loads[e];
             let seen = (held[e] * BLOCK_TOKENS).min(ask.prompt_tokens);
             let todo = l.pending.load(Ordering::Relaxed) + u64::from(ask.prompt_tokens - seen);
-            let rate = f64::from_bits(l.rate.load(Ordering::Relaxed)).max(1.0);
+            let rate = f64::from_bits(self.rate.load(Ordering::Relaxed)).max(1.0);
             todo as f64 / rate + s.stream_penalty_s * f64::from(flight(e))
         };
         // Where a good share of the prompt is already held, only the endpoints holding the
@@ -270,14 +265,14 @@ impl Pool {
         match near.len() {
             0 => pool.first().copied().unwrap_or(candidates[0]),
             1 => near[0],
-            n => {
-                let a = near[rng.random_range(0..n)];
-                let b = near[rng.random_range(0..n)];
-                if flight(b) < flight(a) {
-                    b
-                } else {
-                    a
-                }
+            _ => {
+                // The least loaded, then the one remembering least (a new prefix goes where it
+                // crowds no other out); a random one of those still tied.
+                let index = self.index_mut();
+                let key = |e: usize| (flight(e), index.remembered(e));
+                let best = near.iter().map(|e| key(*e)).min().unwrap_or((0, 0));
+                let tied: Vec<usize> = near.iter().copied().filter(|e| key(*e) == best).collect();
+                tied[rng.random_range(0..tied.len())]
             }
         }
     }
@@ -294,8 +289,8 @@ impl Pool {
         let elapsed = now_s - ticket.picked_s;
         if ticket.work > 0 && elapsed > 1e-6 {
             let sample = ticket.work as f64 / elapsed;
-            let old = f64::from_bits(l.rate.load(Ordering::Relaxed));
-            l.rate
+            let old = f64::from_bits(self.rate.load(Ordering::Relaxed));
+            self.rate
                 .store((old * 0.8 + sample * 0.2).to_bits(), Ordering::Relaxed);
         }
         ticket.uncached = 0;

@@ -1,0 +1,152 @@
+//! A provider as a pool of replicas (its `strategy`): the addresses its base URL's name
+//! resolves to, and the picker ([`crate::routing::pick`]) over them. A pick is held as a
+//! [`Picked`] for the attempt: its first byte teaches the picker the replica's prefill rate,
+//! and dropping it (the attempt failed, the request ended, on any path) frees the replica's
+//! counters.
+
+use crate::routing::pick::{blocks, Ask, Pool, Settings, Strategy, Ticket, BLOCK_TOKENS};
+use crate::wire::json_spans::Cursor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One resolution's addresses and the picker over them (a new set of addresses starts a new
+/// picker: what the old one knew was about other replicas).
+pub struct Pooled {
+    pub addrs: Vec<SocketAddr>,
+    pool: Pool,
+    strategy: Strategy,
+    born: Instant,
+}
+
+impl Pooled {
+    pub fn new(addrs: Vec<SocketAddr>, strategy: Strategy) -> Pooled {
+        let pool = Pool::new(addrs.len(), strategy, Settings::default());
+        Pooled {
+            addrs,
+            pool,
+            strategy,
+            born: Instant::now(),
+        }
+    }
+
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    fn now_s(&self) -> f64 {
+        self.born.elapsed().as_secs_f64()
+    }
+}
+
+/// Pick a replica of `pooled` for a request whose upstream body is `body`, to `model`.
+pub fn pick(pooled: &Arc<Pooled>, body: &[u8], model: &str) -> Option<(SocketAddr, Picked)> {
+    let chain = match pooled.strategy {
+        Strategy::PrefixAffinity => {
+            let seed = xxhash_rust::xxh3::xxh3_64(model.as_bytes());
+            blocks(prompt(body), seed)
+        }
+        Strategy::RoundRobin | Strategy::LeastRequest => Vec::new(),
+    };
+    let ask = Ask {
+        chain: &chain,
+        prompt_tokens: u32::try_from(chain.len()).unwrap_or(u32::MAX / BLOCK_TOKENS) * BLOCK_TOKENS,
+        session: None,
+    };
+    let ticket = pooled.pool.pick(&ask, pooled.now_s(), &mut rand::rng())?;
+    let addr = *pooled.addrs.get(ticket.endpoint)?;
+    let picked = Picked {
+        pooled: Arc::clone(pooled),
+        ticket: Some(ticket),
+    };
+    Some((addr, picked))
+}
+
+/// The part of a request body that is the prompt: the value of its `messages`, `prompt`,
+/// `input` or `contents` member (so the other members, which vary between turns, do not
+/// break the prefix), else the whole body.
+fn prompt(body: &[u8]) -> &[u8] {
+    let mut found = None;
+    let mut c = Cursor::new(body);
+    let walked = c.object(|c, key| {
+        let span = c.skip()?;
+        if found.is_none() && matches!(key, b"messages" | b"prompt" | b"input" | b"contents") {
+            found = Some(span);
+        }
+        Some(())
+    });
+    match (walked, found) {
+        (Some(()), Some(span)) => body.get(span).unwrap_or(body),
+        _ => body,
+    }
+}
+
+/// One attempt's replica, held until the attempt ends.
+pub struct Picked {
+    pooled: Arc<Pooled>,
+    ticket: Option<Ticket>,
+}
+
+impl Picked {
+    /// The replica answered (its response header came).
+    pub fn first_byte(&mut self) {
+        if let Some(t) = self.ticket.as_mut() {
+            self.pooled.pool.first_byte(t, self.pooled.now_s());
+        }
+    }
+}
+
+impl std::fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled")
+            .field("addrs", &self.addrs)
+            .field("strategy", &self.strategy)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Picked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let endpoint = self.ticket.as_ref().map(|t| t.endpoint);
+        f.debug_struct("Picked")
+            .field("endpoint", &endpoint)
+            .finish()
+    }
+}
+
+impl Drop for Picked {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticket.take() {
+            self.pooled.pool.done(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prompt_is_the_messages_member_so_other_fields_do_not_matter() {
+        let a = br#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+        let b = br#"{"messages":[{"role":"user","content":"hi"}],"model":"m","stream":true}"#;
+        assert_eq!(prompt(a), prompt(b));
+        assert_eq!(prompt(a), br#"[{"role":"user","content":"hi"}]"#);
+        assert_eq!(prompt(b"not json"), b"not json");
+    }
+
+    #[test]
+    fn a_pick_is_released_when_dropped() {
+        let addrs: Vec<SocketAddr> = vec![
+            "127.0.0.2:1".parse().unwrap(),
+            "127.0.0.3:1".parse().unwrap(),
+        ];
+        let pooled = Arc::new(Pooled::new(addrs, Strategy::LeastRequest));
+        let (first, held) = pick(&pooled, b"{}", "m").unwrap();
+        let (second, _held_too) = pick(&pooled, b"{}", "m").unwrap();
+        assert_ne!(first, second, "the least loaded one");
+        drop(held);
+        let (third, _held_again) = pick(&pooled, b"{}", "m").unwrap();
+        assert_eq!(third, first, "free again");
+    }
+}

@@ -1,0 +1,136 @@
+//! A provider as a pool of replicas: four mock replicas on 127.0.0.2–5 behind one name (a
+//! hosts file the test writes), picked per request by the provider's `strategy`. With
+//! `prefix_affinity` every turn of a conversation goes back to the replica that has its prefix;
+//! with `round_robin` the turns spread.
+
+use crate::harness::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+const REPLICAS: u8 = 4;
+
+struct Fleet {
+    replicas: Vec<MockServer>,
+    port: u16,
+    _dir: tempfile::TempDir,
+    hosts: std::path::PathBuf,
+}
+
+fn fleet() -> Fleet {
+    let first = MockServer::start_at(SocketAddr::from(([127, 0, 0, 2], 0)), Script::default())
+        .expect("first replica");
+    let port = first.addr.port();
+    let mut replicas = vec![first];
+    for i in 3..2 + REPLICAS {
+        replicas.push(
+            MockServer::start_at(SocketAddr::from(([127, 0, 0, i], port)), Script::default())
+                .expect("replica on the same port"),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    let lines: String = (2..2 + REPLICAS)
+        .map(|i| format!("127.0.0.{i} fleet.test\n"))
+        .collect();
+    std::fs::write(&hosts, lines).unwrap();
+    Fleet {
+        replicas,
+        port,
+        _dir: dir,
+        hosts,
+    }
+}
+
+fn gateway(f: &Fleet, strategy: &str) -> Gateway {
+    let url = format!("http://fleet.test:{}/v1", f.port);
+    let body =
+        format!(
+        "{}[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"fleet\", model = \"up\" }}]\n",
+        provider_toml("fleet", "openai", &url, &format!("strategy = \"{strategy}\"")),
+    );
+    Gateway::start_with(&body, &format!("hosts_file = \"{}\"", f.hosts.display()))
+}
+
+/// Seven conversations of four turns each (seven: round robin must not bring a conversation
+/// back to its replica by the count alone), a long system prompt apiece; which replicas served
+/// each conversation.
+async fn converse(gw: &Gateway, f: &Fleet) -> HashMap<usize, HashSet<usize>> {
+    for turn in 0..4 {
+        for c in 0..7 {
+            let mut messages = vec![json!({"role": "system",
+                "content": format!("conversation {c}: {}", "you are a careful assistant. ".repeat(40))})];
+            for t in 0..=turn {
+                messages.push(json!({"role": "user", "content": format!("question {t}")}));
+                if t < turn {
+                    messages.push(json!({"role": "assistant", "content": format!("answer {t}")}));
+                }
+            }
+            let body = json!({"model": "chat", "messages": messages, "max_tokens": 8 + turn});
+            let r = post(gw, "/v1/chat/completions", &body).await;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let mut served: HashMap<usize, HashSet<usize>> = HashMap::new();
+    for (i, replica) in f.replicas.iter().enumerate() {
+        for req in replica.requests() {
+            let Some(v) = req.json() else { continue };
+            let system = v["messages"][0]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let c: usize = system
+                .strip_prefix("conversation ")
+                .and_then(|s| s.split(':').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(usize::MAX);
+            served.entry(c).or_default().insert(i);
+        }
+    }
+    served
+}
+
+#[tokio::test]
+async fn prefix_affinity_keeps_each_conversation_on_one_replica_and_uses_them_all() {
+    let f = fleet();
+    let gw = gateway(&f, "prefix_affinity");
+    let served = converse(&gw, &f).await;
+    assert_eq!(served.len(), 7, "{served:?}");
+    for (c, replicas) in &served {
+        assert_eq!(replicas.len(), 1, "conversation {c} moved: {replicas:?}");
+    }
+    let used: HashSet<usize> = served.values().flatten().copied().collect();
+    assert!(
+        used.len() >= 3,
+        "the conversations spread over the pool: {used:?}"
+    );
+    let total: usize = f.replicas.iter().map(|r| r.requests().len()).sum();
+    assert_eq!(total, 28);
+}
+
+#[tokio::test]
+async fn round_robin_spreads_each_conversation() {
+    let f = fleet();
+    let gw = gateway(&f, "round_robin");
+    let served = converse(&gw, &f).await;
+    let moved = served.values().filter(|r| r.len() > 1).count();
+    assert_eq!(moved, 7, "round robin moves every conversation: {served:?}");
+    let per: Vec<usize> = f.replicas.iter().map(|r| r.requests().len()).collect();
+    assert_eq!(per, [7, 7, 7, 7], "each replica in turn");
+}
+
+#[tokio::test]
+async fn a_misspelt_strategy_is_a_config_error_naming_the_field() {
+    let cfg =
+        format!(
+        "{}[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"fleet\", model = \"up\" }}]\n{}",
+        provider_toml("fleet", "openai", "http://127.0.0.1:9/v1", "strategy = \"prefix\""),
+        consumers()
+    );
+    let err = tollgate::config::parse_with_env(&cfg, &|_| None).unwrap_err();
+    let text: Value = json!(err.errors);
+    assert!(
+        text.to_string().contains("providers[0].strategy must be"),
+        "{text}"
+    );
+}
