@@ -105,6 +105,32 @@ impl UpstreamIo {
     }
 }
 
+/// The attempt failed with `failure`: its replica pick is released, and a replica that could
+/// not be reached is ejected from its pool for a while.
+pub fn release_pick(ctx: &mut RequestCtx, failure: Failure) {
+    let Some(picked) = ctx.upstream.picked.take() else {
+        return;
+    };
+    match failure {
+        Failure::ConnectRefused
+        | Failure::ConnectTimeout
+        | Failure::ConnectNoRoute
+        | Failure::Connect => {
+            picked.unreachable();
+        }
+        Failure::Unresolved
+        | Failure::Tls
+        | Failure::TimedOut(_)
+        | Failure::Reset
+        | Failure::Protocol
+        | Failure::Status(_)
+        | Failure::FirstFrameError
+        | Failure::ContextOverflow
+        | Failure::StaleConnection
+        | Failure::Other => drop(picked),
+    }
+}
+
 /// How the response body is metered.
 #[derive(Debug)]
 pub enum BodyMeter {

@@ -70,7 +70,7 @@ fn after_failure(
     failure: Failure,
     reused: bool,
 ) -> Box<Error> {
-    ctx.upstream.picked = None;
+    crate::request::ctx::release_pick(ctx, failure);
     let Some(attempts) = ctx.attempts.as_mut() else {
         return with_retry(e, false);
     };

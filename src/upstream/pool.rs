@@ -2,7 +2,8 @@
 //! resolves to, and the picker ([`crate::routing::pick`]) over them. A pick is held as a
 //! [`Picked`] for the attempt: its first byte teaches the picker the replica's prefill rate,
 //! and dropping it (the attempt failed, the request ended, on any path) frees the replica's
-//! counters.
+//! counters. A replica that cannot be reached is ejected for ten seconds (then tried again by
+//! the next pick that wants it), so a retry in place reaches another.
 
 use crate::routing::pick::{blocks, Ask, Pool, Settings, Strategy, Ticket, BLOCK_TOKENS};
 use crate::wire::json_spans::Cursor;
@@ -87,7 +88,20 @@ pub struct Picked {
     ticket: Option<Ticket>,
 }
 
+/// How long a replica that could not be reached sits out picks.
+const EJECTION_S: f64 = 10.0;
+
 impl Picked {
+    /// The replica could not be reached (refused, timed out connecting, no route): it sits
+    /// out picks for a while, so the retry goes to another.
+    pub fn unreachable(mut self) {
+        if let Some(t) = self.ticket.take() {
+            let e = t.endpoint;
+            self.pooled.pool.done(t);
+            self.pooled.pool.eject(e, self.pooled.now_s() + EJECTION_S);
+        }
+    }
+
     /// The replica answered (its response header came).
     pub fn first_byte(&mut self) {
         if let Some(t) = self.ticket.as_mut() {

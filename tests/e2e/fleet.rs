@@ -134,3 +134,37 @@ async fn a_misspelt_strategy_is_a_config_error_naming_the_field() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_replica_is_ejected_and_its_requests_are_retried_on_another() {
+    let f = fleet();
+    // A fifth address in the pool where nothing listens.
+    let mut hosts = std::fs::read_to_string(&f.hosts).unwrap();
+    hosts.push_str("127.0.0.6 fleet.test\n");
+    std::fs::write(&f.hosts, hosts).unwrap();
+    let url = format!("http://fleet.test:{}/v1", f.port);
+    let body = format!(
+        "{}[[models]]\nname = \"chat\"\ntargets = [{{ provider = \"fleet\", model = \"up\" }}]\n\
+         retries = {{ attempts = 2 }}\n",
+        provider_toml("fleet", "openai", &url, "strategy = \"prefix_affinity\""),
+    );
+    let gw = Gateway::start_with(&body, &format!("hosts_file = \"{}\"", f.hosts.display()));
+    for i in 0..20 {
+        let body = json!({"model": "chat", "messages": [{"role": "user",
+            "content": format!("prompt {i}: {}", "tell me more. ".repeat(60))}]});
+        let r = post(&gw, "/v1/chat/completions", &body).await;
+        assert_eq!(r.status(), 200, "request {i}");
+    }
+    let lines = gw.wait_log_lines(20).await;
+    let refused: usize = lines
+        .iter()
+        .flat_map(|l| l["attempt_log"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["outcome"] == "connect_refused")
+        .count();
+    assert!(
+        refused <= 1,
+        "the dead replica is tried once, then sits out: {refused}"
+    );
+    let served: usize = f.replicas.iter().map(|r| r.requests().len()).sum();
+    assert_eq!(served, 20);
+}

@@ -292,7 +292,7 @@ enum Relayed {
 
 /// Report a failure to the engine: `None` to try again, or the client's error.
 fn failed(ctx: &mut RequestCtx, failure: Failure, reused: bool) -> Option<GatewayError> {
-    ctx.upstream.picked = None;
+    crate::request::ctx::release_pick(ctx, failure);
     let attempts = ctx.attempts.as_mut()?;
     match attempts.failed(failure, reused, Now::real()) {
         Retry::Same { .. } | Retry::Next => None,

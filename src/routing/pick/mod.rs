@@ -96,6 +96,9 @@ struct Load {
     in_flight: AtomicU32,
     pending: AtomicU64,
     up: AtomicBool,
+    /// Ejected until this time (`f64` bits, the pick clock's seconds): it could not be
+    /// reached. After it, the next pick may try it again (half-open).
+    ejected_until: AtomicU64,
 }
 
 /// One pool's picker.
@@ -119,6 +122,7 @@ impl Pool {
                 in_flight: AtomicU32::new(0),
                 pending: AtomicU64::new(0),
                 up: AtomicBool::new(true),
+                ejected_until: AtomicU64::new(0f64.to_bits()),
             })
             .collect();
         let sessions = NonZeroUsize::new(settings.sessions.max(1)).unwrap_or(NonZeroUsize::MIN);
@@ -164,12 +168,18 @@ impl Pool {
     /// Pick an endpoint for `ask` at `now_s` (any monotonic clock, seconds); `None` when
     /// none is up.
     pub fn pick(&self, ask: &Ask<'_>, now_s: f64, rng: &mut dyn RngCore) -> Option<Ticket> {
-        let up: Vec<usize> = (0..self.loads.len())
+        let live: Vec<usize> = (0..self.loads.len())
             .filter(|e| self.loads[*e].up.load(Ordering::Relaxed))
             .collect();
-        if up.is_empty() {
+        if live.is_empty() {
             return None;
         }
+        let ejected = |e: &usize| {
+            f64::from_bits(self.loads[*e].ejected_until.load(Ordering::Relaxed)) > now_s
+        };
+        // Ejected replicas sit out their time, unless every replica is ejected.
+        let up: Vec<usize> = live.iter().copied().filter(|e| !ejected(e)).collect();
+        let up = if up.is_empty() { live } else { up };
         let flight = |e: usize| self.loads[e].in_flight.load(Ordering::Relaxed);
         let mut held = [0u32; MAX_ENDPOINTS];
         let endpoint = match self.strategy {
@@ -274,6 +284,15 @@ impl Pool {
                 let tied: Vec<usize> = near.iter().copied().filter(|e| key(*e) == best).collect();
                 tied[rng.random_range(0..tied.len())]
             }
+        }
+    }
+
+    /// `endpoint` could not be reached: it sits out picks until `until_s`, and what the index
+    /// knew of it is forgotten (a replica that comes back may have restarted empty).
+    pub fn eject(&self, endpoint: usize, until_s: f64) {
+        if let Some(l) = self.loads.get(endpoint) {
+            l.ejected_until.store(until_s.to_bits(), Ordering::Relaxed);
+            self.index_mut().forget(endpoint);
         }
     }
 

@@ -93,3 +93,30 @@ fn round_robin_and_least_request_do_what_they_say() {
     ends.sort_unstable();
     assert_eq!(ends, [0, 1, 2], "one each before any gets a second");
 }
+
+#[test]
+fn an_ejected_endpoint_sits_out_until_its_time_unless_all_are_out() {
+    let pool = Pool::new(2, Strategy::LeastRequest, Settings::default());
+    let mut rng = StdRng::seed_from_u64(5);
+    let a = chain(1, 8);
+    pool.eject(0, 10.0);
+    for _ in 0..5 {
+        let t = pool.pick(&ask(&a), 1.0, &mut rng).unwrap();
+        assert_eq!(t.endpoint, 1);
+        pool.done(t);
+    }
+    pool.eject(1, 10.0);
+    let t = pool
+        .pick(&ask(&a), 2.0, &mut rng)
+        .expect("all out: still pick one");
+    pool.done(t);
+    let back = (0..10)
+        .map(|_| {
+            let t = pool.pick(&ask(&a), 11.0, &mut rng).unwrap();
+            let e = t.endpoint;
+            pool.done(t);
+            e
+        })
+        .collect::<std::collections::HashSet<_>>();
+    assert_eq!(back.len(), 2, "both back after their time");
+}
