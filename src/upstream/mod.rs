@@ -63,7 +63,11 @@ impl Endpoint {
         if let Some(addrs) = dns::settle(provider, &self.host, &previous, result) {
             if let Some(p) = &self.pooled {
                 let strategy = p.load().strategy();
-                p.store(Arc::new(pool::Pooled::new(addrs.clone(), strategy)));
+                p.store(Arc::new(pool::Pooled::new(
+                    provider,
+                    addrs.clone(),
+                    strategy,
+                )));
             }
             self.addrs.store(Arc::new(addrs));
         }
@@ -116,7 +120,7 @@ fn url_endpoint(
         host_header,
         base_path: base_path.clone(),
         group_key,
-        pooled: strategy.map(|s| ArcSwap::from_pointee(pool::Pooled::new(Vec::new(), s))),
+        pooled: strategy.map(|s| ArcSwap::from_pointee(pool::Pooled::new(name, Vec::new(), s))),
     };
     let hosts_file = config.server.hosts_file.as_deref();
     ep.update(name, dns::resolve(host, port, hosts_file));

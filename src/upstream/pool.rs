@@ -5,6 +5,7 @@
 //! counters. A replica that cannot be reached is ejected for ten seconds (then tried again by
 //! the next pick that wants it), so a retry in place reaches another.
 
+use crate::metrics::METRICS;
 use crate::routing::pick::{blocks, Ask, Pool, Settings, Strategy, Ticket, BLOCK_TOKENS};
 use crate::wire::json_spans::Cursor;
 use std::net::SocketAddr;
@@ -15,15 +16,20 @@ use std::time::Instant;
 /// picker: what the old one knew was about other replicas).
 pub struct Pooled {
     pub addrs: Vec<SocketAddr>,
+    /// The addresses as metric labels, and the provider's name.
+    labels: Vec<String>,
+    provider: String,
     pool: Pool,
     strategy: Strategy,
     born: Instant,
 }
 
 impl Pooled {
-    pub fn new(addrs: Vec<SocketAddr>, strategy: Strategy) -> Pooled {
+    pub fn new(provider: &str, addrs: Vec<SocketAddr>, strategy: Strategy) -> Pooled {
         let pool = Pool::new(addrs.len(), strategy, Settings::default());
         Pooled {
+            labels: addrs.iter().map(ToString::to_string).collect(),
+            provider: provider.to_string(),
             addrs,
             pool,
             strategy,
@@ -37,6 +43,11 @@ impl Pooled {
 
     fn now_s(&self) -> f64 {
         self.born.elapsed().as_secs_f64()
+    }
+
+    fn labels(&self, endpoint: usize) -> [&str; 2] {
+        let label = self.labels.get(endpoint).map_or("", String::as_str);
+        [self.provider.as_str(), label]
     }
 }
 
@@ -56,6 +67,19 @@ pub fn pick(pooled: &Arc<Pooled>, body: &[u8], model: &str) -> Option<(SocketAdd
     };
     let ticket = pooled.pool.pick(&ask, pooled.now_s(), &mut rand::rng())?;
     let addr = *pooled.addrs.get(ticket.endpoint)?;
+    let labels = pooled.labels(ticket.endpoint);
+    METRICS.endpoint_picks.with_label_values(&labels).inc();
+    METRICS.endpoint_in_flight.with_label_values(&labels).inc();
+    if pooled.strategy == Strategy::PrefixAffinity {
+        let tokens = &METRICS.endpoint_prefix_tokens;
+        let provider = pooled.provider.as_str();
+        tokens
+            .with_label_values(&[provider, "prompt"])
+            .inc_by(u64::from(ask.prompt_tokens));
+        tokens
+            .with_label_values(&[provider, "matched"])
+            .inc_by(u64::from(ticket.matched_tokens));
+    }
     let picked = Picked {
         pooled: Arc::clone(pooled),
         ticket: Some(ticket),
@@ -97,6 +121,9 @@ impl Picked {
     pub fn unreachable(mut self) {
         if let Some(t) = self.ticket.take() {
             let e = t.endpoint;
+            let labels = self.pooled.labels(e);
+            METRICS.endpoint_in_flight.with_label_values(&labels).dec();
+            METRICS.endpoint_ejections.with_label_values(&labels).inc();
             self.pooled.pool.done(t);
             self.pooled.pool.eject(e, self.pooled.now_s() + EJECTION_S);
         }
@@ -131,6 +158,8 @@ impl std::fmt::Debug for Picked {
 impl Drop for Picked {
     fn drop(&mut self) {
         if let Some(t) = self.ticket.take() {
+            let labels = self.pooled.labels(t.endpoint);
+            METRICS.endpoint_in_flight.with_label_values(&labels).dec();
             self.pooled.pool.done(t);
         }
     }
@@ -155,7 +184,7 @@ mod tests {
             "127.0.0.2:1".parse().unwrap(),
             "127.0.0.3:1".parse().unwrap(),
         ];
-        let pooled = Arc::new(Pooled::new(addrs, Strategy::LeastRequest));
+        let pooled = Arc::new(Pooled::new("p", addrs, Strategy::LeastRequest));
         let (first, held) = pick(&pooled, b"{}", "m").unwrap();
         let (second, _held_too) = pick(&pooled, b"{}", "m").unwrap();
         assert_ne!(first, second, "the least loaded one");

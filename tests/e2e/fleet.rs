@@ -106,6 +106,30 @@ async fn prefix_affinity_keeps_each_conversation_on_one_replica_and_uses_them_al
     );
     let total: usize = f.replicas.iter().map(|r| r.requests().len()).sum();
     assert_eq!(total, 28);
+    let m = gw.metrics().await;
+    let picks: f64 = (2..2 + REPLICAS)
+        .map(|i| {
+            let endpoint = format!("127.0.0.{i}:{}", f.port);
+            let labels = [("provider", "fleet"), ("endpoint", endpoint.as_str())];
+            assert_eq!(
+                metric(&m, "tollgate_endpoint_in_flight", &labels),
+                0.0,
+                "{m}"
+            );
+            metric(&m, "tollgate_endpoint_picks_total", &labels)
+        })
+        .sum();
+    assert_eq!(picks, 28.0, "{m}");
+    let tokens = |kind| {
+        metric(
+            &m,
+            "tollgate_endpoint_prefix_tokens_total",
+            &[("provider", "fleet"), ("kind", kind)],
+        )
+    };
+    // Turns 2–4 of each conversation find their history (to the nearest 128 tokens): about
+    // half of all prompt tokens; nothing would match without the affinity.
+    assert!(tokens("matched") > 0.3 * tokens("prompt"), "{m}");
 }
 
 #[tokio::test]
@@ -167,4 +191,17 @@ async fn an_unreachable_replica_is_ejected_and_its_requests_are_retried_on_anoth
     );
     let served: usize = f.replicas.iter().map(|r| r.requests().len()).sum();
     assert_eq!(served, 20);
+    let dead = format!("127.0.0.6:{}", f.port);
+    let labels = [("provider", "fleet"), ("endpoint", dead.as_str())];
+    let m = gw.metrics().await;
+    assert_eq!(
+        metric(&m, "tollgate_endpoint_ejections_total", &labels),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "tollgate_endpoint_in_flight", &labels),
+        0.0,
+        "{m}"
+    );
 }
