@@ -416,15 +416,7 @@ async fn streamable_http(
         return proxied(caller, server, method, body, ex).await;
     }
     match method.as_str() {
-        "POST" => {
-            let posted = streamable::Posted {
-                body,
-                version,
-                routing: routing(headers, version),
-                session: token,
-            };
-            streamable::post(caller, posted, ex).await
-        }
+        "POST" => streamable::post(caller, posted(headers, body), ex).await,
         "GET" | "DELETE" if modern => Answer::MethodNotAllowed { allow: "POST" },
         "GET" => {
             let accept = header(headers, "accept").unwrap_or("");
@@ -467,26 +459,29 @@ async fn proxied(
         return Answer::error(&Value::Null, RpcError::unsupported_version(v, &all));
     }
     match method.as_str() {
-        "POST" => {
-            let posted = streamable::Posted {
-                body,
-                version,
-                routing: routing(headers, version),
-                session: token,
-            };
-            passthrough::post(caller, server, posted, ex).await
-        }
+        "POST" => passthrough::post(caller, server, posted(headers, body), ex).await,
         "GET" => {
             let accept = header(headers, "accept").unwrap_or("");
             if !accept.contains("text/event-stream") {
                 return Answer::NotAcceptable;
             }
-            passthrough::get(caller, server, token).await
+            passthrough::get(caller, server, token, ex).await
         }
         "DELETE" => passthrough::delete(caller, server, token).await,
         _ => Answer::MethodNotAllowed {
             allow: "GET, POST, DELETE",
         },
+    }
+}
+
+/// A POST's body and the transport headers that matter.
+fn posted<'a>(headers: &'a http::HeaderMap, body: &'a [u8]) -> streamable::Posted<'a> {
+    let version = header(headers, "mcp-protocol-version");
+    streamable::Posted {
+        body,
+        version,
+        routing: routing(headers, version),
+        session: header(headers, "mcp-session-id"),
     }
 }
 

@@ -315,7 +315,12 @@ async fn forward_batch(
 }
 
 /// GET: the remote's stream for this session, relayed as it comes.
-pub async fn get(caller: &Caller<'_>, server: &McpServer, token: Option<&str>) -> Answer {
+pub async fn get(
+    caller: &Caller<'_>,
+    server: &McpServer,
+    token: Option<&str>,
+    ex: &mut McpExchange,
+) -> Answer {
     let sealed = match open_session(caller, token, false) {
         Ok(s) => s,
         Err(e) => return Answer::error(&Value::Null, e),
@@ -329,16 +334,7 @@ pub async fn get(caller: &Caller<'_>, server: &McpServer, token: Option<&str>) -
             timeout: server.timeout,
             _reservation: None,
         })),
-        Err(why) => Answer::error(
-            &Value::Null,
-            RpcError::gateway(
-                502,
-                format!(
-                    "Bad Gateway: the MCP server `{}` did not answer ({why})",
-                    server.name
-                ),
-            ),
-        ),
+        Err(why) => unreachable_remote(server, &why, ex),
     }
 }
 
