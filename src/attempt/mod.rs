@@ -75,7 +75,12 @@ pub struct Attempts {
     budget_refused: bool,
     /// A continuation's prefill was refused once (its candidate then restarts).
     prefill_refusal_seen: bool,
+    /// Unreachable replicas of a pooled provider already passed over in place.
+    repicks: u32,
 }
+
+/// How many unreachable replicas one request passes over in place before failing over.
+const MAX_REPICKS: u32 = 2;
 
 impl Attempts {
     pub fn new(plan: Plan) -> Attempts {
@@ -90,7 +95,22 @@ impl Attempts {
             pending_wait: None,
             budget_refused: false,
             prefill_refusal_seen: false,
+            repicks: 0,
         }
+    }
+
+    /// The attempt's replica of a pooled provider could not be reached and the pool has
+    /// others up: the same candidate goes again, to another replica, before any failover (at
+    /// most [`MAX_REPICKS`] times a request). `None`: decide as for any failure.
+    pub fn unreachable_replica(&mut self, failure: Failure, now: Now) -> Option<Retry> {
+        if self.repicks >= MAX_REPICKS {
+            return None;
+        }
+        self.repicks += 1;
+        self.end(AttemptOutcome::Failed(failure), None, now);
+        Some(Retry::Same {
+            after: Duration::ZERO,
+        })
     }
 
     pub fn plan(&self) -> &Plan {

@@ -106,18 +106,17 @@ impl UpstreamIo {
 }
 
 /// The attempt failed with `failure`: its replica pick is released, and a replica that could
-/// not be reached is ejected from its pool for a while.
-pub fn release_pick(ctx: &mut RequestCtx, failure: Failure) {
+/// not be reached is ejected from its pool for a while. Returns whether the same candidate
+/// should go again to another replica of the pool ([`Attempts::unreachable_replica`] decides).
+pub fn release_pick(ctx: &mut RequestCtx, failure: Failure) -> bool {
     let Some(picked) = ctx.upstream.picked.take() else {
-        return;
+        return false;
     };
     match failure {
         Failure::ConnectRefused
         | Failure::ConnectTimeout
         | Failure::ConnectNoRoute
-        | Failure::Connect => {
-            picked.unreachable();
-        }
+        | Failure::Connect => picked.unreachable(),
         Failure::Unresolved
         | Failure::Tls
         | Failure::TimedOut(_)
@@ -127,7 +126,10 @@ pub fn release_pick(ctx: &mut RequestCtx, failure: Failure) {
         | Failure::FirstFrameError
         | Failure::ContextOverflow
         | Failure::StaleConnection
-        | Failure::Other => drop(picked),
+        | Failure::Other => {
+            drop(picked);
+            false
+        }
     }
 }
 

@@ -70,10 +70,13 @@ fn after_failure(
     failure: Failure,
     reused: bool,
 ) -> Box<Error> {
-    crate::request::ctx::release_pick(ctx, failure);
+    let repick = crate::request::ctx::release_pick(ctx, failure);
     let Some(attempts) = ctx.attempts.as_mut() else {
         return with_retry(e, false);
     };
+    if repick && attempts.unreachable_replica(failure, Now::real()).is_some() {
+        return with_retry(e, true);
+    }
     match attempts.failed(failure, reused, Now::real()) {
         Retry::Same { .. } | Retry::Next => with_retry(e, true),
         Retry::GiveUp(err) => {

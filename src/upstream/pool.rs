@@ -117,16 +117,20 @@ const EJECTION_S: f64 = 10.0;
 
 impl Picked {
     /// The replica could not be reached (refused, timed out connecting, no route): it sits
-    /// out picks for a while, so the retry goes to another.
-    pub fn unreachable(mut self) {
-        if let Some(t) = self.ticket.take() {
-            let e = t.endpoint;
-            let labels = self.pooled.labels(e);
-            METRICS.endpoint_in_flight.with_label_values(&labels).dec();
-            METRICS.endpoint_ejections.with_label_values(&labels).inc();
-            self.pooled.pool.done(t);
-            self.pooled.pool.eject(e, self.pooled.now_s() + EJECTION_S);
-        }
+    /// out picks for a while, so the retry goes to another. Returns whether another replica
+    /// of the pool is there to take it.
+    pub fn unreachable(mut self) -> bool {
+        let Some(t) = self.ticket.take() else {
+            return false;
+        };
+        let e = t.endpoint;
+        let labels = self.pooled.labels(e);
+        METRICS.endpoint_in_flight.with_label_values(&labels).dec();
+        METRICS.endpoint_ejections.with_label_values(&labels).inc();
+        self.pooled.pool.done(t);
+        let now = self.pooled.now_s();
+        self.pooled.pool.eject(e, now + EJECTION_S);
+        self.pooled.pool.others_live(e, now)
     }
 
     /// The replica answered (its response header came).

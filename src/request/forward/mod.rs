@@ -292,8 +292,11 @@ enum Relayed {
 
 /// Report a failure to the engine: `None` to try again, or the client's error.
 fn failed(ctx: &mut RequestCtx, failure: Failure, reused: bool) -> Option<GatewayError> {
-    crate::request::ctx::release_pick(ctx, failure);
+    let repick = crate::request::ctx::release_pick(ctx, failure);
     let attempts = ctx.attempts.as_mut()?;
+    if repick && attempts.unreachable_replica(failure, Now::real()).is_some() {
+        return None;
+    }
     match attempts.failed(failure, reused, Now::real()) {
         Retry::Same { .. } | Retry::Next => None,
         Retry::GiveUp(err) => Some(err),

@@ -296,6 +296,15 @@ impl Pool {
         }
     }
 
+    /// Whether an endpoint other than `endpoint` is up and not ejected at `now_s`.
+    pub fn others_live(&self, endpoint: usize, now_s: f64) -> bool {
+        self.loads.iter().enumerate().any(|(e, l)| {
+            e != endpoint
+                && l.up.load(Ordering::Relaxed)
+                && f64::from_bits(l.ejected_until.load(Ordering::Relaxed)) <= now_s
+        })
+    }
+
     /// The ticket's first byte came: its prefill is done, and the endpoint's rate is learnt.
     pub fn first_byte(&self, ticket: &mut Ticket, now_s: f64) {
         let Some(l) = self.loads.get(ticket.endpoint) else {
