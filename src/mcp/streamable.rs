@@ -135,18 +135,8 @@ async fn batch(
     items: Vec<Value>,
     ex: &mut McpExchange,
 ) -> Answer {
-    let session = match open_session(caller, posted.session, false) {
-        Ok(s) => s,
-        Err(e) => {
-            ex.outcome = McpOutcome::Refused;
-            return Answer::error(&Value::Null, e);
-        }
-    };
-    ex.version = Some(session.v.clone());
-    if session.v != BATCH_VERSION || items.is_empty() {
-        let why =
-            format!("batches are part of protocol version {BATCH_VERSION} only, and not empty");
-        return Answer::error(&Value::Null, RpcError::new(Code::InvalidRequest, why));
+    if let Err(refused) = batch_session(caller, posted, items.is_empty(), ex) {
+        return refused;
     }
     let mut answers = Vec::new();
     for item in items {
@@ -175,6 +165,30 @@ async fn batch(
         body: Value::Array(answers),
         session: None,
     }
+}
+
+/// The session a batch is posted in, if a batch is allowed there: a valid session negotiated
+/// at [`BATCH_VERSION`], and a batch that is not empty. Shared with the proxied remotes.
+pub fn batch_session(
+    caller: &Caller<'_>,
+    posted: &Posted<'_>,
+    empty: bool,
+    ex: &mut McpExchange,
+) -> Result<Sealed, Answer> {
+    let session = open_session(caller, posted.session, false).map_err(|e| {
+        ex.outcome = McpOutcome::Refused;
+        Answer::error(&Value::Null, e)
+    })?;
+    ex.version = Some(session.v.clone());
+    if session.v != BATCH_VERSION || empty {
+        let why =
+            format!("batches are part of protocol version {BATCH_VERSION} only, and not empty");
+        return Err(Answer::error(
+            &Value::Null,
+            RpcError::new(Code::InvalidRequest, why),
+        ));
+    }
+    Ok(session)
 }
 
 /// The one revision whose Streamable HTTP transport takes JSON-RPC batches.

@@ -57,6 +57,15 @@ impl Endpoint {
         (self.host.clone(), self.port)
     }
 
+    /// The next of its addresses in turn.
+    fn next_addr(&self) -> Result<SocketAddr, GatewayError> {
+        let addrs = self.addrs.load();
+        if addrs.is_empty() {
+            return Err(GatewayError::UpstreamConnect);
+        }
+        Ok(addrs[self.next.fetch_add(1, Ordering::Relaxed) % addrs.len()])
+    }
+
     /// Take a resolution's result: a new set replaces the old; a failure keeps it.
     pub fn update(&self, provider: &str, result: std::io::Result<Vec<SocketAddr>>) {
         let previous = self.addrs.load();
@@ -217,11 +226,7 @@ impl Upstreams {
             .endpoints
             .get(&mcp_key(&server.name))
             .ok_or(GatewayError::Internal)?;
-        let addrs = ep.addrs.load();
-        if addrs.is_empty() {
-            return Err(GatewayError::UpstreamConnect);
-        }
-        let addr = addrs[ep.next.fetch_add(1, Ordering::Relaxed) % addrs.len()];
+        let addr = ep.next_addr()?;
         let mut peer = HttpPeer::new(addr, ep.tls, ep.sni.clone());
         peer.options.connection_timeout = Some(server.connect_timeout);
         peer.options.read_timeout = Some(server.timeout);
@@ -253,12 +258,7 @@ impl Upstreams {
             .endpoints
             .get(&target.provider.name)
             .ok_or(GatewayError::Internal)?;
-        let addrs = ep.addrs.load();
-        if addrs.is_empty() {
-            return Err(GatewayError::UpstreamConnect);
-        }
-        let addr = addrs[ep.next.fetch_add(1, Ordering::Relaxed) % addrs.len()];
-        Ok(Self::peer_at(ep, addr, target))
+        Ok(Self::peer_at(ep, ep.next_addr()?, target))
     }
 
     /// The peer for one attempt at `target` carrying `body`: a pooled provider's replica is
@@ -274,7 +274,7 @@ impl Upstreams {
             .get(&target.provider.name)
             .ok_or(GatewayError::Internal)?;
         let Some(pooled) = &ep.pooled else {
-            return Ok((self.peer(target)?, None));
+            return Ok((Self::peer_at(ep, ep.next_addr()?, target), None));
         };
         let pooled = pooled.load_full();
         let (addr, picked) =

@@ -25,7 +25,7 @@ mod answers;
 
 use super::answer::Answer;
 use super::call::{self, Built, Opened};
-use super::streamable::{open_session, Posted};
+use super::streamable::{batch_session, open_session, Posted};
 use super::wire::{self, Code, Message, RpcError};
 use super::Caller;
 use crate::config::mcp::McpServer;
@@ -236,20 +236,12 @@ async fn forward_batch(
     posted: &Posted<'_>,
     ex: &mut McpExchange,
 ) -> Answer {
-    let sealed = match open_session(caller, posted.session, false) {
-        Ok(s) => s,
-        Err(e) => {
-            ex.outcome = McpOutcome::Refused;
-            return Answer::error(&Value::Null, e);
-        }
+    let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(posted.body) else {
+        return Answer::error(&Value::Null, RpcError::new(Code::Parse, "Parse error"));
     };
-    ex.version = Some(sealed.v.clone());
-    let items = match serde_json::from_slice::<Value>(posted.body) {
-        Ok(Value::Array(items)) if !items.is_empty() && sealed.v == "2025-03-26" => items,
-        _ => {
-            let why = "batches are part of protocol version 2025-03-26 only, and not empty";
-            return Answer::error(&Value::Null, RpcError::new(Code::InvalidRequest, why));
-        }
+    let sealed = match batch_session(caller, posted, items.is_empty(), ex) {
+        Ok(s) => s,
+        Err(refused) => return refused,
     };
     let version = posted.version.unwrap_or(&sealed.v);
     let mut answers = Vec::new();
