@@ -1,7 +1,10 @@
 //! The fleet in virtual time: replicas with an LRU prefix cache over 16-token blocks, one FIFO
 //! prefill server each (time to first token = queue wait + a fixed cost + uncached tokens over
-//! the prefill rate) and batched decoding that slows as the batch grows. A request on a replica
-//! that dies is picked again at once (the gateway's failover), so it still succeeds.
+//! the prefill rate) and batched decoding that slows as the batch grows. Prefill and decoding
+//! share the replica's GPU: while a prefill runs, the replica's decoding batch makes no progress
+//! (GPU time is conserved, as with vLLM's and SGLang's chunked prefill), so the prefill a cache
+//! saves is decoding time won. A request on a replica that dies is picked again at once (the
+//! gateway's failover), so it still succeeds.
 
 use crate::policies::{Policy, View};
 use crate::workloads::{Event as Plan, Req};
@@ -29,6 +32,8 @@ struct Replica {
     queue: VecDeque<usize>,
     busy: Option<usize>,
     decoding: u32,
+    /// Seconds of prefill run so far: the time its decoding batch stood still.
+    stalled: f64,
     /// Generation: events of a replica that died are stale.
     life: u32,
 }
@@ -86,10 +91,13 @@ struct Run<'a> {
     now: f64,
     on: Vec<Option<usize>>,
     first_byte: Vec<Option<f64>>,
+    /// Per request: its replica's `stalled` when its decoding last accounted for it.
+    stall_seen: Vec<f64>,
     done_at: Vec<Option<f64>>,
     hit_tokens: u64,
     prompt_tokens: u64,
     covs: Vec<f64>,
+    last_arrival: f64,
     window: Vec<u32>,
     window_start: f64,
     max_share: (f64, f64),
@@ -155,6 +163,7 @@ impl Run<'_> {
         self.hit_tokens += u64::from(hit);
         self.prompt_tokens += u64::from(total);
         let secs = self.engine.prefill_fixed_s + f64::from(total - hit) / self.engine.prefill_tok_s;
+        r.stalled += secs;
         let life = r.life;
         self.at(
             self.now + secs,
@@ -173,7 +182,9 @@ impl Run<'_> {
             .collect();
         let n = loads.len() as f64;
         let mean = loads.iter().sum::<f64>() / n.max(1.0);
-        if mean >= 1.0 {
+        // While requests still arrive: after the last one the picker decides nothing, and
+        // what is left in flight is the drain.
+        if mean >= 1.0 && self.now <= self.last_arrival {
             let var = loads.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / n;
             self.covs.push(var.sqrt() / mean);
         }
@@ -213,6 +224,7 @@ pub fn run(
                 queue: VecDeque::new(),
                 busy: None,
                 decoding: 0,
+                stalled: 0.0,
                 life: 0,
             })
             .collect(),
@@ -221,10 +233,12 @@ pub fn run(
         now: 0.0,
         on: vec![None; reqs.len()],
         first_byte: vec![None; reqs.len()],
+        stall_seen: vec![0.0; reqs.len()],
         done_at: vec![None; reqs.len()],
         hit_tokens: 0,
         prompt_tokens: 0,
         covs: Vec::new(),
+        last_arrival: reqs.iter().map(|r| r.arrival).fold(0.0, f64::max),
         window: vec![0; replicas],
         window_start: 0.0,
         max_share: (0.0, 0.0),
@@ -250,12 +264,20 @@ pub fn run(
                 let r = &mut run.replicas[replica];
                 r.busy = None;
                 r.decoding += 1;
+                run.stall_seen[req] = r.stalled;
                 let tpot = engine.tpot_s + engine.tpot_per_batch_s * f64::from(r.decoding);
                 let end = t + f64::from(reqs[req].out_tokens) * tpot;
                 run.at(end, Ev::Finish { replica, life, req });
                 run.start_prefill(replica);
             }
             Ev::Finish { replica, life, req } if life == run.replicas[replica].life => {
+                // Prefills that ran while this request decoded push its end back.
+                let owed = run.replicas[replica].stalled - run.stall_seen[req];
+                if owed > 1e-9 {
+                    run.stall_seen[req] = run.replicas[replica].stalled;
+                    run.at(t + owed, Ev::Finish { replica, life, req });
+                    continue;
+                }
                 run.replicas[replica].decoding -= 1;
                 run.done_at[req] = Some(t);
                 policy.done(req);

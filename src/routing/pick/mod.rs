@@ -254,6 +254,19 @@ impl Pool {
         } else {
             candidates.to_vec()
         };
+        // A replica far below the mean is capacity the warm rule would leave idle for good
+        // (one hot prefix held by all but it): it takes the request, and holds the prefix after.
+        let mean = f64::from(total) / up.len() as f64;
+        if warm && mean >= 2.0 {
+            if let Some(e) = up
+                .iter()
+                .copied()
+                .filter(|e| f64::from(flight(*e)) < mean / 1.5)
+                .min_by_key(|e| flight(*e))
+            {
+                return e;
+            }
+        }
         let costs: Vec<(usize, f64)> = pool.iter().map(|e| (*e, cost(*e))).collect();
         let best = costs.iter().map(|c| c.1).fold(f64::INFINITY, f64::min);
         let near: Vec<usize> = costs
