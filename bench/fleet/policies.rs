@@ -21,7 +21,7 @@ pub trait Policy {
     fn pick(&mut self, req: &Req, id: usize, now: f64, view: &View<'_>) -> Option<usize>;
     fn first_byte(&mut self, _id: usize, _now: f64) {}
     fn done(&mut self, id: usize);
-    fn set_up(&mut self, replica: usize, up: bool);
+    fn set_up(&mut self, replica: usize, up: bool, now: f64);
     fn in_flight(&self, replica: usize) -> u32;
 }
 
@@ -229,7 +229,7 @@ impl Policy for Counted {
         }
     }
 
-    fn set_up(&mut self, replica: usize, up: bool) {
+    fn set_up(&mut self, replica: usize, up: bool, _now: f64) {
         self.up[replica] = up;
         if !up {
             self.seen[replica].clear();
@@ -284,8 +284,8 @@ impl Policy for Tollgate {
         }
     }
 
-    fn set_up(&mut self, replica: usize, up: bool) {
-        self.pool.set_up(replica, up);
+    fn set_up(&mut self, replica: usize, up: bool, now: f64) {
+        self.pool.set_up(replica, up, now);
     }
 
     fn in_flight(&self, replica: usize) -> u32 {

@@ -244,7 +244,7 @@ pub fn run(
         max_share: (0.0, 0.0),
     };
     for e in initially_up..replicas {
-        policy.set_up(e, false);
+        policy.set_up(e, false, run.now);
     }
     for (i, r) in reqs.iter().enumerate() {
         run.at(r.arrival, Ev::Arrive(i));
@@ -297,7 +297,7 @@ pub fn run(
                         && run.first_byte[*q].is_some()
                         && run.done_at[*q].is_none()
                 }));
-                policy.set_up(e, false);
+                policy.set_up(e, false, run.now);
                 for q in lost {
                     policy.done(q);
                     run.first_byte[q] = None;
@@ -306,7 +306,7 @@ pub fn run(
             }
             Ev::Plan(Plan::Join(e)) => {
                 run.replicas[e].up = true;
-                policy.set_up(e, true);
+                policy.set_up(e, true, run.now);
             }
             Ev::Sample => {
                 run.sample(policy);

@@ -59,6 +59,30 @@ impl PrefixIndex {
         self.recent.len()
     }
 
+    /// Blocks each endpoint remembers at most (as [`PrefixIndex::new`] took them).
+    pub fn capacity_blocks(&self) -> usize {
+        self.recent
+            .first()
+            .map_or(STRIDE, |r| r.cap().get() * STRIDE)
+    }
+
+    /// What `endpoint` remembers, most recent first.
+    pub fn recent(&self, endpoint: usize) -> Option<&LruCache<u64, ()>> {
+        self.recent.get(endpoint)
+    }
+
+    /// `endpoint` remembers `recent` (it remembered nothing before).
+    pub fn adopt(&mut self, endpoint: usize, recent: LruCache<u64, ()>) {
+        let Some(slot) = self.recent.get_mut(endpoint) else {
+            return;
+        };
+        let bit = 1u64 << endpoint;
+        for (h, ()) in recent.iter() {
+            *self.holders.entry(*h).or_insert(0) |= bit;
+        }
+        *slot = recent;
+    }
+
     /// For each endpoint, how many leading blocks of `chain` it holds.
     pub fn matched(&self, chain: &[u64], out: &mut [u32]) {
         let n = self.recent.len().min(out.len());

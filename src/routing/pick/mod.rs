@@ -23,6 +23,7 @@
 //! fits this.
 
 pub mod index;
+mod membership;
 
 pub use index::{blocks, PrefixIndex, BLOCK_BYTES, BLOCK_TOKENS, MAX_ENDPOINTS, STRIDE};
 
@@ -30,7 +31,7 @@ use lru::LruCache;
 use rand::{Rng, RngCore};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub use crate::types::strategy::Strategy;
 
@@ -52,6 +53,10 @@ pub struct Settings {
     pub index_blocks: usize,
     /// Session keys remembered.
     pub sessions: usize,
+    /// Seconds over which an endpoint that joined a running pool ramps up to its full
+    /// share: it counts as loaded by its in-flight requests over the elapsed fraction
+    /// (at least a tenth), so a cold replica is not handed everything at once.
+    pub slow_start_s: f64,
 }
 
 impl Default for Settings {
@@ -64,6 +69,7 @@ impl Default for Settings {
             affinity_share: 0.5,
             index_blocks: 65_536,
             sessions: 65_536,
+            slow_start_s: 30.0,
         }
     }
 }
@@ -99,13 +105,28 @@ struct Load {
     /// Ejected until this time (`f64` bits, the pick clock's seconds): it could not be
     /// reached. After it, the next pick may try it again (half-open).
     ejected_until: AtomicU64,
+    /// When it joined a running pool (`f64` bits; -inf: it was there from the start).
+    joined_s: AtomicU64,
+}
+
+impl Load {
+    fn new(joined_s: f64) -> Load {
+        Load {
+            in_flight: AtomicU32::new(0),
+            pending: AtomicU64::new(0),
+            up: AtomicBool::new(true),
+            ejected_until: AtomicU64::new(0f64.to_bits()),
+            joined_s: AtomicU64::new(joined_s.to_bits()),
+        }
+    }
 }
 
 /// One pool's picker.
 pub struct Pool {
     strategy: Strategy,
     settings: Settings,
-    loads: Vec<Load>,
+    /// Shared with the pool this one was rebuilt from, so tickets of either count once.
+    loads: Vec<Arc<Load>>,
     /// The pool's learnt prefill tokens per second, as `f64` bits.
     rate: AtomicU64,
     index: Mutex<PrefixIndex>,
@@ -118,12 +139,7 @@ impl Pool {
     pub fn new(endpoints: usize, strategy: Strategy, settings: Settings) -> Pool {
         let n = endpoints.min(MAX_ENDPOINTS);
         let loads = (0..n)
-            .map(|_| Load {
-                in_flight: AtomicU32::new(0),
-                pending: AtomicU64::new(0),
-                up: AtomicBool::new(true),
-                ejected_until: AtomicU64::new(0f64.to_bits()),
-            })
+            .map(|_| Arc::new(Load::new(f64::NEG_INFINITY)))
             .collect();
         let sessions = NonZeroUsize::new(settings.sessions.max(1)).unwrap_or(NonZeroUsize::MIN);
         Pool {
@@ -151,14 +167,33 @@ impl Pool {
             .map_or(0, |l| l.in_flight.load(Ordering::Relaxed))
     }
 
-    /// An endpoint joins (`true`) or leaves; one that leaves is forgotten by the index.
-    pub fn set_up(&self, endpoint: usize, up: bool) {
+    /// An endpoint joins (`true`, at `now_s`: its slow start begins) or leaves; one that
+    /// leaves is forgotten by the index.
+    pub fn set_up(&self, endpoint: usize, up: bool, now_s: f64) {
         if let Some(l) = self.loads.get(endpoint) {
             let was = l.up.swap(up, Ordering::Relaxed);
             if was && !up {
                 self.index_mut().forget(endpoint);
             }
+            if !was && up {
+                l.joined_s.store(now_s.to_bits(), Ordering::Relaxed);
+            }
         }
+    }
+
+    /// How much of its full share `endpoint` may take at `now_s` (slow start), in (0.1, 1].
+    fn weight(&self, endpoint: usize, now_s: f64) -> f64 {
+        let joined = f64::from_bits(self.loads[endpoint].joined_s.load(Ordering::Relaxed));
+        if self.settings.slow_start_s <= 0.0 {
+            return 1.0;
+        }
+        ((now_s - joined) / self.settings.slow_start_s).clamp(0.1, 1.0)
+    }
+
+    /// Its in-flight requests as load: over its slow-start weight.
+    fn load(&self, endpoint: usize, now_s: f64) -> f64 {
+        f64::from(self.loads[endpoint].in_flight.load(Ordering::Relaxed))
+            / self.weight(endpoint, now_s)
     }
 
     fn index_mut(&self) -> std::sync::MutexGuard<'_, PrefixIndex> {
@@ -180,21 +215,29 @@ impl Pool {
         // Ejected replicas sit out their time, unless every replica is ejected.
         let up: Vec<usize> = live.iter().copied().filter(|e| !ejected(e)).collect();
         let up = if up.is_empty() { live } else { up };
-        let flight = |e: usize| self.loads[e].in_flight.load(Ordering::Relaxed);
         let mut held = [0u32; MAX_ENDPOINTS];
         let endpoint = match self.strategy {
             Strategy::RoundRobin => {
-                let t = self.turn.fetch_add(1, Ordering::Relaxed) as usize;
-                up[t % up.len()]
+                // In turn; one still ramping up is passed over but for its weight's share.
+                let mut e = up[0];
+                for _ in 0..up.len() {
+                    let t = self.turn.fetch_add(1, Ordering::Relaxed) as usize;
+                    e = up[t % up.len()];
+                    if rng.random::<f64>() < self.weight(e, now_s) {
+                        break;
+                    }
+                }
+                e
             }
             Strategy::LeastRequest => {
-                let least = up.iter().map(|e| flight(*e)).min().unwrap_or(0);
-                let ties: Vec<usize> = up.iter().copied().filter(|e| flight(*e) == least).collect();
+                let load = |e: &usize| self.load(*e, now_s);
+                let least = up.iter().map(load).fold(f64::INFINITY, f64::min);
+                let ties: Vec<usize> = up.iter().copied().filter(|e| load(e) <= least).collect();
                 ties[rng.random_range(0..ties.len())]
             }
             Strategy::PrefixAffinity => {
                 self.index_mut().matched(ask.chain, &mut held);
-                self.by_cost(ask, &up, &held, rng)
+                self.by_cost(ask, &up, &held, now_s, rng)
             }
         };
         let matched_tokens = (held[endpoint] * BLOCK_TOKENS).min(ask.prompt_tokens);
@@ -221,23 +264,29 @@ impl Pool {
     }
 
     /// The endpoint expected to answer first, among those within the load bound.
-    fn by_cost(&self, ask: &Ask<'_>, up: &[usize], held: &[u32], rng: &mut dyn RngCore) -> usize {
+    fn by_cost(
+        &self,
+        ask: &Ask<'_>,
+        up: &[usize],
+        held: &[u32],
+        now_s: f64,
+        rng: &mut dyn RngCore,
+    ) -> usize {
         let s = &self.settings;
         let flight = |e: usize| self.loads[e].in_flight.load(Ordering::Relaxed);
+        let load = |e: usize| self.load(e, now_s);
         let total: u32 = up.iter().map(|e| flight(*e)).sum();
-        let bound = (f64::from(total + 1) * s.load_factor / up.len() as f64).ceil() as u32;
-        let within: Vec<usize> = up
-            .iter()
-            .copied()
-            .filter(|e| flight(*e) < bound.max(1))
-            .collect();
+        let bound = (f64::from(total + 1) * s.load_factor / up.len() as f64)
+            .ceil()
+            .max(1.0);
+        let within: Vec<usize> = up.iter().copied().filter(|e| load(*e) < bound).collect();
         let candidates = if within.is_empty() { up } else { &within[..] };
         let cost = |e: usize| {
             let l = &self.loads[e];
             let seen = (held[e] * BLOCK_TOKENS).min(ask.prompt_tokens);
             let todo = l.pending.load(Ordering::Relaxed) + u64::from(ask.prompt_tokens - seen);
             let rate = f64::from_bits(self.rate.load(Ordering::Relaxed)).max(1.0);
-            todo as f64 / rate + s.stream_penalty_s * f64::from(flight(e))
+            todo as f64 / rate + s.stream_penalty_s * load(e)
         };
         // Where a good share of the prompt is already held, only the endpoints holding the
         // most of it compete: sending a warm prefix elsewhere would cost every later request
@@ -261,8 +310,8 @@ impl Pool {
             if let Some(e) = up
                 .iter()
                 .copied()
-                .filter(|e| f64::from(flight(*e)) < mean / 1.5)
-                .min_by_key(|e| flight(*e))
+                .filter(|e| load(*e) < mean / 1.5)
+                .min_by(|a, b| load(*a).total_cmp(&load(*b)))
             {
                 return e;
             }
@@ -292,7 +341,7 @@ impl Pool {
                 // The least loaded, then the one remembering least (a new prefix goes where it
                 // crowds no other out); a random one of those still tied.
                 let index = self.index_mut();
-                let key = |e: usize| (flight(e), index.remembered(e));
+                let key = |e: usize| ((load(e) * 16.0) as u64, index.remembered(e));
                 let best = near.iter().map(|e| key(*e)).min().unwrap_or((0, 0));
                 let tied: Vec<usize> = near.iter().copied().filter(|e| key(*e) == best).collect();
                 tied[rng.random_range(0..tied.len())]

@@ -57,22 +57,22 @@ fn a_down_endpoint_is_never_picked_and_comes_back_cold() {
     let t = pool.pick(&ask(&a), 0.0, &mut rng).unwrap();
     let e = t.endpoint;
     pool.done(t);
-    pool.set_up(e, false);
+    pool.set_up(e, false, 0.0);
     for _ in 0..10 {
         let t = pool.pick(&ask(&a), 0.0, &mut rng).unwrap();
         assert_ne!(t.endpoint, e);
         pool.done(t);
     }
-    pool.set_up(e, true);
-    pool.set_up(1 - e, false);
+    pool.set_up(e, true, 0.0);
+    pool.set_up(1 - e, false, 0.0);
     let t = pool.pick(&ask(&a), 0.0, &mut rng).unwrap();
     assert_eq!(
         (t.endpoint, t.matched_tokens),
         (e, 0),
         "forgotten while down"
     );
-    pool.set_up(1 - e, false);
-    pool.set_up(e, false);
+    pool.set_up(1 - e, false, 0.0);
+    pool.set_up(e, false, 0.0);
     assert!(pool.pick(&ask(&a), 0.0, &mut rng).is_none());
 }
 
