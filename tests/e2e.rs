@@ -28,6 +28,8 @@ mod daemon;
 mod edge;
 #[path = "e2e/fleet.rs"]
 mod fleet;
+#[path = "e2e/fleet_pool.rs"]
+mod fleet_pool;
 #[path = "e2e/gemini.rs"]
 mod gemini;
 #[path = "e2e/guardrails.rs"]

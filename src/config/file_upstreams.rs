@@ -65,10 +65,22 @@ pub struct ProviderSection {
     #[serde(default)]
     pub http2: bool,
     /// A pool of replicas behind the base URL's name (every address it resolves to): how one
-    /// is picked per request, `"round_robin"`, `"least_request"` or `"prefix_affinity"`.
-    /// Without it the addresses take turns.
+    /// is picked per request, `"round_robin"`, `"least_request"` or `"prefix_affinity"` (the
+    /// default of a pool). Without it or `replicas` the addresses take turns.
     #[serde(default)]
     pub strategy: Option<String>,
+    /// More replicas of the pool beside the base URL's name: `host:port` or `http(s)://host:port`.
+    #[serde(default)]
+    pub replicas: Vec<String>,
+    /// A pool: a client header naming the conversation, kept on one replica.
+    #[serde(default)]
+    pub session_header: Option<String>,
+    /// A pool: prompt tokens each replica's KV cache holds (sizes the prefix index).
+    #[serde(default)]
+    pub kv_cache_tokens: Option<u64>,
+    /// A pool: how long a replica that joined ramps up to its full share.
+    #[serde(default)]
+    pub slow_start_ms: Option<u64>,
     /// `kind = "anthropic"`: the `anthropic-version` header sent when the client sent none.
     #[serde(default)]
     pub anthropic_version: Option<String>,

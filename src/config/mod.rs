@@ -15,6 +15,7 @@ mod mcp_runtime;
 mod models;
 pub mod openapi;
 pub use models::{Retries, StreamRecovery};
+pub mod pools;
 mod providers;
 pub mod routes;
 mod rules;
@@ -254,8 +255,8 @@ pub struct Provider {
     pub api_version: Option<String>,
     /// This provider's passive/active health (shared with earlier configs of the same name).
     pub health: crate::feedback::health::HealthSlot,
-    /// How a replica of its pool is picked (`strategy`); `None`: its addresses take turns.
-    pub strategy: Option<crate::types::strategy::Strategy>,
+    /// Its pool of replicas (`strategy`, `replicas`); `None`: its addresses take turns.
+    pub pool: Option<pools::PoolSpec>,
 }
 
 #[cfg(test)]
@@ -281,7 +282,7 @@ impl Provider {
             health_check: None,
             tls: Default::default(),
             anthropic_version: String::new(),
-            strategy: None,
+            pool: None,
             api_version: None,
             health: crate::feedback::health::HealthSlot::provider(name),
         }

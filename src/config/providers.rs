@@ -3,7 +3,6 @@
 
 use super::file::{self, TargetSection};
 use super::{HealthCheck, Provider, ProviderKind, Secret, Target, TlsSettings, Upstream};
-use crate::types::strategy::Strategy;
 use http::{HeaderName, HeaderValue};
 use pingora::tls::x509::X509;
 use std::collections::HashMap;
@@ -61,18 +60,9 @@ pub(super) fn build_provider(
     let tls = build_tls(at, &p, errs);
     // Built even when a field is wrong (the load fails anyway), so its targets still name a
     // known provider and only the root cause is reported.
-    let strategy = match p.strategy.as_deref().map(|w| (w, Strategy::parse(w))) {
-        None => None,
-        Some((_, Some(s))) => Some(s),
-        Some((other, None)) => {
-            errs.push(format!(
-                "{at}.strategy must be \"round_robin\", \"least_request\" or \"prefix_affinity\", not \"{other}\""
-            ));
-            None
-        }
-    };
+    let pool = super::pools::build_pool(at, &p, &upstream, errs);
     Provider {
-        strategy,
+        pool,
         tls,
         anthropic_version: p
             .anthropic_version

@@ -156,7 +156,11 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    async fn upstream_peer(&self, _s: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
         let runtime = runtime_of(ctx)?;
         if let Some(wait) = ctx.attempts.as_ref().and_then(|a| a.pending_wait()) {
             tokio::time::sleep(wait).await;
@@ -165,7 +169,10 @@ impl ProxyHttp for Gateway {
             ctx.end.error = Some(e);
             Error::explain(ErrorType::InternalError, "no candidate left")
         })?;
-        match runtime.upstreams.peer_for(&target, &ctx.upstream.body) {
+        match runtime
+            .upstreams
+            .peer_for(&target, &ctx.upstream.body, &session.req_header().headers)
+        {
             Ok((peer, picked)) => {
                 ctx.upstream.picked = picked;
                 Ok(peer)

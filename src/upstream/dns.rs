@@ -68,10 +68,6 @@ pub fn settle(
                 .dns_resolutions
                 .with_label_values(&[provider, "ok"])
                 .inc();
-            METRICS
-                .upstream_addresses
-                .with_label_values(&[provider])
-                .set(addrs.len() as i64);
             if addrs.as_slice() == previous {
                 return None;
             }

@@ -37,9 +37,11 @@ const H2_STREAMS: usize = 100;
 pub struct Endpoint {
     addrs: ArcSwap<Vec<SocketAddr>>,
     next: AtomicUsize,
-    host: String,
-    port: u16,
-    /// The host is a name, resolved again in the background (not a literal or the built-in mock).
+    /// Where its addresses come from: the base URL's host and a pool's `replicas`, each
+    /// with the addresses it last resolved to (a failed resolution keeps them).
+    sources: Vec<(String, u16)>,
+    found: std::sync::Mutex<Vec<Vec<SocketAddr>>>,
+    /// A source is a name, resolved again in the background (not a literal or the built-in mock).
     named: bool,
     tls: bool,
     sni: String,
@@ -52,9 +54,9 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// The host name (or literal) and port this endpoint resolves.
-    pub fn host_and_port(&self) -> (String, u16) {
-        (self.host.clone(), self.port)
+    /// The host names (or literals) and ports this endpoint's addresses come from.
+    pub fn sources(&self) -> &[(String, u16)] {
+        &self.sources
     }
 
     /// The next of its addresses in turn.
@@ -66,20 +68,45 @@ impl Endpoint {
         Ok(addrs[self.next.fetch_add(1, Ordering::Relaxed) % addrs.len()])
     }
 
-    /// Take a resolution's result: a new set replaces the old; a failure keeps it.
-    pub fn update(&self, provider: &str, result: std::io::Result<Vec<SocketAddr>>) {
-        let previous = self.addrs.load();
-        if let Some(addrs) = dns::settle(provider, &self.host, &previous, result) {
-            if let Some(p) = &self.pooled {
-                let strategy = p.load().strategy();
-                p.store(Arc::new(pool::Pooled::new(
-                    provider,
-                    addrs.clone(),
-                    strategy,
-                )));
+    /// Take one resolution of each source (in [`Endpoint::sources`] order): a new set
+    /// replaces a source's old one, a failure keeps it; the endpoint's addresses are all
+    /// sources' together, and a pool follows them (survivors keep their state, joiners ramp
+    /// up, leavers are purged).
+    pub fn update(&self, provider: &str, results: Vec<std::io::Result<Vec<SocketAddr>>>) {
+        let mut found = self.found.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = false;
+        for ((source, result), previous) in self.sources.iter().zip(results).zip(found.iter_mut()) {
+            if let Some(addrs) = dns::settle(provider, &source.0, previous, result) {
+                *previous = addrs;
+                changed = true;
             }
-            self.addrs.store(Arc::new(addrs));
         }
+        let mut addrs: Vec<SocketAddr> = found.iter().flatten().copied().collect();
+        drop(found);
+        addrs.sort();
+        addrs.dedup();
+        crate::metrics::METRICS
+            .upstream_addresses
+            .with_label_values(&[provider])
+            .set(i64::try_from(addrs.len()).unwrap_or(i64::MAX));
+        if !changed || addrs.as_slice() == self.addrs.load().as_slice() {
+            return;
+        }
+        if let Some(p) = &self.pooled {
+            let next = p.load().rebuilt(addrs.clone());
+            p.store(Arc::new(next));
+        }
+        self.addrs.store(Arc::new(addrs));
+    }
+
+    /// Resolve every source now (blocking).
+    fn resolve_all(&self, provider: &str, hosts_file: Option<&std::path::Path>) {
+        let results = self
+            .sources
+            .iter()
+            .map(|(host, port)| dns::resolve(host, *port, hosts_file))
+            .collect();
+        self.update(provider, results);
     }
 }
 
@@ -96,12 +123,13 @@ fn mcp_key(server: &str) -> String {
     format!("mcp:{server}")
 }
 
-/// An endpoint at a URL, resolved once now (blocking) and again in the background.
+/// An endpoint at a URL (and a pool's other replicas), resolved once now (blocking) and
+/// again in the background.
 fn url_endpoint(
     name: &str,
     at: UrlParts<'_>,
     (sni, group_key): (String, u64),
-    strategy: Option<crate::types::strategy::Strategy>,
+    pool: Option<&crate::config::pools::PoolSpec>,
     config: &Config,
 ) -> Endpoint {
     let UrlParts {
@@ -118,21 +146,22 @@ fn url_endpoint(
     } else {
         format!("{host}:{port}")
     };
+    let mut sources = vec![(host.clone(), port)];
+    sources.extend(pool.iter().flat_map(|p| p.replicas.iter().cloned()));
     let ep = Endpoint {
         addrs: ArcSwap::from_pointee(Vec::new()),
         next: AtomicUsize::new(0),
-        host: host.clone(),
-        port,
-        named: host.parse::<IpAddr>().is_err(),
+        named: sources.iter().any(|(h, _)| h.parse::<IpAddr>().is_err()),
+        found: std::sync::Mutex::new(vec![Vec::new(); sources.len()]),
+        sources,
         tls,
         sni,
         host_header,
         base_path: base_path.clone(),
         group_key,
-        pooled: strategy.map(|s| ArcSwap::from_pointee(pool::Pooled::new(name, Vec::new(), s))),
+        pooled: pool.map(|p| ArcSwap::from_pointee(pool::Pooled::new(name, Vec::new(), p))),
     };
-    let hosts_file = config.server.hosts_file.as_deref();
-    ep.update(name, dns::resolve(host, port, hosts_file));
+    ep.resolve_all(name, config.server.hosts_file.as_deref());
     ep
 }
 
@@ -159,8 +188,8 @@ impl Upstreams {
                     Endpoint {
                         addrs: ArcSwap::from_pointee(addrs),
                         next: AtomicUsize::new(0),
-                        host: String::new(),
-                        port: 0,
+                        sources: Vec::new(),
+                        found: std::sync::Mutex::new(Vec::new()),
                         named: false,
                         tls: false,
                         sni: String::new(),
@@ -183,7 +212,7 @@ impl Upstreams {
                         port: *port,
                         base_path,
                     };
-                    url_endpoint(&p.name, at, (sni, group_key), p.strategy, config)
+                    url_endpoint(&p.name, at, (sni, group_key), p.pool.as_ref(), config)
                 }
             };
             endpoints.insert(p.name.clone(), ep);
@@ -244,6 +273,12 @@ impl Upstreams {
         Ok((Box::new(peer), req))
     }
 
+    /// A pooled provider's replicas and picker, as now.
+    pub fn pooled(&self, provider: &str) -> Option<Arc<pool::Pooled>> {
+        let ep = self.endpoints.get(provider)?;
+        ep.pooled.as_ref().map(ArcSwap::load_full)
+    }
+
     /// The endpoints whose host is a name, by provider.
     pub fn named_hosts(&self) -> impl Iterator<Item = (&str, &Endpoint)> {
         self.endpoints
@@ -268,6 +303,7 @@ impl Upstreams {
         &self,
         target: &Target,
         body: &[u8],
+        client_headers: &http::HeaderMap,
     ) -> Result<(Box<HttpPeer>, Option<pool::Picked>), GatewayError> {
         let ep = self
             .endpoints
@@ -277,9 +313,22 @@ impl Upstreams {
             return Ok((Self::peer_at(ep, ep.next_addr()?, target), None));
         };
         let pooled = pooled.load_full();
-        let (addr, picked) =
-            pool::pick(&pooled, body, &target.model).ok_or(GatewayError::UpstreamConnect)?;
+        let (addr, picked) = pool::pick(&pooled, body, &target.model, client_headers)
+            .ok_or(GatewayError::UpstreamConnect)?;
         Ok((Self::peer_at(ep, addr, target), Some(picked)))
+    }
+
+    /// The peer for `target` at one of its addresses (a pooled replica's health check).
+    pub fn peer_to(
+        &self,
+        target: &Target,
+        addr: SocketAddr,
+    ) -> Result<Box<HttpPeer>, GatewayError> {
+        let ep = self
+            .endpoints
+            .get(&target.provider.name)
+            .ok_or(GatewayError::Internal)?;
+        Ok(Self::peer_at(ep, addr, target))
     }
 
     fn peer_at(ep: &Endpoint, addr: SocketAddr, target: &Target) -> Box<HttpPeer> {

@@ -1,44 +1,91 @@
-//! A provider as a pool of replicas (its `strategy`): the addresses its base URL's name
-//! resolves to, and the picker ([`crate::routing::pick`]) over them. A pick is held as a
+//! A provider as a pool of replicas (its `strategy`, `replicas`): the addresses its base
+//! URL's name and its listed replicas resolve to, and the picker ([`crate::routing::pick`])
+//! over them. A new resolution rebuilds the pool around the addresses that stayed. A pick is held as a
 //! [`Picked`] for the attempt: its first byte teaches the picker the replica's prefill rate,
 //! and dropping it (the attempt failed, the request ended, on any path) frees the replica's
 //! counters. A replica that cannot be reached is ejected for ten seconds (then tried again by
 //! the next pick that wants it), so a retry in place reaches another.
 
+use crate::config::pools::PoolSpec;
 use crate::metrics::METRICS;
-use crate::routing::pick::{blocks, Ask, Pool, Settings, Strategy, Ticket, BLOCK_TOKENS};
+use crate::routing::pick::{blocks, Ask, Pool, Strategy, Ticket, BLOCK_TOKENS};
 use crate::wire::json_spans::Cursor;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// One resolution's addresses and the picker over them (a new set of addresses starts a new
-/// picker: what the old one knew was about other replicas).
+/// One resolution's addresses and the picker over them.
 pub struct Pooled {
     pub addrs: Vec<SocketAddr>,
     /// The addresses as metric labels, and the provider's name.
     labels: Vec<String>,
     provider: String,
     pool: Pool,
-    strategy: Strategy,
+    spec: PoolSpec,
+    /// The pick clock's origin (kept across rebuilds).
     born: Instant,
 }
 
 impl Pooled {
-    pub fn new(provider: &str, addrs: Vec<SocketAddr>, strategy: Strategy) -> Pooled {
-        let pool = Pool::new(addrs.len(), strategy, Settings::default());
+    pub fn new(provider: &str, addrs: Vec<SocketAddr>, spec: &PoolSpec) -> Pooled {
+        let pool = Pool::new(addrs.len(), spec.strategy, spec.settings);
         Pooled {
             labels: addrs.iter().map(ToString::to_string).collect(),
             provider: provider.to_string(),
             addrs,
             pool,
-            strategy,
+            spec: spec.clone(),
             born: Instant::now(),
         }
     }
 
+    /// The pool over `addrs`: an address that stays keeps its replica's state; a new one
+    /// joins (slow start) — unless the pool had none yet (the first resolution) — and one
+    /// gone is purged.
+    pub fn rebuilt(&self, addrs: Vec<SocketAddr>) -> Pooled {
+        let pool = if self.addrs.is_empty() {
+            Pool::new(addrs.len(), self.spec.strategy, self.spec.settings)
+        } else {
+            let keep: Vec<Option<usize>> = addrs
+                .iter()
+                .map(|a| self.addrs.iter().position(|o| o == a))
+                .collect();
+            self.pool.rebuilt(&keep, self.now_s())
+        };
+        Pooled {
+            labels: addrs.iter().map(ToString::to_string).collect(),
+            provider: self.provider.clone(),
+            addrs,
+            pool,
+            spec: self.spec.clone(),
+            born: self.born,
+        }
+    }
+
     pub fn strategy(&self) -> Strategy {
-        self.strategy
+        self.spec.strategy
+    }
+
+    /// A replica's active health check answered: `ok` ends its ejection, a failure ejects it
+    /// until `for_s` from now (the next check's verdict).
+    pub fn checked(&self, addr: SocketAddr, ok: bool, for_s: f64) {
+        let Some(e) = self.addrs.iter().position(|a| *a == addr) else {
+            return;
+        };
+        let now = self.now_s();
+        if ok {
+            self.pool.eject(e, now, false);
+        } else {
+            if self.pool.ejected(e, now) {
+                self.pool.eject(e, now + for_s, false);
+                return;
+            }
+            METRICS
+                .endpoint_ejections
+                .with_label_values(&self.labels(e))
+                .inc();
+            self.pool.eject(e, now + for_s, true);
+        }
     }
 
     fn now_s(&self) -> f64 {
@@ -51,9 +98,15 @@ impl Pooled {
     }
 }
 
-/// Pick a replica of `pooled` for a request whose upstream body is `body`, to `model`.
-pub fn pick(pooled: &Arc<Pooled>, body: &[u8], model: &str) -> Option<(SocketAddr, Picked)> {
-    let chain = match pooled.strategy {
+/// Pick a replica of `pooled` for a request whose upstream body is `body`, to `model`, from
+/// a client that sent `headers`.
+pub fn pick(
+    pooled: &Arc<Pooled>,
+    body: &[u8],
+    model: &str,
+    headers: &http::HeaderMap,
+) -> Option<(SocketAddr, Picked)> {
+    let chain = match pooled.spec.strategy {
         Strategy::PrefixAffinity => {
             let seed = xxhash_rust::xxh3::xxh3_64(model.as_bytes());
             blocks(prompt(body), seed)
@@ -63,14 +116,19 @@ pub fn pick(pooled: &Arc<Pooled>, body: &[u8], model: &str) -> Option<(SocketAdd
     let ask = Ask {
         chain: &chain,
         prompt_tokens: u32::try_from(chain.len()).unwrap_or(u32::MAX / BLOCK_TOKENS) * BLOCK_TOKENS,
-        session: None,
+        session: pooled
+            .spec
+            .session_header
+            .as_ref()
+            .and_then(|h| headers.get(h))
+            .map(|v| xxhash_rust::xxh3::xxh3_64(v.as_bytes())),
     };
     let ticket = pooled.pool.pick(&ask, pooled.now_s(), &mut rand::rng())?;
     let addr = *pooled.addrs.get(ticket.endpoint)?;
     let labels = pooled.labels(ticket.endpoint);
     METRICS.endpoint_picks.with_label_values(&labels).inc();
     METRICS.endpoint_in_flight.with_label_values(&labels).inc();
-    if pooled.strategy == Strategy::PrefixAffinity {
+    if pooled.spec.strategy == Strategy::PrefixAffinity {
         let tokens = &METRICS.endpoint_prefix_tokens;
         let provider = pooled.provider.as_str();
         tokens
@@ -129,7 +187,7 @@ impl Picked {
         METRICS.endpoint_ejections.with_label_values(&labels).inc();
         self.pooled.pool.done(t);
         let now = self.pooled.now_s();
-        self.pooled.pool.eject(e, now + EJECTION_S);
+        self.pooled.pool.eject(e, now + EJECTION_S, true);
         self.pooled.pool.others_live(e, now)
     }
 
@@ -145,7 +203,7 @@ impl std::fmt::Debug for Pooled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pooled")
             .field("addrs", &self.addrs)
-            .field("strategy", &self.strategy)
+            .field("strategy", &self.spec.strategy)
             .finish()
     }
 }
@@ -188,12 +246,19 @@ mod tests {
             "127.0.0.2:1".parse().unwrap(),
             "127.0.0.3:1".parse().unwrap(),
         ];
-        let pooled = Arc::new(Pooled::new("p", addrs, Strategy::LeastRequest));
-        let (first, held) = pick(&pooled, b"{}", "m").unwrap();
-        let (second, _held_too) = pick(&pooled, b"{}", "m").unwrap();
+        let spec = PoolSpec {
+            strategy: Strategy::LeastRequest,
+            replicas: Vec::new(),
+            session_header: None,
+            settings: crate::routing::pick::Settings::default(),
+        };
+        let pooled = Arc::new(Pooled::new("p", addrs, &spec));
+        let h = http::HeaderMap::new();
+        let (first, held) = pick(&pooled, b"{}", "m", &h).unwrap();
+        let (second, _held_too) = pick(&pooled, b"{}", "m", &h).unwrap();
         assert_ne!(first, second, "the least loaded one");
         drop(held);
-        let (third, _held_again) = pick(&pooled, b"{}", "m").unwrap();
+        let (third, _held_again) = pick(&pooled, b"{}", "m", &h).unwrap();
         assert_eq!(third, first, "free again");
     }
 }

@@ -8,16 +8,18 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
-const REPLICAS: u8 = 4;
+pub const REPLICAS: u8 = 4;
 
-struct Fleet {
-    replicas: Vec<MockServer>,
-    port: u16,
+pub struct Fleet {
+    pub replicas: Vec<MockServer>,
+    pub port: u16,
     _dir: tempfile::TempDir,
-    hosts: std::path::PathBuf,
+    pub hosts: std::path::PathBuf,
 }
 
-fn fleet() -> Fleet {
+/// Four mock replicas on 127.0.0.2–5 at one port, and a hosts file naming them all
+/// `fleet.test`.
+pub fn fleet() -> Fleet {
     let first = MockServer::start_at(SocketAddr::from(([127, 0, 0, 2], 0)), Script::default())
         .expect("first replica");
     let port = first.addr.port();

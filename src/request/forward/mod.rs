@@ -86,10 +86,11 @@ impl Forwarder<'_> {
                 .as_ref()
                 .is_some_and(|r| r.stream);
             let clocks = Clocks::of(&target.provider, self.started, Instant::now(), stream);
-            let picked = self
-                .runtime
-                .upstreams
-                .peer_for(&target, &self.ctx.upstream.body);
+            let picked = self.runtime.upstreams.peer_for(
+                &target,
+                &self.ctx.upstream.body,
+                &self.session.req_header().headers,
+            );
             let Ok((peer, picked)) = picked else {
                 match failed(self.ctx, Failure::Unresolved, false) {
                     Some(err) => return self.respond_error(err).await,

@@ -132,10 +132,11 @@ impl Forwarder<'_> {
             return Next::Failed;
         };
         self.ctx.upstream.body = cont.body;
-        let picked = self
-            .runtime
-            .upstreams
-            .peer_for(&target, &self.ctx.upstream.body);
+        let picked = self.runtime.upstreams.peer_for(
+            &target,
+            &self.ctx.upstream.body,
+            &self.session.req_header().headers,
+        );
         let Ok((peer, picked)) = picked else {
             failed(self.ctx, Failure::Unresolved);
             return Next::Failed;

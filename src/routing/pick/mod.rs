@@ -11,11 +11,17 @@
 //!   for it and not yet answered with a first byte, and the prefill rate is learnt from how
 //!   long first bytes take (one rate for the pool: its replicas serve one model on like
 //!   hardware, and a rate per replica would make the first one measured look fastest and
-//!   draw everything; a slow replica shows in its pending work instead). An endpoint above `load_factor` × the mean in flight is not a
-//!   candidate unless none is below (so one hot prefix spreads instead of piling onto one
-//!   replica); near-ties go to the least loaded, then the one remembering least; a session key (a
-//!   header the client sends) keeps a conversation where it was while that stays near the
-//!   best.
+//!   draw everything; a slow replica shows in its pending work instead). An endpoint above
+//!   `load_factor` × the mean in flight is not a candidate unless none is below (so one hot
+//!   prefix spreads instead of piling onto one replica), and one below two thirds of the
+//!   mean takes a request whose prefix is warm elsewhere (else the warm rule would leave it
+//!   idle for good); near-ties go to the least loaded, then the one remembering least; a
+//!   session key (a header the client sends) keeps a conversation where it was while that
+//!   stays near the best.
+//!
+//! In every strategy an endpoint that joined a running pool ramps up over `slow_start_s`
+//! (its load counts over the elapsed share), and a pool rebuilt after a membership change
+//! keeps what it knew of the endpoints that stayed ([`membership`]).
 //!
 //! No engine cooperation and nothing on the network: a pick is a walk of the prompt's block
 //! chain and arithmetic over counters. Written here: `pingora-load-balancing` selects by hash
@@ -349,13 +355,23 @@ impl Pool {
         }
     }
 
-    /// `endpoint` could not be reached: it sits out picks until `until_s`, and what the index
-    /// knew of it is forgotten (a replica that comes back may have restarted empty).
-    pub fn eject(&self, endpoint: usize, until_s: f64) {
+    /// `endpoint` sits out picks until `until_s` (a time already past ends its ejection).
+    /// `forget`: it could not be reached, and what the index knew of it is dropped (a replica
+    /// that comes back may have restarted empty).
+    pub fn eject(&self, endpoint: usize, until_s: f64, forget: bool) {
         if let Some(l) = self.loads.get(endpoint) {
             l.ejected_until.store(until_s.to_bits(), Ordering::Relaxed);
-            self.index_mut().forget(endpoint);
+            if forget {
+                self.index_mut().forget(endpoint);
+            }
         }
+    }
+
+    /// Whether `endpoint` sits out picks at `now_s`.
+    pub fn ejected(&self, endpoint: usize, now_s: f64) -> bool {
+        self.loads
+            .get(endpoint)
+            .is_some_and(|l| f64::from_bits(l.ejected_until.load(Ordering::Relaxed)) > now_s)
     }
 
     /// Whether an endpoint other than `endpoint` is up and not ejected at `now_s`.

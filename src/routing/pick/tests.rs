@@ -99,13 +99,13 @@ fn an_ejected_endpoint_sits_out_until_its_time_unless_all_are_out() {
     let pool = Pool::new(2, Strategy::LeastRequest, Settings::default());
     let mut rng = StdRng::seed_from_u64(5);
     let a = chain(1, 8);
-    pool.eject(0, 10.0);
+    pool.eject(0, 10.0, true);
     for _ in 0..5 {
         let t = pool.pick(&ask(&a), 1.0, &mut rng).unwrap();
         assert_eq!(t.endpoint, 1);
         pool.done(t);
     }
-    pool.eject(1, 10.0);
+    pool.eject(1, 10.0, true);
     let t = pool
         .pick(&ask(&a), 2.0, &mut rng)
         .expect("all out: still pick one");

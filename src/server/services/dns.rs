@@ -1,5 +1,5 @@
 //! The background re-resolution of provider host names: every `server.resolve_interval_ms`,
-//! each named host is resolved again on tokio's blocking pool (with a timeout, so a stuck
+//! each provider's named hosts (its base URL's and a pool's replicas) are resolved again on tokio's blocking pool (with a timeout, so a stuck
 //! resolver cannot stop the others) and its endpoint takes the result
 //! ([`crate::upstream::Endpoint::update`]: a failure keeps the last good set).
 
@@ -34,16 +34,18 @@ impl BackgroundService for Resolver {
             let runtime = self.runtime.load_full();
             let hosts_file = runtime.config.server.hosts_file.clone();
             for (provider, endpoint) in runtime.upstreams.named_hosts() {
-                let (host, port) = endpoint.host_and_port();
-                let file = hosts_file.clone();
-                let lookup =
-                    tokio::task::spawn_blocking(move || resolve(&host, port, file.as_deref()));
-                let result = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) => Err(io::Error::other(e.to_string())),
-                    Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
-                };
-                endpoint.update(provider, result);
+                let mut results = Vec::new();
+                for (host, port) in endpoint.sources().iter().cloned() {
+                    let file = hosts_file.clone();
+                    let lookup =
+                        tokio::task::spawn_blocking(move || resolve(&host, port, file.as_deref()));
+                    results.push(match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) => Err(io::Error::other(e.to_string())),
+                        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "timed out")),
+                    });
+                }
+                endpoint.update(provider, results);
             }
         }
     }

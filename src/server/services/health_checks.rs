@@ -1,7 +1,9 @@
 //! Health probes, one background service:
 //! - **active checks**: for each provider with a `health_check`, a `GET` on its interval. A
 //!   failure (connect error, timeout, or an unexpected status) takes the provider out of
-//!   rotation until a check succeeds.
+//!   rotation until a check succeeds. A pool's replicas are checked one by one (at once):
+//!   a failing replica sits out its pool's picks until it passes, and the provider is out
+//!   only when every replica is.
 //! - **recovery probes**: a provider without an active check that passive health ejected is
 //!   probed every [`RECOVERY_INTERVAL`] with a light `GET {base_url}/models`; an answer below
 //!   500 ends its back-off, so a recovered backend does not wait it out, but it does not put
@@ -23,6 +25,7 @@ use pingora::http::RequestHeader;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,9 +52,14 @@ impl ActiveHealth {
         p: &Arc<Provider>,
         path: &str,
         timeout: Duration,
+        replica: Option<SocketAddr>,
     ) -> Result<u16, String> {
         let target = Target::side(p);
-        let peer = runtime.upstreams.peer(&target).map_err(|e| e.to_string())?;
+        let peer = match replica {
+            Some(addr) => runtime.upstreams.peer_to(&target, addr),
+            None => runtime.upstreams.peer(&target),
+        }
+        .map_err(|e| e.to_string())?;
         let (host, base) = match &p.upstream {
             Upstream::Url {
                 host, base_path, ..
@@ -102,10 +110,47 @@ impl ActiveHealth {
             return;
         }
         due.insert(p.name.clone(), now + hc.interval);
-        let result = match self.probe(runtime, p, &hc.path, hc.timeout).await {
+        let verdict = |r: Result<u16, String>| match r {
             Ok(status) if status == hc.expected_status => Ok(()),
             Ok(status) => Err(format!("status {status}")),
             Err(e) => Err(e),
+        };
+        // Until the next verdict can arrive (interval + its timeout + a tick), so passive
+        // probing does not reopen it between checks.
+        let hold = hc.interval + hc.timeout + TICK;
+        let result = match runtime.upstreams.pooled(&p.name) {
+            Some(pooled) if !pooled.addrs.is_empty() => {
+                let checks = pooled.addrs.iter().map(|addr| async move {
+                    let r = self
+                        .probe(runtime, p, &hc.path, hc.timeout, Some(*addr))
+                        .await;
+                    (*addr, verdict(r))
+                });
+                let results = futures_util::future::join_all(checks).await;
+                let mut any = Err(String::new());
+                for (addr, r) in results {
+                    let ok = r.is_ok();
+                    let key = format!("{} {addr}", p.name);
+                    if last_ok.insert(key, ok) != Some(ok) {
+                        match &r {
+                            Ok(()) => {
+                                log::info!("health check: provider {} replica {addr} is up", p.name)
+                            }
+                            Err(e) => log::warn!(
+                                "health check: provider {} replica {addr} is down ({e})",
+                                p.name
+                            ),
+                        }
+                    }
+                    pooled.checked(addr, ok, hold.as_secs_f64());
+                    any = match (any, r) {
+                        (Ok(()), _) | (_, Ok(())) => Ok(()),
+                        (Err(_), Err(e)) => Err(e),
+                    };
+                }
+                any.map_err(|e| format!("every replica failed, the last: {e}"))
+            }
+            _ => verdict(self.probe(runtime, p, &hc.path, hc.timeout, None).await),
         };
         let ok = result.is_ok();
         if last_ok.insert(p.name.clone(), ok) != Some(ok) {
@@ -114,10 +159,7 @@ impl ActiveHealth {
                 Err(e) => log::warn!("health check: provider {} is down ({e})", p.name),
             }
         }
-        // Down until the next verdict can arrive (interval + its timeout + a tick), so
-        // passive probing does not reopen it between checks.
-        p.health
-            .mark(ok, hc.interval + hc.timeout + TICK, Instant::now());
+        p.health.mark(ok, hold, Instant::now());
     }
 
     /// The recovery probe of an ejected provider without an active check, when due.
@@ -138,7 +180,10 @@ impl ActiveHealth {
             return;
         }
         due.insert(p.name.clone(), now + RECOVERY_INTERVAL);
-        match self.probe(runtime, p, "/models", RECOVERY_TIMEOUT).await {
+        match self
+            .probe(runtime, p, "/models", RECOVERY_TIMEOUT, None)
+            .await
+        {
             Ok(status) if status < 500 => {
                 log::info!(
                     "recovery probe: provider {} answered {status}; the next request is its half-open probe",
@@ -183,7 +228,7 @@ impl ActiveHealth {
             }
             due.insert(key, now + RECOVERY_INTERVAL);
             if let Ok(status) = self
-                .probe(runtime, &t.provider, "/models", RECOVERY_TIMEOUT)
+                .probe(runtime, &t.provider, "/models", RECOVERY_TIMEOUT, None)
                 .await
             {
                 if status < 500 {

@@ -1,0 +1,158 @@
+//! A provider as a pool of replicas: `strategy`, `replicas`, `session_header`,
+//! `kv_cache_tokens` and `slow_start_ms` of a `[[providers]]` table into a [`PoolSpec`].
+
+use super::file::ProviderSection;
+use super::Upstream;
+use crate::routing::pick::{Settings, BLOCK_TOKENS};
+use crate::types::strategy::Strategy;
+use http::HeaderName;
+
+/// How a pooled provider's replicas are found and picked.
+#[derive(Debug, Clone)]
+pub struct PoolSpec {
+    pub strategy: Strategy,
+    /// Replicas listed beside the base URL's name: host (a name or an address) and port.
+    pub replicas: Vec<(String, u16)>,
+    /// A client header naming the conversation: its requests stay on one replica while that
+    /// stays near the best.
+    pub session_header: Option<HeaderName>,
+    pub settings: Settings,
+}
+
+/// The pool a provider table declares, if any: with `strategy` or `replicas` it is a pool
+/// (picked by `prefix_affinity` unless `strategy` says otherwise).
+pub(super) fn build_pool(
+    at: &str,
+    p: &ProviderSection,
+    upstream: &Upstream,
+    errs: &mut Vec<String>,
+) -> Option<PoolSpec> {
+    let pooled = p.strategy.is_some() || !p.replicas.is_empty();
+    if !pooled {
+        for (set, field) in [
+            (p.session_header.is_some(), "session_header"),
+            (p.kv_cache_tokens.is_some(), "kv_cache_tokens"),
+            (p.slow_start_ms.is_some(), "slow_start_ms"),
+        ] {
+            if set {
+                errs.push(format!(
+                    "{at}.{field} applies to a pool of replicas: set strategy or replicas"
+                ));
+            }
+        }
+        return None;
+    }
+    let strategy = match p.strategy.as_deref() {
+        None => Strategy::PrefixAffinity,
+        Some(w) => Strategy::parse(w).unwrap_or_else(|| {
+            errs.push(format!(
+                "{at}.strategy must be \"round_robin\", \"least_request\" or \"prefix_affinity\", not \"{w}\""
+            ));
+            Strategy::RoundRobin
+        }),
+    };
+    let tls = match upstream {
+        Upstream::Url { tls, .. } => *tls,
+        Upstream::BuiltinMock => {
+            if !p.replicas.is_empty() {
+                errs.push(format!("{at}.replicas needs a base_url"));
+            }
+            false
+        }
+    };
+    let replicas = p
+        .replicas
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match replica(r, tls) {
+            Ok(hp) => Some(hp),
+            Err(why) => {
+                errs.push(format!("{at}.replicas[{i}] {why}"));
+                None
+            }
+        })
+        .collect();
+    let session_header = p.session_header.as_deref().and_then(|h| {
+        HeaderName::try_from(h)
+            .map_err(|_| errs.push(format!("{at}.session_header \"{h}\" is not a header name")))
+            .ok()
+    });
+    let mut settings = Settings::default();
+    if let Some(tokens) = p.kv_cache_tokens {
+        if tokens < u64::from(BLOCK_TOKENS) {
+            errs.push(format!(
+                "{at}.kv_cache_tokens must be at least {BLOCK_TOKENS}"
+            ));
+        }
+        let blocks = tokens / u64::from(BLOCK_TOKENS);
+        settings.index_blocks = usize::try_from(blocks.min(1 << 24)).unwrap_or(1 << 24);
+    }
+    if let Some(ms) = p.slow_start_ms {
+        settings.slow_start_s = ms as f64 / 1000.0;
+    }
+    Some(PoolSpec {
+        strategy,
+        replicas,
+        session_header,
+        settings,
+    })
+}
+
+/// One `replicas` entry: `host:port`, or a URL of the base URL's scheme with nothing after
+/// its authority.
+fn replica(entry: &str, tls: bool) -> Result<(String, u16), String> {
+    let scheme = if tls { "https" } else { "http" };
+    let url = if entry.contains("://") {
+        entry.to_string()
+    } else {
+        format!("{scheme}://{entry}")
+    };
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| format!("\"{entry}\" is not host:port or a URL"))?;
+    if uri.scheme_str() != Some(scheme) {
+        return Err(format!(
+            "\"{entry}\" must use the base URL's scheme ({scheme})"
+        ));
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(format!(
+            "\"{entry}\" must not carry a path: the base URL's is used"
+        ));
+    }
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("\"{entry}\" has no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replicas_are_host_port_or_urls_of_the_base_scheme() {
+        assert_eq!(
+            replica("10.0.0.2:8000", false),
+            Ok(("10.0.0.2".into(), 8000))
+        );
+        assert_eq!(
+            replica("http://gpu-b.internal:8001", false),
+            Ok(("gpu-b.internal".into(), 8001))
+        );
+        assert_eq!(replica("[::1]:9", false), Ok(("::1".into(), 9)));
+        assert_eq!(replica("gpu-c", true), Ok(("gpu-c".into(), 443)));
+        assert!(replica("https://a:1", false)
+            .unwrap_err()
+            .contains("scheme"));
+        assert!(replica("http://a:1/v1", false)
+            .unwrap_err()
+            .contains("path"));
+        assert!(replica("a b", false).is_err());
+    }
+}
