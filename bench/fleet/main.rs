@@ -22,7 +22,7 @@ use policies::{Counted, Policy, Tollgate};
 use sim::Engine;
 use workloads::{Event, Req};
 
-const POLICIES: [&str; 8] = [
+const POLICIES: [&str; 9] = [
     "round_robin",
     "random",
     "least_request",
@@ -30,6 +30,8 @@ const POLICIES: [&str; 8] = [
     "chwbl",
     "sglang_tree",
     "tollgate",
+    // Two gateway instances, each with its own index and counters, taking requests in turn.
+    "tollgate_2",
     "oracle",
 ];
 
@@ -127,12 +129,13 @@ fn cases(full: bool) -> Vec<Case> {
 /// Every index sized like the replicas' KV cache, as an operator configures a pool
 /// (`kv_cache_tokens`).
 fn policy(name: &'static str, replicas: usize, engine: Engine) -> Box<dyn Policy> {
-    if name == "tollgate" {
+    if name.starts_with("tollgate") {
         let settings = tollgate::routing::pick::Settings {
             index_blocks: engine.cache_blocks,
             ..Default::default()
         };
-        Box::new(Tollgate::new(replicas, 11, settings))
+        let instances = if name == "tollgate_2" { 2 } else { 1 };
+        Box::new(Tollgate::new(replicas, 11, settings, instances))
     } else {
         Box::new(Counted::new(name, replicas, 11, engine.cache_blocks))
     }

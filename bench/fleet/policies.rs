@@ -242,19 +242,25 @@ impl Policy for Counted {
     }
 }
 
-/// Tollgate's picker, the gateway's own code.
+/// Tollgate's picker, the gateway's own code: one gateway instance, or several that each
+/// keep their own index and counters and take requests in turn (a fleet of gateways behind a
+/// connection-alternating balancer: none sees the others' picks).
 pub struct Tollgate {
-    pool: Pool,
+    pools: Vec<Pool>,
     rng: StdRng,
-    tickets: HashMap<usize, Ticket>,
+    tickets: HashMap<usize, (usize, Ticket)>,
+    turn: usize,
 }
 
 impl Tollgate {
-    pub fn new(replicas: usize, seed: u64, settings: Settings) -> Tollgate {
+    pub fn new(replicas: usize, seed: u64, settings: Settings, instances: usize) -> Tollgate {
         Tollgate {
-            pool: Pool::new(replicas, Strategy::PrefixAffinity, settings),
+            pools: (0..instances.max(1))
+                .map(|_| Pool::new(replicas, Strategy::PrefixAffinity, settings))
+                .collect(),
             rng: StdRng::seed_from_u64(seed),
             tickets: HashMap::new(),
+            turn: 0,
         }
     }
 }
@@ -266,29 +272,33 @@ impl Policy for Tollgate {
             prompt_tokens: req.tokens(),
             session: req.session,
         };
-        let t = self.pool.pick(&ask, now, &mut self.rng)?;
+        let i = self.turn % self.pools.len();
+        self.turn += 1;
+        let t = self.pools[i].pick(&ask, now, &mut self.rng)?;
         let e = t.endpoint;
-        self.tickets.insert(id, t);
+        self.tickets.insert(id, (i, t));
         Some(e)
     }
 
     fn first_byte(&mut self, id: usize, now: f64) {
-        if let Some(t) = self.tickets.get_mut(&id) {
-            self.pool.first_byte(t, now);
+        if let Some((i, t)) = self.tickets.get_mut(&id) {
+            self.pools[*i].first_byte(t, now);
         }
     }
 
     fn done(&mut self, id: usize) {
-        if let Some(t) = self.tickets.remove(&id) {
-            self.pool.done(t);
+        if let Some((i, t)) = self.tickets.remove(&id) {
+            self.pools[i].done(t);
         }
     }
 
     fn set_up(&mut self, replica: usize, up: bool, now: f64) {
-        self.pool.set_up(replica, up, now);
+        for p in &self.pools {
+            p.set_up(replica, up, now);
+        }
     }
 
     fn in_flight(&self, replica: usize) -> u32 {
-        self.pool.in_flight(replica)
+        self.pools.iter().map(|p| p.in_flight(replica)).sum()
     }
 }
