@@ -28,6 +28,8 @@ mod daemon;
 mod edge;
 #[path = "e2e/fleet.rs"]
 mod fleet;
+#[path = "e2e/fleet_load.rs"]
+mod fleet_load;
 #[path = "e2e/fleet_pool.rs"]
 mod fleet_pool;
 #[path = "e2e/gemini.rs"]

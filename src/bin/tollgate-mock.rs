@@ -17,6 +17,11 @@ struct Cli {
     /// Default script for every request, e.g. "ttft_ms=200,itl_ms=20,tokens=64".
     #[arg(long, default_value = "")]
     script: String,
+    /// Serve as one replica of a self-hosted fleet: a prefix cache, a prefill queue and a
+    /// vLLM-style `/metrics`, e.g. "prefill_tok_s=20000,cache_tokens=65536,fixed_ms=5"
+    /// ("" for the defaults).
+    #[arg(long)]
+    replica: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -27,6 +32,18 @@ fn main() -> ExitCode {
         eprintln!("tollgate-mock: --script: {e}");
         return ExitCode::FAILURE;
     }
+    let engine = match cli
+        .replica
+        .as_deref()
+        .map(mock::replica::EngineSettings::parse)
+    {
+        None => None,
+        Some(Ok(e)) => Some(e),
+        Some(Err(e)) => {
+            eprintln!("tollgate-mock: --replica: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -37,8 +54,17 @@ fn main() -> ExitCode {
     rt.block_on(async {
         match tokio::net::TcpListener::bind(&cli.listen).await {
             Ok(listener) => {
-                log::info!("tollgate-mock listening on {}", cli.listen);
-                mock::serve(listener, mock::MockState::new(defaults)).await;
+                let at = listener
+                    .local_addr()
+                    .map_or(cli.listen.clone(), |a| a.to_string());
+                // On stdout, for whoever started it with port 0.
+                println!("listening on {at}");
+                log::info!("tollgate-mock listening on {at}");
+                let state = match engine {
+                    Some(e) => mock::MockState::replica(defaults, e),
+                    None => mock::MockState::new(defaults),
+                };
+                mock::serve(listener, state).await;
                 ExitCode::SUCCESS
             }
             Err(e) => {

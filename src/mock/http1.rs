@@ -155,8 +155,30 @@ pub async fn write_json(
     keep_alive: bool,
 ) -> std::io::Result<()> {
     let body = body.to_string();
+    write_body(stream, status, "application/json", extra, &body, keep_alive).await
+}
+
+/// A Prometheus text answer (a replica's `/metrics`).
+pub async fn write_text(
+    stream: &mut TcpStream,
+    status: u16,
+    body: &str,
+    keep_alive: bool,
+) -> std::io::Result<()> {
+    let kind = "text/plain; version=0.0.4";
+    write_body(stream, status, kind, &[], body, keep_alive).await
+}
+
+async fn write_body(
+    stream: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+    keep_alive: bool,
+) -> std::io::Result<()> {
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{PROVIDER_HEADERS}",
+        "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{PROVIDER_HEADERS}",
         reason(status),
         body.len()
     );
@@ -167,7 +189,7 @@ pub async fn write_json(
         out.push_str("connection: close\r\n");
     }
     out.push_str("\r\n");
-    out.push_str(&body);
+    out.push_str(body);
     stream.write_all(out.as_bytes()).await
 }
 

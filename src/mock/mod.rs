@@ -11,6 +11,7 @@ pub mod anthropic;
 mod gemini;
 mod http1;
 pub mod openai;
+pub mod replica;
 mod reply;
 mod responses;
 pub mod script;
@@ -65,12 +66,23 @@ pub struct MockState {
     open_connections: AtomicU64,
     /// Client connections accepted so far.
     accepted_connections: AtomicU64,
+    /// As one replica of a fleet: prefix cache, prefill queue and `/metrics`.
+    engine: Option<replica::Engine>,
 }
 
 impl MockState {
     pub fn new(defaults: Script) -> Arc<Self> {
         Arc::new(MockState {
             defaults,
+            ..Default::default()
+        })
+    }
+
+    /// A mock that is one replica of a fleet ([`replica`]).
+    pub fn replica(defaults: Script, engine: replica::EngineSettings) -> Arc<Self> {
+        Arc::new(MockState {
+            defaults,
+            engine: Some(replica::Engine::new(engine)),
             ..Default::default()
         })
     }
@@ -285,6 +297,12 @@ async fn handle(
     if let Some(call) = gemini_call.filter(|_| req.method == "POST") {
         return gemini::serve(stream, &req, &script, &call, sse_query).await;
     }
+    if let (Some(engine), "GET", "/metrics") = (&state.engine, req.method.as_str(), path.as_str()) {
+        let text = engine.metrics_text();
+        return http1::write_text(stream, 200, &text, req.keep_alive)
+            .await
+            .map(|_| true);
+    }
     if req.method == "GET" && path == "/v1/models" {
         let body = serde_json::json!({"object": "list", "data": [{"id": "mock-small", "object": "model", "created": 0, "owned_by": "tollgate-mock"}]});
         return http1::write_json(stream, 200, &[], &body, req.keep_alive)
@@ -363,6 +381,11 @@ async fn handle(
     let from = match (&prefill, &json_answer) {
         (Some(p), None) => openai::tokens_in(p, tokens),
         _ => 0,
+    };
+    // A fleet replica: the prefill queue and cache decide the wait; it runs until answered.
+    let _running = match &state.engine {
+        Some(engine) => Some(engine.prefill(&replica::prompt_of(&body)).await.0),
+        None => None,
     };
     tokio::time::sleep(script.ttft).await;
     if body["stream"].as_bool() != Some(true) {

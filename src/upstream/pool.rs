@@ -66,15 +66,15 @@ impl Pooled {
         self.spec.strategy
     }
 
-    /// A replica's active health check answered: `ok` ends its ejection, a failure ejects it
-    /// until `for_s` from now (the next check's verdict).
+    /// A replica's active health check answered: `ok` ends its ejection (and it ramps up
+    /// again), a failure ejects it until `for_s` from now (the next check's verdict).
     pub fn checked(&self, addr: SocketAddr, ok: bool, for_s: f64) {
         let Some(e) = self.addrs.iter().position(|a| *a == addr) else {
             return;
         };
         let now = self.now_s();
         if ok {
-            self.pool.eject(e, now, false);
+            self.pool.recover(e, now);
         } else {
             if self.pool.ejected(e, now) {
                 self.pool.eject(e, now + for_s, false);

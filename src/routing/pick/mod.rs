@@ -367,6 +367,17 @@ impl Pool {
         }
     }
 
+    /// `endpoint` passed a health check at `now_s`: an ejection ends, and one that was
+    /// ejected (it may have restarted empty) ramps up again like a joiner.
+    pub fn recover(&self, endpoint: usize, now_s: f64) {
+        if self.ejected(endpoint, now_s) {
+            self.eject(endpoint, now_s, false);
+            if let Some(l) = self.loads.get(endpoint) {
+                l.joined_s.store(now_s.to_bits(), Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Whether `endpoint` sits out picks at `now_s`.
     pub fn ejected(&self, endpoint: usize, now_s: f64) -> bool {
         self.loads
