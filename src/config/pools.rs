@@ -7,6 +7,11 @@ use crate::routing::pick::{Settings, BLOCK_TOKENS};
 use crate::types::strategy::Strategy;
 use http::HeaderName;
 
+/// The largest KV cache a replica's index is sized for: 2^19 blocks (8,388,608 tokens), of
+/// which the index keeps every eighth; measured at ~190 bytes each (an LRU entry and a holders
+/// map entry, with the maps' spare room): ~12 MB a replica, under the 16 MB budget.
+pub const MAX_KV_CACHE_TOKENS: u64 = (1 << 19) * BLOCK_TOKENS as u64;
+
 /// How a pooled provider's replicas are found and picked.
 #[derive(Debug, Clone)]
 pub struct PoolSpec {
@@ -84,8 +89,13 @@ pub(super) fn build_pool(
                 "{at}.kv_cache_tokens must be at least {BLOCK_TOKENS}"
             ));
         }
-        let blocks = tokens / u64::from(BLOCK_TOKENS);
-        settings.index_blocks = usize::try_from(blocks.min(1 << 24)).unwrap_or(1 << 24);
+        if tokens > MAX_KV_CACHE_TOKENS {
+            errs.push(format!(
+                "{at}.kv_cache_tokens must be at most {MAX_KV_CACHE_TOKENS} (the index stays under 16 MB a replica)"
+            ));
+        }
+        let blocks = tokens.min(MAX_KV_CACHE_TOKENS) / u64::from(BLOCK_TOKENS);
+        settings.index_blocks = usize::try_from(blocks).unwrap_or(usize::MAX);
     }
     if let Some(ms) = p.slow_start_ms {
         settings.slow_start_s = ms as f64 / 1000.0;

@@ -93,7 +93,9 @@ impl Endpoint {
             return;
         }
         if let Some(p) = &self.pooled {
-            let next = p.load().rebuilt(addrs.clone());
+            let now = p.load();
+            let next = now.rebuilt(addrs.clone());
+            now.drop_gone_labels(&next);
             p.store(Arc::new(next));
         }
         self.addrs.store(Arc::new(addrs));

@@ -66,6 +66,23 @@ impl Pooled {
         self.spec.strategy
     }
 
+    /// The metric series of replicas that are gone in `next` are dropped (the in-flight
+    /// gauge once nothing is in flight there), so a changing fleet does not grow the labels.
+    pub fn drop_gone_labels(&self, next: &Pooled) {
+        for (e, addr) in self.addrs.iter().enumerate() {
+            if next.addrs.contains(addr) {
+                continue;
+            }
+            let labels = self.labels(e);
+            METRICS.endpoint_picks.remove_label_values(&labels).ok();
+            METRICS.endpoint_ejections.remove_label_values(&labels).ok();
+            let in_flight = &METRICS.endpoint_in_flight;
+            if in_flight.with_label_values(&labels).get() == 0 {
+                in_flight.remove_label_values(&labels).ok();
+            }
+        }
+    }
+
     /// A replica's active health check answered: `ok` ends its ejection (and it ramps up
     /// again), a failure ejects it until `for_s` from now (the next check's verdict).
     pub fn checked(&self, addr: SocketAddr, ok: bool, for_s: f64) {
