@@ -20,15 +20,16 @@
 //! 6. `feedback` — health, latency and the retry budget, learnt from traffic.
 //! 7. `config` — the config file, parsed and checked, each error naming its field.
 //! 8. `mock` — the built-in LLM upstream that speaks the real wire formats.
-//! 9. `auth`, `limits`, `routing`, `upstream` — keys, limits, candidate plans, backend calls.
-//! 10. `attempt` — the failover policy (and stream recovery), with no I/O.
-//! 11. `runtime` — the snapshot a request runs on, and reloading it.
-//! 12. `telemetry` — access log, usage analytics, payload capture, traces.
-//! 13. `edge` — connections: PROXY protocol, TLS, heads, HTTP/2, caps.
-//! 14. `request` — one request's life on both I/O paths.
-//! 15. `mcp` — the MCP gateway.
-//! 16. `admin` — the admin API.
-//! 17. `server` — the Pingora phases, the wiring and the background services.
+//! 9. `store` — where the shared Redis is (one server or a Sentinel group), its primary now.
+//! 10. `auth`, `limits`, `routing`, `upstream` — keys, limits, candidate plans, backend calls.
+//! 11. `attempt` — the failover policy (and stream recovery), with no I/O.
+//! 12. `runtime` — the snapshot a request runs on, and reloading it.
+//! 13. `telemetry` — access log, usage analytics, payload capture, traces.
+//! 14. `edge` — connections: PROXY protocol, TLS, heads, HTTP/2, caps.
+//! 15. `request` — one request's life on both I/O paths.
+//! 16. `mcp` — the MCP gateway.
+//! 17. `admin` — the admin API.
+//! 18. `server` — the Pingora phases, the wiring and the background services.
 
 pub mod admin;
 pub mod attempt;
@@ -46,6 +47,7 @@ pub mod request;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod types;
 pub mod upstream;

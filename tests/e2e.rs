@@ -68,6 +68,8 @@ mod overload;
 mod proxy_protocol;
 #[path = "e2e/recovery.rs"]
 mod recovery;
+#[path = "e2e/redis_sentinel.rs"]
+mod redis_sentinel;
 #[path = "e2e/redis_server.rs"]
 mod redis_server;
 #[path = "e2e/resilience.rs"]

@@ -108,11 +108,26 @@ macro_rules! limit_fields {
     };
 }
 
-/// `[redis]`: the optional shared store the limiter syncs with.
+/// `[redis]`: the optional shared store the limiter syncs with: one `url`, or a Sentinel group
+/// (`sentinels` and `master_name`) that names the current primary.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSection {
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Sentinels' `host:port`s; with `master_name`, instead of `url`.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    #[serde(default)]
+    pub master_name: Option<String>,
+    /// Environment variables holding the ACL user and password for Redis (the primary).
+    #[serde(default)]
+    pub username_env: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Environment variable holding the sentinels' password, when they require one.
+    #[serde(default)]
+    pub sentinel_password_env: Option<String>,
     #[serde(default = "default_sync_interval_ms")]
     pub sync_interval_ms: u64,
     /// `"local"`, `"open"` or `"closed"`: how to decide while Redis is unreachable.
@@ -239,9 +254,25 @@ pub enum OnStoreFailure {
     Closed,
 }
 
+/// Where the shared Redis is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedisTopology {
+    /// One server (`redis://host:port/db`).
+    Url(String),
+    /// A Sentinel group: the sentinels' addresses and the primary's name.
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        master_name: String,
+    },
+}
+
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    pub url: String,
+    pub topology: RedisTopology,
+    /// ACL user and password for Redis itself.
+    pub username: Option<super::Secret>,
+    pub password: Option<super::Secret>,
+    pub sentinel_password: Option<super::Secret>,
     pub sync_interval: Duration,
     pub timeout: Duration,
     pub on_failure: OnStoreFailure,
@@ -285,13 +316,27 @@ pub fn build_settings(s: &LimitsSection, errs: &mut Vec<String>) -> LimitSetting
     }
 }
 
-pub fn build_redis(r: &RedisSection, errs: &mut Vec<String>) -> RedisSettings {
-    if redis::Client::open(r.url.as_str()).is_err() {
-        errs.push(format!(
-            "redis.url \"{}\" must be a URL like redis://127.0.0.1:6379/0",
-            r.url
-        ));
-    }
+pub fn build_redis(
+    r: &RedisSection,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> RedisSettings {
+    let topology = redis_topology(r, errs);
+    let secret = |field: &str, var: &Option<String>, errs: &mut Vec<String>| {
+        let var = var.as_ref()?;
+        match env(var) {
+            Some(v) if !v.is_empty() => Some(super::Secret(v)),
+            _ => {
+                errs.push(format!(
+                    "redis.{field}: environment variable {var} is not set"
+                ));
+                None
+            }
+        }
+    };
+    let username = secret("username_env", &r.username_env, errs);
+    let password = secret("password_env", &r.password_env, errs);
+    let sentinel_password = secret("sentinel_password_env", &r.sentinel_password_env, errs);
     if r.sync_interval_ms == 0 {
         errs.push("redis.sync_interval_ms must be > 0".into());
     }
@@ -314,11 +359,72 @@ pub fn build_redis(r: &RedisSection, errs: &mut Vec<String>) -> RedisSettings {
     }
     let interval = Duration::from_millis(r.sync_interval_ms.max(1));
     RedisSettings {
-        url: r.url.clone(),
+        topology,
+        username,
+        password,
+        sentinel_password,
         sync_interval: interval,
         timeout: r.timeout_ms.map_or(interval, Duration::from_millis),
         on_failure,
         key_prefix: r.key_prefix.clone(),
+    }
+}
+
+/// `url`, or `sentinels` with `master_name`; exactly one of the two.
+fn redis_topology(r: &RedisSection, errs: &mut Vec<String>) -> RedisTopology {
+    match (&r.url, r.sentinels.is_empty(), &r.master_name) {
+        (Some(url), true, None) => {
+            if redis::Client::open(url.as_str()).is_err() {
+                errs.push(format!(
+                    "redis.url \"{url}\" must be a URL like redis://127.0.0.1:6379/0"
+                ));
+            }
+            RedisTopology::Url(url.clone())
+        }
+        (None, false, Some(name)) => {
+            let sentinels = r
+                .sentinels
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let parsed = s
+                        .rsplit_once(':')
+                        .and_then(|(h, p)| {
+                            Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
+                        })
+                        .filter(|(h, _)| !h.is_empty());
+                    if parsed.is_none() {
+                        errs.push(format!("redis.sentinels[{i}] \"{s}\" must be host:port"));
+                    }
+                    parsed
+                })
+                .collect();
+            if name.is_empty() {
+                errs.push("redis.master_name must not be empty".into());
+            }
+            RedisTopology::Sentinel {
+                sentinels,
+                master_name: name.clone(),
+            }
+        }
+        (None, false, None) => {
+            errs.push(
+                "redis.sentinels needs redis.master_name (the name the sentinels monitor)".into(),
+            );
+            RedisTopology::Url(String::new())
+        }
+        (None, true, Some(_)) => {
+            errs.push("redis.master_name needs redis.sentinels".into());
+            RedisTopology::Url(String::new())
+        }
+        (None, true, None) => {
+            errs.push("redis needs url, or sentinels and master_name".into());
+            RedisTopology::Url(String::new())
+        }
+        (Some(_), _, _) => {
+            errs.push("redis.url and redis.sentinels/master_name exclude each other: one server, or a Sentinel group".into());
+            RedisTopology::Url(String::new())
+        }
     }
 }
 

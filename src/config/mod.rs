@@ -27,7 +27,8 @@ pub use access::{build_nets, canonical_ip, AccessSettings, IpRules};
 use file::FileConfig;
 use http::{HeaderName, HeaderValue};
 pub use limits::{
-    ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings, ScopeLimits,
+    ConsumerLimits, LimitSet, LimitSettings, OnStoreFailure, Price, RedisSettings, RedisTopology,
+    ScopeLimits,
 };
 pub use providers::never_forwarded;
 use providers::{build_provider, forward_headers, parse_base_url};
@@ -496,7 +497,10 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         .map(Arc::new);
     let log = build_log(file.log, errs);
     let limit_settings = limits::build_settings(&file.limits, errs);
-    let redis = file.redis.as_ref().map(|r| limits::build_redis(r, errs));
+    let redis = file
+        .redis
+        .as_ref()
+        .map(|r| limits::build_redis(r, env, errs));
 
     let mut providers: Vec<Arc<Provider>> = Vec::new();
     let mut seen = HashSet::new();

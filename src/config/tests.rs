@@ -499,3 +499,54 @@ action = "mask"
         "bound deployments are published"
     );
 }
+
+#[test]
+fn redis_topology_errors_name_their_fields() {
+    let cases = [
+        (
+            "url = \"redis://a/\"\nsentinels = [\"s:26379\"]\nmaster_name = \"m\"",
+            "redis.url and redis.sentinels/master_name exclude each other",
+        ),
+        (
+            "sentinels = [\"s:26379\"]",
+            "redis.sentinels needs redis.master_name",
+        ),
+        (
+            "master_name = \"m\"",
+            "redis.master_name needs redis.sentinels",
+        ),
+        (
+            "sync_interval_ms = 100",
+            "redis needs url, or sentinels and master_name",
+        ),
+        (
+            "sentinels = [\"s:26379\", \"nope\"]\nmaster_name = \"m\"",
+            "redis.sentinels[1] \"nope\" must be host:port",
+        ),
+        (
+            "url = \"redis://a/\"\npassword_env = \"UNSET\"",
+            "redis.password_env: environment variable UNSET is not set",
+        ),
+    ];
+    for (section, want) in cases {
+        let errs = errors(&format!("[redis]\n{section}\n"));
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
+    let c = parse_with_env(
+        "[redis]\nsentinels = [\"10.0.0.5:26379\", \"[::1]:26380\"]\nmaster_name = \"m\"\npassword_env = \"SET_KEY\"\n",
+        &env,
+    )
+    .unwrap();
+    let r = c.redis.unwrap();
+    assert_eq!(
+        r.topology,
+        RedisTopology::Sentinel {
+            sentinels: vec![("10.0.0.5".into(), 26379), ("::1".into(), 26380)],
+            master_name: "m".into()
+        }
+    );
+    assert_eq!(r.password.unwrap().expose(), "sk-test");
+}

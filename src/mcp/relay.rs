@@ -171,7 +171,7 @@ impl BackgroundService for RelayListener {
         let prefix = Relay::channel_prefix(store.prefix());
         loop {
             let listen = async {
-                let mut pubsub = store.client().get_async_pubsub().await?;
+                let mut pubsub = store.client().await?.get_async_pubsub().await?;
                 pubsub.psubscribe(format!("{prefix}*")).await?;
                 let mut messages = pubsub.on_message();
                 while let Some(m) = messages.next().await {

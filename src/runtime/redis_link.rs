@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct RedisLink {
-    client: redis::Client,
+    settings: RedisSettings,
     config: AsyncConnectionConfig,
     timeout: Duration,
     prefix: String,
@@ -18,12 +18,10 @@ pub struct RedisLink {
 }
 
 impl RedisLink {
-    /// A link to the configured Redis; `None` when its URL does not parse (the config check
-    /// already refused such a file).
+    /// A link to the configured Redis (its current primary, asked at each connect).
     pub fn new(settings: &RedisSettings) -> Option<RedisLink> {
-        let client = redis::Client::open(settings.url.as_str()).ok()?;
         Some(RedisLink {
-            client,
+            settings: settings.clone(),
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(settings.timeout))
                 .set_response_timeout(Some(settings.timeout)),
@@ -38,9 +36,10 @@ impl RedisLink {
         &self.prefix
     }
 
-    /// The client, for what needs its own connection (a pub/sub subscription).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client for the current primary, for what needs its own connection (a pub/sub
+    /// subscription).
+    pub async fn client(&self) -> redis::RedisResult<redis::Client> {
+        crate::store::primary(&self.settings).await
     }
 
     /// Run one command (or pipeline) within the timeout, (re)connecting as needed.
@@ -55,7 +54,9 @@ impl RedisLink {
                 Some(c) => c,
                 None => {
                     let c = self
-                        .client
+                        .client()
+                        .await
+                        .map_err(|e| e.to_string())?
                         .get_multiplexed_async_connection_with_config(&self.config)
                         .await
                         .map_err(|e| e.to_string())?;

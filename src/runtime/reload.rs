@@ -141,8 +141,8 @@ fn bound_at_start(old: &Config, new: &Config) -> Vec<String> {
         ("log.access_log", old.log.access_log != new.log.access_log),
         (
             "redis",
-            old.redis.as_ref().map(|r| (&r.url, r.sync_interval))
-                != new.redis.as_ref().map(|r| (&r.url, r.sync_interval)),
+            old.redis.as_ref().map(|r| (&r.topology, r.sync_interval))
+                != new.redis.as_ref().map(|r| (&r.topology, r.sync_interval)),
         ),
     ];
     checks

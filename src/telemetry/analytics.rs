@@ -374,7 +374,7 @@ async fn shared(
     to: i64,
 ) -> Result<Vec<Row>, String> {
     let work = async {
-        let client = redis::Client::open(r.url.as_str())?;
+        let client = crate::store::primary(r).await?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(r.timeout))
             .set_response_timeout(Some(r.timeout * 10));

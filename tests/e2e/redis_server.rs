@@ -20,15 +20,30 @@ impl RedisServer {
         r
     }
 
+    /// A replica of the server at `primary_port` (`--replicaof`), on a free port.
+    pub fn start_replica_of(primary_port: u16) -> RedisServer {
+        let mut r = RedisServer {
+            port: free_port(),
+            child: None,
+        };
+        r.spawn(&["--replicaof", "127.0.0.1", &primary_port.to_string()]);
+        r
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
     /// Start (again) on the same port, empty, and wait until it answers PING.
     pub fn restart(&mut self) {
+        self.spawn(&[]);
+    }
+
+    fn spawn(&mut self, extra: &[&str]) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -40,7 +40,7 @@ return v
 /// Where the shared table lives and how long a round trip may take.
 #[derive(Debug)]
 pub struct RemoteKeys {
-    client: redis::Client,
+    settings: RedisSettings,
     timeout: Duration,
     records: String,
     version: String,
@@ -88,11 +88,9 @@ fn parse(id: &str, json: &str) -> Option<KeyRecord> {
 
 impl RemoteKeys {
     pub fn new(settings: &RedisSettings) -> Result<RemoteKeys, String> {
-        let client =
-            redis::Client::open(settings.url.as_str()).map_err(|e| format!("redis.url: {e}"))?;
         let p = &settings.key_prefix;
         Ok(RemoteKeys {
-            client,
+            settings: settings.clone(),
             timeout: settings.timeout,
             records: format!("{p}:keys:records"),
             version: format!("{p}:keys:version"),
@@ -107,8 +105,9 @@ impl RemoteKeys {
         &self.channel
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client for the current primary (a subscription opens its own connection from it).
+    pub async fn client(&self) -> redis::RedisResult<redis::Client> {
+        crate::store::primary(&self.settings).await
     }
 
     /// A connection of its own for one change.
@@ -116,7 +115,9 @@ impl RemoteKeys {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
-        self.client
+        self.client()
+            .await
+            .map_err(unavailable)?
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(unavailable)

@@ -36,14 +36,14 @@ impl RedisSync {
     async fn tick(
         &self,
         conn: &mut Option<MultiplexedConnection>,
-        client: &redis::Client,
         config: &AsyncConnectionConfig,
         stale_fields: &mut Vec<(String, String)>,
     ) -> redis::RedisResult<()> {
         let c = match conn.as_mut() {
             Some(c) => c,
             None => conn.insert(
-                client
+                crate::store::primary(&self.limits.settings)
+                    .await?
                     .get_multiplexed_async_connection_with_config(config)
                     .await?,
             ),
@@ -64,10 +64,6 @@ impl RedisSync {
 impl BackgroundService for RedisSync {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let settings = &self.limits.settings;
-        let client = match redis::Client::open(settings.url.as_str()) {
-            Ok(c) => c,
-            Err(e) => return log::error!("store sync: bad redis.url: {e}"),
-        };
         let interval = settings.sync_interval;
         let timeout = settings.timeout;
         let max_backoff = interval.max(Duration::from_secs(1));
@@ -82,7 +78,7 @@ impl BackgroundService for RedisSync {
         let mut logged: Option<bool> = None;
         let mut wait = interval;
         loop {
-            let tick = self.tick(&mut conn, &client, &config, &mut stale_fields);
+            let tick = self.tick(&mut conn, &config, &mut stale_fields);
             let result = match tokio::time::timeout(timeout, tick).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
@@ -138,7 +134,7 @@ impl BackgroundService for KeyChanges {
         };
         loop {
             let listen = async {
-                let mut pubsub = remote.client().get_async_pubsub().await?;
+                let mut pubsub = remote.client().await?.get_async_pubsub().await?;
                 pubsub.subscribe(remote.channel()).await?;
                 // Anything announced while we were away is read on this wake-up.
                 self.wake.notify_one();
