@@ -3,14 +3,13 @@
 
 use super::file::ProviderSection;
 use super::Upstream;
-use crate::routing::pick::{Settings, BLOCK_TOKENS};
 use crate::types::strategy::Strategy;
 use http::HeaderName;
 
 /// The largest KV cache a replica's index is sized for: 2^19 blocks (8,388,608 tokens), of
 /// which the index keeps every eighth; measured at ~190 bytes each (an LRU entry and a holders
 /// map entry, with the maps' spare room): ~12 MB a replica, under the 16 MB budget.
-pub const MAX_KV_CACHE_TOKENS: u64 = (1 << 19) * BLOCK_TOKENS as u64;
+pub const MAX_KV_CACHE_TOKENS: u64 = (1 << 19) * 16;
 
 /// How a pooled provider's replicas are found and picked.
 #[derive(Debug, Clone)]
@@ -21,7 +20,11 @@ pub struct PoolSpec {
     /// A client header naming the conversation: its requests stay on one replica while that
     /// stays near the best.
     pub session_header: Option<HeaderName>,
-    pub settings: Settings,
+    /// Prompt tokens one replica's KV cache holds (sizes the picker's index); `None`: the
+    /// picker's default.
+    pub kv_cache_tokens: Option<u64>,
+    /// How long a joining replica ramps up; `None`: the picker's default.
+    pub slow_start: Option<std::time::Duration>,
 }
 
 /// The pool a provider table declares, if any: with `strategy` or `replicas` it is a pool
@@ -82,29 +85,19 @@ pub(super) fn build_pool(
             .map_err(|_| errs.push(format!("{at}.session_header \"{h}\" is not a header name")))
             .ok()
     });
-    let mut settings = Settings::default();
     if let Some(tokens) = p.kv_cache_tokens {
-        if tokens < u64::from(BLOCK_TOKENS) {
+        if !(16..=MAX_KV_CACHE_TOKENS).contains(&tokens) {
             errs.push(format!(
-                "{at}.kv_cache_tokens must be at least {BLOCK_TOKENS}"
+                "{at}.kv_cache_tokens must be from 16 to {MAX_KV_CACHE_TOKENS} (the index stays under 16 MB a replica)"
             ));
         }
-        if tokens > MAX_KV_CACHE_TOKENS {
-            errs.push(format!(
-                "{at}.kv_cache_tokens must be at most {MAX_KV_CACHE_TOKENS} (the index stays under 16 MB a replica)"
-            ));
-        }
-        let blocks = tokens.min(MAX_KV_CACHE_TOKENS) / u64::from(BLOCK_TOKENS);
-        settings.index_blocks = usize::try_from(blocks).unwrap_or(usize::MAX);
-    }
-    if let Some(ms) = p.slow_start_ms {
-        settings.slow_start_s = ms as f64 / 1000.0;
     }
     Some(PoolSpec {
         strategy,
         replicas,
         session_header,
-        settings,
+        kv_cache_tokens: p.kv_cache_tokens.map(|t| t.min(MAX_KV_CACHE_TOKENS)),
+        slow_start: p.slow_start_ms.map(std::time::Duration::from_millis),
     })
 }
 

@@ -8,7 +8,7 @@
 
 use crate::config::pools::PoolSpec;
 use crate::metrics::METRICS;
-use crate::routing::pick::{blocks, Ask, Pool, Strategy, Ticket, BLOCK_TOKENS};
+use crate::routing::pick::{blocks, Ask, Pool, Settings, Strategy, Ticket, BLOCK_TOKENS};
 use crate::wire::json_spans::Cursor;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ pub struct Pooled {
 
 impl Pooled {
     pub fn new(provider: &str, addrs: Vec<SocketAddr>, spec: &PoolSpec) -> Pooled {
-        let pool = Pool::new(addrs.len(), spec.strategy, spec.settings);
+        let pool = Pool::new(addrs.len(), spec.strategy, settings(spec));
         Pooled {
             labels: addrs.iter().map(ToString::to_string).collect(),
             provider: provider.to_string(),
@@ -44,7 +44,7 @@ impl Pooled {
     /// gone is purged.
     pub fn rebuilt(&self, addrs: Vec<SocketAddr>) -> Pooled {
         let pool = if self.addrs.is_empty() {
-            Pool::new(addrs.len(), self.spec.strategy, self.spec.settings)
+            Pool::new(addrs.len(), self.spec.strategy, settings(&self.spec))
         } else {
             let keep: Vec<Option<usize>> = addrs
                 .iter()
@@ -113,6 +113,18 @@ impl Pooled {
         let label = self.labels.get(endpoint).map_or("", String::as_str);
         [self.provider.as_str(), label]
     }
+}
+
+/// The picker's settings for a pool's spec.
+fn settings(spec: &PoolSpec) -> Settings {
+    let mut s = Settings::default();
+    if let Some(tokens) = spec.kv_cache_tokens {
+        s.index_blocks = usize::try_from(tokens / u64::from(BLOCK_TOKENS)).unwrap_or(usize::MAX);
+    }
+    if let Some(d) = spec.slow_start {
+        s.slow_start_s = d.as_secs_f64();
+    }
+    s
 }
 
 /// Pick a replica of `pooled` for a request whose upstream body is `body`, to `model`, from
@@ -267,7 +279,8 @@ mod tests {
             strategy: Strategy::LeastRequest,
             replicas: Vec::new(),
             session_header: None,
-            settings: crate::routing::pick::Settings::default(),
+            kv_cache_tokens: None,
+            slow_start: None,
         };
         let pooled = Arc::new(Pooled::new("p", addrs, &spec));
         let h = http::HeaderMap::new();
