@@ -36,6 +36,9 @@ pub struct FileConfig {
     pub redis: Option<RedisSection>,
     #[serde(default)]
     pub admin: AdminSection,
+    /// Usage history kept in memory.
+    #[serde(default)]
+    pub usage: super::usage::UsageSection,
     #[serde(default)]
     pub access: AccessSection,
     #[serde(default)]

@@ -21,6 +21,7 @@ pub mod routes;
 mod rules;
 mod server;
 pub mod tracing;
+pub mod usage;
 
 use crate::types::key_digest::KeyDigest;
 pub use access::{build_nets, canonical_ip, AccessSettings, IpRules};
@@ -98,6 +99,8 @@ pub struct Config {
     pub routes: routes::Routes,
     /// `[tracing]`: OpenTelemetry traces, when configured.
     pub tracing: Option<tracing::TracingSettings>,
+    /// `[usage]`: the usage history's bounds.
+    pub usage: usage::UsageSettings,
 }
 
 impl Config {
@@ -538,6 +541,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
     }
     let routes = routes::build_routes(file.routes, &model_names, &consumers, errs);
     let tracing = file.tracing.as_ref().and_then(|t| tracing::build(t, errs));
+    let usage = usage::build(&file.usage, errs);
 
     Config {
         server,
@@ -557,6 +561,7 @@ fn build(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, errs: &mut Vec<
         mcp,
         routes,
         tracing,
+        usage,
     }
 }
 

@@ -81,7 +81,7 @@ pub fn build_server(
     let access_log =
         Arc::new(AccessLog::open(&config.log.access_log).map_err(BuildError::AccessLog)?);
     let limiter = Limiter::for_config(&config);
-    let rollups = Arc::new(Rollups::default());
+    let rollups = Arc::new(Rollups::new(config.usage));
     let instance = instance_name();
     let redis = config.redis.clone();
     let api_keys = Arc::new(
