@@ -146,3 +146,69 @@ async fn usage_is_shared_by_two_instances_through_redis() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_full_bucket_adds_the_rest_to_other_and_a_month_is_asked_by_the_hour() {
+    let mock = mock();
+    let gw = Gateway::start_raw(
+        "",
+        &config(&mock.url(), "[usage]\nminute_rows = 1\nhour_rows = 5"),
+    );
+    assert_eq!(ask(&gw, KEY, "chat", "").await, 200);
+    assert_eq!(ask(&gw, KEY_B, "chat", "").await, 200);
+    gw.wait_log_lines(2).await;
+    // The minute tier holds one row a minute; team-b's request went to (other) there (unless
+    // the two fell in two minutes), while the hour tier holds both.
+    let v = gw
+        .admin_json("/admin/usage?group_by=consumer&step=1m")
+        .await;
+    assert_eq!(v["tier"], "minute", "{v}");
+    let minute: Vec<&str> = v["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["key"].as_str())
+        .collect();
+    let overflowed = metric(
+        &gw.metrics().await,
+        "tollgate_usage_overflow_total",
+        &[("tier", "minute")],
+    );
+    // (top lists (other) only if it ranks: ask for every group)
+    let v = gw
+        .admin_json("/admin/usage?group_by=consumer&step=1m&top=10")
+        .await;
+    let minutes = v["timeline"].as_array().unwrap().len();
+    if minutes == 1 {
+        assert_eq!(overflowed, 1.0, "{v}");
+        assert!(by_key(&v, "(other)")["requests"] == 1, "{v}");
+    } else {
+        assert_eq!((minutes, overflowed), (2, 0.0), "{v}");
+    }
+    assert!(minute.len() <= 2, "{minute:?}");
+    let since = "from=".to_string() + &(now_secs() - 20 * 86_400).to_string();
+    let v = gw
+        .admin_json(&format!("/admin/usage?group_by=consumer&step=1h&{since}"))
+        .await;
+    assert_eq!(v["tier"], "hour", "{v}");
+    assert_eq!(by_key(&v, "team-a")["requests"], 1);
+    assert_eq!(by_key(&v, "team-b")["requests"], 1);
+    // A month by the minute is not kept: a clear 400.
+    let r = client()
+        .get(format!(
+            "{}/admin/usage?group_by=consumer&step=5m&{since}",
+            gw.admin
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("minutes for a day"));
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
