@@ -32,6 +32,8 @@ mod fleet;
 mod fleet_load;
 #[path = "e2e/fleet_pool.rs"]
 mod fleet_pool;
+#[path = "e2e/fleet_store.rs"]
+mod fleet_store;
 #[path = "e2e/gemini.rs"]
 mod gemini;
 #[path = "e2e/guardrails.rs"]

@@ -454,3 +454,25 @@ pub fn big_chat_body(model: &str, stream: bool, bytes: usize) -> Value {
         "messages": [{"role": "user", "content": text}],
     })
 }
+
+/// A TCP relay in front of `backends` (`host:port`): each new connection goes to the next one
+/// in turn, as a connection-alternating load balancer does. Returns its `http://` URL.
+pub async fn alternating_relay(backends: Vec<String>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind relay");
+    let addr = listener.local_addr().expect("relay address");
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let to = backends[n % backends.len()].clone();
+            n += 1;
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&to).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -91,25 +90,6 @@ fn config(remote: &str) -> String {
          [[consumers]]\nname = \"local-tools\"\nkeys = []\nkeyless_from = [\"127.0.0.0/8\"]\n",
         digest_line(KEY),
     )
-}
-
-/// A TCP relay in front of `backends`: each new connection goes to the next one in turn.
-async fn alternating_relay(backends: Vec<String>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
-    let addr = listener.local_addr().expect("relay address");
-    tokio::spawn(async move {
-        let mut n = 0usize;
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let to = backends[n % backends.len()].clone();
-            n += 1;
-            tokio::spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(&to).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-    format!("http://{addr}")
 }
 
 /// Each scenario's verdict in the suite's summary (`✓ name: …` / `✗ name: …`).

@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The name the sentinels monitor.
-const MASTER: &str = "tollgate-primary";
+pub const MASTER: &str = "tollgate-primary";
 
-struct Sentinels {
+pub struct Sentinels {
     children: Vec<Child>,
     pub ports: Vec<u16>,
     _dir: tempfile::TempDir,
@@ -18,7 +18,7 @@ struct Sentinels {
 
 impl Sentinels {
     /// Three sentinels watching the primary at `port` (quorum 2, down after 1 s).
-    fn start(primary_port: u16) -> Sentinels {
+    pub fn start(primary_port: u16) -> Sentinels {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports::<3>().to_vec();
         let children = ports
@@ -53,7 +53,7 @@ impl Sentinels {
     }
 
     /// The primary's port as the first sentinel answering says.
-    fn primary_port(&self) -> Option<u16> {
+    pub fn primary_port(&self) -> Option<u16> {
         self.ports.iter().find_map(|p| {
             let client = redis::Client::open(format!("redis://127.0.0.1:{p}/")).ok()?;
             let mut c = client
@@ -79,7 +79,7 @@ impl Drop for Sentinels {
 }
 
 /// `INFO replication` of the server at `port`: whether it is a replica with its link up.
-fn replica_linked(port: u16) -> bool {
+pub fn replica_linked(port: u16) -> bool {
     let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
         return false;
     };
