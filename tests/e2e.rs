@@ -70,6 +70,8 @@ mod overload;
 mod proxy_protocol;
 #[path = "e2e/recovery.rs"]
 mod recovery;
+#[path = "e2e/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "e2e/redis_sentinel.rs"]
 mod redis_sentinel;
 #[path = "e2e/redis_server.rs"]

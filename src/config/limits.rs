@@ -120,6 +120,9 @@ pub struct RedisSection {
     pub sentinels: Vec<String>,
     #[serde(default)]
     pub master_name: Option<String>,
+    /// Some nodes' `host:port`s of a Redis Cluster, instead of `url` or `sentinels`.
+    #[serde(default)]
+    pub cluster: Vec<String>,
     /// Environment variables holding the ACL user and password for Redis (the primary).
     #[serde(default)]
     pub username_env: Option<String>,
@@ -264,6 +267,8 @@ pub enum RedisTopology {
         sentinels: Vec<(String, u16)>,
         master_name: String,
     },
+    /// A Cluster: some of its nodes (the rest is discovered).
+    Cluster { seeds: Vec<(String, u16)> },
 }
 
 #[derive(Debug, Clone)]
@@ -357,6 +362,12 @@ pub fn build_redis(
     if r.key_prefix.is_empty() {
         errs.push("redis.key_prefix must not be empty".into());
     }
+    if r.key_prefix.contains(['{', '}']) {
+        errs.push(
+            "redis.key_prefix must not contain { or }: the gateway puts its keys' hash tags there"
+                .into(),
+        );
+    }
     let interval = Duration::from_millis(r.sync_interval_ms.max(1));
     RedisSettings {
         topology,
@@ -370,8 +381,37 @@ pub fn build_redis(
     }
 }
 
-/// `url`, or `sentinels` with `master_name`; exactly one of the two.
+/// `host:port` entries (an IPv6 host in brackets), each error naming its index.
+fn host_ports(field: &str, entries: &[String], errs: &mut Vec<String>) -> Vec<(String, u16)> {
+    entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let parsed = s
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?)))
+                .filter(|(h, _)| !h.is_empty());
+            if parsed.is_none() {
+                errs.push(format!("{field}[{i}] \"{s}\" must be host:port"));
+            }
+            parsed
+        })
+        .collect()
+}
+
+/// `url`, `sentinels` with `master_name`, or `cluster`; exactly one.
 fn redis_topology(r: &RedisSection, errs: &mut Vec<String>) -> RedisTopology {
+    if !r.cluster.is_empty() {
+        if r.url.is_some() || !r.sentinels.is_empty() || r.master_name.is_some() {
+            errs.push(
+                "redis.cluster excludes redis.url and redis.sentinels/master_name: one topology"
+                    .into(),
+            );
+        }
+        return RedisTopology::Cluster {
+            seeds: host_ports("redis.cluster", &r.cluster, errs),
+        };
+    }
     match (&r.url, r.sentinels.is_empty(), &r.master_name) {
         (Some(url), true, None) => {
             if redis::Client::open(url.as_str()).is_err() {
@@ -382,23 +422,7 @@ fn redis_topology(r: &RedisSection, errs: &mut Vec<String>) -> RedisTopology {
             RedisTopology::Url(url.clone())
         }
         (None, false, Some(name)) => {
-            let sentinels = r
-                .sentinels
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    let parsed = s
-                        .rsplit_once(':')
-                        .and_then(|(h, p)| {
-                            Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
-                        })
-                        .filter(|(h, _)| !h.is_empty());
-                    if parsed.is_none() {
-                        errs.push(format!("redis.sentinels[{i}] \"{s}\" must be host:port"));
-                    }
-                    parsed
-                })
-                .collect();
+            let sentinels = host_ports("redis.sentinels", &r.sentinels, errs);
             if name.is_empty() {
                 errs.push("redis.master_name must not be empty".into());
             }
@@ -418,7 +442,7 @@ fn redis_topology(r: &RedisSection, errs: &mut Vec<String>) -> RedisTopology {
             RedisTopology::Url(String::new())
         }
         (None, true, None) => {
-            errs.push("redis needs url, or sentinels and master_name".into());
+            errs.push("redis needs url, sentinels and master_name, or cluster".into());
             RedisTopology::Url(String::new())
         }
         (Some(_), _, _) => {

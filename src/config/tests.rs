@@ -517,7 +517,7 @@ fn redis_topology_errors_name_their_fields() {
         ),
         (
             "sync_interval_ms = 100",
-            "redis needs url, or sentinels and master_name",
+            "redis needs url, sentinels and master_name, or cluster",
         ),
         (
             "sentinels = [\"s:26379\", \"nope\"]\nmaster_name = \"m\"",
@@ -549,4 +549,39 @@ fn redis_topology_errors_name_their_fields() {
         }
     );
     assert_eq!(r.password.unwrap().expose(), "sk-test");
+}
+
+#[test]
+fn a_redis_cluster_is_its_seeds_and_excludes_the_other_topologies() {
+    let c = parse_with_env(
+        "[redis]\ncluster = [\"10.0.0.5:6379\", \"10.0.0.6:6380\"]\n",
+        &env,
+    )
+    .unwrap();
+    assert_eq!(
+        c.redis.unwrap().topology,
+        RedisTopology::Cluster {
+            seeds: vec![("10.0.0.5".into(), 6379), ("10.0.0.6".into(), 6380)]
+        }
+    );
+    for (section, want) in [
+        (
+            "cluster = [\"a:1\"]\nurl = \"redis://a/\"",
+            "redis.cluster excludes redis.url",
+        ),
+        (
+            "cluster = [\"a\"]",
+            "redis.cluster[0] \"a\" must be host:port",
+        ),
+        (
+            "url = \"redis://a/\"\nkey_prefix = \"t{x}\"",
+            "redis.key_prefix must not contain { or }",
+        ),
+    ] {
+        let errs = errors(&format!("[redis]\n{section}\n"));
+        assert!(
+            errs.iter().any(|e| e.starts_with(want)),
+            "missing `{want}` in {errs:#?}"
+        );
+    }
 }

@@ -16,7 +16,7 @@ use super::clock::calendar;
 use super::window::minute_of;
 use super::{Counter, Limiter, Scope};
 use crate::config::RedisSettings;
-use redis::aio::MultiplexedConnection;
+use crate::store::Conn;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -46,7 +46,8 @@ impl StoreSync {
 
     /// The live buckets of every limited scope, with this instance's counts.
     fn entries(&self, now: i64) -> Vec<Entry> {
-        let prefix = &self.settings.key_prefix;
+        // One hash tag for every counter: a tick's pipeline is one slot on a Cluster.
+        let prefix = &crate::store::tag(&self.settings.key_prefix, "rl");
         let cal = calendar(&self.limiter.timezone(), now);
         let minute = minute_of(now);
         let mut out = Vec::new();
@@ -92,7 +93,7 @@ impl StoreSync {
     /// Push this instance's counts and pull everyone else's, in one round trip.
     pub async fn sync_once(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         stale_fields: &mut Vec<(String, String)>,
     ) -> redis::RedisResult<()> {
         let now = self.limiter.clock.now_ms();

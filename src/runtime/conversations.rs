@@ -165,7 +165,7 @@ impl Conversations {
         self.memory()
             .insert(id.clone(), Arc::clone(&owner), Arc::clone(&turn), expires);
         let Some(link) = &self.redis else { return };
-        let p = link.prefix().to_string();
+        let p = link.tagged("resp");
         let ttl = TTL.as_secs();
         let mut pipe = redis::pipe();
         let value = json!({"owner": &*owner, "value": &*turn});
@@ -193,10 +193,10 @@ impl Conversations {
         }
         let items = self.memory().remove(id);
         if let Some(link) = &self.redis {
-            let key = format!("{}resp:{id}", link.prefix());
+            let key = format!("{}resp:{id}", link.tagged("resp"));
             let item_keys: Vec<String> = items
                 .iter()
-                .map(|i| format!("{}resp-item:{i}", link.prefix()))
+                .map(|i| format!("{}resp-item:{i}", link.tagged("resp")))
                 .collect();
             let deleted = link
                 .run(|mut c| async move {
@@ -218,7 +218,7 @@ impl Conversations {
     /// A value stored in Redis under `{prefix}{key}`, if `owner` stored it.
     async fn fetch(&self, key: &str, owner: &str) -> Option<Value> {
         let link = self.redis.as_ref()?;
-        let key = format!("{}{key}", link.prefix());
+        let key = format!("{}{key}", link.tagged("resp"));
         let raw = link
             .run(|mut c| async move {
                 redis::cmd("GET")

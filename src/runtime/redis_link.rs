@@ -4,17 +4,15 @@
 //! `[redis] timeout_ms`. Background sync keeps its own connections.
 
 use crate::config::RedisSettings;
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
+use crate::store::Conn;
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub struct RedisLink {
     settings: RedisSettings,
-    config: AsyncConnectionConfig,
     timeout: Duration,
     prefix: String,
-    conn: Mutex<Option<MultiplexedConnection>>,
+    conn: Mutex<Option<Conn>>,
 }
 
 impl RedisLink {
@@ -22,9 +20,6 @@ impl RedisLink {
     pub fn new(settings: &RedisSettings) -> Option<RedisLink> {
         Some(RedisLink {
             settings: settings.clone(),
-            config: AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(settings.timeout))
-                .set_response_timeout(Some(settings.timeout)),
             timeout: settings.timeout,
             prefix: settings.key_prefix.clone(),
             conn: Mutex::new(None),
@@ -36,16 +31,21 @@ impl RedisLink {
         &self.prefix
     }
 
+    /// The start of one concern's keys: its hash tag and a colon (one slot on a Cluster).
+    pub fn tagged(&self, group: &str) -> String {
+        format!("{}:", crate::store::tag(&self.prefix, group))
+    }
+
     /// A client for the current primary, for what needs its own connection (a pub/sub
     /// subscription).
     pub async fn client(&self) -> redis::RedisResult<redis::Client> {
-        crate::store::primary(&self.settings).await
+        crate::store::subscriber(&self.settings).await
     }
 
     /// Run one command (or pipeline) within the timeout, (re)connecting as needed.
     pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let run = async {
@@ -53,11 +53,7 @@ impl RedisLink {
             let conn = match existing {
                 Some(c) => c,
                 None => {
-                    let c = self
-                        .client()
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .get_multiplexed_async_connection_with_config(&self.config)
+                    let c = crate::store::connect(&self.settings, self.timeout)
                         .await
                         .map_err(|e| e.to_string())?;
                     *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.clone());

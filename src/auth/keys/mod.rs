@@ -289,10 +289,7 @@ impl KeyStore {
 
     /// Bring the table up to date with Redis (the store sync tick calls this); returns
     /// whether anything changed. Without Redis there is nothing to do.
-    pub async fn refresh(
-        &self,
-        conn: &mut redis::aio::MultiplexedConnection,
-    ) -> redis::RedisResult<bool> {
+    pub async fn refresh(&self, conn: &mut crate::store::Conn) -> redis::RedisResult<bool> {
         let Some(remote) = self.remote() else {
             return Ok(false);
         };
@@ -303,7 +300,7 @@ impl KeyStore {
     async fn refresh_locked(
         &self,
         remote: &RemoteKeys,
-        conn: &mut redis::aio::MultiplexedConnection,
+        conn: &mut crate::store::Conn,
     ) -> redis::RedisResult<bool> {
         let current = self.table.load_full();
         let update = remote

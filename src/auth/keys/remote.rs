@@ -19,8 +19,7 @@
 
 use super::{Change, KeyRecord, StoreError};
 use crate::config::RedisSettings;
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
+use crate::store::Conn;
 use std::time::Duration;
 
 /// How often a change is retried when another instance changed the same key meanwhile.
@@ -89,13 +88,15 @@ fn parse(id: &str, json: &str) -> Option<KeyRecord> {
 impl RemoteKeys {
     pub fn new(settings: &RedisSettings) -> Result<RemoteKeys, String> {
         let p = &settings.key_prefix;
+        // One hash tag for the table's keys: its script and pipelines are one slot.
+        let t = crate::store::tag(p, "keys");
         Ok(RemoteKeys {
             settings: settings.clone(),
             timeout: settings.timeout,
-            records: format!("{p}:keys:records"),
-            version: format!("{p}:keys:version"),
-            epoch: format!("{p}:keys:epoch"),
-            changes: format!("{p}:keys:changes"),
+            records: format!("{t}:records"),
+            version: format!("{t}:version"),
+            epoch: format!("{t}:epoch"),
+            changes: format!("{t}:changes"),
             channel: format!("{p}:keys:changed"),
         })
     }
@@ -107,18 +108,12 @@ impl RemoteKeys {
 
     /// A client for the current primary (a subscription opens its own connection from it).
     pub async fn client(&self) -> redis::RedisResult<redis::Client> {
-        crate::store::primary(&self.settings).await
+        crate::store::subscriber(&self.settings).await
     }
 
     /// A connection of its own for one change.
-    pub async fn connect(&self) -> Result<MultiplexedConnection, StoreError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        self.client()
-            .await
-            .map_err(unavailable)?
-            .get_multiplexed_async_connection_with_config(&config)
+    pub async fn connect(&self) -> Result<Conn, StoreError> {
+        crate::store::connect(&self.settings, self.timeout)
             .await
             .map_err(unavailable)
     }
@@ -127,7 +122,7 @@ impl RemoteKeys {
     /// instance's table, written back first when Redis has lost its copy.
     pub async fn write(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         change: Change,
         local: impl FnOnce() -> Vec<KeyRecord>,
     ) -> Result<(), StoreError> {
@@ -174,7 +169,7 @@ impl RemoteKeys {
     }
 
     /// The shared table's stamp; `None` when Redis holds no table.
-    async fn stamp(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<Option<Stamp>> {
+    async fn stamp(&self, conn: &mut Conn) -> redis::RedisResult<Option<Stamp>> {
         let (version, epoch): (Option<i64>, Option<String>) = redis::cmd("MGET")
             .arg(&self.version)
             .arg(&self.epoch)
@@ -190,7 +185,7 @@ impl RemoteKeys {
     /// has lost its copy.
     pub async fn read(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         known: &Stamp,
         local: impl FnOnce() -> Vec<KeyRecord>,
     ) -> redis::RedisResult<Update> {
@@ -211,7 +206,7 @@ impl RemoteKeys {
         }
     }
 
-    async fn read_whole(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<Update> {
+    async fn read_whole(&self, conn: &mut Conn) -> redis::RedisResult<Update> {
         let (all, version, epoch): (Vec<(String, String)>, Option<i64>, Option<String>) =
             redis::pipe()
                 .atomic()
@@ -235,7 +230,7 @@ impl RemoteKeys {
 
     async fn read_changed(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut Conn,
         known: i64,
         version: i64,
     ) -> redis::RedisResult<Update> {
@@ -271,11 +266,7 @@ impl RemoteKeys {
     }
 
     /// Put `records` back into an empty Redis without overwriting any record there.
-    async fn write_back(
-        &self,
-        conn: &mut MultiplexedConnection,
-        records: &[KeyRecord],
-    ) -> redis::RedisResult<()> {
+    async fn write_back(&self, conn: &mut Conn, records: &[KeyRecord]) -> redis::RedisResult<()> {
         if records.is_empty() {
             return Ok(());
         }

@@ -12,13 +12,12 @@
 use crate::auth::keys::KeyStore;
 use crate::limits::sync::StoreSync;
 use crate::metrics::METRICS;
+use crate::store::Conn;
 use crate::telemetry::analytics::Rollups;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -35,17 +34,13 @@ pub struct RedisSync {
 impl RedisSync {
     async fn tick(
         &self,
-        conn: &mut Option<MultiplexedConnection>,
-        config: &AsyncConnectionConfig,
+        conn: &mut Option<Conn>,
         stale_fields: &mut Vec<(String, String)>,
     ) -> redis::RedisResult<()> {
         let c = match conn.as_mut() {
             Some(c) => c,
             None => conn.insert(
-                crate::store::primary(&self.limits.settings)
-                    .await?
-                    .get_multiplexed_async_connection_with_config(config)
-                    .await?,
+                crate::store::connect(&self.limits.settings, self.limits.settings.timeout).await?,
             ),
         };
         self.limits.sync_once(c, stale_fields).await?;
@@ -69,16 +64,13 @@ impl BackgroundService for RedisSync {
         let max_backoff = interval.max(Duration::from_secs(1));
         let gauge = METRICS.ratelimit_store_up.with_label_values(&["redis"]);
         gauge.set(0);
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout));
         let limiter = &self.limits.limiter;
-        let mut conn: Option<MultiplexedConnection> = None;
+        let mut conn: Option<Conn> = None;
         let mut stale_fields = Vec::new();
         let mut logged: Option<bool> = None;
         let mut wait = interval;
         loop {
-            let tick = self.tick(&mut conn, &config, &mut stale_fields);
+            let tick = self.tick(&mut conn, &mut stale_fields);
             let result = match tokio::time::timeout(timeout, tick).await {
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),

@@ -156,13 +156,7 @@ async fn shared(
     span: (Tier, i64, i64),
 ) -> Result<Vec<Row>, String> {
     let work = async {
-        let client = crate::store::primary(r).await?;
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(r.timeout))
-            .set_response_timeout(Some(r.timeout * 10));
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let mut conn = crate::store::connect(r, r.timeout * 10).await?;
         store
             .shared_rows(&mut conn, &r.key_prefix, instance, span)
             .await

@@ -59,7 +59,11 @@ impl Tier {
 
     /// The Redis hash of one bucket.
     fn hash(self, prefix: &str, bucket: i64) -> String {
-        format!("{prefix}:usage:{}:{bucket}", self.name())
+        format!(
+            "{}:{}:{bucket}",
+            crate::store::tag(prefix, "usage"),
+            self.name()
+        )
     }
 }
 
@@ -149,7 +153,7 @@ impl Rollups {
     /// idempotent).
     pub async fn flush(
         &self,
-        conn: &mut redis::aio::MultiplexedConnection,
+        conn: &mut crate::store::Conn,
         prefix: &str,
         instance: &str,
     ) -> redis::RedisResult<()> {
@@ -199,7 +203,7 @@ impl Rollups {
     /// live counts.
     pub async fn shared_rows(
         &self,
-        conn: &mut redis::aio::MultiplexedConnection,
+        conn: &mut crate::store::Conn,
         prefix: &str,
         instance: &str,
         (tier, from, to): (Tier, i64, i64),
