@@ -259,9 +259,11 @@ async fn upstream_connections_are_kept_alive_and_reused() {
         r.bytes().await.unwrap();
     }
     assert_eq!(mock.requests().len(), 1000);
+    // One connection per path (proxy and forwarder); on a loaded machine the next request can
+    // arrive before the last one's connection is back in the pool, which opens one more.
     let accepted = mock.state.accepted_connections();
     assert!(
-        accepted <= 2,
+        accepted <= 4,
         "1,000 sequential requests opened {accepted} upstream connections"
     );
 }
