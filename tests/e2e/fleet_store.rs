@@ -5,8 +5,7 @@
 
 use crate::harness::*;
 use crate::limits::{limits_config, LIMITS_VIEW};
-use crate::redis_sentinel::{replica_linked, Sentinels, MASTER};
-use crate::redis_server::RedisServer;
+use crate::redis_sentinel::Group;
 use std::time::{Duration, Instant};
 
 const INSTANCES: usize = 4;
@@ -15,30 +14,8 @@ const INTERVAL_MS: u64 = 100;
 
 #[tokio::test]
 async fn four_instances_share_a_limit_through_a_sentinel_failover() {
-    let mut primary = RedisServer::start();
-    let replica = RedisServer::start_replica_of(primary.port);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !replica_linked(replica.port) {
-        assert!(Instant::now() < deadline, "the replica never linked");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let sentinels = Sentinels::start(primary.port);
-    while sentinels.primary_port() != Some(primary.port) {
-        assert!(
-            Instant::now() < deadline,
-            "the sentinels never saw the primary"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let list: Vec<String> = sentinels
-        .ports
-        .iter()
-        .map(|p| format!("\"127.0.0.1:{p}\""))
-        .collect();
-    let section = format!(
-        "[redis]\nsentinels = [{}]\nmaster_name = \"{MASTER}\"\nsync_interval_ms = {INTERVAL_MS}\non_failure = \"local\"\n",
-        list.join(", ")
-    );
+    let mut group = Group::start();
+    let section = group.section(INTERVAL_MS);
     let mock = mock();
     let config = limits_config(&mock.url(), &format!("{{ rpm = {LIMIT} }}"), &section);
     let gws: Vec<Gateway> = (0..INSTANCES)
@@ -73,7 +50,7 @@ async fn four_instances_share_a_limit_through_a_sentinel_failover() {
     let mut killed_at = None;
     for i in 0..2 * LIMIT {
         if i == LIMIT {
-            primary.kill();
+            group.primary.kill();
             killed_at = Some(Instant::now());
         }
         let r = fresh
@@ -94,7 +71,7 @@ async fn four_instances_share_a_limit_through_a_sentinel_failover() {
     }
     let secs = started.elapsed().as_secs_f64();
     // Every instance follows the promoted replica.
-    let after = format!("127.0.0.1:{}", replica.port);
+    let after = format!("127.0.0.1:{}", group.replica.port);
     for gw in &gws {
         gw.wait_metric("tollgate_store_primary", &[("address", &after)], 1.0)
             .await;

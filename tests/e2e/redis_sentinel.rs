@@ -93,40 +93,71 @@ pub fn replica_linked(port: u16) -> bool {
     info.contains("master_link_status:up")
 }
 
-#[tokio::test]
-async fn the_gateway_follows_a_sentinel_failover_and_loses_no_request() {
-    let mut primary = RedisServer::start();
-    let replica = RedisServer::start_replica_of(primary.port);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !replica_linked(replica.port) {
-        assert!(Instant::now() < deadline, "the replica never linked");
-        std::thread::sleep(Duration::from_millis(50));
+/// A primary, its replica (linked) and three sentinels that see the primary.
+pub struct Group {
+    pub primary: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Sentinels,
+}
+
+impl Group {
+    pub fn start() -> Group {
+        let primary = RedisServer::start();
+        let replica = RedisServer::start_replica_of(primary.port);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !replica_linked(replica.port) {
+            assert!(Instant::now() < deadline, "the replica never linked");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let sentinels = Sentinels::start(primary.port);
+        while sentinels.primary_port() != Some(primary.port) {
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels never saw the primary"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Group {
+            primary,
+            replica,
+            sentinels,
+        }
     }
-    let sentinels = Sentinels::start(primary.port);
-    while sentinels.primary_port() != Some(primary.port) {
-        assert!(
-            Instant::now() < deadline,
-            "the sentinels never saw the primary"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+
+    /// The `[redis]` section naming the sentinels, syncing every `interval_ms`.
+    pub fn section(&self, interval_ms: u64) -> String {
+        let list: Vec<String> = self
+            .sentinels
+            .ports
+            .iter()
+            .map(|p| format!("\"127.0.0.1:{p}\""))
+            .collect();
+        format!(
+            "[redis]\nsentinels = [{}]\nmaster_name = \"{MASTER}\"\nsync_interval_ms = {interval_ms}\non_failure = \"local\"\n",
+            list.join(", ")
+        )
     }
-    let list: Vec<String> = sentinels
-        .ports
-        .iter()
-        .map(|p| format!("\"127.0.0.1:{p}\""))
-        .collect();
-    let section = format!(
-        "[redis]\nsentinels = [{}]\nmaster_name = \"{MASTER}\"\nsync_interval_ms = 100\non_failure = \"local\"\n",
-        list.join(", ")
-    );
+}
+
+/// How the primary fails.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Killed, as a crash.
+    Kill,
+    /// `DEBUG SLEEP`: alive but silent for longer than the sentinels wait.
+    Stall,
+}
+
+async fn follows_a_failover(fault: Fault) {
+    let mut group = Group::start();
     let mock = mock();
     let gw = Gateway::start_raw(
         "",
-        &limits_config(&mock.url(), "{ rpm = 100000 }", &section),
+        &limits_config(&mock.url(), "{ rpm = 100000 }", &group.section(100)),
     );
     gw.wait_metric("tollgate_ratelimit_store_up", &[("store", "redis")], 1.0)
         .await;
-    let before = format!("127.0.0.1:{}", primary.port);
+    let before = format!("127.0.0.1:{}", group.primary.port);
     gw.wait_metric("tollgate_store_primary", &[("address", &before)], 1.0)
         .await;
     assert_eq!(
@@ -137,10 +168,12 @@ async fn the_gateway_follows_a_sentinel_failover_and_loses_no_request() {
         ),
         1.0
     );
-    // The primary dies; requests go on while the sentinels promote the replica.
-    primary.kill();
-    let killed = Instant::now();
-    let after = format!("127.0.0.1:{}", replica.port);
+    match fault {
+        Fault::Kill => group.primary.kill(),
+        Fault::Stall => group.primary.debug_sleep(8),
+    }
+    let failed = Instant::now();
+    let after = format!("127.0.0.1:{}", group.replica.port);
     let deadline = Instant::now() + Duration::from_secs(40);
     let mut served = 0;
     loop {
@@ -161,6 +194,7 @@ async fn the_gateway_follows_a_sentinel_failover_and_loses_no_request() {
         assert!(Instant::now() < deadline, "the gateway never followed: {m}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let followed = failed.elapsed().as_millis();
     // Syncing with the promoted primary: its sync count keeps rising.
     let syncs = |m: &str| metric(m, "tollgate_ratelimit_syncs_total", &[]);
     let at = syncs(&gw.metrics().await);
@@ -169,8 +203,21 @@ async fn the_gateway_follows_a_sentinel_failover_and_loses_no_request() {
         assert!(Instant::now() < deadline, "no sync after the switch");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let how = match fault {
+        Fault::Kill => "killed",
+        Fault::Stall => "stalled (DEBUG SLEEP)",
+    };
     eprintln!(
-        "sentinel failover: followed {} ms after the primary died (sentinels' down-after: 1,000 ms); {served} requests served meanwhile, none lost",
-        killed.elapsed().as_millis()
+        "sentinel failover, primary {how}: followed {followed} ms after (sentinels' down-after: 1,000 ms); {served} requests served meanwhile, none lost"
     );
+}
+
+#[tokio::test]
+async fn the_gateway_follows_a_sentinel_failover_and_loses_no_request() {
+    follows_a_failover(Fault::Kill).await;
+}
+
+#[tokio::test]
+async fn a_stalled_primary_is_left_for_the_promoted_one() {
+    follows_a_failover(Fault::Stall).await;
 }

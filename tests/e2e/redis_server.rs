@@ -43,6 +43,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "local"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -70,6 +71,21 @@ impl RedisServer {
 
     fn ping(&self) -> redis::RedisResult<String> {
         redis::cmd("PING").query(&mut self.connection()?)
+    }
+
+    /// `DEBUG SLEEP secs`, sent without waiting: the server stops answering anyone for that
+    /// long (alive, silent).
+    pub fn debug_sleep(&self, secs: u64) {
+        let port = self.port;
+        std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+                return;
+            };
+            if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(2)) {
+                let _: redis::RedisResult<()> =
+                    redis::cmd("DEBUG").arg("SLEEP").arg(secs).query(&mut c);
+            }
+        });
     }
 
     /// `CLIENT PAUSE ms ALL`: the server holds every client's commands (a stalled Redis).
