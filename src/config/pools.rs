@@ -102,7 +102,7 @@ pub(super) fn build_pool(
 }
 
 /// One `replicas` entry: `host:port`, or a URL of the base URL's scheme with nothing after
-/// its authority.
+/// its authority (read as a base URL is).
 fn replica(entry: &str, tls: bool) -> Result<(String, u16), String> {
     let scheme = if tls { "https" } else { "http" };
     let url = if entry.contains("://") {
@@ -110,28 +110,28 @@ fn replica(entry: &str, tls: bool) -> Result<(String, u16), String> {
     } else {
         format!("{scheme}://{entry}")
     };
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| format!("\"{entry}\" is not host:port or a URL"))?;
-    if uri.scheme_str() != Some(scheme) {
-        return Err(format!(
-            "\"{entry}\" must use the base URL's scheme ({scheme})"
-        ));
+    match super::providers::parse_base_url(&url) {
+        Ok(Upstream::Url {
+            tls: t,
+            host,
+            port,
+            base_path,
+        }) => {
+            if t != tls {
+                Err(format!(
+                    "\"{entry}\" must use the base URL's scheme ({scheme})"
+                ))
+            } else if !base_path.is_empty() {
+                Err(format!(
+                    "\"{entry}\" must not carry a path: the base URL's is used"
+                ))
+            } else {
+                Ok((host, port))
+            }
+        }
+        Ok(Upstream::BuiltinMock) => Err(format!("\"{entry}\" is not host:port or a URL")),
+        Err(why) => Err(why),
     }
-    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(format!(
-            "\"{entry}\" must not carry a path: the base URL's is used"
-        ));
-    }
-    let host = uri
-        .host()
-        .filter(|h| !h.is_empty())
-        .ok_or_else(|| format!("\"{entry}\" has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    Ok((host, port))
 }
 
 #[cfg(test)]

@@ -66,18 +66,11 @@ impl PrefixIndex {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{blocks, Ask, Settings, Strategy, BLOCK_BYTES, BLOCK_TOKENS};
+    use super::super::tests::ask;
+    use super::super::{blocks, Settings, Strategy, BLOCK_BYTES, BLOCK_TOKENS};
     use super::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
-
-    fn ask(chain: &[u64]) -> Ask<'_> {
-        Ask {
-            chain,
-            prompt_tokens: chain.len() as u32 * BLOCK_TOKENS,
-            session: None,
-        }
-    }
 
     #[test]
     fn survivors_keep_their_prefixes_and_counters_and_leavers_are_gone() {

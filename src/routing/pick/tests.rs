@@ -8,7 +8,7 @@ fn chain(group: u8, blocks_n: usize) -> Vec<u64> {
     blocks(&vec![group; blocks_n * BLOCK_BYTES], 7)
 }
 
-fn ask(chain: &[u64]) -> Ask<'_> {
+pub(super) fn ask(chain: &[u64]) -> Ask<'_> {
     Ask {
         chain,
         prompt_tokens: chain.len() as u32 * BLOCK_TOKENS,
