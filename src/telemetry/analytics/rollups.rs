@@ -70,6 +70,8 @@ impl Tier {
 #[derive(Default)]
 struct Buckets {
     rows: BTreeMap<i64, HashMap<Key, Counts>>,
+    /// Rows in all buckets (kept beside them: a record must not walk every bucket).
+    held: usize,
     /// Buckets changed since the last write to Redis, with a change counter: a flush clears a
     /// bucket only if it did not change while the flush was in flight.
     dirty: BTreeMap<i64, u64>,
@@ -125,17 +127,20 @@ impl Rollups {
                     .inc();
                 Key::other()
             };
+            let before = rows.len();
             rows.entry(key).or_default().add(&c);
+            t.held += rows.len() - before;
             *t.dirty.entry(bucket).or_default() += 1;
             let oldest = bucket - tier.keep() * tier.width();
             while t.rows.first_key_value().is_some_and(|(b, _)| *b <= oldest) {
-                t.rows.pop_first();
+                if let Some((_, gone)) = t.rows.pop_first() {
+                    t.held -= gone.len();
+                }
             }
-            let held: usize = t.rows.values().map(HashMap::len).sum();
             METRICS
                 .usage_rows
                 .with_label_values(&[tier.name()])
-                .set(i64::try_from(held).unwrap_or(i64::MAX));
+                .set(i64::try_from(t.held).unwrap_or(i64::MAX));
         }
     }
 
